@@ -1,1 +1,3 @@
-class P{static void Main(){}}
+using KimiSharp.Cli;
+
+return await CliApp.RunAsync(args, Console.Out, Console.Error);

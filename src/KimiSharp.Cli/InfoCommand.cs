@@ -1,0 +1,30 @@
+using KimiSharp.Kernels;
+using KimiSharp.Model;
+
+namespace KimiSharp.Cli;
+
+/// <summary><c>kimi info</c>: what a model folder holds.</summary>
+public static class InfoCommand
+{
+    public static int Run(CommandLine options, TextWriter stdout, TextWriter stderr)
+    {
+        options.AllowOnly("model");
+        using var model = KimiModel.Load(options.Require("model"));
+        ConfigWarnings.Report(model.Config, stderr);
+        var c = model.Config;
+        int moeLayers = Enumerable.Range(0, c.NumHiddenLayers).Count(c.IsMoeLayer);
+        stdout.WriteLine($"model        {model.Directory} ({c.ModelType})");
+        stdout.WriteLine($"size         {model.CheckpointBytes / 1e6:F1} MB on disk, memory-mapped");
+        stdout.WriteLine($"layers       {c.NumHiddenLayers} ({c.NumHiddenLayers - moeLayers} dense, {moeLayers} MoE), hidden {c.HiddenSize}, vocab {c.VocabSize}");
+        stdout.WriteLine($"attention    MLA, {c.NumAttentionHeads} heads, q_lora {(c.QLoraRank?.ToString() ?? "none")}, kv_lora {c.KvLoraRank}, head dims nope {c.QkNopeHeadDim} / rope {c.QkRopeHeadDim} / v {c.VHeadDim}");
+        if (c.NRoutedExperts > 0)
+            stdout.WriteLine($"experts      {c.NRoutedExperts} routed (top {c.NumExpertsPerTok}, {c.NGroup} groups keep {c.TopkGroup}) + {c.NSharedExperts} shared, width {c.MoeIntermediateSize}");
+        stdout.WriteLine($"rope         theta {c.RopeTheta}, " + (c.Yarn is { } y ? $"YaRN ×{y.Factor} from {y.OriginalMaxPositionEmbeddings}" : "no scaling") + $", context {c.MaxPositionEmbeddings}");
+        var formats = model.Layers.SelectMany(l => new[] { l.Attention.KvBProj, l.Attention.OProj }
+                .Concat(l.Moe?.Experts.SelectMany(e => new[] { e.Gate, e.Up, e.Down }) ?? [])
+                .Concat(l.Dense is { } d ? [d.Gate, d.Up, d.Down] : []))
+            .GroupBy(m => m.Format).Select(g => $"{g.Key} ×{g.Count()}");
+        stdout.WriteLine($"weights      {string.Join(", ", formats)}");
+        return 0;
+    }
+}

@@ -1,0 +1,205 @@
+using System.Numerics.Tensors;
+using KimiSharp.Kernels;
+using KimiSharp.Model.Configuration;
+using KimiSharp.Model.Layers;
+using KimiSharp.Model.Safetensors;
+using KimiSharp.Model.Weights;
+
+namespace KimiSharp.Model;
+
+/// <summary>One decoder layer: h += Attn(RMSNorm(h)); h += FFN(RMSNorm(h)), the FFN dense or mixture-of-experts.</summary>
+public sealed class DecoderLayer
+{
+    public required float[] InputNorm { get; init; }
+    public required MlaAttention Attention { get; init; }
+    public required float[] PostAttentionNorm { get; init; }
+    public FeedForward? Dense { get; init; }
+    public MoeBlock? Moe { get; init; }
+}
+
+/// <summary>Progress of a model load, for progress bars.</summary>
+public readonly record struct LoadProgress(string Stage, int Done, int Total);
+
+/// <summary>
+/// A K2-family causal language model (Kimi K2 / K2 Thinking, Moonlight, DeepSeek-V3) loaded from a Hugging Face
+/// folder. Weights stay memory-mapped in their stored format; the forward pass runs in float32.
+/// </summary>
+public sealed class KimiModel : IDisposable
+{
+    private readonly CheckpointTensors _tensors;
+
+    public ModelConfig Config { get; }
+    public string Directory { get; }
+    public RotaryEmbedding Rope { get; }
+    public WeightMatrix Embedding { get; }
+    public IReadOnlyList<DecoderLayer> Layers { get; }
+    public float[] FinalNorm { get; }
+    public WeightMatrix LmHead { get; }
+
+    private KimiModel(string directory, ModelConfig config, CheckpointTensors tensors, RotaryEmbedding rope,
+        WeightMatrix embedding, DecoderLayer[] layers, float[] finalNorm, WeightMatrix lmHead)
+    {
+        Directory = directory; Config = config; _tensors = tensors; Rope = rope; Embedding = embedding;
+        Layers = layers; FinalNorm = finalNorm; LmHead = lmHead;
+    }
+
+    /// <summary>Bytes of the checkpoint files (what a full pass over all weights could read).</summary>
+    public long CheckpointBytes => _tensors.TotalBytes;
+
+    public static KimiModel Load(string directory, IProgress<LoadProgress>? progress = null)
+    {
+        var config = ModelConfig.Load(directory);
+        var tensors = CheckpointTensors.Open(directory,
+            progress is null ? null : new Progress<(int Done, int Total)>(p => progress.Report(new LoadProgress("mapping", p.Done, p.Total))));
+        try
+        {
+            var w = new WeightLoader(tensors, config);
+            var rope = new RotaryEmbedding(config);
+            int hidden = config.HiddenSize, vocab = config.VocabSize;
+            var embedding = w.Dense("model.embed_tokens.weight", vocab, hidden);
+            var layers = new DecoderLayer[config.NumHiddenLayers];
+            for (int l = 0; l < layers.Length; l++)
+            {
+                layers[l] = LoadLayer(w, config, rope, l);
+                progress?.Report(new LoadProgress("layers", l + 1, layers.Length));
+            }
+            var finalNorm = w.Vector("model.norm.weight", hidden);
+            var lmHead = config.TieWordEmbeddings ? embedding : w.Linear("lm_head", vocab, hidden);
+            return new KimiModel(directory, config, tensors, rope, embedding, layers, finalNorm, lmHead);
+        }
+        catch
+        {
+            tensors.Dispose();
+            throw;
+        }
+    }
+
+    private static DecoderLayer LoadLayer(WeightLoader w, ModelConfig c, RotaryEmbedding rope, int l)
+    {
+        string p = $"model.layers.{l}.";
+        int hidden = c.HiddenSize, heads = c.NumAttentionHeads;
+        float[]? Bias(string module, int rows) =>
+            c.AttentionBias ? w.Vector(module + ".bias", rows) : null;
+        var attention = c.QLoraRank is int rank
+            ? new MlaAttention(c, rope)
+            {
+                QAProj = w.Linear(p + "self_attn.q_a_proj", rank, hidden),
+                QABias = Bias(p + "self_attn.q_a_proj", rank),
+                QANorm = w.Vector(p + "self_attn.q_a_layernorm.weight", rank),
+                QBProj = w.Linear(p + "self_attn.q_b_proj", heads * c.QkHeadDim, rank),
+                KvAProj = w.Linear(p + "self_attn.kv_a_proj_with_mqa", c.KvLoraRank + c.QkRopeHeadDim, hidden),
+                KvABias = Bias(p + "self_attn.kv_a_proj_with_mqa", c.KvLoraRank + c.QkRopeHeadDim),
+                KvANorm = w.Vector(p + "self_attn.kv_a_layernorm.weight", c.KvLoraRank),
+                KvBProj = w.Linear(p + "self_attn.kv_b_proj", heads * (c.QkNopeHeadDim + c.VHeadDim), c.KvLoraRank),
+                OProj = w.Linear(p + "self_attn.o_proj", hidden, heads * c.VHeadDim),
+                OBias = Bias(p + "self_attn.o_proj", hidden),
+            }
+            : new MlaAttention(c, rope)
+            {
+                QProj = w.Linear(p + "self_attn.q_proj", heads * c.QkHeadDim, hidden),
+                KvAProj = w.Linear(p + "self_attn.kv_a_proj_with_mqa", c.KvLoraRank + c.QkRopeHeadDim, hidden),
+                KvABias = Bias(p + "self_attn.kv_a_proj_with_mqa", c.KvLoraRank + c.QkRopeHeadDim),
+                KvANorm = w.Vector(p + "self_attn.kv_a_layernorm.weight", c.KvLoraRank),
+                KvBProj = w.Linear(p + "self_attn.kv_b_proj", heads * (c.QkNopeHeadDim + c.VHeadDim), c.KvLoraRank),
+                OProj = w.Linear(p + "self_attn.o_proj", hidden, heads * c.VHeadDim),
+                OBias = Bias(p + "self_attn.o_proj", hidden),
+            };
+
+        FeedForward Mlp(string prefix, int width) => new(
+            w.Linear(prefix + "gate_proj", width, hidden),
+            w.Linear(prefix + "up_proj", width, hidden),
+            w.Linear(prefix + "down_proj", hidden, width));
+
+        FeedForward? dense = null;
+        MoeBlock? moe = null;
+        if (c.IsMoeLayer(l))
+        {
+            var experts = new FeedForward[c.NRoutedExperts];
+            for (int e = 0; e < experts.Length; e++) experts[e] = Mlp($"{p}mlp.experts.{e}.", c.MoeIntermediateSize);
+            moe = new MoeBlock(c)
+            {
+                Router = w.Dense(p + "mlp.gate.weight", c.NRoutedExperts, hidden),
+                ChoiceBias = w.Has(p + "mlp.gate.e_score_correction_bias")
+                    ? w.Vector(p + "mlp.gate.e_score_correction_bias", c.NRoutedExperts)
+                    : throw new CheckpointFormatException($"missing tensor '{p}mlp.gate.e_score_correction_bias' (required by topk_method noaux_tc)"),
+                Experts = experts,
+                Shared = c.NSharedExperts > 0 ? Mlp(p + "mlp.shared_experts.", c.MoeIntermediateSize * c.NSharedExperts) : null,
+            };
+        }
+        else dense = Mlp(p + "mlp.", c.IntermediateSize);
+
+        return new DecoderLayer
+        {
+            InputNorm = w.Vector(p + "input_layernorm.weight", hidden),
+            Attention = attention,
+            PostAttentionNorm = w.Vector(p + "post_attention_layernorm.weight", hidden),
+            Dense = dense,
+            Moe = moe,
+        };
+    }
+
+    public KvCache CreateCache(int initialCapacity = 256) => new(Config, initialCapacity);
+
+    /// <summary>
+    /// Runs <paramref name="tokens"/> through the model at positions cache.Length… and appends them to the cache.
+    /// Writes logits [tokens, vocab] for every new position, or only the last one when
+    /// <paramref name="lastOnly"/> (then <paramref name="logits"/> needs just vocab values).
+    /// </summary>
+    public void Forward(ReadOnlySpan<int> tokens, KvCache cache, Span<float> logits, bool lastOnly = false,
+        AttentionMode mode = AttentionMode.Auto, CancellationToken cancellationToken = default)
+    {
+        int count = tokens.Length, hidden = Config.HiddenSize, vocab = Config.VocabSize;
+        if (count == 0) return;
+        if (cache.Layers != Config.NumHiddenLayers || cache.LatentDim != Config.KvLoraRank || cache.RopeDim != Config.QkRopeHeadDim)
+            throw new ArgumentException("the cache was made for a different model", nameof(cache));
+        long logitRows = lastOnly ? 1 : count;
+        if (logits.Length < logitRows * vocab)
+            throw new ArgumentException($"logits buffer holds {logits.Length} values; {logitRows}×{vocab} needed", nameof(logits));
+        foreach (int token in tokens)
+            if ((uint)token >= (uint)vocab)
+                throw new ArgumentOutOfRangeException(nameof(tokens), token, $"token id {token} is outside the vocabulary (vocab_size {vocab})");
+        cache.Reserve(count);
+
+        var ws = cache.Workspace;
+        var h = ws.Get("model.h", (long)count * hidden);
+        var x = ws.Get("model.x", (long)count * hidden);
+        var delta = ws.Get("model.delta", (long)count * hidden);
+        for (int t = 0; t < count; t++) MatrixKernels.DecodeRow(Embedding, tokens[t], h.Slice(t * hidden, hidden));
+
+        int pairs = Rope.Pairs;
+        var cos = ws.Get("model.cos", (long)count * pairs);
+        var sin = ws.Get("model.sin", (long)count * pairs);
+        for (int t = 0; t < count; t++) Rope.Angles(cache.Length + t, cos.Slice(t * pairs, pairs), sin.Slice(t * pairs, pairs));
+
+        float eps = (float)Config.RmsNormEps;
+        for (int l = 0; l < Layers.Count; l++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var layer = Layers[l];
+            for (int t = 0; t < count; t++) Ops.RmsNorm(h.Slice(t * hidden, hidden), layer.InputNorm, eps, x.Slice(t * hidden, hidden));
+            layer.Attention.Forward(l, x, delta, count, cache, cos, sin, mode);
+            TensorPrimitives.Add(h, delta, h);
+
+            for (int t = 0; t < count; t++) Ops.RmsNorm(h.Slice(t * hidden, hidden), layer.PostAttentionNorm, eps, x.Slice(t * hidden, hidden));
+            if (layer.Moe is not null) layer.Moe.Forward(x, delta, count, ws);
+            else layer.Dense!.Forward(x, delta, count, ws.Get("model.mlpScratch", 2L * count * layer.Dense.Width));
+            TensorPrimitives.Add(h, delta, h);
+        }
+        cache.Commit(count);
+
+        int first = lastOnly ? count - 1 : 0;
+        for (int t = first; t < count; t++) Ops.RmsNorm(h.Slice(t * hidden, hidden), FinalNorm, eps, x.Slice((t - first) * hidden, hidden));
+        MatrixKernels.MatMul(LmHead, x[..((count - first) * hidden)], logits, count - first);
+    }
+
+    /// <summary>Logits [tokens, vocab] of a whole sequence from an empty cache.</summary>
+    public float[] Logits(ReadOnlySpan<int> tokens, AttentionMode mode = AttentionMode.Auto)
+    {
+        var cache = CreateCache(tokens.Length);
+        var logits = new float[(long)tokens.Length * Config.VocabSize];
+        Forward(tokens, cache, logits, mode: mode);
+        return logits;
+    }
+
+    public void Dispose() => _tensors.Dispose();
+}

@@ -1,0 +1,101 @@
+using KimiSharp.Model.Configuration;
+
+namespace KimiSharp.Model.Layers;
+
+/// <summary>
+/// MLA's cache for one sequence: per layer and per token, the normalized latent c̃ (kv_lora_rank values) and
+/// the already-rotated shared rope key (qk_rope_head_dim values). Per-head keys and values are never stored;
+/// they are folded into the query and output sides at decode time.
+/// </summary>
+public sealed class KvCache
+{
+    private readonly float[][] _latents;
+    private readonly float[][] _ropeKeys;
+
+    public int LatentDim { get; }
+    public int RopeDim { get; }
+    public int Layers => _latents.Length;
+    /// <summary>Tokens cached so far: the position the next token takes.</summary>
+    public int Length { get; private set; }
+    public int Capacity { get; private set; }
+    /// <summary>The model's context limit (max_position_embeddings).</summary>
+    public int MaxLength { get; }
+
+    internal ForwardWorkspace Workspace { get; } = new();
+
+    public KvCache(ModelConfig config, int initialCapacity = 256)
+    {
+        LatentDim = config.KvLoraRank;
+        RopeDim = config.QkRopeHeadDim;
+        MaxLength = config.MaxPositionEmbeddings;
+        Capacity = Math.Clamp(initialCapacity, 1, MaxLength);
+        _latents = new float[config.NumHiddenLayers][];
+        _ropeKeys = new float[config.NumHiddenLayers][];
+        for (int l = 0; l < _latents.Length; l++)
+        {
+            _latents[l] = new float[Capacity * LatentDim];
+            _ropeKeys[l] = new float[Capacity * RopeDim];
+        }
+    }
+
+    /// <summary>Bytes held per cached token across all layers.</summary>
+    public long BytesPerToken => 4L * Layers * (LatentDim + RopeDim);
+
+    /// <summary>Makes room for <paramref name="additional"/> more tokens, or throws if that passes the context limit.</summary>
+    internal void Reserve(int additional)
+    {
+        long needed = (long)Length + additional;
+        if (needed > MaxLength)
+            throw new ContextLengthExceededException(
+                $"{needed} tokens exceed the model's context limit of {MaxLength} (max_position_embeddings)", (int)Math.Min(needed, int.MaxValue), MaxLength);
+        if (needed <= Capacity) return;
+        int capacity = (int)Math.Min(MaxLength, Math.Max(needed, 2L * Capacity));
+        for (int l = 0; l < _latents.Length; l++)
+        {
+            Array.Resize(ref _latents[l], capacity * LatentDim);
+            Array.Resize(ref _ropeKeys[l], capacity * RopeDim);
+        }
+        Capacity = capacity;
+    }
+
+    internal Span<float> Latents(int layer, int start, int count) => _latents[layer].AsSpan(start * LatentDim, count * LatentDim);
+    internal Span<float> RopeKeys(int layer, int start, int count) => _ropeKeys[layer].AsSpan(start * RopeDim, count * RopeDim);
+
+    internal void Commit(int tokens) => Length += tokens;
+
+    /// <summary>Forgets everything from position <paramref name="length"/> on (to reuse a shared prefix).</summary>
+    public void Truncate(int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Length);
+        Length = length;
+    }
+
+    public void Reset() => Length = 0;
+}
+
+/// <summary>A prompt or generation would run past max_position_embeddings.</summary>
+public sealed class ContextLengthExceededException(string message, int requested, int limit) : Exception(message)
+{
+    public int Requested { get; } = requested;
+    public int Limit { get; } = limit;
+}
+
+/// <summary>Scratch buffers of one forward pass, kept between calls so decoding allocates nothing per token.</summary>
+internal sealed class ForwardWorkspace
+{
+    private readonly Dictionary<string, float[]> _buffers = [];
+
+    /// <summary>The buffer called <paramref name="name"/>, at least <paramref name="length"/> long (it may be longer).</summary>
+    public float[] Array(string name, long length)
+    {
+        if (!_buffers.TryGetValue(name, out var buffer) || buffer.Length < length)
+        {
+            long grown = buffer is null ? length : Math.Max(length, Math.Min(2L * buffer.Length, System.Array.MaxLength));
+            _buffers[name] = buffer = new float[grown];
+        }
+        return buffer;
+    }
+
+    public Span<float> Get(string name, long length) => Array(name, length).AsSpan(0, checked((int)length));
+}

@@ -1,0 +1,95 @@
+using KimiSharp.Kernels;
+using KimiSharp.Model.Configuration;
+using KimiSharp.Model.Safetensors;
+
+namespace KimiSharp.Model.Weights;
+
+/// <summary>
+/// Turns checkpoint tensors into kernel views, checking every shape against config.json. Quantized weights
+/// are viewed in place in the memory mapping; only small vectors (norms, biases) are copied to float32.
+/// </summary>
+internal sealed unsafe class WeightLoader(CheckpointTensors tensors, ModelConfig config)
+{
+    private string FileOf(string tensor) => Path.GetFileName(tensors.Info(tensor).FilePath);
+
+    private CheckpointFormatException ShapeError(string tensor, string expected) =>
+        new($"{FileOf(tensor)}: tensor '{tensor}' has shape {tensors.Info(tensor).ShapeText} but config.json implies {expected}");
+
+    private void RequireShape(string tensor, params long[] shape)
+    {
+        var info = tensors.Info(tensor);
+        if (!info.Shape.AsSpan().SequenceEqual(shape)) throw ShapeError(tensor, "[" + string.Join(", ", shape) + "]");
+    }
+
+    private void RequireDType(string tensor, params SafetensorsDType[] allowed)
+    {
+        var info = tensors.Info(tensor);
+        if (!allowed.Contains(info.DType))
+            throw new CheckpointFormatException($"{FileOf(tensor)}: tensor '{tensor}' is {info.DType}; expected {string.Join(" or ", allowed)}");
+    }
+
+    /// <summary>The weight of the Linear module <paramref name="module"/> (out = <paramref name="rows"/>, in = <paramref name="cols"/>).</summary>
+    public WeightMatrix Linear(string module, int rows, int cols)
+    {
+        var group = (config.Quantization as PackQuantization)?.GroupFor(module);
+        if (group is not null) return PackedLinear(module, rows, cols, group);
+        if (!tensors.Contains(module + ".weight") && tensors.Contains(module + ".weight_packed"))
+            throw new CheckpointFormatException(
+                $"{FileOf(module + ".weight_packed")}: tensor '{module}.weight_packed' is pack-quantized, but config.json's quantization_config does not quantize '{module}' (see its ignore list)");
+        return Dense(module + ".weight", rows, cols);
+    }
+
+    /// <summary>A plain [rows, cols] tensor in F32/F16/BF16, or F8_E4M3 with its <c>_scale_inv</c> blocks.</summary>
+    public WeightMatrix Dense(string tensor, int rows, int cols)
+    {
+        var info = tensors.Info(tensor);
+        RequireShape(tensor, rows, cols);
+        byte* data = tensors.Pointer(tensor);
+        switch (info.DType)
+        {
+            case SafetensorsDType.BF16: return WeightMatrix.FromBFloat16((ushort*)data, rows, cols);
+            case SafetensorsDType.F16: return WeightMatrix.FromFloat16((Half*)data, rows, cols);
+            case SafetensorsDType.F32: return WeightMatrix.FromFloat32((float*)data, rows, cols);
+            case SafetensorsDType.F8_E4M3:
+                var block = config.Quantization as Fp8BlockQuantization ?? new Fp8BlockQuantization(128, 128);
+                string scale = tensor + "_scale_inv";
+                if (!tensors.Contains(scale))
+                    throw new CheckpointFormatException($"{FileOf(tensor)}: FP8 tensor '{tensor}' has no '{scale}' (block scales are required)");
+                RequireDType(scale, SafetensorsDType.F32);
+                RequireShape(scale, (rows + block.BlockRows - 1) / block.BlockRows, (cols + block.BlockCols - 1) / block.BlockCols);
+                return WeightMatrix.FromFp8Block(data, (float*)tensors.Pointer(scale), rows, cols, block.BlockRows, block.BlockCols);
+            default:
+                throw new CheckpointFormatException($"{FileOf(tensor)}: tensor '{tensor}' is {info.DType}; a weight must be BF16, F16, F32 or F8_E4M3");
+        }
+    }
+
+    private WeightMatrix PackedLinear(string module, int rows, int cols, PackGroup group)
+    {
+        string packed = module + ".weight_packed", scale = module + ".weight_scale", shape = module + ".weight_shape";
+        if (!tensors.Contains(packed))
+        {
+            string hint = tensors.Contains(module + ".weight") ? $" (it has '{module}.weight' instead; is the quantization_config ignore list right?)" : "";
+            throw new CheckpointFormatException($"{tensors.Directory}: missing tensor '{packed}': config.json's quantization_config packs '{module}'{hint}");
+        }
+        RequireDType(packed, SafetensorsDType.I32);
+        RequireShape(packed, rows, WeightMatrix.PackedWordsPerRow(cols, group.Bits));
+        int groupSize = Math.Min(group.GroupSize, cols);
+        RequireDType(scale, SafetensorsDType.BF16);
+        RequireShape(scale, rows, (cols + groupSize - 1) / groupSize);
+        if (tensors.Contains(shape))
+        {
+            var declared = tensors.ReadInt64s(shape);
+            if (declared.Length != 2 || declared[0] != rows || declared[1] != cols)
+                throw new CheckpointFormatException(
+                    $"{FileOf(shape)}: tensor '{shape}' says [{string.Join(", ", declared)}] but config.json implies [{rows}, {cols}]");
+        }
+        return WeightMatrix.FromPackedInt((int*)tensors.Pointer(packed), (ushort*)tensors.Pointer(scale), rows, cols, group.Bits, groupSize);
+    }
+
+    public float[] Vector(string tensor, int length) => tensors.ReadFloats(tensor, length);
+
+    public float[]? OptionalBias(string module, int length) =>
+        tensors.Contains(module + ".bias") ? tensors.ReadFloats(module + ".bias", length) : null;
+
+    public bool Has(string tensor) => tensors.Contains(tensor);
+}
