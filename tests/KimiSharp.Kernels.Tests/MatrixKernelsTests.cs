@@ -1,0 +1,269 @@
+using System.Runtime.InteropServices;
+using KimiSharp.Kernels;
+
+namespace KimiSharp.Kernels.Tests;
+
+/// <summary>Every weight format's kernels against a scalar, double-precision reading of the same bytes.</summary>
+public sealed unsafe class MatrixKernelsTests : IDisposable
+{
+    private readonly List<nint> _allocations = [];
+
+    private T* Alloc<T>(long count) where T : unmanaged
+    {
+        var p = (T*)NativeMemory.AllocZeroed((nuint)(count * sizeof(T)));
+        _allocations.Add((nint)p);
+        return p;
+    }
+
+    public void Dispose()
+    {
+        foreach (var p in _allocations) NativeMemory.Free((void*)p);
+    }
+
+    /// <summary>A random matrix in the given format plus its exact float64 values.</summary>
+    private (WeightMatrix Matrix, double[] Values) Make(WeightFormat format, int rows, int cols, Random rng,
+        int blockRows = 128, int blockCols = 128, int bits = 4, int groupSize = 32)
+    {
+        var values = new double[(long)rows * cols];
+        switch (format)
+        {
+            case WeightFormat.F32:
+            {
+                var data = Alloc<float>((long)rows * cols);
+                for (long i = 0; i < values.Length; i++) values[i] = data[i] = (float)(rng.NextDouble() * 2 - 1);
+                return (WeightMatrix.FromFloat32(data, rows, cols), values);
+            }
+            case WeightFormat.F16:
+            {
+                var data = Alloc<Half>((long)rows * cols);
+                for (long i = 0; i < values.Length; i++) { data[i] = (Half)(rng.NextDouble() * 2 - 1); values[i] = (double)data[i]; }
+                return (WeightMatrix.FromFloat16(data, rows, cols), values);
+            }
+            case WeightFormat.BF16:
+            {
+                var data = Alloc<ushort>((long)rows * cols);
+                for (long i = 0; i < values.Length; i++)
+                {
+                    data[i] = (ushort)(BitConverter.SingleToInt32Bits((float)(rng.NextDouble() * 2 - 1)) >>> 16);
+                    values[i] = BitConverter.Int32BitsToSingle(data[i] << 16);
+                }
+                return (WeightMatrix.FromBFloat16(data, rows, cols), values);
+            }
+            case WeightFormat.Fp8Block:
+            {
+                var data = Alloc<byte>((long)rows * cols);
+                int scaleRows = (rows + blockRows - 1) / blockRows, scaleCols = (cols + blockCols - 1) / blockCols;
+                var scales = Alloc<float>((long)scaleRows * scaleCols);
+                for (int i = 0; i < scaleRows * scaleCols; i++) scales[i] = (float)(0.001 + rng.NextDouble() * 0.01);
+                for (int r = 0; r < rows; r++)
+                    for (int c = 0; c < cols; c++)
+                    {
+                        byte b;
+                        do b = (byte)rng.Next(256); while ((b & 0x7F) == 0x7F); // skip the NaN codes
+                        data[(long)r * cols + c] = b;
+                        values[(long)r * cols + c] = ReferenceFp8(b) * scales[(r / blockRows) * scaleCols + c / blockCols];
+                    }
+                return (WeightMatrix.FromFp8Block(data, scales, rows, cols, blockRows, blockCols), values);
+            }
+            case WeightFormat.PackedInt:
+            {
+                int words = WeightMatrix.PackedWordsPerRow(cols, bits), groups = (cols + groupSize - 1) / groupSize;
+                var packed = Alloc<int>((long)rows * words);
+                var scales = Alloc<ushort>((long)rows * groups);
+                for (int r = 0; r < rows; r++)
+                {
+                    for (int g = 0; g < groups; g++)
+                        scales[r * groups + g] = (ushort)(BitConverter.SingleToInt32Bits((float)(0.01 + rng.NextDouble() * 0.1)) >>> 16);
+                    for (int c = 0; c < cols; c++)
+                    {
+                        int q = rng.Next(-(1 << (bits - 1)), 1 << (bits - 1));
+                        int perWord = 32 / bits;
+                        uint stored = (uint)(q + (1 << (bits - 1)));
+                        ((uint*)packed)[(long)r * words + c / perWord] |= stored << (bits * (c % perWord));
+                        values[(long)r * cols + c] = q * (double)BitConverter.Int32BitsToSingle(scales[r * groups + c / groupSize] << 16);
+                    }
+                }
+                return (WeightMatrix.FromPackedInt(packed, scales, rows, cols, bits, groupSize), values);
+            }
+            default: throw new ArgumentOutOfRangeException(nameof(format));
+        }
+    }
+
+    /// <summary>E4M3FN by its definition, independent of the kernels' table and bit trick.</summary>
+    private static double ReferenceFp8(byte b)
+    {
+        int sign = b >> 7, exponent = (b >> 3) & 15, mantissa = b & 7;
+        double magnitude = exponent == 0 ? mantissa / 8.0 * Math.Pow(2, -6) : (1 + mantissa / 8.0) * Math.Pow(2, exponent - 7);
+        return sign == 1 ? -magnitude : magnitude;
+    }
+
+    public static TheoryData<WeightFormat, int, int> Shapes()
+    {
+        var data = new TheoryData<WeightFormat, int, int>();
+        foreach (var format in Enum.GetValues<WeightFormat>())
+            foreach (var (rows, cols) in new[] { (1, 1), (1, 7), (3, 31), (5, 33), (2, 130), (7, 257), (4, 300), (3, 1031) })
+                data.Add(format, rows, cols);
+        return data;
+    }
+
+    private static float[] RandomVector(int n, Random rng, int count = 1)
+    {
+        var x = new float[n * count];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+        return x;
+    }
+
+    /// <summary>Equal up to float32 rounding of the result.</summary>
+    internal static void Near(double expected, double actual, double relative = 1e-6, double absolute = 1e-6)
+    {
+        double tolerance = absolute + relative * Math.Abs(expected);
+        Assert.True(Math.Abs(expected - actual) <= tolerance, $"expected {expected}, got {actual} (tolerance {tolerance})");
+    }
+
+    private static void AssertClose(double expected, double actual, double scale, string what)
+    {
+        double tolerance = 1e-5 * Math.Max(1, scale);
+        Assert.True(Math.Abs(expected - actual) <= tolerance, $"{what}: expected {expected}, got {actual} (tolerance {tolerance})");
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void DotRow_MatMul_DecodeRow_AddScaledRow_match_the_scalar_reference(WeightFormat format, int rows, int cols)
+    {
+        var rng = new Random(rows * 1000 + cols + (int)format);
+        var (w, values) = Make(format, rows, cols, rng, blockRows: 2, blockCols: 16, groupSize: 32);
+        const int tokens = 3;
+        var x = RandomVector(cols, rng, tokens);
+        var y = new float[tokens * rows];
+        MatrixKernels.MatMul(w, x, y, tokens);
+        var decoded = new float[cols];
+        for (int r = 0; r < rows; r++)
+        {
+            MatrixKernels.DecodeRow(w, r, decoded);
+            for (int c = 0; c < cols; c++) Near(values[(long)r * cols + c], decoded[c]);
+            for (int t = 0; t < tokens; t++)
+            {
+                double expected = 0, magnitude = 0;
+                for (int c = 0; c < cols; c++)
+                {
+                    expected += values[(long)r * cols + c] * x[t * cols + c];
+                    magnitude += Math.Abs(values[(long)r * cols + c] * x[t * cols + c]);
+                }
+                AssertClose(expected, y[t * rows + r], magnitude, $"{format} [{rows}x{cols}] MatMul row {r} token {t}");
+                AssertClose(expected, MatrixKernels.DotRow(w, r, x.AsSpan(t * cols, cols)), magnitude, $"{format} DotRow {r}");
+            }
+        }
+        var acc = RandomVector(cols, rng);
+        var before = (float[])acc.Clone();
+        MatrixKernels.AddScaledRow(w, rows - 1, 0.75f, acc);
+        for (int c = 0; c < cols; c++)
+            AssertClose(before[c] + 0.75 * values[(long)(rows - 1) * cols + c], acc[c], 1, $"{format} AddScaledRow col {c}");
+    }
+
+    [Theory]
+    [InlineData(128, 128, 300, 260)]
+    [InlineData(3, 5, 10, 23)]
+    [InlineData(1, 1, 4, 9)]
+    public void Fp8_block_scales_apply_per_block(int blockRows, int blockCols, int rows, int cols)
+    {
+        var rng = new Random(blockRows * 7 + blockCols);
+        var (w, values) = Make(WeightFormat.Fp8Block, rows, cols, rng, blockRows, blockCols);
+        var row = new float[cols];
+        for (int r = 0; r < rows; r++)
+        {
+            MatrixKernels.DecodeRow(w, r, row);
+            for (int c = 0; c < cols; c++) Near(values[(long)r * cols + c], row[c]);
+        }
+    }
+
+    [Theory]
+    [InlineData(4, 32, 100)]
+    [InlineData(4, 7, 45)]
+    [InlineData(8, 16, 37)]
+    [InlineData(4, 32, 3)]
+    public void Packed_integers_unpack_little_nibble_first_with_offset(int bits, int groupSize, int cols)
+    {
+        var rng = new Random(bits * 100 + groupSize + cols);
+        var (w, values) = Make(WeightFormat.PackedInt, 3, cols, rng, bits: bits, groupSize: groupSize);
+        var row = new float[cols];
+        for (int r = 0; r < 3; r++)
+        {
+            MatrixKernels.DecodeRow(w, r, row);
+            for (int c = 0; c < cols; c++) Near(values[(long)r * cols + c], row[c]);
+        }
+    }
+
+    [Fact]
+    public void Packed_int4_layout_is_the_compressed_tensors_one()
+    {
+        // One row, eight columns: q = -8..7 step 2 → nibbles 0,2,4,..,14 at bits 0,4,..,28 of one word; scale 1.
+        int* packed = Alloc<int>(1);
+        ushort* scale = Alloc<ushort>(1);
+        *scale = 0x3F80; // bf16 1.0
+        uint word = 0;
+        for (int c = 0; c < 8; c++) word |= (uint)(2 * c) << (4 * c);
+        *(uint*)packed = word;
+        var w = WeightMatrix.FromPackedInt(packed, scale, 1, 8, 4, 32);
+        var row = new float[8];
+        MatrixKernels.DecodeRow(w, 0, row);
+        Assert.Equal([-8f, -6f, -4f, -2f, 0f, 2f, 4f, 6f], row);
+    }
+
+    [Fact]
+    public void Fp8_table_matches_the_format_definition_for_every_byte()
+    {
+        for (int b = 0; b < 256; b++)
+        {
+            double expected = (b & 0x7F) == 0x7F ? double.NaN : ReferenceFp8((byte)b);
+            float actual = NumberFormats.Fp8E4M3ToFloat((byte)b);
+            if (double.IsNaN(expected)) Assert.True(float.IsNaN(actual), $"byte {b:X2} should be NaN");
+            else Assert.Equal(expected, actual);
+        }
+        Assert.Equal(448f, NumberFormats.Fp8E4M3ToFloat(0x7E));
+        Assert.Equal(MathF.Pow(2, -9), NumberFormats.Fp8E4M3ToFloat(0x01));
+    }
+
+    [Fact]
+    public void Vectorized_fp8_decode_agrees_with_the_table_on_every_non_nan_byte()
+    {
+        var bytes = Alloc<byte>(256);
+        int n = 0;
+        for (int b = 0; b < 256; b++) if ((b & 0x7F) != 0x7F) bytes[n++] = (byte)b;
+        var scale = Alloc<float>(1);
+        *scale = 1f;
+        var w = WeightMatrix.FromFp8Block(bytes, scale, 1, n, 128, 1024);
+        var row = new float[n];
+        MatrixKernels.DecodeRow(w, 0, row);
+        for (int i = 0; i < n; i++) Assert.Equal(NumberFormats.Fp8E4M3ToFloat(bytes[i]), row[i]);
+    }
+
+    [Fact]
+    public void MatMul_splits_large_work_across_threads_without_changing_results()
+    {
+        var rng = new Random(5);
+        var (w, _) = Make(WeightFormat.BF16, 257, 515, rng);
+        var x = RandomVector(515, rng, 4);
+        var parallel = new float[4 * 257];
+        var serial = new float[4 * 257];
+        MatrixKernels.MatMul(w, x, parallel, 4);
+        int saved = KernelThreading.MaxThreads;
+        try
+        {
+            KernelThreading.MaxThreads = 1;
+            MatrixKernels.MatMul(w, x, serial, 4);
+        }
+        finally { KernelThreading.MaxThreads = saved; }
+        Assert.Equal(serial, parallel);
+    }
+
+    [Fact]
+    public void Bad_arguments_are_rejected_with_a_message()
+    {
+        var rng = new Random(1);
+        var (w, _) = Make(WeightFormat.F32, 2, 4, rng);
+        Assert.Throws<ArgumentOutOfRangeException>(() => MatrixKernels.DotRow(w, 2, new float[4]));
+        var e = Assert.Throws<ArgumentException>(() => MatrixKernels.MatMul(w, new float[3], new float[2], 1));
+        Assert.Contains("need 1×4", e.Message);
+        Assert.Throws<ArgumentException>(() => WeightMatrix.FromPackedInt(null, null, 1, 8, 3, 32));
+    }
+}
