@@ -46,6 +46,9 @@ public sealed class KimiModel : IDisposable
     /// <summary>Bytes of the checkpoint files (what a full pass over all weights could read).</summary>
     public long CheckpointBytes => _tensors.TotalBytes;
 
+    /// <summary>The safetensors files the weights are mapped from.</summary>
+    public IReadOnlyList<string> CheckpointFiles => _tensors.Files.Select(f => f.Path).ToArray();
+
     public static KimiModel Load(string directory, IProgress<LoadProgress>? progress = null)
     {
         var config = ModelConfig.Load(directory);
