@@ -21,25 +21,33 @@ public static unsafe class MatrixKernels
         fixed (float* px = x) return DotRowUnchecked(w, row, px);
     }
 
+    /// <summary>
+    /// Decodes the row a chunk at a time and accumulates chunk dot products in order. MatMul reuses exactly
+    /// these steps for every token, so a token's result does not depend on how many share the batch.
+    /// </summary>
     internal static float DotRowUnchecked(WeightMatrix w, int row, float* x)
     {
-        switch (w.Format)
+        if (w.Format == WeightFormat.F32)
+            return DotChunked((float*)(w.Data + row * w.RowBytes), x, w.Cols);
+        float sum = 0;
+        float* chunk = stackalloc float[ChunkColumns];
+        for (int c = 0; c < w.Cols; c += ChunkColumns)
         {
-            case WeightFormat.F32:
-                return TensorPrimitives.Dot(new ReadOnlySpan<float>(w.Data + row * w.RowBytes, w.Cols), new ReadOnlySpan<float>(x, w.Cols));
-            case WeightFormat.BF16:
-                return DotBf16((ushort*)(w.Data + row * w.RowBytes), x, w.Cols);
-            default:
-                float sum = 0;
-                float* chunk = stackalloc float[ChunkColumns];
-                for (int c = 0; c < w.Cols; c += ChunkColumns)
-                {
-                    int n = Math.Min(ChunkColumns, w.Cols - c);
-                    DecodeRange(w, row, c, n, chunk);
-                    sum += TensorPrimitives.Dot(new ReadOnlySpan<float>(chunk, n), new ReadOnlySpan<float>(x + c, n));
-                }
-                return sum;
+            int n = Math.Min(ChunkColumns, w.Cols - c);
+            DecodeRange(w, row, c, n, chunk);
+            sum += Reductions.Dot(chunk, x + c, n);
         }
+        return sum;
+    }
+
+    /// <summary>Σ over chunks of <see cref="ChunkColumns"/> of the chunk dot products: the order every row product uses.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float DotChunked(float* row, float* x, int cols)
+    {
+        float sum = 0;
+        for (int c = 0; c < cols; c += ChunkColumns)
+            sum += Reductions.Dot(row + c, x + c, Math.Min(ChunkColumns, cols - c));
+        return sum;
     }
 
     /// <summary>Writes w[row, :] as float32 into <paramref name="destination"/>.</summary>
@@ -102,12 +110,11 @@ public static unsafe class MatrixKernels
             if (buffer is null || buffer.Length < w.Cols) t_rowBuffer = buffer = new float[Math.Max(w.Cols, 1024)];
             fixed (float* row = buffer)
             {
-                var rowSpan = new ReadOnlySpan<float>(row, w.Cols);
                 for (int r = rowStart; r < rowEnd; r++)
                 {
                     DecodeRange(w, r, 0, w.Cols, row);
                     for (int t = 0; t < tokens; t++)
-                        y[(long)t * w.Rows + r] = TensorPrimitives.Dot(rowSpan, new ReadOnlySpan<float>(x + (long)t * w.Cols, w.Cols));
+                        y[(long)t * w.Rows + r] = DotChunked(row, x + (long)t * w.Cols, w.Cols);
                 }
             }
         }
@@ -234,38 +241,5 @@ public static unsafe class MatrixKernels
         }
         var table = NumberFormats.Fp8E4M3Table;
         for (; i < count; i++) destination[i] = table[source[i]] * scale;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float DotBf16(ushort* w, float* x, int count)
-    {
-        int i = 0;
-        float sum = 0;
-        if (Vector512.IsHardwareAccelerated && count >= 32)
-        {
-            var acc0 = Vector512<float>.Zero;
-            var acc1 = Vector512<float>.Zero;
-            for (; i + 32 <= count; i += 32)
-            {
-                var (lo, hi) = Vector512.Widen(Vector512.Load(w + i));
-                acc0 = Vector512.FusedMultiplyAdd(Vector512.ShiftLeft(lo, 16).AsSingle(), Vector512.Load(x + i), acc0);
-                acc1 = Vector512.FusedMultiplyAdd(Vector512.ShiftLeft(hi, 16).AsSingle(), Vector512.Load(x + i + 16), acc1);
-            }
-            sum = Vector512.Sum(acc0 + acc1);
-        }
-        else if (Vector256.IsHardwareAccelerated && count >= 16)
-        {
-            var acc0 = Vector256<float>.Zero;
-            var acc1 = Vector256<float>.Zero;
-            for (; i + 16 <= count; i += 16)
-            {
-                var (lo, hi) = Vector256.Widen(Vector256.Load(w + i));
-                acc0 = Vector256.FusedMultiplyAdd(Vector256.ShiftLeft(lo, 16).AsSingle(), Vector256.Load(x + i), acc0);
-                acc1 = Vector256.FusedMultiplyAdd(Vector256.ShiftLeft(hi, 16).AsSingle(), Vector256.Load(x + i + 8), acc1);
-            }
-            sum = Vector256.Sum(acc0 + acc1);
-        }
-        for (; i < count; i++) sum += NumberFormats.Bf16ToFloat(w[i]) * x[i];
-        return sum;
     }
 }

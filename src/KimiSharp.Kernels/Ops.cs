@@ -10,7 +10,7 @@ public static class Ops
     {
         if (weight.Length != x.Length || y.Length < x.Length)
             throw new ArgumentException($"RMSNorm over {x.Length} values needs a weight of the same length (got {weight.Length}) and room for the output ({y.Length})");
-        float meanSquare = TensorPrimitives.SumOfSquares(x) / x.Length;
+        float meanSquare = Reductions.SumOfSquares(x) / x.Length;
         float inverseRms = 1f / MathF.Sqrt(meanSquare + eps);
         TensorPrimitives.Multiply(x, inverseRms, y);
         TensorPrimitives.Multiply(y[..x.Length], weight, y);
@@ -40,7 +40,7 @@ public static class Ops
         float max = TensorPrimitives.Max(x);
         TensorPrimitives.Subtract(x, max, x);
         TensorPrimitives.Exp(x, x);
-        TensorPrimitives.Divide(x, TensorPrimitives.Sum(x), x);
+        TensorPrimitives.Divide(x, Reductions.Sum(x), x);
     }
 
     /// <summary>out = silu(gate) ⊙ up, silu(z) = z·σ(z): the SwiGLU activation. <paramref name="output"/> may alias either input.</summary>

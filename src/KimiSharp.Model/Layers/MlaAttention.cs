@@ -179,8 +179,8 @@ public sealed class MlaAttention
             for (int s = 0; s < visible; s++)
             {
                 var key = _expanded.AsSpan(s * kvWidth + h * (a._nope + a._vDim), a._nope);
-                float score = TensorPrimitives.Dot(q[..a._nope], key)
-                    + TensorPrimitives.Dot(q[a._nope..], ropeKeys.Slice(s * a._ropeDim, a._ropeDim));
+                float score = Reductions.Dot(q[..a._nope], key)
+                    + Reductions.Dot(q[a._nope..], ropeKeys.Slice(s * a._ropeDim, a._ropeDim));
                 scores[s] = score * a._rope.SoftmaxScale;
             }
             Ops.Softmax(scores);
@@ -213,8 +213,8 @@ public sealed class MlaAttention
             var ropeKeys = _cache.RopeKeys(_layer, 0, visible);
             for (int s = 0; s < visible; s++)
             {
-                float score = TensorPrimitives.Dot(absorbedQuery, latents.Slice(s * a._latentDim, a._latentDim))
-                    + TensorPrimitives.Dot(q[a._nope..], ropeKeys.Slice(s * a._ropeDim, a._ropeDim));
+                float score = Reductions.Dot(absorbedQuery, latents.Slice(s * a._latentDim, a._latentDim))
+                    + Reductions.Dot(q[a._nope..], ropeKeys.Slice(s * a._ropeDim, a._ropeDim));
                 scores[s] = score * a._rope.SoftmaxScale;
             }
             Ops.Softmax(scores);
