@@ -21,7 +21,16 @@ public sealed class KvCache
     /// <summary>The model's context limit (max_position_embeddings).</summary>
     public int MaxLength { get; }
 
-    internal ForwardWorkspace Workspace { get; } = new();
+    private ForwardWorkspace? _workspace;
+
+    /// <summary>Scratch buffers for forward passes over this sequence, created on first use.</summary>
+    internal ForwardWorkspace Workspace => _workspace ??= new ForwardWorkspace();
+
+    /// <summary>Frees the scratch buffers (a cache parked for reuse needs only its latents).</summary>
+    public void ReleaseWorkspace() => _workspace = null;
+
+    /// <summary>Bytes the cached latents and rope keys occupy at the current capacity.</summary>
+    public long AllocatedBytes => (long)Capacity * BytesPerToken;
 
     public KvCache(ModelConfig config, int initialCapacity = 256)
     {
@@ -72,6 +81,23 @@ public sealed class KvCache
     }
 
     public void Reset() => Length = 0;
+
+    /// <summary>Replaces this cache's contents with the first <paramref name="length"/> tokens of <paramref name="source"/>.</summary>
+    public void CopyPrefixFrom(KvCache source, int length)
+    {
+        if (source.Layers != Layers || source.LatentDim != LatentDim || source.RopeDim != RopeDim)
+            throw new ArgumentException("the caches belong to different model shapes", nameof(source));
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, source.Length);
+        Length = 0;
+        Reserve(length);
+        for (int l = 0; l < Layers; l++)
+        {
+            source.Latents(l, 0, length).CopyTo(Latents(l, 0, length));
+            source.RopeKeys(l, 0, length).CopyTo(RopeKeys(l, 0, length));
+        }
+        Length = length;
+    }
 }
 
 /// <summary>A prompt or generation would run past max_position_embeddings.</summary>

@@ -1,0 +1,86 @@
+using KimiSharp.Model.Layers;
+
+namespace KimiSharp.Engine;
+
+/// <summary>
+/// KV caches of finished sequences, kept so a new prompt that starts the same way (same system prompt and tools,
+/// a growing conversation) copies the shared prefix instead of recomputing it. Least recently used entries go
+/// first when the engine needs the memory. Prefix reuse is exact: the kernels compute every token the same way
+/// whatever was cached before it.
+/// </summary>
+internal sealed class PrefixCache(int minimumReuse = 1)
+{
+    private sealed class Entry(int[] tokens, KvCache cache)
+    {
+        public int[] Tokens { get; } = tokens;
+        public KvCache Cache { get; } = cache;
+        public long LastUsed { get; set; }
+    }
+
+    private readonly List<Entry> _entries = [];
+    private long _clock;
+
+    public long Bytes { get; private set; }
+    public int Count => _entries.Count;
+    public long Lookups { get; private set; }
+    public long Hits { get; private set; }
+
+    private static long SizeOf(Entry e) => e.Cache.AllocatedBytes;
+
+    /// <summary>
+    /// Copies the longest cached prefix of <paramref name="prompt"/> into <paramref name="target"/> and returns its
+    /// length. At least one prompt token is always left to compute, since its logits start the generation.
+    /// </summary>
+    public int Reuse(ReadOnlySpan<int> prompt, KvCache target)
+    {
+        Lookups++;
+        Entry? best = null;
+        int bestLength = 0;
+        foreach (var entry in _entries)
+        {
+            int common = prompt.CommonPrefixLength(entry.Tokens);
+            common = Math.Min(common, prompt.Length - 1);
+            if (common > bestLength) { best = entry; bestLength = common; }
+        }
+        if (best is null || bestLength < minimumReuse) return 0;
+        best.LastUsed = ++_clock;
+        target.CopyPrefixFrom(best.Cache, bestLength);
+        Hits++;
+        return bestLength;
+    }
+
+    /// <summary>Keeps <paramref name="cache"/> (whose contents are <paramref name="tokens"/>) for later prompts.</summary>
+    public void Add(int[] tokens, KvCache cache)
+    {
+        if (tokens.Length == 0) return;
+        // An entry that is a prefix of the new one adds nothing; an entry the new one is a prefix of already covers it.
+        foreach (var e in _entries)
+            if (e.Tokens.Length >= tokens.Length && e.Tokens.AsSpan(0, tokens.Length).SequenceEqual(tokens)) { e.LastUsed = ++_clock; return; }
+        for (int i = _entries.Count - 1; i >= 0; i--)
+            if (_entries[i].Tokens.Length < tokens.Length && tokens.AsSpan(0, _entries[i].Tokens.Length).SequenceEqual(_entries[i].Tokens))
+            {
+                Bytes -= SizeOf(_entries[i]);
+                _entries.RemoveAt(i);
+            }
+        var entry = new Entry(tokens, cache) { LastUsed = ++_clock };
+        _entries.Add(entry);
+        Bytes += SizeOf(entry);
+    }
+
+    /// <summary>Drops least recently used entries until at most <paramref name="bytes"/> remain.</summary>
+    public void TrimTo(long bytes)
+    {
+        while (Bytes > bytes && _entries.Count > 0)
+        {
+            var oldest = _entries.MinBy(e => e.LastUsed)!;
+            _entries.Remove(oldest);
+            Bytes -= SizeOf(oldest);
+        }
+    }
+
+    public void Clear()
+    {
+        _entries.Clear();
+        Bytes = 0;
+    }
+}
