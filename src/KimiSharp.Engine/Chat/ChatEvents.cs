@@ -1,0 +1,24 @@
+using KimiSharp.Tokens.Parsing;
+
+namespace KimiSharp.Engine.Chat;
+
+/// <summary>What a chat generation reports, in order: started, output pieces, completed.</summary>
+public abstract record ChatEvent;
+
+/// <summary>The prompt was read; <paramref name="CachedTokens"/> of it came from the prefix cache.</summary>
+public sealed record ChatStarted(int PromptTokens, int CachedTokens) : ChatEvent;
+
+/// <summary>A piece of the answer: reasoning, content, or a tool call's start, arguments or end.</summary>
+public sealed record ChatOutput(ParserEvent Piece) : ChatEvent;
+
+/// <summary>One generated token with its log-probability (only when logprobs were requested).</summary>
+public sealed record ChatToken(int Token, string Text, float Logprob, IReadOnlyList<(string Text, float Logprob)>? TopLogprobs) : ChatEvent;
+
+/// <summary>Token counts of a finished request.</summary>
+public sealed record ChatUsage(int PromptTokens, int CompletionTokens, int CachedTokens)
+{
+    public int TotalTokens => PromptTokens + CompletionTokens;
+}
+
+/// <summary>The answer is over. <paramref name="FinishReason"/> is OpenAI's: stop, length or tool_calls.</summary>
+public sealed record ChatCompleted(string FinishReason, ChatUsage Usage) : ChatEvent;

@@ -1,0 +1,323 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace KimiSharp.Engine.Constraints;
+
+/// <summary>Turns a JSON Schema (the subset <see cref="JsonSchemaMatcher"/> documents) into grammar nodes.</summary>
+internal sealed class SchemaCompiler
+{
+    private static readonly HashSet<string> Annotations =
+    [
+        "$schema", "$id", "$comment", "$defs", "definitions", "$anchor", "title", "description", "default", "examples",
+        "deprecated", "readOnly", "writeOnly", "format", "contentEncoding", "contentMediaType", "strict", "name",
+    ];
+
+    /// <summary>Validation keywords we cannot enforce: generation ignores them (listed in IgnoredKeywords).</summary>
+    private static readonly HashSet<string> Unenforced =
+    [
+        "pattern", "multipleOf", "uniqueItems", "contains", "minContains", "maxContains", "minProperties", "maxProperties",
+        "patternProperties", "propertyNames", "dependentRequired", "dependentSchemas", "dependencies", "not", "if", "then",
+        "else", "unevaluatedProperties", "unevaluatedItems",
+    ];
+
+    private readonly JsonNode? _root;
+    private readonly JsonSchemaOptions _options;
+    private readonly Dictionary<string, RefNode> _refs = [];
+    private readonly List<string> _ignored = [];
+    private readonly GNode _any;
+    private int _nesting;
+
+    public IReadOnlyList<string> Ignored => _ignored;
+
+    public SchemaCompiler(JsonNode? root, JsonSchemaOptions options)
+    {
+        _root = root;
+        _options = options;
+        _any = AnyValue(options);
+    }
+
+    /// <summary>Any JSON value (compact), sharing one graph.</summary>
+    public static GNode AnyValue(JsonSchemaOptions options)
+    {
+        var anyObject = new ObjectNode { AllowSpace = options.AllowSpaceAfterSeparators };
+        var anyArray = new ArrayNode { AllowSpace = options.AllowSpaceAfterSeparators };
+        var any = new UnionNode(
+        [
+            anyObject, anyArray, new StringNode(0, int.MaxValue), Number(options, false, null, null),
+            Literal([JsonValue.Create(true), JsonValue.Create(false), null]),
+        ]);
+        anyObject.Additional = any;
+        anyObject.Seal();
+        anyArray.Items = any;
+        return any;
+    }
+
+    public static GNode AnyObject(JsonSchemaOptions options)
+    {
+        var any = AnyValue(options);
+        var o = new ObjectNode { AllowSpace = options.AllowSpaceAfterSeparators, Additional = any };
+        o.Seal();
+        return o;
+    }
+
+    public GNode CompileRoot() => Compile(_root, "#");
+
+    private static NumberNode Number(JsonSchemaOptions options, bool integer, long? min, long? max) =>
+        new(integer, Math.Clamp(options.MaxIntegerDigits, 1, 18), Math.Max(1, options.MaxFractionDigits), Math.Max(1, options.MaxExponentDigits), min, max);
+
+    private static LiteralNode Literal(IEnumerable<JsonNode?> values)
+    {
+        var builder = new SymbolTrie.Builder();
+        int i = 0;
+        foreach (var v in values) builder.Add(JsonText.EncodeValue(v), i++, 0);
+        return new LiteralNode(builder.Build());
+    }
+
+    private void Ignore(string path, string keyword) => _ignored.Add($"{path}/{keyword}");
+
+    private GNode Compile(JsonNode? schema, string path)
+    {
+        if (++_nesting > 256) throw new NotSupportedException($"{path}: schema nests too deeply (or allOf/$ref loops)");
+        try { return CompileCore(schema, path); }
+        finally { _nesting--; }
+    }
+
+    private GNode CompileCore(JsonNode? schema, string path)
+    {
+        switch (schema)
+        {
+            case null:
+                return _any;
+            case JsonValue v when v.GetValueKind() is JsonValueKind.True:
+                return _any;
+            case JsonValue v when v.GetValueKind() is JsonValueKind.False:
+                return NeverNode.Instance;
+            case JsonObject o:
+                return CompileObject(o, path);
+            default:
+                throw new ArgumentException($"{path}: a schema must be an object or a boolean");
+        }
+    }
+
+    private GNode CompileObject(JsonObject s, string path)
+    {
+        if (s["$ref"] is JsonNode refNode)
+        {
+            foreach (var (key, _) in s)
+                if (key != "$ref" && !Annotations.Contains(key)) Ignore(path, key + " (beside $ref)");
+            return Resolve(refNode.GetValue<string>());
+        }
+
+        foreach (var (key, _) in s) if (Unenforced.Contains(key)) Ignore(path, key);
+
+        if (s["allOf"] is JsonArray allOf)
+        {
+            var merged = new JsonObject();
+            foreach (var (key, value) in s) if (key != "allOf") merged[key] = value?.DeepClone();
+            foreach (var part in allOf) merged = Merge(merged, Deref(part));
+            if (allOf.Count > 1) Ignore(path, "allOf (merged shallowly)");
+            return Compile(merged, path + "/allOf");
+        }
+
+        var alternatives = s["anyOf"] as JsonArray ?? s["oneOf"] as JsonArray;
+        if (alternatives != null)
+        {
+            string keyword = s["anyOf"] is JsonArray ? "anyOf" : "oneOf";
+            if (s["anyOf"] is JsonArray && s["oneOf"] is JsonArray) Ignore(path, "oneOf (beside anyOf)");
+            var siblings = new JsonObject();
+            foreach (var (key, value) in s)
+                if (key is not ("anyOf" or "oneOf") && !Annotations.Contains(key)) siblings[key] = value?.DeepClone();
+            var nodes = new List<GNode>();
+            for (int i = 0; i < alternatives.Count; i++)
+            {
+                var alternative = alternatives[i];
+                string at = $"{path}/{keyword}/{i}";
+                nodes.Add(siblings.Count == 0 ? Compile(alternative, at) : Compile(Merge(siblings.DeepClone().AsObject(), Deref(alternative)), at));
+            }
+            return new UnionNode([.. nodes]);
+        }
+
+        var types = new List<string>();
+        switch (s["type"])
+        {
+            case JsonValue t: types.Add(t.GetValue<string>()); break;
+            case JsonArray ts: types.AddRange(ts.Select(t => t!.GetValue<string>())); break;
+        }
+        if (s["nullable"] is JsonValue nullable && nullable.GetValueKind() == JsonValueKind.True && types.Count > 0 && !types.Contains("null"))
+            types.Add("null");
+
+        if (s.ContainsKey("const") || s["enum"] is JsonArray)
+        {
+            var values = s.ContainsKey("const") ? [s["const"]] : ((JsonArray)s["enum"]!).ToList();
+            if (types.Count > 0) values = values.Where(v => types.Any(t => HasType(v, t))).ToList();
+            return Literal(values);
+        }
+
+        if (types.Count == 0)
+        {
+            if (s.ContainsKey("properties") || s.ContainsKey("required") || s.ContainsKey("additionalProperties")) types.Add("object");
+            else if (s.ContainsKey("items") || s.ContainsKey("prefixItems") || s.ContainsKey("minItems") || s.ContainsKey("maxItems")) types.Add("array");
+            else if (s.ContainsKey("minLength") || s.ContainsKey("maxLength")) types.Add("string");
+            else if (s.ContainsKey("minimum") || s.ContainsKey("maximum") || s.ContainsKey("exclusiveMinimum") || s.ContainsKey("exclusiveMaximum")) types.Add("number");
+            else return _any;
+        }
+
+        var typed = types.Distinct().Select(t => CompileType(s, t, path)).ToArray();
+        return typed.Length == 1 ? typed[0] : new UnionNode(typed);
+    }
+
+    private GNode CompileType(JsonObject s, string type, string path)
+    {
+        switch (type)
+        {
+            case "object": return CompileObjectType(s, path);
+            case "array": return CompileArrayType(s, path);
+            case "string":
+                {
+                    int min = IntKeyword(s, "minLength") ?? 0, max = IntKeyword(s, "maxLength") ?? int.MaxValue;
+                    return new StringNode(Math.Max(0, min), max);
+                }
+            case "integer":
+                {
+                    long? min = null, max = null;
+                    if (Bound(s, "minimum") is double a) min = ClampLong(Math.Ceiling(a));
+                    if (Bound(s, "exclusiveMinimum") is double b) min = Math.Max(min ?? long.MinValue, ClampLong(Math.Floor(b) + 1));
+                    if (Bound(s, "maximum") is double c) max = ClampLong(Math.Floor(c));
+                    if (Bound(s, "exclusiveMaximum") is double d) max = Math.Min(max ?? long.MaxValue, ClampLong(Math.Ceiling(d) - 1));
+                    return Number(_options, true, min, max);
+                }
+            case "number":
+                foreach (var k in new[] { "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum" })
+                    if (s.ContainsKey(k)) Ignore(path, k);
+                return Number(_options, false, null, null);
+            case "boolean": return Literal([JsonValue.Create(true), JsonValue.Create(false)]);
+            case "null": return Literal([null]);
+            default: throw new ArgumentException($"{path}: unknown type '{type}'");
+        }
+    }
+
+    private GNode CompileObjectType(JsonObject s, string path)
+    {
+        var node = new ObjectNode { AllowSpace = _options.AllowSpaceAfterSeparators };
+        var properties = s["properties"] as JsonObject;
+        var required = (s["required"] as JsonArray)?.Select(r => r!.GetValue<string>()).ToHashSet() ?? [];
+        var additional = s["additionalProperties"];
+        if ((properties?.Count ?? 0) > 0 || required.Count > 0)
+        {
+            var list = new List<PropertyInfo>();
+            if (properties != null)
+                foreach (var (name, schema) in properties)
+                    list.Add(new PropertyInfo(name, Compile(schema, $"{path}/properties/{name}"), required.Contains(name)));
+            // Required but undeclared keys: described by additionalProperties (any value when it is absent).
+            foreach (var name in required)
+                if (properties?.ContainsKey(name) != true)
+                    list.Add(new PropertyInfo(name, additional is JsonObject ? Compile(additional, path + "/additionalProperties") : _any, true));
+            node.Properties = [.. list];
+        }
+        else if (additional is JsonValue f && f.GetValueKind() == JsonValueKind.False) node.Additional = null;
+        else node.Additional = Compile(additional, path + "/additionalProperties");
+        node.Seal();
+        return node;
+    }
+
+    private GNode CompileArrayType(JsonObject s, string path)
+    {
+        var node = new ArrayNode { AllowSpace = _options.AllowSpaceAfterSeparators };
+        var prefix = s["prefixItems"] as JsonArray;
+        JsonNode? rest = s["items"];
+        if (rest is JsonArray tuple)
+        {
+            // Draft-4 tuple form: items is the prefix, additionalItems the rest.
+            prefix = tuple;
+            rest = s["additionalItems"];
+        }
+        if (prefix != null) node.Prefix = prefix.Select((p, i) => Compile(p, $"{path}/prefixItems/{i}")).ToArray();
+        node.Items = rest is JsonValue f && f.GetValueKind() == JsonValueKind.False ? null : Compile(rest, path + "/items");
+        node.MinItems = Math.Max(0, IntKeyword(s, "minItems") ?? 0);
+        node.MaxItems = IntKeyword(s, "maxItems") ?? int.MaxValue;
+        if (node.Items is null) node.MaxItems = Math.Min(node.MaxItems, node.Prefix.Length);
+        return node;
+    }
+
+    private static int? IntKeyword(JsonObject s, string key) =>
+        s[key] is JsonValue v && v.GetValueKind() == JsonValueKind.Number ? (int)Math.Clamp(v.GetValue<double>(), 0, int.MaxValue) : null;
+
+    private static double? Bound(JsonObject s, string key) =>
+        s[key] is JsonValue v && v.GetValueKind() == JsonValueKind.Number ? v.GetValue<double>() : null;
+
+    private static long ClampLong(double value) => value >= 9e18 ? long.MaxValue : value <= -9e18 ? long.MinValue : (long)value;
+
+    private static bool HasType(JsonNode? value, string type)
+    {
+        var kind = value?.GetValueKind() ?? JsonValueKind.Null;
+        return type switch
+        {
+            "null" => kind == JsonValueKind.Null,
+            "boolean" => kind is JsonValueKind.True or JsonValueKind.False,
+            "string" => kind == JsonValueKind.String,
+            "object" => kind == JsonValueKind.Object,
+            "array" => kind == JsonValueKind.Array,
+            "number" => kind == JsonValueKind.Number,
+            "integer" => kind == JsonValueKind.Number && double.TryParse(value!.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture, out double d) && Math.Floor(d) == d,
+            _ => false,
+        };
+    }
+
+    // ---------------------------------------------------------------- $ref
+
+    private GNode Resolve(string reference)
+    {
+        if (_refs.TryGetValue(reference, out var existing)) return existing;
+        var node = new RefNode();
+        _refs[reference] = node;
+        node.Target = Compile(Pointer(reference), reference);
+        return node;
+    }
+
+    private JsonNode? Pointer(string reference)
+    {
+        if (!reference.StartsWith('#')) throw new NotSupportedException($"only local $ref (#/...) is supported, got '{reference}'");
+        JsonNode? current = _root;
+        foreach (var raw in reference[1..].Split('/', StringSplitOptions.RemoveEmptyEntries))
+        {
+            string token = Uri.UnescapeDataString(raw).Replace("~1", "/").Replace("~0", "~");
+            current = current switch
+            {
+                JsonObject o when o.TryGetPropertyValue(token, out var child) => child,
+                JsonArray a when int.TryParse(token, out int i) && i >= 0 && i < a.Count => a[i],
+                _ => throw new ArgumentException($"$ref '{reference}' does not resolve"),
+            };
+        }
+        return current;
+    }
+
+    private JsonNode? Deref(JsonNode? schema)
+    {
+        for (int hops = 0; hops < 32 && schema is JsonObject o && o["$ref"] is JsonValue r; hops++) schema = Pointer(r.GetValue<string>());
+        return schema;
+    }
+
+    /// <summary>Shallow conjunction of two object schemas: properties merged, required united, other keys b over a.</summary>
+    private static JsonObject Merge(JsonObject a, JsonNode? b)
+    {
+        if (b is not JsonObject bo)
+        {
+            if (b is JsonValue v && v.GetValueKind() == JsonValueKind.False) return new JsonObject { ["enum"] = new JsonArray() };
+            return a;
+        }
+        var result = a.DeepClone().AsObject();
+        foreach (var (key, value) in bo)
+        {
+            if (key == "properties" && result["properties"] is JsonObject mine && value is JsonObject theirs)
+                foreach (var (name, schema) in theirs) mine[name] = schema?.DeepClone();
+            else if (key == "required" && result["required"] is JsonArray req && value is JsonArray more)
+            {
+                var names = req.Select(r => r!.GetValue<string>()).ToHashSet();
+                foreach (var r in more) if (names.Add(r!.GetValue<string>())) req.Add(r.GetValue<string>());
+            }
+            else result[key] = value?.DeepClone();
+        }
+        return result;
+    }
+}

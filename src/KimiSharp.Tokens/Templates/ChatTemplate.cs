@@ -1,0 +1,245 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace KimiSharp.Tokens.Templates;
+
+/// <summary>Settings for <see cref="ChatTemplate"/>.</summary>
+public sealed record ChatTemplateOptions
+{
+    public static readonly ChatTemplateOptions Default = new();
+
+    /// <summary>Passed to the template as <c>bos_token</c> when set (transformers passes its special_tokens_map).</summary>
+    public string? BosToken { get; init; }
+
+    /// <summary>Passed as <c>eos_token</c> when set.</summary>
+    public string? EosToken { get; init; }
+
+    /// <summary>Passed as <c>unk_token</c> when set.</summary>
+    public string? UnkToken { get; init; }
+
+    /// <summary>Passed as <c>pad_token</c> when set.</summary>
+    public string? PadToken { get; init; }
+
+    /// <summary>Passed as <c>additional_special_tokens</c> when set.</summary>
+    public IReadOnlyList<string>? AdditionalSpecialTokens { get; init; }
+
+    /// <summary>
+    /// Recursively sort the keys of every dict in <c>tools</c> before rendering, as recent Kimi tokenizers'
+    /// <c>apply_chat_template</c> override does (<c>deep_sort_dict</c>), so that the tool_declare JSON does not
+    /// depend on the key order a client happened to send. <c>null</c> (the default) means: on for Kimi templates
+    /// (recognised by their <c>&lt;|im_middle|&gt;</c> role separator), off for others, which transformers'
+    /// stock <c>apply_chat_template</c> never sorts.
+    /// </summary>
+    public bool? SortToolKeys { get; init; }
+
+    /// <summary>Interpreter settings; the default mirrors transformers' Jinja environment.</summary>
+    public JinjaOptions Jinja { get; init; } = JinjaOptions.Default;
+}
+
+/// <summary>
+/// A model's chat template, rendered the way Hugging Face transformers' <c>apply_chat_template(tokenize=False)</c>
+/// renders it, byte for byte.
+/// </summary>
+public sealed class ChatTemplate
+{
+    /// <summary>Name of the embedded fallback template (a copy of Kimi-K2-Thinking's chat_template.jinja).</summary>
+    public const string BuiltInKimiK2ThinkingName = "Kimi-K2-Thinking.jinja";
+
+    private const string KimiMarker = "<|im_middle|>";
+
+    private static readonly HashSet<string> ReservedVariables = ["messages", "tools", "documents", "add_generation_prompt"];
+
+    private readonly ChatTemplateOptions _options;
+
+    public ChatTemplate(string source, ChatTemplateOptions? options = null, string? origin = null)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        _options = options ?? ChatTemplateOptions.Default;
+        Origin = origin ?? "string";
+        Template = JinjaTemplate.Parse(source, _options.Jinja, origin);
+        SortsToolKeys = _options.SortToolKeys ?? source.Contains(KimiMarker, StringComparison.Ordinal);
+    }
+
+    /// <summary>The parsed template, for callers that want to render with their own variables.</summary>
+    public JinjaTemplate Template { get; }
+
+    /// <summary>The template text.</summary>
+    public string Source => Template.Source;
+
+    /// <summary>Where the template came from: a file path, <c>path#chat_template</c>, or <c>builtin:...</c>.</summary>
+    public string Origin { get; }
+
+    /// <summary>Whether <see cref="Render"/> deep-sorts the keys of <c>tools</c> (see <see cref="ChatTemplateOptions.SortToolKeys"/>).</summary>
+    public bool SortsToolKeys { get; }
+
+    public ChatTemplateOptions Options => _options;
+
+    /// <summary>Loads a template file (UTF-8).</summary>
+    public static ChatTemplate FromFile(string path, ChatTemplateOptions? options = null) =>
+        new(File.ReadAllText(path), options, Path.GetFullPath(path));
+
+    /// <summary>The embedded copy of Kimi-K2-Thinking's chat template.</summary>
+    public static ChatTemplate BuiltInKimiK2Thinking(ChatTemplateOptions? options = null) =>
+        new(ReadBuiltIn(BuiltInKimiK2ThinkingName), options, "builtin:" + BuiltInKimiK2ThinkingName);
+
+    /// <summary>
+    /// Loads the template of a Hugging Face model directory: <c>chat_template.jinja</c> if present, else
+    /// <c>chat_template</c> from <c>tokenizer_config.json</c> (a string, or a list of <c>{name, template}</c>
+    /// from which "default" is taken), else the built-in Kimi-K2-Thinking template. Special tokens
+    /// (<c>bos_token</c>, <c>eos_token</c>, ...) come from <c>tokenizer_config.json</c> unless
+    /// <paramref name="options"/> sets them.
+    /// </summary>
+    public static ChatTemplate FromModelDirectory(string directory, ChatTemplateOptions? options = null)
+    {
+        if (!Directory.Exists(directory))
+            throw new DirectoryNotFoundException($"Model directory not found: {directory}");
+        options ??= ChatTemplateOptions.Default;
+
+        string configPath = Path.Combine(directory, "tokenizer_config.json");
+        JsonObject? config = null;
+        if (File.Exists(configPath))
+        {
+            config = JsonNode.Parse(File.ReadAllText(configPath), documentOptions: new JsonDocumentOptions { AllowTrailingCommas = true }) as JsonObject
+                ?? throw new InvalidDataException($"{configPath} is not a JSON object.");
+            options = WithConfigTokens(options, config);
+        }
+
+        string jinjaPath = Path.Combine(directory, "chat_template.jinja");
+        if (File.Exists(jinjaPath))
+            return new ChatTemplate(File.ReadAllText(jinjaPath), options, Path.GetFullPath(jinjaPath));
+
+        if (config is not null && config["chat_template"] is { } node)
+        {
+            string origin = Path.GetFullPath(configPath) + "#chat_template";
+            switch (node)
+            {
+                case JsonValue v when v.GetValueKind() == JsonValueKind.String:
+                    return new ChatTemplate(v.GetValue<string>(), options, origin);
+                case JsonArray list:
+                    foreach (var item in list)
+                    {
+                        if (item is JsonObject entry && entry["name"]?.GetValue<string>() == "default")
+                        {
+                            string text = entry["template"]?.GetValue<string>()
+                                ?? throw new InvalidDataException($"{configPath}: the \"default\" chat template has no \"template\" string.");
+                            return new ChatTemplate(text, options, origin + "[default]");
+                        }
+                    }
+                    throw new InvalidDataException($"{configPath}: chat_template is a list without an entry named \"default\".");
+                default:
+                    throw new InvalidDataException($"{configPath}: chat_template must be a string or a list of {{name, template}} objects.");
+            }
+        }
+
+        return BuiltInKimiK2Thinking(options);
+    }
+
+    /// <summary>
+    /// Renders a conversation to the prompt text. <paramref name="messages"/> and <paramref name="tools"/> are
+    /// OpenAI-style JSON; <paramref name="extraVariables"/> are passed through (for example <c>thinking</c>).
+    /// As in transformers, <c>tools</c> and <c>documents</c> are always defined (None when absent), special
+    /// tokens are passed when known, and extra variables override special tokens but may not redefine
+    /// <c>messages</c>, <c>tools</c>, <c>documents</c> or <c>add_generation_prompt</c>.
+    /// </summary>
+    public string Render(JsonArray messages, JsonArray? tools = null, bool addGenerationPrompt = true,
+        IReadOnlyDictionary<string, JsonNode?>? extraVariables = null)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        var vars = new Dictionary<string, JinjaValue>(StringComparer.Ordinal);
+        AddToken(vars, "bos_token", _options.BosToken);
+        AddToken(vars, "eos_token", _options.EosToken);
+        AddToken(vars, "unk_token", _options.UnkToken);
+        AddToken(vars, "pad_token", _options.PadToken);
+        if (_options.AdditionalSpecialTokens is { } extraTokens)
+            vars["additional_special_tokens"] = new JinjaList(extraTokens.Select(t => (JinjaValue)new JinjaString(t)).ToList());
+
+        if (extraVariables is not null)
+        {
+            foreach (var (k, v) in extraVariables)
+            {
+                if (ReservedVariables.Contains(k))
+                    throw new ArgumentException($"Template variable '{k}' is set by Render itself and cannot be passed as an extra variable.", nameof(extraVariables));
+                vars[k] = JinjaValue.FromJson(v);
+            }
+        }
+
+        vars["messages"] = JinjaValue.FromJson(messages);
+        JinjaValue toolsValue = tools is null ? JinjaNone.Instance : JinjaValue.FromJson(tools);
+        if (tools is not null && SortsToolKeys)
+            toolsValue = DeepSortKeys(toolsValue);
+        vars["tools"] = toolsValue;
+        vars["documents"] = JinjaNone.Instance;
+        vars["add_generation_prompt"] = JinjaValue.From(addGenerationPrompt);
+        return Template.Render(vars);
+    }
+
+    /// <summary>
+    /// Returns a copy with every object's keys sorted recursively (Python <c>sorted()</c> order, i.e. by code
+    /// point); arrays keep their order. This is Kimi's <c>deep_sort_dict</c>.
+    /// </summary>
+    public static JsonNode? SortKeysRecursively(JsonNode? node) => node switch
+    {
+        JsonObject obj => new JsonObject(obj
+            .OrderBy(p => p.Key, PyText.CodePointComparer)
+            .Select(p => KeyValuePair.Create(p.Key, SortKeysRecursively(p.Value)))),
+        JsonArray arr => new JsonArray(arr.Select(SortKeysRecursively).ToArray()),
+        null => null,
+        _ => node.DeepClone(),
+    };
+
+    internal static JinjaValue DeepSortKeys(JinjaValue value)
+    {
+        switch (value)
+        {
+            case JinjaDict d:
+            {
+                var sorted = new JinjaDict();
+                foreach (var key in Filters.StableSort(d.Keys.ToList(), k => k, false))
+                    sorted[key] = DeepSortKeys(d[key]);
+                return sorted;
+            }
+            case JinjaList l:
+                return new JinjaList(l.Items.Select(DeepSortKeys).ToList());
+            default:
+                return value;
+        }
+    }
+
+    private static void AddToken(Dictionary<string, JinjaValue> vars, string name, string? value)
+    {
+        if (value is not null)
+            vars[name] = new JinjaString(value);
+    }
+
+    private static ChatTemplateOptions WithConfigTokens(ChatTemplateOptions options, JsonObject config)
+    {
+        return options with
+        {
+            BosToken = options.BosToken ?? TokenText(config["bos_token"]),
+            EosToken = options.EosToken ?? TokenText(config["eos_token"]),
+            UnkToken = options.UnkToken ?? TokenText(config["unk_token"]),
+            PadToken = options.PadToken ?? TokenText(config["pad_token"]),
+            AdditionalSpecialTokens = options.AdditionalSpecialTokens
+                ?? (config["additional_special_tokens"] is JsonArray extra
+                    ? extra.Select(TokenText).Where(t => t is not null).Select(t => t!).ToList()
+                    : null),
+        };
+    }
+
+    /// <summary>A special token in tokenizer_config.json: a string or a serialised AddedToken with "content".</summary>
+    private static string? TokenText(JsonNode? node) => node switch
+    {
+        JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
+        JsonObject o when o["content"] is JsonValue c && c.GetValueKind() == JsonValueKind.String => c.GetValue<string>(),
+        _ => null,
+    };
+
+    private static string ReadBuiltIn(string name)
+    {
+        var asm = typeof(ChatTemplate).Assembly;
+        using var stream = asm.GetManifestResourceStream("KimiSharp.Tokens.Templates." + name)
+            ?? throw new InvalidOperationException($"Embedded template {name} is missing from {asm.GetName().Name}.");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+}
