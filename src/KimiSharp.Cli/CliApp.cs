@@ -14,8 +14,21 @@ public static class CliApp
           kimi logits --model DIR --tokens 1,2,3 --out FILE [--incremental] [--threads N]
               Run the model over the token ids and write little-endian float32 logits [tokens, vocab].
               --incremental feeds the tokens one at a time through the KV cache.
+          kimi chat [--model DIR] ["one question"] [--max-tokens N] [--temperature T] [--system TEXT]
+              Chat in the terminal (thinking shown dimmed; /reset, /thinking, /exit), or answer one question.
+          kimi generate [--model DIR] --prompt TEXT [--max-tokens N] [--temperature T] [--seed N]
+              Raw text completion, no chat template.
+          kimi serve [--model DIR] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--name ID]
+              OpenAI- and Anthropic-compatible HTTP server (/v1/chat/completions, /v1/messages, …).
+          kimi chat-template --messages FILE.json [--tools FILE.json] [--template FILE.jinja | --model DIR]
+                             [--var name=json ...] [--no-generation-prompt]
+              Print the prompt a chat template renders for a conversation.
           kimi info --model DIR
               Print the model's architecture, weight formats and size.
+          kimi bench --model DIR [--threads N] [--prompt 512] [--gen 64] [--rounds 3] [--int8]
+              Prefill and decode tokens/s, weight bytes per decoded token, measured memory bandwidth, roofline fraction.
+          kimi init-random --config FILE --out DIR [--quant int4|int4-all|fp8|bf16] [--seed N] [--shard-mb N]
+              Write a random-weight checkpoint of the config.json-style shape in FILE (int4: routed experts INT4).
           kimi --help | --version
 
         A model folder is a Hugging Face checkpoint: config.json plus model.safetensors or sharded
@@ -42,6 +55,12 @@ public static class CliApp
             {
                 case "logits": return await LogitsCommand.RunAsync(options, stdout, stderr, cancellationToken);
                 case "info": return InfoCommand.Run(options, stdout, stderr);
+                case "chat": return await ChatCommand.RunAsync(options, stdout, stderr, cancellationToken);
+                case "generate": return await GenerateCommand.RunAsync(options, stdout, stderr, cancellationToken);
+                case "serve": return await ServeCommand.RunAsync(options, stdout, stderr, cancellationToken);
+                case "chat-template": return ChatTemplateCommand.Run(options, stdout, stderr);
+                case "bench": return BenchCommand.Run(options, stdout, stderr, cancellationToken);
+                case "init-random": return InitRandomCommand.Run(options, stdout, stderr);
                 default:
                     stderr.WriteLine($"kimi: unknown command '{args[0]}'. Run 'kimi --help' for the list.");
                     return 2;
@@ -53,7 +72,9 @@ public static class CliApp
             return 2;
         }
         catch (Exception e) when (e is ModelConfigException or CheckpointFormatException or ContextLengthExceededException
-            or IOException or UnauthorizedAccessException or ArgumentException)
+            or IOException or UnauthorizedAccessException or ArgumentException or System.Text.Json.JsonException
+            or KimiSharp.Tokens.Templates.TemplateException or KimiSharp.Tokens.Tokenization.TokenizerFormatException
+            or KimiSharp.Engine.RequestTooLargeException)
         {
             stderr.WriteLine($"kimi {args[0]}: error: {e.Message}");
             return 1;
@@ -72,7 +93,7 @@ public sealed class UsageException(string message) : Exception(message);
 /// <summary>--name value and --flag options.</summary>
 public sealed class CommandLine
 {
-    private readonly Dictionary<string, string?> _values = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<string?>> _values = new(StringComparer.Ordinal);
     public List<string> Positional { get; } = [];
 
     public static CommandLine Parse(ReadOnlySpan<string> args)
@@ -87,14 +108,27 @@ public sealed class CommandLine
             int eq = name.IndexOf('=');
             if (eq >= 0) { value = name[(eq + 1)..]; name = name[..eq]; }
             else if (i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal)) value = args[++i];
-            result._values[name] = value;
+            if (!result._values.TryGetValue(name, out var list)) result._values[name] = list = [];
+            list.Add(value);
         }
         return result;
     }
 
     public bool Has(string name) => _values.ContainsKey(name);
 
-    public string? Get(string name) => _values.TryGetValue(name, out var v) ? v : null;
+    public string? Get(string name) => _values.TryGetValue(name, out var v) ? v[^1] : null;
+
+    /// <summary>Every value given for a repeatable option, in order.</summary>
+    public IReadOnlyList<string> GetAll(string name) =>
+        _values.TryGetValue(name, out var v) ? v.Select(x => x ?? throw new UsageException($"--{name} needs a value")).ToArray() : [];
+
+    public double? Double(string name)
+    {
+        string? v = Get(name);
+        if (v is null) return Has(name) ? throw new UsageException($"--{name} needs a value") : null;
+        return double.TryParse(v, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double d)
+            ? d : throw new UsageException($"--{name} must be a number, got '{v}'");
+    }
 
     public string Require(string name) =>
         Get(name) ?? throw new UsageException(Has(name) ? $"--{name} needs a value" : $"missing --{name}");
@@ -107,10 +141,15 @@ public sealed class CommandLine
     }
 
     /// <summary>Rejects options the command does not know, so a typo is not silently ignored.</summary>
+    private bool _allowPositional;
+
+    /// <summary>Accepts free arguments (e.g. the question of <c>kimi chat "…"</c>).</summary>
+    public CommandLine AllowPositional() { _allowPositional = true; return this; }
+
     public void AllowOnly(params string[] names)
     {
         foreach (var key in _values.Keys)
             if (!names.Contains(key)) throw new UsageException($"unknown option --{key}");
-        if (Positional.Count > 0) throw new UsageException($"unexpected argument '{Positional[0]}'");
+        if (Positional.Count > 0 && !_allowPositional) throw new UsageException($"unexpected argument '{Positional[0]}'");
     }
 }

@@ -6,10 +6,16 @@ public interface IRowJob
     void Run(int rowStart, int rowEnd);
 }
 
-/// <summary>How kernels split work across cores.</summary>
+/// <summary>
+/// How kernels split work across cores: a persistent pool of <see cref="MaxThreads"/> − 1 worker threads plus the
+/// calling thread. A job is cut into contiguous row ranges that threads claim one at a time, so which thread computes a
+/// row never changes the row's arithmetic. Dispatch allocates nothing: workers spin briefly, then sleep until woken.
+/// </summary>
 public static class KernelThreading
 {
     private static int s_maxThreads = Environment.ProcessorCount;
+    private static WorkerPool? s_pool;
+    private static readonly object s_poolGate = new();
 
     /// <summary>Threads a kernel may use (default: all cores).</summary>
     public static int MaxThreads
@@ -24,18 +30,162 @@ public static class KernelThreading
     public static int PartsFor(long work, int rows)
     {
         if (s_maxThreads <= 1 || work < MinParallelWork || rows < 2) return 1;
-        return (int)Math.Min(rows, Math.Min(s_maxThreads * 4L, work / MinParallelWork + 1));
+        // Many small parts, claimed dynamically: a thread the OS preempts mid-job holds up only a small part.
+        return (int)Math.Min(rows, Math.Min(s_maxThreads * 16L, work / MinParallelWork + 1));
     }
 
     /// <summary>Runs <paramref name="job"/> over [0, rows) split into <paramref name="parts"/> contiguous ranges.</summary>
     public static void ParallelRows(int rows, int parts, IRowJob job)
     {
-        var options = new ParallelOptions { MaxDegreeOfParallelism = s_maxThreads };
-        Parallel.For(0, parts, options, part =>
+        parts = Math.Min(parts, rows);
+        if (parts <= 1 || s_maxThreads <= 1 || WorkerPool.InsideJob)
         {
-            int start = (int)((long)rows * part / parts);
-            int end = (int)((long)rows * (part + 1) / parts);
-            if (end > start) job.Run(start, end);
-        });
+            if (rows > 0) job.Run(0, rows);
+            return;
+        }
+        var pool = s_pool;
+        if (pool is null || pool.Workers != s_maxThreads - 1)
+        {
+            lock (s_poolGate)
+            {
+                pool = s_pool;
+                if (pool is null || pool.Workers != s_maxThreads - 1)
+                {
+                    pool?.Retire();
+                    s_pool = pool = new WorkerPool(s_maxThreads - 1);
+                }
+            }
+        }
+        pool.Run(rows, parts, job);
+    }
+
+    /// <summary>
+    /// One job at a time: the caller publishes it, wakes the workers, claims parts like they do, then waits for the
+    /// last part. A second caller that finds the pool busy runs its job alone (same results, no waiting).
+    /// </summary>
+    private sealed class WorkerPool
+    {
+        [ThreadStatic] private static bool t_insideJob;
+        public static bool InsideJob => t_insideJob;
+
+        private readonly object _runGate = new();
+        private readonly object _sleepGate = new();
+        private readonly Thread[] _threads;
+        private volatile bool _retired;
+
+        // The published job. _generation changes once per job; _jobGeneration is -1 while the job fields are being rewritten.
+        private long _generation;
+        private long _jobGeneration = -1;
+        private int _users;
+        private IRowJob? _job;
+        private int _rows, _parts, _nextPart, _doneParts;
+        private Exception? _failure;
+        private int _sleepers;
+
+        public int Workers => _threads.Length;
+
+        public WorkerPool(int workers)
+        {
+            _threads = new Thread[workers];
+            for (int i = 0; i < workers; i++)
+            {
+                _threads[i] = new Thread(WorkerLoop) { IsBackground = true, Name = $"kimi-kernel-{i + 1}" };
+                _threads[i].Start();
+            }
+        }
+
+        public void Retire()
+        {
+            _retired = true;
+            lock (_sleepGate) Monitor.PulseAll(_sleepGate);
+        }
+
+        public void Run(int rows, int parts, IRowJob job)
+        {
+            if (!Monitor.TryEnter(_runGate))
+            {
+                job.Run(0, rows); // another thread owns the pool right now
+                return;
+            }
+            try
+            {
+                // Invalidate the slot, wait out any worker still looking at the previous job, then publish the new one.
+                Interlocked.Exchange(ref _jobGeneration, -1);
+                var spin = new SpinWait();
+                while (Volatile.Read(ref _users) != 0) spin.SpinOnce(-1);
+                _job = job; _rows = rows; _parts = parts; _failure = null;
+                _nextPart = 0; _doneParts = 0;
+                long generation = _generation + 1;
+                Volatile.Write(ref _jobGeneration, generation);
+                Volatile.Write(ref _generation, generation);
+                if (Volatile.Read(ref _sleepers) > 0)
+                    lock (_sleepGate) Monitor.PulseAll(_sleepGate);
+
+                bool wasInside = t_insideJob;
+                t_insideJob = true;
+                try { Work(); }
+                finally { t_insideJob = wasInside; }
+
+                spin = new SpinWait();
+                while (Volatile.Read(ref _doneParts) < parts) spin.SpinOnce(-1);
+                _job = null;
+                if (_failure is { } failure) throw new AggregateException("a kernel job failed", failure);
+            }
+            finally
+            {
+                Monitor.Exit(_runGate);
+            }
+        }
+
+        /// <summary>Claims and runs parts of the published job until none are left.</summary>
+        private void Work()
+        {
+            var job = _job!;
+            int rows = _rows, parts = _parts;
+            while (true)
+            {
+                int part = Interlocked.Increment(ref _nextPart) - 1;
+                if (part >= parts) return;
+                int start = (int)((long)rows * part / parts), end = (int)((long)rows * (part + 1) / parts);
+                try
+                {
+                    if (end > start) job.Run(start, end);
+                }
+                catch (Exception e)
+                {
+                    Interlocked.CompareExchange(ref _failure, e, null);
+                }
+                Interlocked.Increment(ref _doneParts);
+            }
+        }
+
+        private void WorkerLoop()
+        {
+            t_insideJob = true;
+            long seen = Volatile.Read(ref _generation);
+            while (!_retired)
+            {
+                // Spin a little (the next kernel usually follows within microseconds), then sleep.
+                long generation = seen;
+                for (int i = 0; i < 20000 && (generation = Volatile.Read(ref _generation)) == seen; i++)
+                    Thread.SpinWait(8);
+                if (generation == seen)
+                {
+                    lock (_sleepGate)
+                    {
+                        Interlocked.Increment(ref _sleepers);
+                        while ((generation = Volatile.Read(ref _generation)) == seen && !_retired)
+                            Monitor.Wait(_sleepGate, 50);
+                        Interlocked.Decrement(ref _sleepers);
+                    }
+                    if (_retired) return;
+                }
+                seen = generation;
+
+                Interlocked.Increment(ref _users);
+                if (Volatile.Read(ref _jobGeneration) == generation) Work();
+                Interlocked.Decrement(ref _users);
+            }
+        }
     }
 }

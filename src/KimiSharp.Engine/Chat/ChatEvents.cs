@@ -20,5 +20,8 @@ public sealed record ChatUsage(int PromptTokens, int CompletionTokens, int Cache
     public int TotalTokens => PromptTokens + CompletionTokens;
 }
 
-/// <summary>The answer is over. <paramref name="FinishReason"/> is OpenAI's: stop, length or tool_calls.</summary>
-public sealed record ChatCompleted(string FinishReason, ChatUsage Usage) : ChatEvent;
+/// <summary>
+/// The answer is over. <paramref name="FinishReason"/> is OpenAI's: stop, length or tool_calls;
+/// <paramref name="StopSequence"/> is the stop string that ended it, if one did.
+/// </summary>
+public sealed record ChatCompleted(string FinishReason, ChatUsage Usage, string? StopSequence = null) : ChatEvent;

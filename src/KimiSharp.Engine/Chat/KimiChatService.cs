@@ -73,7 +73,7 @@ public sealed class KimiChatService : IAsyncDisposable
         var pieces = new List<ParserEvent>();
         var stop = new StopStringMatcher(request.Stop);
         bool sawToolCall = false;
-        bool stoppedByString = false;
+        string? stoppedBy = null;
         int completionTokens = 0, cachedTokens = 0;
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
 
@@ -98,14 +98,14 @@ public sealed class KimiChatService : IAsyncDisposable
                         {
                             var (emit, hit) = stop.Push(content.Text);
                             if (emit.Length > 0) yield return new ChatOutput(new ContentDelta(emit));
-                            if (hit) { stoppedByString = true; break; }
+                            if (hit is not null) { stoppedBy = hit; break; }
                         }
                         else yield return new ChatOutput(piece);
                     }
-                    if (stoppedByString)
+                    if (stoppedBy is not null)
                     {
                         linked.Cancel(); // frees the engine slot now
-                        yield return new ChatCompleted("stop", new ChatUsage(promptTokens.Count, completionTokens, cachedTokens));
+                        yield return new ChatCompleted("stop", new ChatUsage(promptTokens.Count, completionTokens, cachedTokens), stoppedBy);
                         yield break;
                     }
                     break;
@@ -122,6 +122,52 @@ public sealed class KimiChatService : IAsyncDisposable
                     }
                     string reason = f.Reason == KimiSharp.Engine.FinishReason.Length ? "length" : sawToolCall ? "tool_calls" : "stop";
                     yield return new ChatCompleted(reason, new ChatUsage(f.PromptTokens, f.CompletionTokens, f.CachedTokens));
+                    break;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Raw text completion (no chat template): streams the decoded text, ending at the model's end tokens,
+    /// a stop string, or max_tokens.
+    /// </summary>
+    public async IAsyncEnumerable<ChatEvent> CompleteAsync(IReadOnlyList<int> promptTokens, GenerationOptions generation,
+        IReadOnlyList<string> stop, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var options = generation with { StopTokens = _stopTokens };
+        var decoder = Tokenizer.CreateIncrementalDecoder();
+        var stops = new StopStringMatcher(stop);
+        int completionTokens = 0, cachedTokens = 0;
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        await foreach (var e in Engine.GenerateAsync(promptTokens, options, linked.Token).ConfigureAwait(false))
+        {
+            switch (e)
+            {
+                case PromptProcessed p:
+                    cachedTokens = p.CachedTokens;
+                    yield return new ChatStarted(p.PromptTokens, p.CachedTokens);
+                    break;
+                case TokenGenerated t:
+                    completionTokens++;
+                    if (generation.Logprobs) yield return TokenEvent(t);
+                    if (_stopTokens.Contains(t.Token)) break;
+                    string text = decoder.Push(t.Token);
+                    if (text.Length == 0) break;
+                    if (!stops.Active) { yield return new ChatOutput(new ContentDelta(text)); break; }
+                    var (emit, hit) = stops.Push(text);
+                    if (emit.Length > 0) yield return new ChatOutput(new ContentDelta(emit));
+                    if (hit is not null)
+                    {
+                        linked.Cancel();
+                        yield return new ChatCompleted("stop", new ChatUsage(promptTokens.Count, completionTokens, cachedTokens), hit);
+                        yield break;
+                    }
+                    break;
+                case GenerationFinished f:
+                    string tail = stops.Active ? stops.Flush() + decoder.Flush() : decoder.Flush();
+                    if (tail.Length > 0) yield return new ChatOutput(new ContentDelta(tail));
+                    yield return new ChatCompleted(f.Reason == KimiSharp.Engine.FinishReason.Length ? "length" : "stop",
+                        new ChatUsage(f.PromptTokens, f.CompletionTokens, f.CachedTokens));
                     break;
             }
         }
@@ -155,25 +201,27 @@ internal sealed class StopStringMatcher(IReadOnlyList<string> stops)
     private readonly int _longest = stops.Count == 0 ? 0 : stops.Max(s => s.Length);
     public bool Active => _longest > 0;
 
-    public (string Emit, bool Hit) Push(string text)
+    /// <summary>Adds text; returns what can be emitted and the stop string that matched, if any.</summary>
+    public (string Emit, string? Hit) Push(string text)
     {
         _pending.Append(text);
         string buffer = _pending.ToString();
         int first = -1;
+        string? hit = null;
         foreach (var s in stops)
         {
             if (s.Length == 0) continue;
             int at = buffer.IndexOf(s, StringComparison.Ordinal);
-            if (at >= 0 && (first < 0 || at < first)) first = at;
+            if (at >= 0 && (first < 0 || at < first)) { first = at; hit = s; }
         }
-        if (first >= 0)
+        if (hit is not null)
         {
             _pending.Clear();
-            return (buffer[..first], true);
+            return (buffer[..first], hit);
         }
         int keep = Math.Min(buffer.Length, _longest - 1);
         _pending.Clear().Append(buffer, buffer.Length - keep, keep);
-        return (buffer[..^keep], false);
+        return (buffer[..^keep], null);
     }
 
     public string Flush()

@@ -68,6 +68,9 @@ public sealed class Constraint
     /// <summary>A JSON value conforming to <paramref name="schema"/> (see <see cref="JsonSchemaMatcher"/>).</summary>
     public static Constraint Json(JsonNode? schema, JsonSchemaOptions? options = null) => Json(JsonSchemaMatcher.Compile(schema, options));
 
+    /// <summary>A JSON value conforming to the schema in <paramref name="schemaJson"/>.</summary>
+    public static Constraint Json(string schemaJson, JsonSchemaOptions? options = null) => Json(JsonSchemaMatcher.Compile(schemaJson, options));
+
     /// <summary>Any JSON object.</summary>
     public static Constraint JsonObject(JsonSchemaOptions? options = null) => Json(JsonSchemaMatcher.AnyObject(options));
 

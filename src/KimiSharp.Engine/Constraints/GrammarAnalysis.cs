@@ -74,13 +74,7 @@ internal static class GrammarAnalysis
             case JsonRootNode j: return (j.Inner.MinDepth <= j.MaxDepth ? 0 : Never, false);
             case LiteralNode l: return (l.Trie.IsEmpty ? Never : l.Trie.Need(SymbolTrie.Root), false);
             case StringNode s: return (s.MinLength <= s.MaxLength ? 0 : Never, false);
-            case NumberNode n:
-                {
-                    if (!n.Bounded) return (0, false);
-                    long limit = (long)Math.Pow(10, n.MaxIntegerDigits) - 1;
-                    long lo = Math.Max(n.Minimum ?? long.MinValue, -limit), hi = Math.Min(n.Maximum ?? long.MaxValue, limit);
-                    return (lo <= hi ? 0 : Never, false);
-                }
+            case NumberNode n: return (MatcherCore.Satisfiable(n) ? 0 : Never, false);
             case ObjectNode o:
                 {
                     int need = 0;

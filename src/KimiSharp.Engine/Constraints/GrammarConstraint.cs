@@ -106,7 +106,7 @@ public sealed class GrammarConstraint : ITokenConstraint
         var allowed = new ulong[(v.Count + 63) >> 6];
         if (MatcherCore.InPlainString(_threads, out int remaining))
         {
-            // Inside a string: plain-content tokens need no walking, only the rest (quotes, escapes, partial UTF-8…).
+            // Between characters of a string (in every thread): plain-content tokens need no walking, only the rest.
             if (remaining == int.MaxValue) v.StringContent.CopyTo(allowed, 0);
             else
                 for (int w = 0; w < allowed.Length; w++)
@@ -115,14 +115,43 @@ public sealed class GrammarConstraint : ITokenConstraint
                         int t = (w << 6) + System.Numerics.BitOperations.TrailingZeroCount(bits);
                         if (v.CharCount[t] <= remaining) allowed[w] |= 1UL << t;
                     }
-            Walk(v.NonStringTrie, 0, _threads, allowed);
+            if (_threads.Length == 1) WalkString(v.NonStringTrie, 0, _threads[0], _threads[0].A, _threads[0].B, _threads[0].X, allowed);
+            else Walk(v.NonStringTrie, 0, _threads, allowed);
         }
+        else if (MatcherCore.StringFrame(_threads) is { } f)
+            WalkString(v.Trie, 0, f, f.A, f.B, f.X, allowed);
         else Walk(v.Trie, 0, _threads, allowed);
         foreach (int id in _tokenSymbols)
             if (MatcherCore.Advance(_threads, MatcherCore.TokenSymbolBase + id, _scratch).Length > 0) allowed[id >> 6] |= 1UL << id;
         if (_maskCache.Count >= CacheLimit) _maskCache.Clear();
         _maskCache[key] = allowed;
         return allowed;
+    }
+
+    /// <summary>Like <see cref="Walk"/> while inside string <paramref name="f"/>: (phase, length, hash) by value, no frames.</summary>
+    private void WalkString(ByteTrie trie, int node, Frame f, int phase, int count, long hash, ulong[] allowed)
+    {
+        var stringNode = (StringNode)f.Node!;
+        bool key = f.Kind == FrameKind.FreeKey;
+        int end = trie.SubtreeEnd[node];
+        for (int child = node + 1; child < end; child = trie.SubtreeEnd[child])
+        {
+            int p = phase, c = count;
+            long h = hash;
+            switch (MatcherCore.StringByte(stringNode, key, ref p, ref c, ref h, trie.NodeByte[child]))
+            {
+                case MatcherCore.StringContinue:
+                    foreach (int id in trie.TokensAt(child)) allowed[id >> 6] |= 1UL << id;
+                    if (trie.SubtreeEnd[child] > child + 1) WalkString(trie, child, f, p, c, h, allowed);
+                    break;
+                case MatcherCore.StringClosed:
+                    var next = MatcherCore.AfterClose(f, h, _scratch);
+                    if (next.Length == 0) break;
+                    foreach (int id in trie.TokensAt(child)) allowed[id >> 6] |= 1UL << id;
+                    if (trie.SubtreeEnd[child] > child + 1) Walk(trie, child, next, allowed);
+                    break;
+            }
+        }
     }
 
     /// <summary>Depth-first over the vocabulary trie below <paramref name="node"/>, pruning prefixes no thread survives.</summary>
@@ -134,7 +163,9 @@ public sealed class GrammarConstraint : ITokenConstraint
             var next = MatcherCore.Advance(threads, trie.NodeByte[child], _scratch);
             if (next.Length == 0) continue;
             foreach (int id in trie.TokensAt(child)) allowed[id >> 6] |= 1UL << id;
-            if (trie.SubtreeEnd[child] > child + 1) Walk(trie, child, next, allowed);
+            if (trie.SubtreeEnd[child] <= child + 1) continue;
+            if (MatcherCore.StringFrame(next) is { } f) WalkString(trie, child, f, f.A, f.B, f.X, allowed);
+            else Walk(trie, child, next, allowed);
         }
     }
 }

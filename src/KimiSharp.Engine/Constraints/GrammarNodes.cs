@@ -68,6 +68,9 @@ internal sealed class StringNode(int minLength, int maxLength) : GNode
 
 internal sealed class NumberNode(bool integer, int maxIntegerDigits, int maxFractionDigits, int maxExponentDigits, long? minimum, long? maximum) : GNode
 {
+    /// <summary>Significant digits of a number with real-valued bounds (exact decimal arithmetic, no exponent).</summary>
+    public const int RealDigits = 18;
+
     public readonly bool Integer = integer;
     public readonly int MaxIntegerDigits = maxIntegerDigits;
     public readonly int MaxFractionDigits = maxFractionDigits;
@@ -75,7 +78,15 @@ internal sealed class NumberNode(bool integer, int maxIntegerDigits, int maxFrac
     /// <summary>Integer bounds (only for <see cref="Integer"/> nodes), inclusive.</summary>
     public readonly long? Minimum = minimum;
     public readonly long? Maximum = maximum;
-    public bool Bounded => Minimum.HasValue || Maximum.HasValue;
+    /// <summary>Bounds of a non-integer number (written without exponent, at most <see cref="RealDigits"/> digits).</summary>
+    public decimal? RealMinimum;
+    public decimal? RealMaximum;
+    public bool RealMinimumExclusive;
+    public bool RealMaximumExclusive;
+
+    public bool IntegerBounded => Minimum.HasValue || Maximum.HasValue;
+    public bool RealBounded => RealMinimum.HasValue || RealMaximum.HasValue;
+    public bool Bounded => IntegerBounded || RealBounded;
 }
 
 internal sealed class PropertyInfo(string name, GNode value, bool required)

@@ -62,12 +62,13 @@ public readonly struct MatcherState : IEquatable<MatcherState>
 /// order — keys must appear in that order, optional ones may be skipped; <c>required</c>; with properties only those keys
 /// are generated, without them <c>additionalProperties</c> (schema/true/false) governs free keys, which must be distinct);
 /// array (<c>items</c>, <c>prefixItems</c>/tuple <c>items</c>, <c>additionalItems</c>, <c>minItems</c>, <c>maxItems</c>);
-/// string (<c>minLength</c>, <c>maxLength</c> in code points; <c>format</c> ignored); integer (<c>minimum</c>,
-/// <c>maximum</c>, exclusive forms); number; boolean; null; <c>enum</c>/<c>const</c> of any JSON value (matched in its
+/// string (<c>minLength</c>, <c>maxLength</c> in code points; <c>format</c> ignored); integer and number
+/// (<c>minimum</c>, <c>maximum</c>, exclusive forms incl. draft-4 booleans; a bounded number is written without exponent,
+/// with at most 18 significant digits, and checked exactly in decimal); boolean; null; <c>enum</c>/<c>const</c> of any JSON value (matched in its
 /// compact serialization); <c>anyOf</c>/<c>oneOf</c> (parallel alternatives; oneOf is treated as anyOf), sibling keywords
 /// merged into each alternative; <c>allOf</c> (shallow merge); local <c>$ref</c> (<c>#/$defs/…</c>,
 /// <c>#/definitions/…</c>, <c>#</c>, recursive); <c>true</c>/<c>{}</c> = any value.</para>
-/// <para>Not enforced (listed in <see cref="IgnoredKeywords"/>): pattern, number bounds on non-integers, multipleOf,
+/// <para>Not enforced (listed in <see cref="IgnoredKeywords"/>): pattern, multipleOf,
 /// uniqueItems, contains, min/maxProperties, patternProperties, propertyNames, not, if/then/else, dependencies.</para>
 /// <para>Format: no whitespace except (optionally) one space after ':' and ','; numbers have at most
 /// <see cref="JsonSchemaOptions.MaxIntegerDigits"/> integer digits etc.; integers are written without fraction or
@@ -92,13 +93,19 @@ public sealed class JsonSchemaMatcher
     }
 
     /// <summary>Compiles <paramref name="schema"/> (null, <c>true</c> or <c>{}</c>: any JSON value).</summary>
-    /// <exception cref="ArgumentException">Malformed or unsatisfiable schema.</exception>
+    /// <exception cref="ArgumentException">Malformed or unsatisfiable schema, or bad options.</exception>
     /// <exception cref="NotSupportedException">A non-local <c>$ref</c>.</exception>
     public static JsonSchemaMatcher Compile(JsonNode? schema, JsonSchemaOptions? options = null)
     {
         options ??= JsonSchemaOptions.Default;
+        Validate(options);
         var compiler = new SchemaCompiler(schema, options);
-        var root = compiler.CompileRoot();
+        GNode root;
+        try { root = compiler.CompileRoot(); }
+        catch (Exception e) when (e is InvalidOperationException or FormatException)
+        {
+            throw new ArgumentException($"malformed schema: {e.Message}", nameof(schema), e);
+        }
         return new JsonSchemaMatcher(root, options, [.. compiler.Ignored]);
     }
 
@@ -109,7 +116,15 @@ public sealed class JsonSchemaMatcher
     public static JsonSchemaMatcher AnyObject(JsonSchemaOptions? options = null)
     {
         options ??= JsonSchemaOptions.Default;
+        Validate(options);
         return new JsonSchemaMatcher(SchemaCompiler.AnyObject(options), options, []);
+    }
+
+    private static void Validate(JsonSchemaOptions options)
+    {
+        if (options.MaxDepth is < 1 or > 64) throw new ArgumentOutOfRangeException(nameof(options), "MaxDepth must be in [1, 64]");
+        if (options.MaxIntegerDigits is < 1 or > 18) throw new ArgumentOutOfRangeException(nameof(options), "MaxIntegerDigits must be in [1, 18]");
+        if (options.MaxFractionDigits < 1 || options.MaxExponentDigits < 1) throw new ArgumentOutOfRangeException(nameof(options), "digit limits must be ≥ 1");
     }
 
     /// <summary>Nothing consumed yet.</summary>

@@ -59,17 +59,19 @@ internal static class MatcherCore
     }
 
     /// <summary>
-    /// A single thread between characters of a string: any plain-content token of at most <paramref name="remaining"/>
-    /// code points is valid here and leads to the same kind of state.
+    /// Every thread is between characters of a string: any plain-content token of at most <paramref name="remaining"/>
+    /// code points is valid here (for some thread) and leaves each thread it suits in the same phase.
     /// </summary>
     public static bool InPlainString(Frame[] threads, out int remaining)
     {
         remaining = 0;
-        if (threads.Length != 1) return false;
-        var f = threads[0];
-        if (f.Kind is not (FrameKind.String or FrameKind.FreeKey) || f.A != SNormal) return false;
-        var node = (StringNode)f.Node!;
-        remaining = node.MaxLength == int.MaxValue ? int.MaxValue : node.MaxLength - f.B;
+        if (threads.Length == 0) return false;
+        foreach (var f in threads)
+        {
+            if (f.Kind is not (FrameKind.String or FrameKind.FreeKey) || f.A != SNormal) return false;
+            var node = (StringNode)f.Node!;
+            remaining = Math.Max(remaining, node.MaxLength == int.MaxValue ? int.MaxValue : node.MaxLength - f.B);
+        }
         return true;
     }
 
@@ -197,26 +199,26 @@ internal static class MatcherCore
 
     // ---------------------------------------------------------------- strings
 
-    private static void StringStep(Frame f, int symbol, List<Frame> output)
+    /// <summary>String byte outcomes.</summary>
+    public const int StringReject = 0, StringContinue = 1, StringClosed = 2;
+
+    /// <summary>
+    /// One byte inside a string, as a pure transition on (phase, length, key hash): lets the mask walk the vocabulary
+    /// through string content without allocating frames.
+    /// </summary>
+    public static int StringByte(StringNode node, bool key, ref int phase, ref int count, ref long hash, int symbol)
     {
-        if (symbol > 255) return;
-        var node = (StringNode)f.Node!;
-        int count = f.B;
-        long hash = f.Kind == FrameKind.FreeKey ? unchecked((f.X ^ symbol) * FnvPrime) : 0;
+        if (symbol > 255) return StringReject;
+        if (key) hash = unchecked((hash ^ symbol) * FnvPrime);
         int next;
-        switch (f.A)
+        switch (phase)
         {
             case SNormal:
-                if (symbol == '"')
-                {
-                    if (count < node.MinLength) return;
-                    CloseString(f, hash, output);
-                    return;
-                }
-                if (symbol < 0x20) return;
+                if (symbol == '"') return count < node.MinLength ? StringReject : StringClosed;
+                if (symbol < 0x20) return StringReject;
                 if (node.CountsLength)
                 {
-                    if (count >= node.MaxLength) return;
+                    if (count >= node.MaxLength) return StringReject;
                     count = node.MaxLength == int.MaxValue ? Math.Min(count + 1, node.MinLength) : count + 1;
                 }
                 next = symbol switch
@@ -271,10 +273,39 @@ internal static class MatcherCore
             case SC3F4: next = symbol is >= 0x80 and <= 0x8F ? SC2 : -1; break;
             default: next = -1; break;
         }
-        if (next < 0) return;
-        // Plain content of an unbounded string leaves the frame as it was: share it.
-        if (next == f.A && count == f.B && hash == f.X) output.Add(f);
-        else output.Add(new Frame(f.Parent, node, f.Kind, 0, next, count, hash, null));
+        if (next < 0) return StringReject;
+        phase = next;
+        return StringContinue;
+    }
+
+    private static void StringStep(Frame f, int symbol, List<Frame> output)
+    {
+        var node = (StringNode)f.Node!;
+        int phase = f.A, count = f.B;
+        long hash = f.X;
+        switch (StringByte(node, f.Kind == FrameKind.FreeKey, ref phase, ref count, ref hash, symbol))
+        {
+            case StringClosed:
+                CloseString(f, hash, output);
+                break;
+            case StringContinue:
+                // Plain content of an unbounded string leaves the frame as it was: share it.
+                if (phase == f.A && count == f.B && hash == f.X) output.Add(f);
+                else output.Add(new Frame(f.Parent, node, f.Kind, 0, phase, count, hash, null));
+                break;
+        }
+    }
+
+    /// <summary>The single thread is inside a string: its frame.</summary>
+    public static Frame? StringFrame(Frame[] threads) =>
+        threads.Length == 1 && threads[0].Kind is FrameKind.String or FrameKind.FreeKey ? threads[0] : null;
+
+    /// <summary>The threads after string frame <paramref name="f"/> closes with key hash <paramref name="hash"/>.</summary>
+    public static Frame[] AfterClose(Frame f, long hash, List<Frame> scratch)
+    {
+        scratch.Clear();
+        CloseString(f, hash, scratch);
+        return [.. scratch];
     }
 
     private static bool IsHex(int c) => c is >= '0' and <= '9' or >= 'a' and <= 'f' or >= 'A' and <= 'F';
@@ -296,49 +327,68 @@ internal static class MatcherCore
 
     private static int Digit(int symbol) => symbol is >= '0' and <= '9' ? symbol - '0' : -1;
 
+    // A = phase | negative flag | integer digits << 9; B = digits in the current part; X (bounded numbers only) = all
+    // digits so far as one integer (integer part then fraction).
+    private const int IntDigitsShift = 9;
+
     private static void NumberStart(NumberNode n, Frame next, int symbol, List<Frame> output)
     {
         if (symbol == '-')
         {
-            if (!NumberViable(n, true, 0, 0)) return;
+            if (!NegativeViable(n)) return;
             output.Add(new Frame(next, n, FrameKind.Number, 0, NMinus | NegativeFlag, 0, 0, null));
             return;
         }
         int d = Digit(symbol);
-        if (d < 0 || !NumberViable(n, false, d, 1)) return;
-        output.Add(new Frame(next, n, FrameKind.Number, 0, d == 0 ? NZero : NInt, 1, d, null));
+        if (d < 0 || !Viable(n, false, d, 1, -1)) return;
+        output.Add(new Frame(next, n, FrameKind.Number, 0, (d == 0 ? NZero : NInt) | 1 << IntDigitsShift, 1, n.Bounded ? d : 0, null));
     }
+
+    private static bool NegativeViable(NumberNode n)
+    {
+        if (!n.Bounded) return true;
+        for (int d = 0; d <= 9; d++) if (Viable(n, true, d, 1, -1)) return true;
+        return false;
+    }
+
+    /// <summary>Some number of <paramref name="n"/> starts like this (tests an unbounded node trivially).</summary>
+    internal static bool Satisfiable(NumberNode n) => NegativeViable(n) || Enumerable.Range(0, 10).Any(d => Viable(n, false, d, 1, -1));
 
     private static void NumberStep(Frame f, int symbol, List<Frame> output)
     {
         var n = (NumberNode)f.Node!;
-        int phase = f.A & 0xFF, sign = f.A & NegativeFlag, count = f.B;
-        bool negative = sign != 0;
-        long magnitude = f.X;
+        int phase = f.A & 0xFF, sign = f.A & NegativeFlag, intDigits = f.A >> IntDigitsShift, count = f.B;
+        bool negative = sign != 0, real = n.RealBounded;
+        long scaled = f.X;
         int d = Digit(symbol);
-        int next = -1, nextCount = 0;
-        long nextMagnitude = magnitude;
+        int next = -1, nextCount = 0, nextInt = intDigits;
+        long nextScaled = scaled;
         switch (phase)
         {
             case NMinus:
-                if (d >= 0 && NumberViable(n, true, d, 1)) { next = d == 0 ? NZero : NInt; nextCount = 1; nextMagnitude = d; }
+                if (d >= 0 && Viable(n, true, d, 1, -1)) { next = d == 0 ? NZero : NInt; nextCount = 1; nextInt = 1; nextScaled = d; }
                 break;
             case NZero:
             case NInt:
                 if (d >= 0)
                 {
-                    if (phase == NInt && count < n.MaxIntegerDigits && NumberViable(n, negative, magnitude * 10 + d, count + 1))
-                    { next = NInt; nextCount = count + 1; nextMagnitude = magnitude * 10 + d; }
+                    if (phase == NInt && count < n.MaxIntegerDigits && (!real || count < NumberNode.RealDigits)
+                        && Viable(n, negative, scaled * 10 + d, count + 1, -1))
+                    { next = NInt; nextCount = count + 1; nextInt = count + 1; nextScaled = scaled * 10 + d; }
                 }
-                else if (!n.Integer && symbol == '.') next = NDot;
-                else if (!n.Integer && symbol is 'e' or 'E') next = NE;
+                else if (!n.Integer && symbol == '.' && (!real || Viable(n, negative, scaled, intDigits, 0))) next = NDot;
+                else if (!n.Integer && !real && symbol is 'e' or 'E') next = NE;
                 break;
             case NDot:
-                if (d >= 0) { next = NFrac; nextCount = 1; }
+                if (d >= 0 && (!real || Viable(n, negative, scaled * 10 + d, intDigits, 1))) { next = NFrac; nextCount = 1; nextScaled = scaled * 10 + d; }
                 break;
             case NFrac:
-                if (d >= 0) { if (count < n.MaxFractionDigits) { next = NFrac; nextCount = count + 1; } }
-                else if (symbol is 'e' or 'E') next = NE;
+                if (d >= 0)
+                {
+                    if (count < n.MaxFractionDigits && (!real || Viable(n, negative, scaled * 10 + d, intDigits, count + 1)))
+                    { next = NFrac; nextCount = count + 1; nextScaled = scaled * 10 + d; }
+                }
+                else if (!real && symbol is 'e' or 'E') next = NE;
                 break;
             case NE:
                 if (symbol is '+' or '-') next = NESign;
@@ -351,7 +401,8 @@ internal static class MatcherCore
                 if (d >= 0 && count < n.MaxExponentDigits) { next = NExp; nextCount = count + 1; }
                 break;
         }
-        if (next >= 0) output.Add(new Frame(f.Parent, n, FrameKind.Number, 0, next | sign, nextCount, n.Bounded ? nextMagnitude : 0, null));
+        if (next >= 0)
+            output.Add(new Frame(f.Parent, n, FrameKind.Number, 0, next | sign | nextInt << IntDigitsShift, nextCount, n.Bounded ? nextScaled : 0, null));
         // A number ends where something else begins: hand the symbol to what follows.
         if (NumberComplete(f)) Step(f.Parent!, symbol, output);
     }
@@ -361,24 +412,42 @@ internal static class MatcherCore
         int phase = f.A & 0xFF;
         if (phase is not (NZero or NInt or NFrac or NExp)) return false;
         var n = (NumberNode)f.Node!;
-        if (!n.Bounded) return true;
-        long value = (f.A & NegativeFlag) != 0 ? -f.X : f.X;
-        return (n.Minimum is not long min || value >= min) && (n.Maximum is not long max || value <= max);
+        bool negative = (f.A & NegativeFlag) != 0;
+        if (n.IntegerBounded)
+        {
+            long value = negative ? -f.X : f.X;
+            return (n.Minimum is not long min || value >= min) && (n.Maximum is not long max || value <= max);
+        }
+        if (n.RealBounded)
+        {
+            decimal value = f.X / Pow10(phase == NFrac ? f.B : 0);
+            if (negative) value = -value;
+            return InRealBounds(n, value);
+        }
+        return true;
     }
 
     private static readonly long[] PowersOfTen = Enumerable.Range(0, 19).Select(e => (long)Math.Pow(10, e)).ToArray();
+    private static readonly decimal[] DecimalPowers = Enumerable.Range(0, 29).Select(e => e == 0 ? 1m : Enumerable.Repeat(10m, e).Aggregate((a, b) => a * b)).ToArray();
+
+    private static decimal Pow10(int e) => e >= 0 ? DecimalPowers[e] : 1m / DecimalPowers[-e];
+
+    /// <summary>
+    /// Some number within the bounds and digit limits starts with this sign and these digits: <paramref name="scaled"/>
+    /// holds all of them, <paramref name="intDigits"/> before the point, <paramref name="fracDigits"/> after it
+    /// (−1: no point yet).
+    /// </summary>
+    private static bool Viable(NumberNode n, bool negative, long scaled, int intDigits, int fracDigits)
+    {
+        if (n.IntegerBounded) return IntegerViable(n, negative, scaled, intDigits);
+        if (n.RealBounded) return RealViable(n, negative, scaled, intDigits, fracDigits);
+        return true;
+    }
 
     /// <summary>Some integer within the bounds and the digit limit starts with this sign, magnitude and digit count.</summary>
-    internal static bool NumberViable(NumberNode n, bool negative, long magnitude, int digits)
+    private static bool IntegerViable(NumberNode n, bool negative, long magnitude, int digits)
     {
-        if (!n.Bounded) return true;
         long min = n.Minimum ?? long.MinValue, max = n.Maximum ?? long.MaxValue;
-        if (digits == 0)
-        {
-            // Just "-": any value in [-(10^k − 1), 0].
-            long lowest = -(PowersOfTen[n.MaxIntegerDigits] - 1);
-            return Math.Max(min, lowest) <= Math.Min(max, 0);
-        }
         if (magnitude == 0) return min <= 0 && max >= 0;
         for (int extra = 0; digits + extra <= n.MaxIntegerDigits; extra++)
         {
@@ -388,6 +457,47 @@ internal static class MatcherCore
         }
         return false;
     }
+
+    /// <summary>
+    /// The reachable magnitudes from a prefix are the multiples of the finest step (10^−remaining fraction digits) in
+    /// an interval: for each possible count of further integer digits, or within the current fraction. Exact (decimal).
+    /// </summary>
+    private static bool RealViable(NumberNode n, bool negative, long scaled, int intDigits, int fracDigits)
+    {
+        if (fracDigits < 0)
+        {
+            int maxExtra = scaled == 0 ? 0 : Math.Min(n.MaxIntegerDigits, NumberNode.RealDigits) - intDigits;
+            for (int extra = 0; extra <= maxExtra; extra++)
+            {
+                int r = Math.Min(NumberNode.RealDigits - intDigits - extra, n.MaxFractionDigits);
+                decimal step = Pow10(-r), lo = scaled * Pow10(extra), hi = lo + Pow10(extra) - step;
+                if (GridIntersects(n, negative, lo, hi, step)) return true;
+            }
+            return false;
+        }
+        decimal x = scaled / Pow10(fracDigits);
+        int more = Math.Min(NumberNode.RealDigits - intDigits, n.MaxFractionDigits) - fracDigits;
+        if (fracDigits == 0 && more <= 0) return false; // a point needs a digit
+        if (more <= 0) return GridIntersects(n, negative, x, x, Pow10(-fracDigits));
+        decimal fine = Pow10(-fracDigits - more);
+        return GridIntersects(n, negative, x, x + Pow10(-fracDigits) - fine, fine);
+    }
+
+    /// <summary>A multiple of <paramref name="step"/> in magnitudes [lo, hi] (signed by <paramref name="negative"/>) is within the bounds.</summary>
+    private static bool GridIntersects(NumberNode n, bool negative, decimal lo, decimal hi, decimal step)
+    {
+        decimal a = negative ? -hi : lo, b = negative ? -lo : hi;
+        if (n.RealMinimum is decimal min && min > a) a = min;
+        if (n.RealMaximum is decimal max && max < b) b = max;
+        if (a > b) return false;
+        decimal first = Math.Ceiling(a / step) * step;
+        if (n.RealMinimumExclusive && first == n.RealMinimum) first += step;
+        return first <= b && !(n.RealMaximumExclusive && first == n.RealMaximum);
+    }
+
+    private static bool InRealBounds(NumberNode n, decimal value) =>
+        (n.RealMinimum is not decimal min || (n.RealMinimumExclusive ? value > min : value >= min))
+        && (n.RealMaximum is not decimal max || (n.RealMaximumExclusive ? value < max : value <= max));
 
     // ---------------------------------------------------------------- objects
 

@@ -180,17 +180,20 @@ internal sealed class SchemaCompiler
                 }
             case "integer":
                 {
-                    long? min = null, max = null;
-                    if (Bound(s, "minimum") is double a) min = ClampLong(Math.Ceiling(a));
-                    if (Bound(s, "exclusiveMinimum") is double b) min = Math.Max(min ?? long.MinValue, ClampLong(Math.Floor(b) + 1));
-                    if (Bound(s, "maximum") is double c) max = ClampLong(Math.Floor(c));
-                    if (Bound(s, "exclusiveMaximum") is double d) max = Math.Min(max ?? long.MaxValue, ClampLong(Math.Ceiling(d) - 1));
-                    return Number(_options, true, min, max);
+                    var (min, minExclusive, max, maxExclusive) = Bounds(s);
+                    long? low = min is double a ? ClampLong(minExclusive ? Math.Floor(a) + 1 : Math.Ceiling(a)) : null;
+                    long? high = max is double b ? ClampLong(maxExclusive ? Math.Ceiling(b) - 1 : Math.Floor(b)) : null;
+                    return Number(_options, true, low, high);
                 }
             case "number":
-                foreach (var k in new[] { "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum" })
-                    if (s.ContainsKey(k)) Ignore(path, k);
-                return Number(_options, false, null, null);
+                {
+                    var (min, minExclusive, max, maxExclusive) = Bounds(s);
+                    var node = Number(_options, false, null, null);
+                    // Beyond ±1e17 a bound cannot matter (at most 18 integer digits are written).
+                    if (min is double a) { node.RealMinimum = (decimal)Math.Clamp(a, -1e17, 1e17); node.RealMinimumExclusive = minExclusive; }
+                    if (max is double b) { node.RealMaximum = (decimal)Math.Clamp(b, -1e17, 1e17); node.RealMaximumExclusive = maxExclusive; }
+                    return node;
+                }
             case "boolean": return Literal([JsonValue.Create(true), JsonValue.Create(false)]);
             case "null": return Literal([null]);
             default: throw new ArgumentException($"{path}: unknown type '{type}'");
@@ -212,7 +215,12 @@ internal sealed class SchemaCompiler
             // Required but undeclared keys: described by additionalProperties (any value when it is absent).
             foreach (var name in required)
                 if (properties?.ContainsKey(name) != true)
-                    list.Add(new PropertyInfo(name, additional is JsonObject ? Compile(additional, path + "/additionalProperties") : _any, true));
+                    list.Add(new PropertyInfo(name, additional switch
+                    {
+                        JsonObject => Compile(additional, path + "/additionalProperties"),
+                        JsonValue f when f.GetValueKind() == JsonValueKind.False => NeverNode.Instance, // no valid instance
+                        _ => _any,
+                    }, true));
             node.Properties = [.. list];
         }
         else if (additional is JsonValue f && f.GetValueKind() == JsonValueKind.False) node.Additional = null;
@@ -241,10 +249,24 @@ internal sealed class SchemaCompiler
     }
 
     private static int? IntKeyword(JsonObject s, string key) =>
-        s[key] is JsonValue v && v.GetValueKind() == JsonValueKind.Number ? (int)Math.Clamp(v.GetValue<double>(), 0, int.MaxValue) : null;
+        Bound(s, key) is double d ? (int)Math.Clamp(d, 0, int.MaxValue) : null;
 
+    /// <summary>A numeric keyword, whether the node was parsed or built from a CLR number.</summary>
     private static double? Bound(JsonObject s, string key) =>
-        s[key] is JsonValue v && v.GetValueKind() == JsonValueKind.Number ? v.GetValue<double>() : null;
+        s[key] is JsonValue v && v.GetValueKind() == JsonValueKind.Number
+            ? double.Parse(v.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture)
+            : null;
+
+    /// <summary>minimum/maximum with exclusiveMinimum/exclusiveMaximum (numbers, or draft-4 booleans); the stricter wins.</summary>
+    private static (double? Min, bool MinExclusive, double? Max, bool MaxExclusive) Bounds(JsonObject s)
+    {
+        double? min = Bound(s, "minimum"), max = Bound(s, "maximum");
+        bool minExclusive = s["exclusiveMinimum"] is JsonValue em && em.GetValueKind() == JsonValueKind.True && min.HasValue;
+        bool maxExclusive = s["exclusiveMaximum"] is JsonValue eM && eM.GetValueKind() == JsonValueKind.True && max.HasValue;
+        if (Bound(s, "exclusiveMinimum") is double xm && (min is null || xm >= min)) { min = xm; minExclusive = true; }
+        if (Bound(s, "exclusiveMaximum") is double xM && (max is null || xM <= max)) { max = xM; maxExclusive = true; }
+        return (min, minExclusive, max, maxExclusive);
+    }
 
     private static long ClampLong(double value) => value >= 9e18 ? long.MaxValue : value <= -9e18 ? long.MinValue : (long)value;
 

@@ -34,7 +34,7 @@ public sealed class TokenVocabulary
         var nonString = new List<int>();
         for (int i = 0; i < tokens.Count; i++)
         {
-            _tokens[i] = tokens[i] ?? [];
+            _tokens[i] = tokens[i] is { } bytes ? (byte[])bytes.Clone() : [];
             if (_tokens[i].Length == 0) continue;
             ids.Add(i);
             int chars = PlainStringCharacters(_tokens[i]);

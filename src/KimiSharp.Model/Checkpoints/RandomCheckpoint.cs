@@ -85,6 +85,12 @@ public sealed record RandomCheckpointOptions
     /// <summary>FP8 block columns (weight_block_size[1]).</summary>
     public int Fp8BlockCols { get; init; } = 128;
 
+    /// <summary>
+    /// With <see cref="CheckpointFormat.Int4"/>: pack-quantize every linear weight (attention, dense and shared MLPs,
+    /// lm_head) too, not only the routed experts; embedding, norms and router stay BF16. The layout of all-Q4_0 benchmarks.
+    /// </summary>
+    public bool Int4AllLinears { get; init; }
+
     /// <summary>INT4 group size (input columns per scale).</summary>
     public int Int4GroupSize { get; init; } = 32;
 
@@ -315,7 +321,7 @@ public static class RandomCheckpoint
                     w.WriteEndObject();
                     break;
                 case CheckpointFormat.Int4:
-                    WriteInt4QuantizationConfig(w, o.Int4GroupSize);
+                    WriteInt4QuantizationConfig(w, o.Int4GroupSize, quantizeAll: o.Int4AllLinears);
                     break;
             }
             w.WriteEndObject();
@@ -324,7 +330,7 @@ public static class RandomCheckpoint
         return buffer.ToArray();
     }
 
-    private static void WriteInt4QuantizationConfig(Utf8JsonWriter w, int groupSize)
+    private static void WriteInt4QuantizationConfig(Utf8JsonWriter w, int groupSize, bool quantizeAll)
     {
         w.WriteStartObject("quantization_config");
         w.WriteString("quant_method", "compressed-tensors");
@@ -347,10 +353,13 @@ public static class RandomCheckpoint
         w.WriteEndObject();
         w.WriteEndObject();
         w.WriteStartArray("ignore");
-        w.WriteStringValue("lm_head");
-        w.WriteStringValue("re:.*self_attn.*");
-        w.WriteStringValue("re:.*shared_experts.*");
-        w.WriteStringValue(@"re:.*mlp\.(gate|up|gate_up|down)_proj.*");
+        if (!quantizeAll)
+        {
+            w.WriteStringValue("lm_head");
+            w.WriteStringValue("re:.*self_attn.*");
+            w.WriteStringValue("re:.*shared_experts.*");
+            w.WriteStringValue(@"re:.*mlp\.(gate|up|gate_up|down)_proj.*");
+        }
         w.WriteEndArray();
         w.WriteEndObject();
     }
@@ -393,12 +402,37 @@ public static class RandomCheckpoint
         RoutedExpert,
     }
 
+    /// <summary>A value computed once and handed to a fixed number of consumers, then dropped so its memory can go.</summary>
+    private sealed class SharedResult<T>(int consumers, Func<T> compute) where T : class
+    {
+        private readonly object _gate = new();
+        private T? _value;
+        private int _left = consumers;
+
+        public T Take()
+        {
+            lock (_gate)
+            {
+                if (_left <= 0) return compute(); // saved a second time: recompute rather than keep it alive
+                var value = _value ??= compute();
+                if (--_left == 0) _value = null;
+                return value;
+            }
+        }
+    }
+
     private sealed class Builder(RandomCheckpointOptions options)
     {
         public SafetensorsWriter Writer { get; } = new();
 
-        public void Embedding(string name, int rows, int cols) =>
-            Writer.AddBf16(name, [rows, cols], Normal(name, rows * cols, 1.0));
+        /// <summary>Tensors at least this large are generated while the file is written instead of being held in memory.</summary>
+        private const long DeferAbove = 1 << 20;
+
+        public void Embedding(string name, int rows, int cols)
+        {
+            if ((long)rows * cols < DeferAbove) Writer.AddBf16(name, [rows, cols], Normal(name, rows * cols, 1.0));
+            else Writer.AddDeferred(name, SafetensorsDType.BF16, [rows, cols], () => WeightEncoding.ToBf16Bytes(Normal(name, rows * cols, 1.0)));
+        }
 
         public void Norm(string name, int size)
         {
@@ -430,9 +464,17 @@ public static class RandomCheckpoint
         public void Linear(string prefix, int rows, int cols, Role role)
         {
             string name = prefix + ".weight";
+            if ((long)rows * cols >= DeferAbove)
+            {
+                LinearDeferred(prefix, rows, cols, role);
+                return;
+            }
             float[] w = Normal(name, rows * cols, 1.0 / Math.Sqrt(cols));
             switch (options.Format, role)
             {
+                case (CheckpointFormat.Int4, _) when options.Int4AllLinears:
+                    Writer.AddInt4Packed(prefix, WeightEncoding.QuantizeInt4Packed(w, rows, cols, options.Int4GroupSize));
+                    break;
                 case (CheckpointFormat.Fp8, Role.DecoderLinear or Role.RoutedExpert):
                     Writer.AddFp8Block(prefix, WeightEncoding.QuantizeFp8Block(w, rows, cols, options.Fp8BlockRows, options.Fp8BlockCols));
                     break;
@@ -441,6 +483,40 @@ public static class RandomCheckpoint
                     break;
                 default:
                     Writer.AddBf16(name, [rows, cols], w);
+                    break;
+            }
+        }
+
+        /// <summary>The same tensors as <see cref="Linear"/>, made at save time; a quantized weight's parts share one quantization.</summary>
+        private void LinearDeferred(string prefix, int rows, int cols, Role role)
+        {
+            string name = prefix + ".weight";
+            double std = 1.0 / Math.Sqrt(cols);
+            long[] shape = [rows, cols];
+            switch (options.Format, role)
+            {
+                case (CheckpointFormat.Fp8, Role.DecoderLinear or Role.RoutedExpert):
+                {
+                    var shared = new SharedResult<Fp8BlockWeight>(2, () =>
+                        WeightEncoding.QuantizeFp8Block(Normal(name, rows * cols, std), rows, cols, options.Fp8BlockRows, options.Fp8BlockCols));
+                    int scaleRows = (rows + options.Fp8BlockRows - 1) / options.Fp8BlockRows, scaleCols = (cols + options.Fp8BlockCols - 1) / options.Fp8BlockCols;
+                    Writer.AddDeferred(name, SafetensorsDType.F8_E4M3, shape, () => shared.Take().Codes);
+                    Writer.AddDeferred(name + "_scale_inv", SafetensorsDType.F32, [scaleRows, scaleCols], () => WeightEncoding.ToF32Bytes(shared.Take().Scales));
+                    break;
+                }
+                case (CheckpointFormat.Int4, Role.RoutedExpert):
+                case (CheckpointFormat.Int4, _) when options.Int4AllLinears:
+                {
+                    int groupSize = options.Int4GroupSize;
+                    var shared = new SharedResult<Int4PackedWeight>(2, () =>
+                        WeightEncoding.QuantizeInt4Packed(Normal(name, rows * cols, std), rows, cols, groupSize));
+                    Writer.AddDeferred(prefix + ".weight_packed", SafetensorsDType.I32, [rows, (cols + 7) / 8], () => WeightEncoding.ToI32Bytes(shared.Take().Packed));
+                    Writer.AddDeferred(prefix + ".weight_scale", SafetensorsDType.BF16, [rows, (cols + groupSize - 1) / groupSize], () => WeightEncoding.ToU16Bytes(shared.Take().Scales));
+                    Writer.AddI64(prefix + ".weight_shape", [2], [rows, cols]);
+                    break;
+                }
+                default:
+                    Writer.AddDeferred(name, SafetensorsDType.BF16, shape, () => WeightEncoding.ToBf16Bytes(Normal(name, rows * cols, std)));
                     break;
             }
         }

@@ -5,7 +5,7 @@ using KimiSharp.Model.Safetensors;
 namespace KimiSharp.Model.Checkpoints;
 
 /// <summary>
-/// Collects tensors in memory and writes them as a safetensors file (or a sharded set with a Hugging Face index).
+/// Collects tensors (in memory, or as producers run at save time) and writes them as a safetensors file (or a sharded set with a Hugging Face index).
 /// Layout: 8-byte little-endian header length, a JSON header padded with spaces to a multiple of 8 bytes,
 /// then the tensor bytes back to back in the order they were added. Meant for test and tool sized checkpoints.
 /// </summary>
@@ -46,8 +46,32 @@ public sealed class SafetensorsWriter
         if (expected != data.Length)
             throw new ArgumentException($"Tensor '{name}': shape [{string.Join(", ", shape)}] of {dtype} needs {expected} bytes, got {data.Length}.", nameof(data));
         _byName.Add(name, _entries.Count);
-        _entries.Add(new Entry(name, dtype, (long[])shape.Clone(), data.ToArray()));
+        _entries.Add(new Entry(name, dtype, (long[])shape.Clone(), data.Length, data.ToArray(), null));
         TotalDataBytes += data.Length;
+    }
+
+    /// <summary>
+    /// Adds a tensor whose bytes <paramref name="produce"/> makes only when the file is written, so a large checkpoint
+    /// never sits in memory whole. The producer must return exactly the bytes the shape implies; it runs once per save,
+    /// possibly on another thread while earlier tensors are still being written.
+    /// </summary>
+    public void AddDeferred(string name, SafetensorsDType dtype, long[] shape, Func<byte[]> produce)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(shape);
+        ArgumentNullException.ThrowIfNull(produce);
+        if (name == "__metadata__") throw new ArgumentException("'__metadata__' is reserved.", nameof(name));
+        if (_byName.ContainsKey(name)) throw new ArgumentException($"Tensor '{name}' was already added.", nameof(name));
+        long elements = 1;
+        foreach (long d in shape)
+        {
+            if (d < 0) throw new ArgumentException($"Tensor '{name}' has a negative dimension.", nameof(shape));
+            elements = checked(elements * d);
+        }
+        long length = checked(elements * SafetensorsDTypes.SizeOf(dtype));
+        _byName.Add(name, _entries.Count);
+        _entries.Add(new Entry(name, dtype, (long[])shape.Clone(), length, null, produce));
+        TotalDataBytes += length;
     }
 
     /// <summary>Adds floats stored as BF16 (round to nearest even).</summary>
@@ -110,13 +134,13 @@ public sealed class SafetensorsWriter
         long current = 0;
         foreach (var e in _entries)
         {
-            if (shards.Count == 0 || (current + e.Data.Length > maxShardBytes && shards[^1].Count > 0))
+            if (shards.Count == 0 || (current + e.Length > maxShardBytes && shards[^1].Count > 0))
             {
                 shards.Add([]);
                 current = 0;
             }
             shards[^1].Add(e);
-            current += e.Data.Length;
+            current += e.Length;
         }
         if (shards.Count == 0) shards.Add([]);
 
@@ -164,10 +188,10 @@ public sealed class SafetensorsWriter
                 json.WriteEndArray();
                 json.WriteStartArray("data_offsets");
                 json.WriteNumberValue(offset);
-                json.WriteNumberValue(offset + e.Data.Length);
+                json.WriteNumberValue(offset + e.Length);
                 json.WriteEndArray();
                 json.WriteEndObject();
-                offset += e.Data.Length;
+                offset += e.Length;
             }
             if (Metadata.Count > 0)
             {
@@ -192,7 +216,26 @@ public sealed class SafetensorsWriter
             stream.Write(length);
             stream.Write(header);
             for (int i = header.Length; i < padded; i++) stream.WriteByte((byte)' ');
-            foreach (var e in entries) stream.Write(e.Data);
+            // Deferred tensors are produced up to two ahead on the thread pool while earlier ones are written.
+            const int lookahead = 2;
+            var pending = new Queue<Task<byte[]>>();
+            int next = 0;
+            void Refill()
+            {
+                while (next < entries.Count && pending.Count < lookahead)
+                {
+                    var e = entries[next++];
+                    pending.Enqueue(e.Data is { } ready ? Task.FromResult(ready) : Task.Run(e.Produce!));
+                }
+            }
+            for (int i = 0; i < entries.Count; i++)
+            {
+                Refill();
+                byte[] data = pending.Dequeue().GetAwaiter().GetResult();
+                if (data.LongLength != entries[i].Length)
+                    throw new InvalidOperationException($"Tensor '{entries[i].Name}' produced {data.LongLength} bytes, its shape needs {entries[i].Length}.");
+                stream.Write(data);
+            }
         });
     }
 
@@ -219,5 +262,5 @@ public sealed class SafetensorsWriter
         }
     }
 
-    private sealed record Entry(string Name, SafetensorsDType DType, long[] Shape, byte[] Data);
+    private sealed record Entry(string Name, SafetensorsDType DType, long[] Shape, long Length, byte[]? Data, Func<byte[]>? Produce);
 }

@@ -16,8 +16,7 @@ public sealed class FeedForward(WeightMatrix gate, WeightMatrix up, WeightMatrix
         int n = tokens * Width;
         var gated = scratch[..n];
         var upped = scratch.Slice(n, n);
-        MatrixKernels.MatMul(Gate, x, gated, tokens);
-        MatrixKernels.MatMul(Up, x, upped, tokens);
+        MatrixKernels.MatMulPair(Gate, Up, x, gated, upped, tokens);
         Ops.SiluMultiply(gated, upped, gated);
         MatrixKernels.MatMul(Down, gated, output, tokens);
     }

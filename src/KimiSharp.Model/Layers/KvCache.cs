@@ -112,13 +112,17 @@ internal sealed class ForwardWorkspace
 {
     private readonly Dictionary<string, float[]> _buffers = [];
 
+    /// <summary>Reusable multi-product job (a decoded token's experts run as one parallel job).</summary>
+    public KimiSharp.Kernels.MatVecBatch Batch { get; } = new();
+
     /// <summary>The buffer called <paramref name="name"/>, at least <paramref name="length"/> long (it may be longer).</summary>
     public float[] Array(string name, long length)
     {
         if (!_buffers.TryGetValue(name, out var buffer) || buffer.Length < length)
         {
             long grown = buffer is null ? length : Math.Max(length, Math.Min(2L * buffer.Length, System.Array.MaxLength));
-            _buffers[name] = buffer = new float[grown];
+            // Pinned, so kernels may hold raw pointers into workspace buffers across a whole layer.
+            _buffers[name] = buffer = GC.AllocateArray<float>(checked((int)grown), pinned: true);
         }
         return buffer;
     }

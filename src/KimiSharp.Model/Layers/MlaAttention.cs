@@ -67,13 +67,16 @@ public sealed class MlaAttention
         int pairs = _ropeDim / 2;
 
         // Queries [tokens, heads, nope + rope].
+        // The query projection and kv_a_proj_with_mqa read the same input: one parallel job for both.
+        int kvWidth = _latentDim + _ropeDim;
+        var kva = ws.Get("attn.kva", (long)tokens * kvWidth);
         var q = ws.Get("attn.q", (long)tokens * _heads * _qkDim);
-        if (QProj is not null) MatrixKernels.MatMul(QProj, x, q, tokens);
+        if (QProj is not null) MatrixKernels.MatMulPair(QProj, KvAProj, x, q, kva, tokens);
         else
         {
             int rank = QAProj!.Rows;
             var qa = ws.Get("attn.qa", (long)tokens * rank);
-            MatrixKernels.MatMul(QAProj, x, qa, tokens);
+            MatrixKernels.MatMulPair(QAProj, KvAProj, x, qa, kva, tokens);
             for (int t = 0; t < tokens; t++)
             {
                 var row = qa.Slice(t * rank, rank);
@@ -84,9 +87,6 @@ public sealed class MlaAttention
         }
 
         // Latents and the shared rope key, written straight into the cache.
-        int kvWidth = _latentDim + _ropeDim;
-        var kva = ws.Get("attn.kva", (long)tokens * kvWidth);
-        MatrixKernels.MatMul(KvAProj, x, kva, tokens);
         var latents = cache.Latents(layer, start, tokens);
         var ropeKeys = cache.RopeKeys(layer, start, tokens);
         for (int t = 0; t < tokens; t++)

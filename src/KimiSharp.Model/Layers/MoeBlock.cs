@@ -80,6 +80,67 @@ public sealed class MoeBlock
         for (int j = 0; j < k; j++) weights[j] *= scale;
     }
 
+    /// <summary>
+    /// Decode: the shared expert and every routed expert of the token as two parallel jobs (all gate/up projections,
+    /// then all down projections) instead of three per expert. Each product and the order the weighted expert outputs
+    /// are added in (ascending expert id, after the shared expert) are those of the batched path, so the result is
+    /// bit-identical to running the token in a batch.
+    /// </summary>
+    private unsafe void ForwardOneToken(ReadOnlySpan<float> x, Span<float> output, ReadOnlySpan<float> chosen, ReadOnlySpan<float> weights, ForwardWorkspace ws)
+    {
+        int hidden = _config.HiddenSize, k = chosen.Length;
+        Span<int> order = stackalloc int[k];
+        for (int j = 0; j < k; j++) order[j] = j;
+        for (int a = 1; a < k; a++) // insertion sort by expert id (ids are distinct)
+            for (int b = a; b > 0 && chosen[order[b]] < chosen[order[b - 1]]; b--)
+                (order[b], order[b - 1]) = (order[b - 1], order[b]);
+
+        int width = Experts.Length > 0 ? Experts[0].Width : 0, sharedWidth = Shared?.Width ?? 0;
+        var hiddenBuffer = ws.Array("moe.one.hidden", (long)k * hidden);
+        var gateUp = ws.Array("moe.one.gateUp", 2L * k * width + 2L * sharedWidth);
+        var xCopy = ws.Array("moe.one.x", hidden);
+        x.CopyTo(xCopy);
+        var batch = ws.Batch;
+        fixed (float* px = xCopy)
+        fixed (float* pg = gateUp)
+        fixed (float* ph = hiddenBuffer)
+        fixed (float* po = output)
+        {
+            float* sharedGate = pg + 2L * k * width, sharedUp = sharedGate + sharedWidth;
+            batch.Clear();
+            if (Shared is not null)
+            {
+                batch.Add(Shared.Gate, px, sharedGate);
+                batch.Add(Shared.Up, px, sharedUp);
+            }
+            for (int j = 0; j < k; j++)
+            {
+                var expert = Experts[(int)chosen[order[j]]];
+                batch.Add(expert.Gate, px, pg + 2L * j * width);
+                batch.Add(expert.Up, px, pg + (2L * j + 1) * width);
+            }
+            batch.Run();
+
+            batch.Clear();
+            if (Shared is not null)
+            {
+                var g = new Span<float>(sharedGate, sharedWidth);
+                Ops.SiluMultiply(g, new Span<float>(sharedUp, sharedWidth), g);
+                batch.Add(Shared.Down, sharedGate, po);
+            }
+            for (int j = 0; j < k; j++)
+            {
+                var g = new Span<float>(pg + 2L * j * width, width);
+                Ops.SiluMultiply(g, new Span<float>(pg + (2L * j + 1) * width, width), g);
+                batch.Add(Experts[(int)chosen[order[j]]].Down, pg + 2L * j * width, ph + (long)j * hidden);
+            }
+            batch.Run();
+        }
+        if (Shared is null) output.Clear();
+        for (int j = 0; j < k; j++)
+            TensorPrimitives.MultiplyAdd(hiddenBuffer.AsSpan(j * hidden, hidden), weights[order[j]], output, output);
+    }
+
     /// <summary>output[t] = Σ_j w_tj·Expert_j(x[t]) + Shared(x[t]); experts run once on all the tokens routed to them.</summary>
     internal void Forward(ReadOnlySpan<float> x, Span<float> output, int tokens, ForwardWorkspace ws)
     {
@@ -95,6 +156,12 @@ public sealed class MoeBlock
         {
             Route(logits.Slice(t * count, count), ids, weights.Slice(t * k, k), routeScratch);
             for (int j = 0; j < k; j++) chosen[t * k + j] = ids[j];
+        }
+
+        if (tokens == 1)
+        {
+            ForwardOneToken(x[..hidden], output[..hidden], chosen[..k], weights[..k], ws);
+            return;
         }
 
         if (Shared is not null)

@@ -89,9 +89,8 @@ public sealed class KimiOutputParser
     private char[] _buffer = new char[256];
     private int _held;          // chars at the start of _buffer carried over from the previous chunk
     private State _state;
-    private int _callCount;
+    private int _callCount;     // calls opened so far; the open call's index is _callCount - 1
     private bool _callStarted;  // the open call's ToolCallStart has been emitted
-    private bool _anyCallOpened;
 
     public KimiOutputParser(KimiOutputParserOptions? options = null)
     {
@@ -169,9 +168,8 @@ public sealed class KimiOutputParser
             return;
         }
 
-        int consumed = Process(_held, final: true, sink);
+        Process(_held, final: true, sink); // a held-back prefix never completes a marker, so this cannot end the output
         _held = 0;
-        System.Diagnostics.Debug.Assert(consumed == 0 || _state != State.Ended);
         bool cutOff = _state is State.CallId or State.CallArgs;
         if (cutOff)
         {
@@ -351,7 +349,6 @@ public sealed class KimiOutputParser
                 _args.Clear();
                 _callStarted = false;
                 _callCount++;
-                _anyCallOpened = true;
                 _state = State.CallId;
                 break;
             case Marker.ArgumentBegin:
@@ -424,7 +421,7 @@ public sealed class KimiOutputParser
 
     private void EndOutput(ICollection<ParserEvent> sink, FinishReason reason)
     {
-        if (reason == FinishReason.Stop && _anyCallOpened)
+        if (reason == FinishReason.Stop && _callCount > 0)
         {
             reason = FinishReason.ToolCalls;
         }

@@ -51,6 +51,17 @@ internal static class Access
             case JinjaTuple t:
                 return TryIndex(t.Items, key, items => new JinjaTuple(items), out value);
             case JinjaRange r:
+                if (key is SliceValue rs)
+                {
+                    // Slicing a range gives a range: range(10)[2:5] is range(2, 5).
+                    if (!TrySliceBound(rs.Start, out var a) || !TrySliceBound(rs.Stop, out var b) || !TrySliceBound(rs.StepValue, out var c))
+                        return false;
+                    if (c == 0)
+                        throw new PyException("ValueError", "slice step cannot be zero");
+                    var (lo, hi, st) = PyText.SliceBounds(r.Count, a, b, c);
+                    value = new JinjaRange(r.Start + lo * r.Step, r.Start + hi * r.Step, r.Step * st);
+                    return true;
+                }
                 return TryIndex(r.ToList(), key, items => new JinjaList(items), out value);
             case JinjaString s:
             {
@@ -134,6 +145,9 @@ internal static class Access
             case JinjaDict d when Methods.DictMethods.Contains(name):
                 value = Methods.Bind(obj, name, interp, (args, it) => Methods.CallDict(d, name, args, it));
                 return true;
+            case JinjaTuple { Named: var (_, fields) } nt when Array.IndexOf(fields, name) >= 0:
+                value = nt.Items[Array.IndexOf(fields, name)];
+                return true;
             case JinjaTuple t when name is "count" or "index":
                 value = Methods.Bind(obj, name, interp, (args, it) => Methods.CallSeq(t.Items, "tuple", name, args));
                 return true;
@@ -214,16 +228,16 @@ internal static class Methods
 
     private static string? OptStrArg(JinjaValue v, string what) => v is JinjaNone ? null : StrArg(v, what);
 
-    internal static long IntArg(JinjaValue v, string what)
+    internal static long IntArg(JinjaValue v)
     {
         if (PyOps.TryInt(v, out long i))
             return i;
         if (v is JinjaUndefined u)
             throw PyOps.UndefinedError(u);
-        throw new PyException("TypeError", $"'{v.PythonTypeName}' object cannot be interpreted as an integer{(what.Length > 0 ? "" : "")}");
+        throw new PyException("TypeError", $"'{v.PythonTypeName}' object cannot be interpreted as an integer");
     }
 
-    private static int? OptIndex(JinjaValue v) => v is JinjaNone ? null : (int)Math.Clamp(IntArg(v, ""), int.MinValue, int.MaxValue);
+    private static int? OptIndex(JinjaValue v) => v is JinjaNone ? null : (int)Math.Clamp(IntArg(v), int.MinValue, int.MaxValue);
 
     private static readonly JinjaValue NoneV = JinjaNone.Instance;
 
@@ -266,7 +280,7 @@ internal static class Methods
             {
                 var a = args.Bind(name, ["sep", "maxsplit"], [NoneV, new JinjaInt(-1)]);
                 string? sep = OptStrArg(a[0], "must be str or None");
-                long max = IntArg(a[1], "");
+                long max = IntArg(a[1]);
                 var parts = name == "split" ? PyText.Split(s, sep, (int)Math.Clamp(max, -1, int.MaxValue)) : PyText.RSplit(s, sep, (int)Math.Clamp(max, -1, int.MaxValue));
                 return new JinjaList(parts.Select(p => (JinjaValue)new JinjaString(p)).ToList());
             }
@@ -294,7 +308,7 @@ internal static class Methods
             case "replace":
             {
                 var a = args.Bind(name, ["old", "new", "count"], [null, null, new JinjaInt(-1)]);
-                return new JinjaString(PyText.Replace(s, StrArg(a[0], "replace() argument 1"), StrArg(a[1], "replace() argument 2"), IntArg(a[2], "")));
+                return new JinjaString(PyText.Replace(s, StrArg(a[0], "replace() argument 1"), StrArg(a[1], "replace() argument 2"), IntArg(a[2])));
             }
             case "find":
             case "rfind":
@@ -357,7 +371,7 @@ internal static class Methods
             case "rjust":
             {
                 var a = args.Bind(name, ["width", "fillchar"], [null, new JinjaString(" ")]);
-                long width = IntArg(a[0], "");
+                long width = IntArg(a[0]);
                 string fill = StrArg(a[1], "fill character");
                 if (PyText.Length(fill) != 1)
                     throw new PyException("TypeError", "The fill character must be exactly one character long");
@@ -377,7 +391,7 @@ internal static class Methods
             case "zfill":
             {
                 var a = args.Bind(name, ["width"], [null]);
-                long width = IntArg(a[0], "");
+                long width = IntArg(a[0]);
                 int len = PyText.Length(s);
                 if (width <= len)
                     return new JinjaString(s);
@@ -473,7 +487,7 @@ internal static class Methods
             case "insert":
             {
                 var a = args.Bind("insert", ["index", "object"], [null, null]);
-                long i = IntArg(a[0], "");
+                long i = IntArg(a[0]);
                 if (i < 0)
                     i = Math.Max(0, i + items.Count);
                 items.Insert((int)Math.Min(i, items.Count), a[1]);
@@ -484,7 +498,7 @@ internal static class Methods
                 var a = args.Bind("pop", ["index"], [new JinjaInt(-1)]);
                 if (items.Count == 0)
                     throw new PyException("IndexError", "pop from empty list");
-                long i = IntArg(a[0], "");
+                long i = IntArg(a[0]);
                 if (i < 0)
                     i += items.Count;
                 if (i < 0 || i >= items.Count)

@@ -55,6 +55,9 @@ internal sealed record ConstExpr(int Pos, JinjaValue Value) : Expr(Pos);
 
 internal sealed record NameExpr(int Pos, string Name) : Expr(Pos);
 
+/// <summary><c>ns.attr</c> where only a namespace reference is allowed (set targets); never evaluated.</summary>
+internal sealed record NsRefExpr(int Pos, string Name, string Attr) : Expr(Pos);
+
 internal sealed record ListExpr(int Pos, List<Expr> Items) : Expr(Pos);
 
 internal sealed record TupleExpr(int Pos, List<Expr> Items) : Expr(Pos);

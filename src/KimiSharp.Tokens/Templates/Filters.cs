@@ -16,10 +16,15 @@ internal static class Filters
         "first", "float", "forceescape", "format", "indent", "int", "items", "join", "last", "length", "list",
         "lower", "map", "max", "min", "pprint", "reject", "rejectattr", "replace", "reverse", "round", "safe",
         "select", "selectattr", "sort", "string", "sum", "title", "tojson", "trim", "truncate", "unique", "upper",
-        "wordcount",
+        "wordcount", "slice", "groupby",
     ];
 
+    // Jinja2 built-ins this interpreter leaves out (text layout, randomness, URLs, HTML); chat templates do not use them.
+    private static readonly HashSet<string> UnsupportedNames = ["wordwrap", "random", "urlencode", "urlize", "filesizeformat", "striptags", "xmlattr"];
+
     public static bool Exists(string name) => Names.Contains(name);
+
+    public static bool IsUnsupportedJinjaFilter(string name) => UnsupportedNames.Contains(name);
 
     private static readonly JinjaValue NoneV = JinjaNone.Instance;
 
@@ -50,7 +55,7 @@ internal static class Filters
             case "batch":
             {
                 var a = args.Bind("batch", ["linecount", "fill_with"], [null, NoneV]);
-                long n = Methods.IntArg(a[0], "");
+                long n = Methods.IntArg(a[0]);
                 if (n <= 0)
                     throw new PyException("ValueError", "batch size must be positive");
                 var result = new List<JinjaValue>();
@@ -140,7 +145,7 @@ internal static class Filters
                 var a = args.Bind("int", ["default", "base"], [new JinjaInt(0), new JinjaInt(10)]);
                 if (value is JinjaUndefined u)
                     throw PyOps.UndefinedError(u);
-                return DoInt(value, a[0], Methods.IntArg(a[1], ""));
+                return DoInt(value, a[0], Methods.IntArg(a[1]));
             }
             case "format":
             {
@@ -183,16 +188,8 @@ internal static class Filters
                     var getter = AttrGetter(a[1], null, interp);
                     items = items.Select(getter).ToList();
                 }
-                var list = items.ToList();
-                string sep = SoftStr(a[0]);
-                // MarkupSafe: joining with any Markup involved escapes the plain parts.
-                bool markup = a[0] is JinjaString { IsSafe: true } || list.Any(x => x is JinjaString { IsSafe: true });
-                if (markup)
-                {
-                    string Esc(JinjaValue v) => v is JinjaString { IsSafe: true } s ? s.Value : HtmlEscape(SoftStr(v));
-                    return new JinjaString(string.Join(Esc(a[0]), list.Select(Esc)), true);
-                }
-                return new JinjaString(string.Join(sep, list.Select(SoftStr)));
+                // Without autoescape Jinja2 joins with plain str(), Markup or not.
+                return new JinjaString(string.Join(SoftStr(a[0]), items.Select(SoftStr)));
             }
             case "list":
                 args.Bind(name, [], []);
@@ -240,7 +237,7 @@ internal static class Filters
             case "replace":
             {
                 var a = args.Bind("replace", ["old", "new", "count"], [null, null, NoneV]);
-                long count = a[2] is JinjaNone ? -1 : Methods.IntArg(a[2], "");
+                long count = a[2] is JinjaNone ? -1 : Methods.IntArg(a[2]);
                 if (value is JinjaString { IsSafe: true } safe)
                 {
                     // Markup.replace escapes plain-string arguments.
@@ -266,7 +263,7 @@ internal static class Filters
             case "round":
             {
                 var a = args.Bind("round", ["precision", "method"], [new JinjaInt(0), new JinjaString("common")]);
-                return Round(value, Methods.IntArg(a[0], ""), SoftStr(a[1]));
+                return Round(value, Methods.IntArg(a[0]), SoftStr(a[1]));
             }
             case "safe":
                 args.Bind(name, [], []);
@@ -309,9 +306,9 @@ internal static class Filters
             {
                 var a = args.Bind("truncate", ["length", "killwords", "end", "leeway"], [new JinjaInt(255), JinjaBool.False, new JinjaString("..."), NoneV]);
                 string s = SoftStr(value);
-                long length = Methods.IntArg(a[0], "");
+                long length = Methods.IntArg(a[0]);
                 string end = SoftStr(a[2]);
-                long leeway = a[3] is JinjaNone ? 5 : Methods.IntArg(a[3], "");
+                long leeway = a[3] is JinjaNone ? 5 : Methods.IntArg(a[3]);
                 if (length < PyText.Length(end))
                     throw new PyException("AssertionError", $"expected length >= {PyText.Length(end)}, got {length}");
                 if (leeway < 0)
@@ -337,6 +334,51 @@ internal static class Filters
                         result.Add(item);
                 }
                 return new JinjaList(result);
+            }
+            case "slice":
+            {
+                var a = args.Bind("slice", ["slices", "fill_with"], [null, NoneV]);
+                long slices = Methods.IntArg(a[0]);
+                var seq = PyOps.Iterate(value);
+                int length = seq.Count;
+                long perSlice = slices > 0 ? length / slices : throw new PyException("ZeroDivisionError", "integer division or modulo by zero");
+                long withExtra = length % slices;
+                long offset = 0;
+                var result = new List<JinjaValue>();
+                for (long n = 0; n < slices; n++)
+                {
+                    long start = offset + n * perSlice;
+                    if (n < withExtra)
+                        offset++;
+                    long end = offset + (n + 1) * perSlice;
+                    var part = seq.Skip((int)start).Take((int)Math.Max(0, end - start)).ToList();
+                    if (a[1] is not JinjaNone && n >= withExtra)
+                        part.Add(a[1]);
+                    result.Add(new JinjaList(part));
+                }
+                return new JinjaList(result);
+            }
+            case "groupby":
+            {
+                var a = args.Bind("groupby", ["attribute", "default", "case_sensitive"], [null, NoneV, JinjaBool.False]);
+                var def = a[1] is JinjaNone ? null : a[1];
+                bool cs = a[2].IsTruthy;
+                var getter = AttrGetter(a[0], def, interp);
+                var sorted = StableSort(PyOps.Iterate(value), v => IgnoreCase(getter(v), cs), false);
+                var groups = new List<JinjaValue>();
+                int i = 0;
+                while (i < sorted.Count)
+                {
+                    var key = IgnoreCase(getter(sorted[i]), cs);
+                    int j = i + 1;
+                    while (j < sorted.Count && PyOps.Equal(IgnoreCase(getter(sorted[j]), cs), key))
+                        j++;
+                    var members = sorted.Skip(i).Take(j - i).ToList();
+                    // The group key shown is the first member's real value, not the lower-cased one.
+                    groups.Add(new JinjaTuple([cs ? key : getter(members[0]), new JinjaList(members)]) { Named = ("_GroupTuple", ["grouper", "list"]) });
+                    i = j;
+                }
+                return new JinjaList(groups);
             }
             case "wordcount":
             {
@@ -387,19 +429,57 @@ internal static class Filters
     private static JinjaValue IgnoreCase(JinjaValue v, bool caseSensitive) =>
         !caseSensitive && v is JinjaString s ? new JinjaString(PyText.Lower(s.Value)) : v;
 
-    /// <summary>A stable sort with Python ordering (raises TypeError on incomparable items).</summary>
+    /// <summary>
+    /// Python's <c>sorted(items, key=key, reverse=reverse)</c>: stable, comparing only with <c>&lt;</c> and always
+    /// as <c>later &lt; earlier</c> like CPython's timsort (so a TypeError names the operand types in the same
+    /// order), with reverse done by reversing before and after a stable sort.
+    /// </summary>
     internal static List<JinjaValue> StableSort(IReadOnlyList<JinjaValue> items, Func<JinjaValue, JinjaValue> key, bool reverse)
     {
-        var keyed = items.Select((v, i) => (Key: key(v), Index: i, Value: v)).ToList();
-        keyed.Sort((x, y) =>
+        var keyed = items.Select(v => (Key: key(v), Value: v)).ToArray();
+        if (reverse)
+            Array.Reverse(keyed);
+        var sorted = MergeSort(keyed);
+        if (reverse)
+            Array.Reverse(sorted);
+        return sorted.Select(k => k.Value).ToList();
+
+        static bool Less((JinjaValue Key, JinjaValue Value) a, (JinjaValue Key, JinjaValue Value) b) => PyOps.Order(a.Key, b.Key) < 0;
+
+        static (JinjaValue Key, JinjaValue Value)[] MergeSort((JinjaValue Key, JinjaValue Value)[] a)
         {
-            // Python's sort only asks "<"; reverse=True keeps equal items in their original order.
-            int c = PyOps.Order(x.Key, y.Key);
-            if (reverse)
-                c = -c;
-            return c != 0 ? c : x.Index.CompareTo(y.Index);
-        });
-        return keyed.Select(k => k.Value).ToList();
+            if (a.Length <= 32)
+            {
+                // Binary insertion sort, as timsort uses for short runs.
+                for (int i = 1; i < a.Length; i++)
+                {
+                    var pivot = a[i];
+                    int lo = 0, hi = i;
+                    while (lo < hi)
+                    {
+                        int mid = (lo + hi) / 2;
+                        if (Less(pivot, a[mid]))
+                            hi = mid;
+                        else
+                            lo = mid + 1;
+                    }
+                    Array.Copy(a, lo, a, lo + 1, i - lo);
+                    a[lo] = pivot;
+                }
+                return a;
+            }
+            var left = MergeSort(a[..(a.Length / 2)]);
+            var right = MergeSort(a[(a.Length / 2)..]);
+            var result = new (JinjaValue, JinjaValue)[a.Length];
+            int l = 0, r = 0, k = 0;
+            while (l < left.Length && r < right.Length)
+                result[k++] = Less(right[r], left[l]) ? right[r++] : left[l++];
+            while (l < left.Length)
+                result[k++] = left[l++];
+            while (r < right.Length)
+                result[k++] = right[r++];
+            return result;
+        }
     }
 
     /// <summary>
@@ -500,9 +580,8 @@ internal static class Filters
             int j = i;
             while (j < elements.Count && IsTitleSeparator(elements[j]) == sep)
                 j++;
-            sb.Append(PyText.Upper(elements[i]));
-            for (int k = i + 1; k < j; k++)
-                sb.Append(PyText.Lower(elements[k]));
+            sb.Append(PyText.UpperElement(elements[i]));
+            sb.Append(PyText.Lower(string.Concat(elements.Skip(i + 1).Take(j - i - 1))));
             i = j;
         }
         return sb.ToString();
@@ -512,7 +591,7 @@ internal static class Filters
 
     private static string Indent(string s, JinjaValue width, bool first, bool blank)
     {
-        string indention = width is JinjaString ws ? ws.Value : new string(' ', (int)Math.Max(0, Methods.IntArg(width, "")));
+        string indention = width is JinjaString ws ? ws.Value : new string(' ', (int)Math.Max(0, Methods.IntArg(width)));
         s += "\n"; // Jinja2 appends a newline so that splitlines() keeps a trailing empty line
         var lines = PyText.SplitLines(s);
         string rv;

@@ -44,16 +44,16 @@ internal static class Globals
         switch (p.Count)
         {
             case 1:
-                stop = Methods.IntArg(p[0], "");
+                stop = Methods.IntArg(p[0]);
                 break;
             case 2:
-                start = Methods.IntArg(p[0], "");
-                stop = Methods.IntArg(p[1], "");
+                start = Methods.IntArg(p[0]);
+                stop = Methods.IntArg(p[1]);
                 break;
             case 3:
-                start = Methods.IntArg(p[0], "");
-                stop = Methods.IntArg(p[1], "");
-                step = Methods.IntArg(p[2], "");
+                start = Methods.IntArg(p[0]);
+                stop = Methods.IntArg(p[1]);
+                step = Methods.IntArg(p[2]);
                 break;
             default:
                 throw new PyException("TypeError", $"range expected at most 3 arguments, got {p.Count}");

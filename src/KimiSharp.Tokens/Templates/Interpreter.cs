@@ -49,6 +49,14 @@ internal sealed class Interpreter
 
     // ---- errors -------------------------------------------------------------------------------
 
+    /// <summary>An unexpected .NET exception (an interpreter bug or resource limit) still gets a template location.</summary>
+    private TemplateException WrapUnexpected(Exception e, int pos)
+    {
+        var (line, col) = _map.Locate(pos);
+        return new TemplateException(TemplateErrorKind.Runtime, $"internal error: {e.GetType().Name}: {e.Message}", line, col,
+            _template.Name, "InternalError", e);
+    }
+
     private TemplateException Wrap(PyException e, int pos)
     {
         var (line, col) = _map.Locate(pos);
@@ -145,6 +153,10 @@ internal sealed class Interpreter
         {
             throw Wrap(e, node.Pos);
         }
+        catch (Exception e) when (e is not TemplateException and not OutOfMemoryException and not OperationCanceledException)
+        {
+            throw WrapUnexpected(e, node.Pos);
+        }
     }
 
     private void ExecFor(ForNode f, Scope scope, StringBuilder output)
@@ -170,13 +182,9 @@ internal sealed class Interpreter
             items = [.. items];
         }
 
-        if (items.Count == 0)
-        {
-            if (f.Else is not null)
-                Exec(f.Else, new Scope(scope), output);
-            return;
-        }
-
+        // Jinja2 runs the else block unless some iteration reached the end of the body: an iteration left
+        // through {% break %} or {% continue %} does not count (it compiles to a flag reset at the body's end).
+        bool completedAnIteration = false;
         var loop = new LoopContext(items);
         for (int i = 0; i < items.Count; i++)
         {
@@ -184,9 +192,14 @@ internal sealed class Interpreter
             var iterScope = new Scope(scope);
             iterScope.Set("loop", loop);
             Assign(f.Target, items[i], iterScope);
-            if (Exec(f.Body, iterScope, output) == Flow.Break)
+            var flow = Exec(f.Body, iterScope, output);
+            if (flow == Flow.Normal)
+                completedAnIteration = true;
+            else if (flow == Flow.Break)
                 break;
         }
+        if (!completedAnIteration && f.Else is not null)
+            Exec(f.Else, new Scope(scope), output);
     }
 
     private void Assign(Target target, JinjaValue value, Scope scope)
@@ -298,6 +311,10 @@ internal sealed class Interpreter
         catch (PyException e)
         {
             throw Wrap(e, expr.Pos);
+        }
+        catch (Exception e) when (e is not TemplateException and not OutOfMemoryException and not OperationCanceledException)
+        {
+            throw WrapUnexpected(e, expr.Pos);
         }
     }
 

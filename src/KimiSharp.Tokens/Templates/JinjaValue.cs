@@ -95,7 +95,12 @@ public abstract class JinjaValue
             case JsonValueKind.False:
                 return JinjaBool.False;
             case JsonValueKind.String:
-                return new JinjaString(v.GetValue<object>() is char c ? c.ToString() : v.GetValue<string>());
+                if (v.TryGetValue<string>(out var s))
+                    return new JinjaString(s);
+                if (v.TryGetValue<char>(out char c))
+                    return new JinjaString(c.ToString());
+                // Other CLR values that serialise as JSON strings (Guid, DateTime...): use their JSON text.
+                return new JinjaString(JsonNode.Parse(v.ToJsonString())!.GetValue<string>());
             case JsonValueKind.Number:
                 // A CLR-typed value (JsonValue.Create(1.0)): the CLR type decides int versus float, as it
                 // would in Python (1.0 is a float even though JSON would write it as "1").
@@ -369,9 +374,14 @@ public sealed class JinjaTuple(IReadOnlyList<JinjaValue> items) : JinjaValue
 {
     public static readonly JinjaTuple Empty = new([]);
     public IReadOnlyList<JinjaValue> Items { get; } = items;
-    public override string PythonTypeName => "tuple";
+
+    /// <summary>For a named tuple (groupby's <c>_GroupTuple</c>): its type name and field names.</summary>
+    internal (string TypeName, string[] Fields)? Named { get; init; }
+
+    public override string PythonTypeName => Named?.TypeName ?? "tuple";
     public override bool IsTruthy => Items.Count != 0;
 
+    // Jinja2's _GroupTuple keeps tuple.__repr__, so named tuples print like plain ones.
     internal override void AppendRepr(StringBuilder sb, HashSet<JinjaValue> active)
     {
         sb.Append('(');
@@ -515,7 +525,7 @@ public sealed class JinjaArguments
         for (int i = 0; i < names.Length; i++)
         {
             result[i] = bound[i] ?? defaults[i]
-                ?? throw new PyException("TypeError", $"{function}() missing required argument: '{names[i]}'");
+                ?? throw new PyException("TypeError", $"{function}() missing 1 required positional argument: '{names[i]}'");
         }
         return result;
     }

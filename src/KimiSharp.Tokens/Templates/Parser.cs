@@ -64,10 +64,10 @@ internal sealed class Parser
         return false;
     }
 
-    private TemplateException Fail(string message, int? pos = null)
+    private TemplateException Fail(string message, int? pos = null, string pythonType = "TemplateSyntaxError")
     {
         var (line, col) = _map.Locate(pos ?? Current.Pos);
-        return new TemplateException(TemplateErrorKind.Syntax, message, line, col, _name, "TemplateSyntaxError");
+        return new TemplateException(TemplateErrorKind.Syntax, message, line, col, _name, pythonType);
     }
 
     /// <summary>Jinja2's describe_token: names describe as themselves, others by their kind.</summary>
@@ -365,17 +365,13 @@ internal sealed class Parser
 
     // ---- assignment targets -------------------------------------------------------------------
 
+    /// <summary>An assignment target; with <paramref name="withNamespace"/> (set statements) names may be <c>ns.attr</c>, also inside tuples.</summary>
     private Target ParseAssignTarget(bool withTuple = true, string[]? extraEndRules = null, bool withNamespace = false)
     {
-        if (withNamespace && Current.Kind == TokenKind.Name && Look.IsOp("."))
-        {
-            var ns = Next();
-            Next();
-            var attr = ExpectAnyName();
-            return new NamespaceTarget(ns.Pos, ns.Value, attr.Value);
-        }
         int pos = Current.Pos;
-        Expr expr = withTuple ? ParseTuple(simplified: true, extraEndRules: extraEndRules) : ParsePrimary();
+        Expr expr = withTuple
+            ? ParseTuple(simplified: true, extraEndRules: extraEndRules, withNamespace: withNamespace)
+            : ParsePrimary(withNamespace);
         return ToTarget(expr, pos);
     }
 
@@ -383,6 +379,7 @@ internal sealed class Parser
     {
         NameExpr n when n.Name is "true" or "false" or "none" or "True" or "False" or "None" => throw Fail($"can't assign to '{n.Name}'", pos),
         NameExpr n => new NameTarget(n.Pos, n.Name),
+        NsRefExpr ns => new NamespaceTarget(ns.Pos, ns.Name, ns.Attr),
         TupleExpr t => new TupleTarget(t.Pos, t.Items.Select(i => ToTarget(i, i.Pos)).ToList()),
         _ => throw Fail($"can't assign to '{DescribeNode(expr)}'", pos),
     };
@@ -539,20 +536,25 @@ internal sealed class Parser
         return node;
     }
 
-    private Expr ParsePrimary()
+    private Expr ParsePrimary(bool withNamespace = false)
     {
         var token = Current;
         switch (token.Kind)
         {
             case TokenKind.Name:
                 Next();
-                return token.Value switch
+                switch (token.Value)
                 {
-                    "true" or "True" => new ConstExpr(token.Pos, JinjaBool.True),
-                    "false" or "False" => new ConstExpr(token.Pos, JinjaBool.False),
-                    "none" or "None" => new ConstExpr(token.Pos, JinjaNone.Instance),
-                    _ => new NameExpr(token.Pos, token.Value),
-                };
+                    case "true" or "True": return new ConstExpr(token.Pos, JinjaBool.True);
+                    case "false" or "False": return new ConstExpr(token.Pos, JinjaBool.False);
+                    case "none" or "None": return new ConstExpr(token.Pos, JinjaNone.Instance);
+                }
+                if (withNamespace && Current.IsOp("."))
+                {
+                    Next();
+                    return new NsRefExpr(token.Pos, token.Value, ExpectAnyName().Value);
+                }
+                return new NameExpr(token.Pos, token.Value);
             case TokenKind.String:
             {
                 Next();
@@ -594,7 +596,7 @@ internal sealed class Parser
     /// Jinja2's parse_tuple: a comma-separated expression list that is a tuple if there is a comma
     /// (<c>{{ a, b }}</c> prints a tuple); <paramref name="simplified"/> parses only primaries (assignment targets).
     /// </summary>
-    private Expr ParseTuple(bool simplified = false, bool withCondExpr = true, string[]? extraEndRules = null, bool explicitParentheses = false)
+    private Expr ParseTuple(bool simplified = false, bool withCondExpr = true, string[]? extraEndRules = null, bool explicitParentheses = false, bool withNamespace = false)
     {
         int pos = Current.Pos;
         var args = new List<Expr>();
@@ -605,7 +607,7 @@ internal sealed class Parser
                 ExpectOp(",");
             if (IsTupleEnd(extraEndRules))
                 break;
-            args.Add(simplified ? ParsePrimary() : ParseExpression(withCondExpr));
+            args.Add(simplified ? ParsePrimary(withNamespace) : ParseExpression(withCondExpr));
             if (Current.IsOp(","))
                 isTuple = true;
             else
@@ -817,8 +819,10 @@ internal sealed class Parser
                 Next();
                 name += "." + ExpectAnyName().Value;
             }
+            if (Filters.IsUnsupportedJinjaFilter(name))
+                throw Fail($"The '{name}' filter is not supported by this chat-template interpreter.", token.Pos, "TemplateAssertionError");
             if (!Filters.Exists(name))
-                throw Fail($"No filter named '{name}'.", token.Pos);
+                throw Fail($"No filter named '{name}'.", token.Pos, "TemplateAssertionError");
             var args = Current.IsOp("(") ? ParseCallArgs() : CallArgs.Empty;
             var node = new FilterExpr(token.Pos, input, name, args);
             result.Add(node);
@@ -840,7 +844,7 @@ internal sealed class Parser
             name += "." + ExpectAnyName().Value;
         }
         if (!Tests.Exists(name))
-            throw Fail($"No test named '{name}'.", nameToken.Pos);
+            throw Fail($"No test named '{name}'.", nameToken.Pos, "TemplateAssertionError");
         CallArgs args;
         var cur = Current;
         if (cur.IsOp("("))

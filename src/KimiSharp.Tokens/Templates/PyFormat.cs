@@ -64,7 +64,7 @@ internal static class PyFormat
             }
             if (i < format.Length && format[i] == '*')
             {
-                spec.Width = (int)Methods.IntArg(NextValue(), "");
+                spec.Width = (int)Methods.IntArg(NextValue());
                 if (spec.Width < 0)
                 {
                     spec.Align = '<';
@@ -81,7 +81,7 @@ internal static class PyFormat
                 i++;
                 if (i < format.Length && format[i] == '*')
                 {
-                    spec.Precision = (int)Methods.IntArg(NextValue(), "");
+                    spec.Precision = (int)Methods.IntArg(NextValue());
                     i++;
                 }
                 else
@@ -93,6 +93,7 @@ internal static class PyFormat
                 i++;
             if (i >= format.Length)
                 throw new PyException("ValueError", "incomplete format");
+            int typeIndex = i;
             char type = format[i++];
             if (type == '%')
             {
@@ -103,7 +104,14 @@ internal static class PyFormat
             if (spec.Align == '<')
                 spec.ZeroPad = false;
             spec.Align ??= '>';
-            sb.Append(FormatValue(value, type, spec, percentStyle: true));
+            try
+            {
+                sb.Append(FormatValue(value, type, spec, percentStyle: true));
+            }
+            catch (PyException e) when (e.PythonType == "ValueError" && e.Message.StartsWith("unsupported format character", StringComparison.Ordinal))
+            {
+                throw new PyException("ValueError", $"{e.Message} at index {typeIndex}");
+            }
         }
         if (!usedMapping && mapping is null && next < values.Count)
             throw new PyException("TypeError", "not all arguments converted during string formatting");
@@ -344,8 +352,6 @@ internal static class PyFormat
             case 's' or 'S':
                 numeric = false;
                 body = value.ToString();
-                if (type == 's' && percentStyle is false && value is not JinjaString && spec.Precision is null)
-                    body = value.ToString();
                 if (spec.Precision is int p && type == 's')
                     body = string.Concat(PyText.Elements(body).Take(p));
                 break;
@@ -371,10 +377,10 @@ internal static class PyFormat
                     n = iv;
                 else if (value is JinjaFloat fv && type is 'd' or 'i' or 'u' && percentStyle)
                     n = (long)Math.Truncate(fv.Value);
+                else if (percentStyle)
+                    throw new PyException("TypeError", $"%{type} format: {(type is 'd' or 'i' or 'u' ? "a real number" : "an integer")} is required, not {value.PythonTypeName}");
                 else
-                    throw new PyException("TypeError", percentStyle
-                        ? $"%{type} format: {(type is 'd' or 'i' or 'u' ? "a real number" : "an integer")} is required, not {value.PythonTypeName}"
-                        : $"Unknown format code '{type}' for object of type '{value.PythonTypeName}'");
+                    throw new PyException("ValueError", $"Unknown format code '{type}' for object of type '{value.PythonTypeName}'");
                 ulong mag = n < 0 ? (ulong)(-(n + 1)) + 1 : (ulong)n;
                 body = type switch
                 {
@@ -395,9 +401,11 @@ internal static class PyFormat
             case 'f' or 'F' or 'e' or 'E' or 'g' or 'G' or '%':
             {
                 if (!PyOps.IsNumber(value))
-                    throw new PyException("TypeError", percentStyle
-                        ? $"must be real number, not {value.PythonTypeName}"
-                        : $"Unknown format code '{type}' for object of type '{value.PythonTypeName}'");
+                {
+                    throw percentStyle
+                        ? new PyException("TypeError", $"must be real number, not {value.PythonTypeName}")
+                        : new PyException("ValueError", $"Unknown format code '{type}' for object of type '{value.PythonTypeName}'");
+                }
                 double d = PyOps.ToDouble(value);
                 bool negative = d < 0 || (d == 0 && double.IsNegative(d));
                 body = FormatFloat(Math.Abs(d), type, spec.Precision ?? 6, spec.Alternate);

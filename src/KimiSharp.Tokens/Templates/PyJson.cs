@@ -29,7 +29,7 @@ internal static class PyJson
         {
             var parts = separators is JinjaTuple or JinjaList ? PyOps.Iterate(separators) : throw new PyException("TypeError", "separators must be a (item_separator, key_separator) tuple");
             if (parts.Count != 2)
-                throw new PyException("ValueError", $"too many values to unpack (expected 2)");
+                throw new PyException("ValueError", parts.Count < 2 ? $"not enough values to unpack (expected 2, got {parts.Count})" : "too many values to unpack (expected 2)");
             itemSep = parts[0] is JinjaString a ? a.Value : throw new PyException("TypeError", "item separator must be str");
             keySep = parts[1] is JinjaString b ? b.Value : throw new PyException("TypeError", "key separator must be str");
         }

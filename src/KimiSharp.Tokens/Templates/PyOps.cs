@@ -127,6 +127,10 @@ internal static class PyOps
     /// <summary>Three-way ordering used by comparisons and sorting; NaN compares as unordered (false).</summary>
     public static int Order(JinjaValue a, JinjaValue b, string op = "<")
     {
+        if (a is JinjaUndefined ua)
+            throw UndefinedError(ua);
+        if (b is JinjaUndefined ub)
+            throw UndefinedError(ub);
         if (IsNumber(a) && IsNumber(b))
         {
             if (TryInt(a, out long x) && TryInt(b, out long y))
@@ -301,7 +305,7 @@ internal static class PyOps
         if (TryInt(a, out long x) && TryInt(b, out long y))
         {
             if (y == 0)
-                throw new PyException("ZeroDivisionError", "integer division or modulo by zero");
+                throw new PyException("ZeroDivisionError", "integer modulo by zero");
             return new JinjaInt(FloorMod(x, y));
         }
         if (IsNumber(a) && IsNumber(b))

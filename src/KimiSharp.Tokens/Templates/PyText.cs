@@ -273,15 +273,15 @@ internal static class PyText
         return lines;
     }
 
-    // .NET has only simple case mappings; Python uses the full ones. The differences that matter in
-    // practice (ß, ligatures, a few Greek/Armenian letters) are handled by the tables below.
+    // .NET has only the simple (1:1) case mappings; Python applies the full ones (ß -> SS, ﬁ -> FI, final
+    // sigma...). PyCaseTables holds the differences, generated from CPython's unicodedata.
     public static string Upper(string s)
     {
         if (IsAscii(s))
             return s.ToUpperInvariant();
         var sb = new StringBuilder(s.Length);
         foreach (int cp in CodePoints(s))
-            AppendUpper(sb, cp);
+            sb.Append(UpperFull(cp));
         return sb.ToString();
     }
 
@@ -289,57 +289,46 @@ internal static class PyText
     {
         if (IsAscii(s))
             return s.ToLowerInvariant();
+        var cps = CodePoints(s).ToArray();
         var sb = new StringBuilder(s.Length);
-        foreach (int cp in CodePoints(s))
-        {
-            // U+0130 (İ) lowercases to "i̇" in Python (full mapping).
-            if (cp == 0x130)
-                sb.Append("i\u0307");
-            else
-                sb.Append(CaseMap(cp, upper: false));
-        }
+        for (int i = 0; i < cps.Length; i++)
+            sb.Append(LowerAt(cps, i));
         return sb.ToString();
     }
 
-    private static void AppendUpper(StringBuilder sb, int cp)
+    private static string UpperFull(int cp) => PyCaseTables.Upper.TryGetValue(cp, out var u) ? u : SimpleCase(cp, upper: true);
+
+    private static string TitleFull(int cp) => PyCaseTables.Title.TryGetValue(cp, out var t) ? t : UpperFull(cp);
+
+    /// <summary>CPython's lower_ucs4: full lowercase mapping, with Σ becoming ς at the end of a word.</summary>
+    private static string LowerAt(int[] cps, int i)
     {
-        string? special = cp switch
-        {
-            0xDF => "SS",
-            0xFB00 => "FF",
-            0xFB01 => "FI",
-            0xFB02 => "FL",
-            0xFB03 => "FFI",
-            0xFB04 => "FFL",
-            0xFB05 or 0xFB06 => "ST",
-            0x149 => "\u02BCN",
-            _ => null,
-        };
-        sb.Append(special ?? CaseMap(cp, upper: true));
+        int cp = cps[i];
+        if (cp == 0x130)
+            return "i\u0307";
+        if (cp == 0x3A3)
+            return IsFinalSigma(cps, i) ? "\u03C2" : "\u03C3";
+        return SimpleCase(cp, upper: false);
     }
 
-    private static string TitleChar(int cp)
+    /// <summary>Σ is final when preceded by a cased letter and not followed by one (case-ignorables skipped).</summary>
+    private static bool IsFinalSigma(int[] cps, int i)
     {
-        // Title case differs from upper case for digraphs and ligatures.
-        return cp switch
-        {
-            0xDF => "Ss",
-            0xFB00 => "Ff",
-            0xFB01 => "Fi",
-            0xFB02 => "Fl",
-            0xFB03 => "Ffi",
-            0xFB04 => "Ffl",
-            0xFB05 or 0xFB06 => "St",
-            0x1C4 or 0x1C5 or 0x1C6 => "\u01C5",
-            0x1C7 or 0x1C8 or 0x1C9 => "\u01C8",
-            0x1CA or 0x1CB or 0x1CC => "\u01CB",
-            0x1F1 or 0x1F2 or 0x1F3 => "\u01F2",
-            _ => CaseMap(cp, upper: true),
-        };
+        int j = i - 1;
+        while (j >= 0 && IsCaseIgnorable(cps[j]))
+            j--;
+        if (j < 0 || !IsCased(cps[j]))
+            return false;
+        j = i + 1;
+        while (j < cps.Length && IsCaseIgnorable(cps[j]))
+            j++;
+        return j == cps.Length || !IsCased(cps[j]);
     }
 
-    private static string CaseMap(int cp, bool upper)
+    private static string SimpleCase(int cp, bool upper)
     {
+        if (cp is >= 0xD800 and <= 0xDFFF)
+            return ((char)cp).ToString();
         if (cp < 0x10000)
         {
             char c = (char)cp;
@@ -349,21 +338,46 @@ internal static class PyText
         return upper ? s.ToUpperInvariant() : s.ToLowerInvariant();
     }
 
-    private static bool IsCased(int cp)
+    /// <summary>Unicode's Cased property: Lu, Ll, Lt, Other_Lowercase, Other_Uppercase.</summary>
+    internal static bool IsCased(int cp)
     {
+        if (cp is >= 0xD800 and <= 0xDFFF)
+            return false;
         var cat = CharUnicodeInfo.GetUnicodeCategory(cp);
-        return cat is UnicodeCategory.UppercaseLetter or UnicodeCategory.LowercaseLetter or UnicodeCategory.TitlecaseLetter;
+        if (cat is UnicodeCategory.UppercaseLetter or UnicodeCategory.LowercaseLetter or UnicodeCategory.TitlecaseLetter)
+            return true;
+        foreach (var (first, last) in PyCaseTables.OtherCased)
+        {
+            if (cp < first)
+                return false;
+            if (cp <= last)
+                return true;
+        }
+        return false;
     }
 
-    /// <summary>Python <c>str.title()</c>: a letter after a cased character is lowered, otherwise title-cased.</summary>
+    /// <summary>Unicode's Case_Ignorable property: Mn, Me, Cf, Lm, Sk, and the MidLetter/MidNumLet/Single_Quote marks.</summary>
+    private static bool IsCaseIgnorable(int cp)
+    {
+        if (cp is 0x27 or 0x2E or 0x3A or 0xB7 or 0x387 or 0x55F or 0x5F4 or 0x2018 or 0x2019 or 0x2024 or 0x2027
+            or 0xFE13 or 0xFE52 or 0xFE55 or 0xFF07 or 0xFF0E or 0xFF1A)
+            return true;
+        if (cp is >= 0xD800 and <= 0xDFFF)
+            return false;
+        return CharUnicodeInfo.GetUnicodeCategory(cp) is UnicodeCategory.NonSpacingMark or UnicodeCategory.EnclosingMark
+            or UnicodeCategory.Format or UnicodeCategory.ModifierLetter or UnicodeCategory.ModifierSymbol;
+    }
+
+    /// <summary>Python <c>str.title()</c>: a character after a cased one is lowered, otherwise title-cased.</summary>
     public static string Title(string s)
     {
+        var cps = CodePoints(s).ToArray();
         var sb = new StringBuilder(s.Length);
         bool previousCased = false;
-        foreach (int cp in CodePoints(s))
+        for (int i = 0; i < cps.Length; i++)
         {
-            sb.Append(previousCased ? Lower(char.ConvertFromUtf32(SafeCp(cp))) : TitleChar(cp));
-            previousCased = IsCased(cp);
+            sb.Append(previousCased ? LowerAt(cps, i) : TitleFull(cps[i]));
+            previousCased = IsCased(cps[i]);
         }
         return sb.ToString();
     }
@@ -371,19 +385,16 @@ internal static class PyText
     /// <summary>Python 3.8+ <c>str.capitalize()</c>: first character title-cased, the rest lowered.</summary>
     public static string Capitalize(string s)
     {
-        if (s.Length == 0)
-            return s;
+        var cps = CodePoints(s).ToArray();
         var sb = new StringBuilder(s.Length);
-        bool first = true;
-        foreach (int cp in CodePoints(s))
-        {
-            sb.Append(first ? TitleChar(cp) : Lower(char.ConvertFromUtf32(SafeCp(cp))));
-            first = false;
-        }
+        for (int i = 0; i < cps.Length; i++)
+            sb.Append(i == 0 ? TitleFull(cps[i]) : LowerAt(cps, i));
         return sb.ToString();
     }
 
-    private static int SafeCp(int cp) => cp is >= 0xD800 and <= 0xDFFF ? 0xFFFD : cp;
+    /// <summary>Upper-cases a single code point string (used by the <c>title</c> filter's <c>item[0].upper()</c>).</summary>
+    public static string UpperElement(string element) =>
+        element.Length == 1 && char.IsSurrogate(element[0]) ? element : UpperFull(char.ConvertToUtf32(element, 0));
 
     public static bool IsAscii(string s)
     {
@@ -607,6 +618,18 @@ internal static class PyText
     /// <summary>Python slice index computation: the indices selected by <c>[start:stop:step]</c>.</summary>
     public static List<int> SliceIndices(int len, long? start, long? stop, long? step)
     {
+        var (lo, hi, st) = SliceBounds(len, start, stop, step);
+        var idx = new List<int>();
+        if (st > 0)
+            for (long i = lo; i < hi; i += st) idx.Add((int)i);
+        else
+            for (long i = lo; i > hi; i += st) idx.Add((int)i);
+        return idx;
+    }
+
+    /// <summary>Python's <c>slice.indices(len)</c>: normalised (start, stop, step).</summary>
+    public static (long Start, long Stop, long Step) SliceBounds(long len, long? start, long? stop, long? step)
+    {
         long st = step ?? 1;
         if (st == 0)
             throw new PyException("ValueError", "slice step cannot be zero");
@@ -621,14 +644,9 @@ internal static class PyText
             lo = start is null ? len - 1 : Adjust(start.Value, len, -1, len - 1);
             hi = stop is null ? -1 : Adjust(stop.Value, len, -1, len - 1);
         }
-        var idx = new List<int>();
-        if (st > 0)
-            for (long i = lo; i < hi; i += st) idx.Add((int)i);
-        else
-            for (long i = lo; i > hi; i += st) idx.Add((int)i);
-        return idx;
+        return (lo, hi, st);
 
-        static long Adjust(long v, int len, long min, long max)
+        static long Adjust(long v, long len, long min, long max)
         {
             if (v < 0)
                 v += len;

@@ -25,8 +25,9 @@ public enum TemplateErrorKind
 /// </summary>
 public sealed class TemplateException : Exception
 {
-    public TemplateException(TemplateErrorKind kind, string description, int line, int column, string? templateName = null, string? pythonType = null)
-        : base(Format(kind, description, line, column, templateName))
+    public TemplateException(TemplateErrorKind kind, string description, int line, int column, string? templateName = null,
+        string? pythonType = null, Exception? innerException = null)
+        : base(Format(kind, description, line, column, templateName), innerException)
     {
         Kind = kind;
         Description = description;

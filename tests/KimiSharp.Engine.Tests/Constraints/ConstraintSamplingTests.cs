@@ -16,7 +16,9 @@ internal static class FuzzSchemas
               "name":{"type":"string","maxLength":12},
               "age":{"type":"integer","minimum":0,"maximum":150},
               "address":{"type":"object","properties":{"city":{"type":"string"},"zip":{"type":["string","null"]}},"required":["city"]},
-              "score":{"type":"number"}},
+              "score":{"type":"number","minimum":0,"maximum":1},
+              "ratio":{"type":"number","exclusiveMinimum":-2.5,"maximum":-1.25},
+              "raw":{"type":"number"}},
              "required":["name","address"]}
             """),
         ("array of enums", """{"type":"array","items":{"enum":["red","green","blue",7,null]},"minItems":1,"maxItems":4}"""),
@@ -33,6 +35,8 @@ internal static class FuzzSchemas
             {"$defs":{"node":{"type":"object","properties":{"v":{"type":"integer"},"kids":{"type":"array","items":{"$ref":"#/$defs/node"},"maxItems":2}},"required":["v"]}},"$ref":"#/$defs/node"}
             """),
         ("string map", """{"type":"object","additionalProperties":{"type":"string","maxLength":5},"maxProperties":100}"""),
+        ("bounded numbers", """{"type":"array","items":{"anyOf":[{"type":"number","minimum":-90,"maximum":90},{"type":"number","exclusiveMinimum":0.001,"exclusiveMaximum":0.002}]},"minItems":1,"maxItems":4}"""),
+        ("ambiguous strings", """{"type":"object","properties":{"v":{"anyOf":[{"type":"string"},{"type":"string","maxLength":3},{"enum":["abc","ab\"d"]}]},"k":{"type":"object"}},"required":["v","k"]}"""),
         ("tuple", """{"type":"array","prefixItems":[{"type":"string","minLength":2,"maxLength":3},{"type":"number"},{"type":"boolean"}],"items":false,"minItems":3}"""),
     ];
 }
@@ -109,6 +113,36 @@ public sealed class ConstraintSamplingTests(ITestOutputHelper output)
         Assert.True(completed >= 5, $"only {completed}/25 runs finished");
     }
 
+    [Theory]
+    [MemberData(nameof(SchemaNames))]
+    public void The_mask_equals_testing_every_token_on_its_own(string name)
+    {
+        // The trie walk, the string fast paths and the mask cache must allow exactly the tokens whose bytes the
+        // matcher accepts from the current state.
+        var matcher = JsonSchemaMatcher.Compile(FuzzSchemas.All.Single(s => s.Name == name).Schema);
+        var tokens = RandomVocabulary(11, 1500, 0);
+        var vocabulary = new TokenVocabulary(tokens);
+        for (int seed = 0; seed < 4; seed++)
+        {
+            var constraint = new JsonConstraint(matcher, vocabulary);
+            var sampler = new Sampler(new GenerationOptions { Temperature = 1, Seed = seed, Constraint = constraint }, vocabulary.Count);
+            var random = new Random(seed);
+            var state = matcher.Start;
+            var logits = new float[vocabulary.Count];
+            for (int step = 0; step < 60 && !constraint.IsComplete; step++)
+            {
+                for (int t = 0; t < tokens.Count; t++)
+                {
+                    var probe = state;
+                    Assert.True(matcher.TryAdvance(ref probe, tokens[t]) == constraint.IsAllowed(t), $"token {t} after step {step}");
+                }
+                for (int i = 0; i < logits.Length; i++) logits[i] = (float)(random.NextDouble() * 6 - 3);
+                int token = sampler.Sample(logits, out _, default);
+                Assert.True(matcher.TryAdvance(ref state, tokens[token]));
+            }
+        }
+    }
+
     [Fact]
     public void Json_object_mode_yields_objects_and_completes_without_end_tokens()
     {
@@ -123,9 +157,21 @@ public sealed class ConstraintSamplingTests(ITestOutputHelper output)
             completed++;
             using var doc = JsonDocument.Parse(run.Bytes);
             Assert.Equal(JsonValueKind.Object, doc.RootElement.ValueKind);
-            Assert.NotNull(JsonNode.Parse(run.Bytes)); // no duplicate keys
+            AssertNoDuplicateKeys(doc.RootElement);
         }
         Assert.True(completed >= 5, $"only {completed}/25 runs finished");
+    }
+
+    private static void AssertNoDuplicateKeys(JsonElement e)
+    {
+        if (e.ValueKind == JsonValueKind.Object)
+        {
+            var names = e.EnumerateObject().Select(p => p.Name).ToList();
+            Assert.Equal(names.Count, names.Distinct().Count());
+            foreach (var p in e.EnumerateObject()) AssertNoDuplicateKeys(p.Value);
+        }
+        else if (e.ValueKind == JsonValueKind.Array)
+            foreach (var item in e.EnumerateArray()) AssertNoDuplicateKeys(item);
     }
 
     [Fact]
@@ -256,17 +302,37 @@ public sealed class ConstraintSamplingTests(ITestOutputHelper output)
         Assert.True(noEnd.IsComplete);
     }
 
+    /// <summary>Times Mask calls of the constraint it wraps.</summary>
+    private sealed class Timed(ITokenConstraint inner) : ITokenConstraint
+    {
+        public Stopwatch MaskTime { get; } = new();
+        public int Masks { get; private set; }
+        public bool IsComplete => inner.IsComplete;
+        public void Accept(int token) => inner.Accept(token);
+        public void Mask(Span<float> logits)
+        {
+            MaskTime.Start();
+            inner.Mask(logits);
+            MaskTime.Stop();
+            Masks++;
+        }
+    }
+
     [Fact]
     public void Masking_a_50k_vocabulary_completes()
     {
         var tokens = RandomVocabulary(5, 50_000, 1);
-        var vocabulary = new TokenVocabulary(tokens);
-        var matcher = JsonSchemaMatcher.Compile(FuzzSchemas.All[0].Schema);
         var watch = Stopwatch.StartNew();
-        var constraint = new JsonConstraint(matcher, vocabulary, tokens.Count - 1);
-        var run = Generate(constraint, vocabulary, 1, 60);
-        output.WriteLine($"{run.Tokens.Count} tokens, {vocabulary.TrieNodeCount} trie nodes, {watch.Elapsed.TotalMilliseconds / run.Tokens.Count:F2} ms/token");
-        Assert.NotEmpty(run.Tokens);
+        var vocabulary = new TokenVocabulary(tokens);
+        output.WriteLine($"vocabulary: {vocabulary.TrieNodeCount} trie nodes, built in {watch.ElapsedMilliseconds} ms");
+        foreach (var (name, schema) in FuzzSchemas.All.Take(3).Append(("json_object", "")))
+        {
+            var matcher = schema == "" ? JsonSchemaMatcher.AnyObject() : JsonSchemaMatcher.Compile(schema);
+            var constraint = new Timed(new JsonConstraint(matcher, vocabulary, tokens.Count - 1));
+            var run = Generate(constraint, vocabulary, 1, 100);
+            output.WriteLine($"{name}: {run.Tokens.Count} tokens, mask {constraint.MaskTime.Elapsed.TotalMilliseconds / constraint.Masks:F2} ms/token");
+            Assert.NotEmpty(run.Tokens);
+        }
     }
 }
 

@@ -42,6 +42,10 @@ public sealed class JsonSchemaMatcherTests
         var m = M("""{"type":"object","required":["id"],"additionalProperties":{"type":"integer"}}""");
         Accepts(m, """{"id":5}""");
         Rejects(m, "{}", """{"id":"x"}""");
+        Assert.Throws<ArgumentException>(() => M("""{"type":"object","required":["id"],"additionalProperties":false}"""));
+        var odd = M("""{"type":"object","properties":{"naïve":{"type":"null"},"a\"b":{"type":"null"}}}""");
+        Accepts(odd, """{"naïve":null}""", """{"a\"b":null}""", """{"naïve":null,"a\"b":null}""");
+        Rejects(odd, """{"a\u0022b":null}""", """{"a"b":null}""");
     }
 
     [Fact]
@@ -117,6 +121,44 @@ public sealed class JsonSchemaMatcherTests
         var prefix = negative.Start;
         Assert.True(negative.TryAdvance(ref prefix, "-1"u8));
         Assert.False(negative.IsAccepting(prefix));
+    }
+
+    [Fact]
+    public void Number_bounds_are_enforced_exactly_without_exponents()
+    {
+        var unit = M("""{"type":"number","minimum":0,"maximum":1}""");
+        Accepts(unit, "0", "1", "0.5", "1.0", "1.000", "0.999999", "-0", "-0.0");
+        Rejects(unit, "1.5", "-0.1", "2", "1e0", "1.01", "10");
+        var state = unit.Start;
+        Assert.True(unit.TryAdvance(ref state, "1."u8));
+        Assert.False(unit.IsAccepting(state));
+        var probe = state;
+        Assert.False(unit.TryAdvance(ref probe, "1"u8));
+        Assert.True(unit.TryAdvance(ref state, "0"u8));
+        Assert.True(unit.IsAccepting(state));
+
+        var open = M("""{"type":"number","exclusiveMinimum":0,"exclusiveMaximum":1}""");
+        Accepts(open, "0.5", "0.000001", "0.999");
+        Rejects(open, "0", "1", "0.0", "1.0");
+        state = open.Start;
+        Assert.True(open.TryAdvance(ref state, "0."u8));
+        Assert.False(open.TryAdvance(ref state, "a"u8));
+        state = open.Start;
+        Assert.False(open.TryAdvance(ref state, "1"u8));
+        Assert.False(open.TryAdvance(ref state, "-"u8));
+
+        var negative = M("""{"type":"number","minimum":-2.5,"maximum":-1.25}""");
+        Accepts(negative, "-2.5", "-1.25", "-2", "-1.3", "-2.4999");
+        Rejects(negative, "-1.2", "-2.6", "0", "1", "-1.251e0", "-3");
+        Accepts(M("""{"type":"number","minimum":-90,"maximum":90}"""), "45.123", "-90", "90", "0");
+        Rejects(M("""{"type":"number","minimum":-90,"maximum":90}"""), "90.5", "100", "-90.0001");
+        var draft4 = M("""{"type":"integer","minimum":0,"exclusiveMinimum":true,"maximum":3,"exclusiveMaximum":true}""");
+        Accepts(draft4, "1", "2");
+        Rejects(draft4, "0", "3");
+        Assert.Throws<ArgumentException>(() => M("""{"type":"number","exclusiveMinimum":1,"exclusiveMaximum":1}"""));
+        var tiny = M("""{"type":"number","minimum":0.0000000001,"maximum":0.0000000002}""");
+        Accepts(tiny, "0.0000000001", "0.00000000015");
+        Rejects(tiny, "0", "0.0000000003");
     }
 
     [Fact]
@@ -240,6 +282,24 @@ public sealed class JsonSchemaMatcherTests
         var arrays = M("""{"type":"array","items":false}""");
         Accepts(arrays, "[]");
         Rejects(arrays, "[1]");
+    }
+
+    [Fact]
+    public void Schemas_built_in_code_and_malformed_schemas()
+    {
+        var built = new JsonObject
+        {
+            ["type"] = "object",
+            ["properties"] = new JsonObject { ["n"] = new JsonObject { ["type"] = "integer", ["maximum"] = 9 }, ["s"] = new JsonObject { ["type"] = "string", ["maxLength"] = 1 } },
+            ["required"] = new JsonArray("n"),
+        };
+        var m = JsonSchemaMatcher.Compile(built);
+        Accepts(m, """{"n":9}""", """{"n":0,"s":"x"}""");
+        Rejects(m, """{"n":10}""", """{"n":1,"s":"xy"}""");
+        Assert.Throws<ArgumentException>(() => M("""{"type":5}"""));
+        Assert.Throws<ArgumentException>(() => M("""{"type":"strin"}"""));
+        Assert.Throws<ArgumentException>(() => M("""{"$ref":"#/$defs/missing"}"""));
+        Assert.Throws<ArgumentOutOfRangeException>(() => M("true", new JsonSchemaOptions { MaxDepth = 0 }));
     }
 
     [Fact]

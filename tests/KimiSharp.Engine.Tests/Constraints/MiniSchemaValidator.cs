@@ -107,6 +107,8 @@ internal static class MiniSchemaValidator
                     double d = value.GetDouble();
                     if (s["minimum"] is JsonValue mn && d < mn.GetValue<double>()) errors.Add($"{at}: below minimum");
                     if (s["maximum"] is JsonValue mx && d > mx.GetValue<double>()) errors.Add($"{at}: above maximum");
+                    if (s["exclusiveMinimum"] is JsonValue xn && xn.GetValueKind() == JsonValueKind.Number && d <= xn.GetValue<double>()) errors.Add($"{at}: not above exclusiveMinimum");
+                    if (s["exclusiveMaximum"] is JsonValue xx && xx.GetValueKind() == JsonValueKind.Number && d >= xx.GetValue<double>()) errors.Add($"{at}: not below exclusiveMaximum");
                     break;
                 }
         }

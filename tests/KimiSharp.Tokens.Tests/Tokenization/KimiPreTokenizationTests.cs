@@ -81,6 +81,22 @@ public class KimiPreTokenizationTests
     }
 
     [Fact]
+    public void Random_strings_split_exactly_as_tiktokens_rust_regex_does()
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(RustPieceGolden.Json);
+        int count = 0;
+        foreach (var testCase in doc.RootElement.EnumerateArray())
+        {
+            string text = testCase.GetProperty("text").GetString()!;
+            var expected = testCase.GetProperty("pieces").EnumerateArray().Select(p => p.GetString()!).ToArray();
+            Assert.True(expected.SequenceEqual(Split(text)), $"{System.Text.Json.JsonSerializer.Serialize(text)}: expected {System.Text.Json.JsonSerializer.Serialize(expected)}, got {System.Text.Json.JsonSerializer.Serialize(Split(text))}");
+            count++;
+        }
+
+        Assert.Equal(300, count);
+    }
+
+    [Fact]
     public void Plain_utf16_regex_would_split_supplementary_characters_differently()
     {
         // Why CodePointRegexPreTokenizer exists: the same .NET pattern run over UTF-16 sees an emoji as two

@@ -41,6 +41,24 @@ public class KimiTokenizerTests
     }
 
     [Fact]
+    public void Encodes_exactly_like_tiktoken()
+    {
+        string ranks = string.Join("\n", Enumerable.Range(0, Tok.NumBaseTokens).Select(r => Convert.ToBase64String(Tok.GetTokenBytes(r))));
+        string hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.ASCII.GetBytes(ranks)));
+        Assert.True(hash == TiktokenEncodeGolden.RanksSha256, "The test vocabulary changed; regenerate TiktokenEncodeGolden.");
+
+        using var doc = System.Text.Json.JsonDocument.Parse(TiktokenEncodeGolden.Json);
+        foreach (var testCase in doc.RootElement.EnumerateArray())
+        {
+            string text = testCase.GetProperty("text").GetString()!;
+            var all = testCase.GetProperty("all").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+            var ordinary = testCase.GetProperty("ordinary").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+            Assert.Equal(all, Tok.Encode(text, allowSpecial: true));
+            Assert.Equal(ordinary, Tok.Encode(text, allowSpecial: false));
+        }
+    }
+
+    [Fact]
     public void Merges_are_used()
     {
         // The training text's own words encode to fewer tokens than bytes.
@@ -170,28 +188,49 @@ public class KimiTokenizerTests
         Assert.Throws<ArgumentOutOfRangeException>(() => Tok.Decode([-1]));
     }
 
+    // Long-input tests use runs made of short pattern pieces ("Hello", "abc", ...): one 25,000-character piece
+    // would make byte-pair merging quadratic, which is exactly why Kimi splits, but too slow for a unit test.
+    private static readonly KimiTokenizer Unsplit = KimiTokenizer.FromRanks(
+        TestVocabulary.RanksStream(), TestVocabulary.SpecialTokens(), new KimiTokenizerOptions { SplitLongInputs = false });
+
     [Fact]
     public void Long_runs_are_split_as_kimi_does()
     {
-        // tokenization_kimi.py cuts runs of more than 25,000 non-whitespace code points before encoding.
-        string run = new('a', 30_000);
+        // tokenization_kimi.py cuts runs of more than 25,000 non-whitespace code points and encodes the parts
+        // separately. Here the cut at 25,000 falls inside a "Hello" piece ("Hell" | "o"), which changes the ids.
+        string run = "x" + string.Concat(Enumerable.Repeat("Hello", 6_000)); // 30,001 chars, no whitespace
         var ids = Tok.Encode(run, allowSpecial: false);
-        int[] expected = [.. Tok.Encode(new string('a', 25_000), false), .. Tok.Encode(new string('a', 5_000), false)];
+        int[] expected = [.. Tok.Encode(run[..25_000], false), .. Tok.Encode(run[25_000..], false)];
         Assert.Equal(expected, ids);
+        Assert.NotEqual(Unsplit.Encode(run, false), ids);
         Assert.Equal(run, Tok.Decode(ids));
 
-        // Code points, not UTF-16 units: 20,000 emoji (40,000 units) are one run.
-        string emoji = string.Concat(Enumerable.Repeat("😀", 20_000));
-        Assert.Equal(emoji, Tok.Decode(Tok.Encode(emoji, false)));
+        // Whitespace runs are cut the same way, and alternating runs reset the count.
+        string spaced = string.Concat(Enumerable.Repeat("abc ", 10_000));
+        Assert.Equal(Unsplit.Encode(spaced, false), Tok.Encode(spaced, false));
+    }
+
+    [Fact]
+    public void Long_run_limit_counts_code_points_not_utf16_units()
+    {
+        // 12,000 × "😀a" is 24,000 code points (36,000 UTF-16 units): under the limit, so not cut.
+        string text = string.Concat(Enumerable.Repeat("😀a", 12_000));
+        Assert.Equal(Unsplit.Encode(text, false), Tok.Encode(text, false));
+        Assert.Equal(text, Tok.Decode(Tok.Encode(text, false)));
+
+        // One more pair crosses it: cut after 25,000 code points, i.e. between "😀" and "a" of pair 12,501.
+        string longer = string.Concat(Enumerable.Repeat("😀a", 12_600));
+        int cut = 12_500 * 3; // UTF-16 index of the 25,001st code point
+        int[] expected = [.. Tok.Encode(longer[..cut], false), .. Tok.Encode(longer[cut..], false)];
+        Assert.Equal(expected, Tok.Encode(longer, false));
     }
 
     [Fact]
     public void Long_run_split_can_be_turned_off()
     {
-        var tok = KimiTokenizer.FromRanks(TestVocabulary.RanksStream(), TestVocabulary.SpecialTokens(), new KimiTokenizerOptions { SplitLongInputs = false });
-        string run = new('b', 30_000);
-        Assert.Equal(run, tok.Decode(tok.Encode(run, false)));
-        Assert.Equal(Tok.Encode("plain text", true), tok.Encode("plain text", true));
+        string run = string.Concat(Enumerable.Repeat("abc.", 7_500));
+        Assert.Equal(run, Unsplit.Decode(Unsplit.Encode(run, false)));
+        Assert.Equal(Tok.Encode("plain text", true), Unsplit.Encode("plain text", true));
     }
 
     [Fact]

@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using KimiSharp.Kernels;
+using KimiSharp.Model;
+using KimiSharp.Model.Layers;
+
+namespace KimiSharp.Cli;
+
+/// <summary>
+/// <c>kimi bench</c>: prefill and decode throughput on a checkpoint, the weight bytes one decoded token reads, the
+/// machine's streaming-read bandwidth (measured here), and decode speed as a fraction of the bandwidth roofline.
+/// </summary>
+public static class BenchCommand
+{
+    public static int Run(CommandLine options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    {
+        options.AllowOnly("model", "threads", "prompt", "gen", "rounds", "int8", "bandwidth-mb");
+        string modelDir = options.Require("model");
+        if (options.Int("threads") is int threads)
+            KernelThreading.MaxThreads = threads >= 1 ? threads : throw new UsageException("--threads must be at least 1");
+        int prompt = options.Int("prompt") ?? 512, gen = options.Int("gen") ?? 64, rounds = options.Int("rounds") ?? 3;
+        int bandwidthMb = options.Int("bandwidth-mb") ?? 1024;
+        if (prompt < 1 || gen < 1 || rounds < 1) throw new UsageException("--prompt, --gen and --rounds must be at least 1");
+        bool previousInt8 = MatrixKernels.Int8Activations;
+        MatrixKernels.Int8Activations = options.Has("int8");
+        try
+        {
+            return Measure(modelDir, prompt, gen, rounds, bandwidthMb, stdout, cancellationToken);
+        }
+        finally
+        {
+            MatrixKernels.Int8Activations = previousInt8;
+        }
+    }
+
+    private static int Measure(string modelDir, int prompt, int gen, int rounds, int bandwidthMb, TextWriter stdout, CancellationToken cancellationToken)
+    {
+
+        var loadClock = Stopwatch.StartNew();
+        using var model = KimiModel.Load(modelDir);
+        double loadSeconds = loadClock.Elapsed.TotalSeconds;
+        var c = model.Config;
+        if (prompt + gen > c.MaxPositionEmbeddings) throw new UsageException($"--prompt + --gen exceed the context limit {c.MaxPositionEmbeddings}");
+        long perToken = DecodeBytesPerToken(model);
+        stdout.WriteLine($"model        {model.Directory}: {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, {c.NRoutedExperts} experts top-{c.NumExpertsPerTok}, checkpoint {model.CheckpointBytes / 1e6:F1} MB, loaded in {loadSeconds:F2} s");
+        stdout.WriteLine($"machine      {Environment.ProcessorCount} logical CPUs, {KernelInfo.Describe()}; load average {LoadAverage()}; threads {KernelThreading.MaxThreads}; activations {(MatrixKernels.Int8Activations ? "int8 (per-32 block scales, integer dot products)" : "float32")}");
+
+        var random = new Random(42);
+        int[] promptTokens = new int[prompt];
+        for (int i = 0; i < prompt; i++) promptTokens[i] = random.Next(c.VocabSize);
+        var logits = new float[c.VocabSize];
+        var cache = model.CreateCache(prompt + gen);
+
+        // Warm-up: touches every weight page once and JIT-compiles the hot paths at full tier.
+        model.Forward(promptTokens.AsSpan(0, Math.Min(prompt, 16)), cache, logits, lastOnly: true, cancellationToken: cancellationToken);
+        for (int i = 0; i < 4; i++) model.Forward([Argmax(logits)], cache, logits, cancellationToken: cancellationToken);
+
+        var prefill = new List<double>();
+        var decode = new List<double>();
+        var bandwidth = new List<double>();
+        long peakModel = 0;
+        for (int round = 0; round < rounds; round++)
+        {
+            bandwidth.Add(MemoryBandwidth.Measure(bandwidthMb * (1L << 20), KernelThreading.MaxThreads, passes: 3));
+            cache.Reset();
+            var clock = Stopwatch.StartNew();
+            model.Forward(promptTokens, cache, logits, lastOnly: true, cancellationToken: cancellationToken);
+            prefill.Add(prompt / clock.Elapsed.TotalSeconds);
+            peakModel = Math.Max(peakModel, ResidentBytes("VmRSS:"));
+
+            clock.Restart();
+            for (int i = 0; i < gen; i++)
+                model.Forward([Argmax(logits)], cache, logits, cancellationToken: cancellationToken);
+            decode.Add(gen / clock.Elapsed.TotalSeconds);
+            peakModel = Math.Max(peakModel, ResidentBytes("VmRSS:"));
+            stdout.WriteLine($"round {round + 1}/{rounds}  bandwidth {bandwidth[^1]:F1} GB/s  pp{prompt} {prefill[^1]:F1} t/s  tg{gen} {decode[^1]:F2} t/s");
+        }
+
+        double bw = Median(bandwidth), pp = Median(prefill), tg = Median(decode);
+        double roofline = bw * 1e9 / perToken;
+        long kvBytes = cache.BytesPerToken * (prompt + gen);
+        long peak = peakModel;
+        stdout.WriteLine();
+        stdout.WriteLine($"prefill      {pp,8:F1} tokens/s   (pp{prompt}, median of {rounds}; range {prefill.Min():F1}–{prefill.Max():F1})");
+        stdout.WriteLine($"decode       {tg,8:F2} tokens/s   (tg{gen} after the prompt, median of {rounds}; range {decode.Min():F2}–{decode.Max():F2})");
+        stdout.WriteLine($"weights/tok  {perToken / 1e6,8:F1} MB         (every non-expert weight + {c.NumExpertsPerTok} routed experts per MoE layer + lm_head)");
+        stdout.WriteLine($"bandwidth    {bw,8:F1} GB/s       (streaming read of {bandwidthMb} MiB on {KernelThreading.MaxThreads} threads, median of {rounds}; range {bandwidth.Min():F1}–{bandwidth.Max():F1})");
+        stdout.WriteLine($"roofline     {roofline,8:F1} tokens/s   (bandwidth ÷ weights per token)");
+        stdout.WriteLine($"decode/roof  {tg / roofline * 100,8:F1} %");
+        stdout.WriteLine($"effective    {tg * perToken / 1e9,8:F1} GB/s of weights streamed while decoding");
+        stdout.WriteLine($"load         {LoadAverage()} (1/5/15-minute load average at the end; other processes compete for the cores when it exceeds the thread count)");
+        if (peak > 0)
+            stdout.WriteLine($"peak RSS     {peak / 1e6,8:F1} MB         ({(double)peak / (model.CheckpointBytes + kvBytes):F3}× checkpoint {model.CheckpointBytes / 1e6:F1} MB + KV cache {kvBytes / 1e6:F1} MB; largest resident set after a prefill or decode phase, the bandwidth probe's buffer excluded; process high-water mark {ResidentBytes("VmHWM:") / 1e6:F1} MB)");
+        return 0;
+    }
+
+    /// <summary>Bytes of weights one decode step reads: all dense weights, k experts per MoE layer (all experts are the same size), lm_head, one embedding row.</summary>
+    public static long DecodeBytesPerToken(KimiModel model)
+    {
+        var c = model.Config;
+        long total = model.LmHead.StoredBytes + model.Embedding.StoredBytes / model.Embedding.Rows;
+        static long Mlp(FeedForward f) => f.Gate.StoredBytes + f.Up.StoredBytes + f.Down.StoredBytes;
+        foreach (var layer in model.Layers)
+        {
+            var a = layer.Attention;
+            foreach (var w in new[] { a.QProj, a.QAProj, a.QBProj, a.KvAProj, a.KvBProj, a.OProj })
+                if (w is not null) total += w.StoredBytes;
+            total += 4L * (layer.InputNorm.Length + layer.PostAttentionNorm.Length + a.KvANorm.Length + (a.QANorm?.Length ?? 0));
+            if (layer.Dense is { } dense) total += Mlp(dense);
+            if (layer.Moe is { } moe)
+            {
+                total += moe.Router.StoredBytes + 4L * moe.ChoiceBias.Length;
+                if (moe.Shared is { } shared) total += Mlp(shared);
+                total += (long)c.NumExpertsPerTok * Mlp(moe.Experts[0]);
+            }
+        }
+        return total + 4L * model.FinalNorm.Length;
+    }
+
+    private static int Argmax(ReadOnlySpan<float> x)
+    {
+        int best = 0;
+        for (int i = 1; i < x.Length; i++) if (x[i] > x[best]) best = i;
+        return best;
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    private static string LoadAverage()
+    {
+        try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
+        catch (IOException) { return "n/a"; }
+        catch (UnauthorizedAccessException) { return "n/a"; }
+    }
+
+    /// <summary>A /proc/self/status size field (VmRSS:, VmHWM:) in bytes (Linux), or 0 where that does not exist.</summary>
+    public static long ResidentBytes(string field)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+                if (line.StartsWith(field, StringComparison.Ordinal))
+                    return long.Parse(line.AsSpan(field.Length).Trim().TrimEnd("kB").Trim()) * 1024;
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return 0;
+    }
+}

@@ -1,0 +1,55 @@
+using KimiSharp.Engine;
+using KimiSharp.Engine.Chat;
+using KimiSharp.Model;
+
+namespace KimiSharp.Cli;
+
+/// <summary>Finds the model folder a command should use and loads it with a progress bar.</summary>
+internal static class ModelLocator
+{
+    /// <summary>Where the project's own default model lives, relative to the repository root.</summary>
+    public const string DefaultModelPath = "models/k2-nano";
+
+    public static string Resolve(CommandLine options)
+    {
+        if (options.Get("model") is { } given) return given;
+        if (Environment.GetEnvironmentVariable("KIMI_MODEL") is { Length: > 0 } fromEnv) return fromEnv;
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            string candidate = Path.Combine(dir.FullName, DefaultModelPath);
+            if (File.Exists(Path.Combine(candidate, "config.json"))) return candidate;
+        }
+        throw new UsageException(
+            $"no model given and the default model ({DefaultModelPath}) is not in this checkout yet. " +
+            "Pass --model DIR, a Hugging Face folder with config.json, *.safetensors, tiktoken.model and tokenizer_config.json " +
+            "(or set KIMI_MODEL).");
+    }
+
+    public static KimiChatService LoadChat(CommandLine options, TextWriter stderr, EngineOptions? engine = null)
+    {
+        string dir = Resolve(options);
+        using var bar = new ConsoleProgress(stderr, $"loading {Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)))}");
+        return KimiChatService.Load(dir, engine, options.Get("name"), progress: bar);
+    }
+}
+
+/// <summary>A one-line progress bar on stderr while a checkpoint maps and its layers load (only on a terminal).</summary>
+internal sealed class ConsoleProgress(TextWriter writer, string label) : IProgress<LoadProgress>, IDisposable
+{
+    private readonly bool _enabled = ReferenceEquals(writer, Console.Error) && !Console.IsErrorRedirected;
+    private bool _drawn;
+
+    public void Report(LoadProgress value)
+    {
+        if (!_enabled || value.Total <= 0) return;
+        const int width = 30;
+        int filled = (int)((long)width * value.Done / value.Total);
+        writer.Write($"\r{label} [{new string('#', filled)}{new string('.', width - filled)}] {value.Done}/{value.Total} {value.Stage}   ");
+        _drawn = true;
+    }
+
+    public void Dispose()
+    {
+        if (_drawn) writer.Write("\r" + new string(' ', label.Length + 60) + "\r");
+    }
+}

@@ -1,0 +1,102 @@
+using KimiSharp.Cli;
+using KimiSharp.Kernels;
+using KimiSharp.Model;
+using KimiSharp.Model.Checkpoints;
+
+namespace KimiSharp.Cli.Tests;
+
+/// <summary><c>kimi init-random</c> writes a loadable checkpoint of the configured shape; <c>kimi bench</c> reports every figure.</summary>
+public sealed class BenchCommandTests : IDisposable
+{
+    private readonly string _scratch = Directory.CreateTempSubdirectory("kimi-bench-test-").FullName;
+
+    public void Dispose() => Directory.Delete(_scratch, recursive: true);
+
+    private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = await CliApp.RunAsync(args, stdout, stderr);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    private const string SmallConfig = """
+        {
+          "vocab_size": 300, "hidden_size": 96, "intermediate_size": 160, "moe_intermediate_size": 40,
+          "num_hidden_layers": 3, "num_attention_heads": 4, "n_shared_experts": 2, "n_routed_experts": 8,
+          "num_experts_per_tok": 3, "n_group": 1, "topk_group": 1, "routed_scaling_factor": 2.446,
+          "norm_topk_prob": true, "first_k_dense_replace": 1, "moe_layer_freq": 1, "q_lora_rank": null,
+          "kv_lora_rank": 64, "qk_nope_head_dim": 16, "qk_rope_head_dim": 8, "v_head_dim": 16,
+          "max_position_embeddings": 256, "rope_theta": 50000.0, "rope_scaling": null, "rms_norm_eps": 1e-05,
+          "tie_word_embeddings": false, "bos_token_id": 0, "eos_token_id": 1
+        }
+        """;
+
+    [Theory]
+    [InlineData("int4")]
+    [InlineData("int4-all")]
+    [InlineData("fp8")]
+    [InlineData("bf16")]
+    public async Task Init_random_writes_a_checkpoint_of_the_configured_shape(string quant)
+    {
+        string config = Path.Combine(_scratch, "config-in.json");
+        File.WriteAllText(config, SmallConfig);
+        string dir = Path.Combine(_scratch, quant);
+        var (code, output, error) = await Run("init-random", "--config", config, "--out", dir, "--quant", quant);
+        Assert.True(code == 0, error);
+        Assert.Contains("wrote", output);
+        using var model = KimiModel.Load(dir);
+        Assert.Equal(96, model.Config.HiddenSize);
+        Assert.Equal(8, model.Config.NRoutedExperts);
+        var expert = model.Layers[1].Moe!.Experts[0].Gate.Format;
+        Assert.Equal(quant.StartsWith("int4") ? WeightFormat.PackedInt : quant == "fp8" ? WeightFormat.Fp8Block : WeightFormat.BF16, expert);
+        Assert.Equal(quant == "int4-all" ? WeightFormat.PackedInt : quant == "fp8" ? WeightFormat.Fp8Block : WeightFormat.BF16,
+            model.Layers[0].Attention.OProj.Format);
+        Assert.Equal(3, model.Logits([1, 2, 3]).Length / 300);
+    }
+
+    [Fact]
+    public void Deferred_tensors_are_byte_identical_to_eager_ones()
+    {
+        // Large tensors are generated while the file is written; the bytes must not depend on that.
+        var options = new RandomCheckpointOptions
+        {
+            VocabSize = 1100, HiddenSize = 1024, IntermediateSize = 1100, MoeIntermediateSize = 64, NumHiddenLayers = 2,
+            NumAttentionHeads = 2, NRoutedExperts = 2, NumExpertsPerTok = 1, KvLoraRank = 32, Format = CheckpointFormat.Int4,
+            Int4AllLinears = true,
+        };
+        string a = Path.Combine(_scratch, "a"), b = Path.Combine(_scratch, "b");
+        RandomCheckpoint.Write(a, options);
+        RandomCheckpoint.Write(b, options with { MaxShardBytes = 3_000_000 });
+        using var ma = KimiModel.Load(a);
+        using var mb = KimiModel.Load(b);
+        Assert.Equal(ma.Logits([5, 6, 7]), mb.Logits([5, 6, 7]));
+    }
+
+    [Fact]
+    public async Task Bench_reports_throughput_bytes_per_token_bandwidth_and_roofline()
+    {
+        string config = Path.Combine(_scratch, "config-in.json");
+        File.WriteAllText(config, SmallConfig);
+        string dir = Path.Combine(_scratch, "model");
+        Assert.Equal(0, (await Run("init-random", "--config", config, "--out", dir, "--quant", "int4")).Code);
+        foreach (var extra in new[] { Array.Empty<string>(), ["--int8"] })
+        {
+            var (code, output, error) = await Run(["bench", "--model", dir, "--threads", "2", "--prompt", "8", "--gen", "4", "--rounds", "1", "--bandwidth-mb", "8", .. extra]);
+            Assert.True(code == 0, error);
+            foreach (var label in new[] { "prefill", "decode", "weights/tok", "bandwidth", "roofline", "decode/roof", "peak RSS" })
+                Assert.Contains(label, output);
+        }
+        Assert.False(MatrixKernels.Int8Activations); // the bench leaves the default behind
+    }
+
+    [Fact]
+    public async Task Bad_options_are_usage_errors()
+    {
+        Assert.Equal(2, (await Run("init-random", "--config", "x.json")).Code);
+        string config = Path.Combine(_scratch, "c.json");
+        File.WriteAllText(config, SmallConfig);
+        Assert.Equal(2, (await Run("init-random", "--config", config, "--out", Path.Combine(_scratch, "q"), "--quant", "int3")).Code);
+        Assert.Equal(2, (await Run("bench", "--model", _scratch, "--prompt", "0")).Code);
+    }
+}

@@ -1,0 +1,332 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using KimiSharp.Kernels;
+
+namespace KimiSharp.Kernels.Tests;
+
+/// <summary>Tests that switch process-wide kernel settings (vector path, int8 activations) run alone.</summary>
+[CollectionDefinition(nameof(KernelSettingsCollection), DisableParallelization = true)]
+public sealed class KernelSettingsCollection;
+
+/// <summary>
+/// Every vector path of the fused kernels (Vector512, Vector256, portable) against a float64 scalar reference on odd
+/// sizes (tails, single rows), batch invariance on each path, the int8-activation INT4 path and the worker pool.
+/// </summary>
+[Collection(nameof(KernelSettingsCollection))]
+public sealed unsafe class KernelPathsTests : IDisposable
+{
+    private readonly List<nint> _allocations = [];
+
+    private T* Alloc<T>(long count) where T : unmanaged
+    {
+        var p = (T*)NativeMemory.AllocZeroed((nuint)Math.Max(1, count * sizeof(T)));
+        _allocations.Add((nint)p);
+        return p;
+    }
+
+    public void Dispose()
+    {
+        foreach (var p in _allocations) NativeMemory.Free((void*)p);
+    }
+
+    public static IEnumerable<int> SupportedLevels()
+    {
+        yield return 0;
+        if (Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported) yield return 1;
+        if (Vector512.IsHardwareAccelerated && Avx512BW.IsSupported) yield return 2;
+    }
+
+    private static void WithLevel(int level, Action action)
+    {
+        int fused = FusedKernels.Level, int4 = Int4Kernels.Level;
+        try
+        {
+            FusedKernels.Level = level;
+            Int4Kernels.Level = level;
+            action();
+        }
+        finally
+        {
+            FusedKernels.Level = fused;
+            Int4Kernels.Level = int4;
+        }
+    }
+
+    private (WeightMatrix W, double[] Values) Make(WeightFormat format, int rows, int cols, Random rng)
+    {
+        var values = new double[(long)rows * cols];
+        switch (format)
+        {
+            case WeightFormat.BF16:
+            {
+                var data = Alloc<ushort>((long)rows * cols);
+                for (long i = 0; i < values.Length; i++)
+                {
+                    data[i] = (ushort)(BitConverter.SingleToInt32Bits((float)(rng.NextDouble() * 2 - 1)) >>> 16);
+                    values[i] = BitConverter.Int32BitsToSingle(data[i] << 16);
+                }
+                return (WeightMatrix.FromBFloat16(data, rows, cols), values);
+            }
+            case WeightFormat.Fp8Block:
+            {
+                const int blockRows = 2, blockCols = 48;
+                var data = Alloc<byte>((long)rows * cols);
+                int scaleRows = (rows + blockRows - 1) / blockRows, scaleCols = (cols + blockCols - 1) / blockCols;
+                var scales = Alloc<float>((long)scaleRows * scaleCols);
+                for (int i = 0; i < scaleRows * scaleCols; i++) scales[i] = (float)(0.001 + rng.NextDouble() * 0.01);
+                var table = NumberFormats.Fp8E4M3Table;
+                for (int r = 0; r < rows; r++)
+                    for (int c = 0; c < cols; c++)
+                    {
+                        byte b;
+                        do b = (byte)rng.Next(256); while ((b & 0x7F) == 0x7F);
+                        data[(long)r * cols + c] = b;
+                        values[(long)r * cols + c] = (double)table[b] * scales[(r / blockRows) * scaleCols + c / blockCols];
+                    }
+                return (WeightMatrix.FromFp8Block(data, scales, rows, cols, blockRows, blockCols), values);
+            }
+            case WeightFormat.PackedInt:
+            {
+                int words = WeightMatrix.PackedWordsPerRow(cols, 4), groups = (cols + 31) / 32;
+                var packed = Alloc<int>((long)rows * words);
+                var scales = Alloc<ushort>((long)rows * groups);
+                for (int r = 0; r < rows; r++)
+                {
+                    for (int g = 0; g < groups; g++)
+                        scales[r * groups + g] = (ushort)(BitConverter.SingleToInt32Bits((float)(0.01 + rng.NextDouble() * 0.1)) >>> 16);
+                    for (int c = 0; c < cols; c++)
+                    {
+                        int q = rng.Next(-8, 8);
+                        ((uint*)packed)[(long)r * words + c / 8] |= (uint)(q + 8) << (4 * (c % 8));
+                        values[(long)r * cols + c] = q * (double)BitConverter.Int32BitsToSingle(scales[r * groups + c / 32] << 16);
+                    }
+                }
+                return (WeightMatrix.FromPackedInt(packed, scales, rows, cols, 4, 32), values);
+            }
+            default: throw new ArgumentOutOfRangeException(nameof(format));
+        }
+    }
+
+    private static float[] RandomVector(int n, Random rng)
+    {
+        var x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+        return x;
+    }
+
+    public static TheoryData<WeightFormat, int, int> Shapes()
+    {
+        var data = new TheoryData<WeightFormat, int, int>();
+        foreach (var format in new[] { WeightFormat.BF16, WeightFormat.Fp8Block, WeightFormat.PackedInt })
+            foreach (var (rows, cols) in new[] { (1, 1), (1, 15), (3, 31), (2, 33), (5, 100), (1, 129), (3, 257), (2, 1000), (3, 2048 + 96 + 7) })
+                data.Add(format, rows, cols);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Every_vector_path_matches_the_scalar_reference_and_is_batch_invariant(WeightFormat format, int rows, int cols)
+    {
+        var rng = new Random(rows * 7919 + cols + 31 * (int)format);
+        var (w, values) = Make(format, rows, cols, rng);
+        const int tokens = 5;
+        var x = RandomVector(tokens * cols, rng);
+        foreach (int level in SupportedLevels())
+            WithLevel(level, () =>
+            {
+                var batch = new float[tokens * rows];
+                MatrixKernels.MatMul(w, x, batch, tokens);
+                var solo = new float[rows];
+                for (int t = 0; t < tokens; t++)
+                {
+                    MatrixKernels.MatMul(w, x.AsSpan(t * cols, cols), solo, 1);
+                    for (int r = 0; r < rows; r++)
+                    {
+                        double expected = 0, magnitude = 0;
+                        for (int c = 0; c < cols; c++)
+                        {
+                            expected += values[(long)r * cols + c] * x[t * cols + c];
+                            magnitude += Math.Abs(values[(long)r * cols + c] * x[t * cols + c]);
+                        }
+                        double tolerance = 1e-6 * Math.Max(1, magnitude);
+                        Assert.True(Math.Abs(expected - batch[t * rows + r]) <= tolerance,
+                            $"level {level} {format} [{rows}x{cols}] row {r} token {t}: expected {expected}, got {batch[t * rows + r]}");
+                        Assert.Equal(batch[t * rows + r], solo[r]);
+                    }
+                }
+                var decoded = new float[cols];
+                MatrixKernels.DecodeRow(w, rows - 1, decoded);
+                for (int c = 0; c < cols; c++) Assert.Equal((float)values[(long)(rows - 1) * cols + c], decoded[c]);
+            });
+    }
+
+    [Theory]
+    [InlineData(1, 32)]
+    [InlineData(3, 33)]
+    [InlineData(2, 128)]
+    [InlineData(4, 200)]
+    [InlineData(1, 256 + 64 + 5)]
+    [InlineData(3, 2048)]
+    public void Int8_activations_stay_within_quantization_error_and_are_batch_invariant(int rows, int cols)
+    {
+        var rng = new Random(rows * 31 + cols);
+        var (w, values) = Make(WeightFormat.PackedInt, rows, cols, rng);
+        const int tokens = 4;
+        var x = RandomVector(tokens * cols, rng);
+        bool saved = MatrixKernels.Int8Activations;
+        try
+        {
+            MatrixKernels.Int8Activations = true;
+            var results = new List<float[]>();
+            foreach (int level in SupportedLevels())
+                WithLevel(level, () =>
+                {
+                    var batch = new float[tokens * rows];
+                    MatrixKernels.MatMul(w, x, batch, tokens);
+                    var solo = new float[rows];
+                    for (int t = 0; t < tokens; t++)
+                    {
+                        MatrixKernels.MatMul(w, x.AsSpan(t * cols, cols), solo, 1);
+                        for (int r = 0; r < rows; r++)
+                        {
+                            Assert.Equal(batch[t * rows + r], solo[r]);
+                            // Each activation moves by at most half a step (max|x| over its group / 254).
+                            double expected = 0, bound = 1e-5;
+                            for (int c = 0; c < cols; c++)
+                            {
+                                int g0 = c / 32 * 32;
+                                double amax = 0;
+                                for (int k = g0; k < Math.Min(cols, g0 + 32); k++) amax = Math.Max(amax, Math.Abs(x[t * cols + k]));
+                                expected += values[(long)r * cols + c] * x[t * cols + c];
+                                bound += Math.Abs(values[(long)r * cols + c]) * (amax / 254 * 1.001 + 1e-7);
+                            }
+                            Assert.True(Math.Abs(expected - batch[t * rows + r]) <= bound,
+                                $"level {level} [{rows}x{cols}] row {r} token {t}: expected {expected}, got {batch[t * rows + r]} (bound {bound})");
+                        }
+                    }
+                    results.Add(batch);
+                });
+            // The integer sums are exact on every path; only the float combination order may differ.
+            for (int i = 1; i < results.Count; i++)
+                for (int j = 0; j < results[0].Length; j++)
+                    Assert.True(Math.Abs(results[0][j] - results[i][j]) <= 1e-4 * (1 + Math.Abs(results[0][j])));
+        }
+        finally
+        {
+            MatrixKernels.Int8Activations = saved;
+        }
+    }
+
+    [Theory]
+    [InlineData(128)]
+    [InlineData(3 * 128 + 37)]
+    [InlineData(2048)]
+    public void Vectorized_activation_quantization_equals_the_scalar_one(int cols)
+    {
+        var rng = new Random(cols);
+        var x = RandomVector(3 * cols, rng);
+        x[5] = 0; x[cols + 1] = 3.5f; // a zero and an outlier
+        using var vector = new QuantizedActivations();
+        using var scalar = new QuantizedActivations();
+        bool saved = QuantizedActivations.UseVbmi;
+        try
+        {
+            fixed (float* px = x)
+            {
+                vector.Quantize(px, 3, cols);
+                QuantizedActivations.UseVbmi = false;
+                scalar.Quantize(px, 3, cols);
+            }
+        }
+        finally
+        {
+            QuantizedActivations.UseVbmi = saved;
+        }
+        for (int t = 0; t < 3; t++)
+        {
+            var a = vector[t];
+            var b = scalar[t];
+            long superblockBytes = cols / 128 * (long)QuantizedActivations.SuperblockBytes;
+            Assert.True(new ReadOnlySpan<byte>(a.Blocks, (int)superblockBytes).SequenceEqual(new ReadOnlySpan<byte>(b.Blocks, (int)superblockBytes)));
+            Assert.True(new ReadOnlySpan<sbyte>(a.Natural, cols).SequenceEqual(new ReadOnlySpan<sbyte>(b.Natural, cols)));
+            for (int c = 0; c < cols; c++)
+            {
+                int g = c / 32;
+                Assert.InRange(a.Natural[c], -127, 127);
+                Assert.True(Math.Abs(a.Natural[c] * a.GroupScales[g] - x[t * cols + c]) <= a.GroupScales[g] * 0.5001 + 1e-7);
+            }
+        }
+    }
+
+    private sealed class SumJob(long[] output) : IRowJob
+    {
+        public void Run(int rowStart, int rowEnd)
+        {
+            for (int r = rowStart; r < rowEnd; r++) output[r] += (long)r * r + 1;
+        }
+    }
+
+    private sealed class FailingJob : IRowJob
+    {
+        public void Run(int rowStart, int rowEnd)
+        {
+            if (rowStart == 0) throw new InvalidOperationException("boom");
+        }
+    }
+
+    [Fact]
+    public void The_worker_pool_runs_every_row_exactly_once_and_reports_failures()
+    {
+        int saved = KernelThreading.MaxThreads;
+        try
+        {
+            foreach (int threads in new[] { 1, 2, 3 })
+            {
+                KernelThreading.MaxThreads = threads;
+                for (int round = 0; round < 200; round++)
+                {
+                    int rows = 1 + round % 37;
+                    var output = new long[rows];
+                    KernelThreading.ParallelRows(rows, Math.Min(rows, 1 + round % 9), new SumJob(output));
+                    for (int r = 0; r < rows; r++) Assert.Equal((long)r * r + 1, output[r]);
+                }
+                if (threads > 1)
+                    Assert.ThrowsAny<Exception>(() => KernelThreading.ParallelRows(8, 4, new FailingJob()));
+                var after = new long[10];
+                KernelThreading.ParallelRows(10, 5, new SumJob(after));
+                Assert.Equal(82, after[^1]);
+            }
+        }
+        finally
+        {
+            KernelThreading.MaxThreads = saved;
+        }
+    }
+
+    [Fact]
+    public void Concurrent_callers_get_the_same_results_as_serial_ones()
+    {
+        var rng = new Random(3);
+        var (w, _) = Make(WeightFormat.PackedInt, 300, 640, rng);
+        var x = RandomVector(640 * 3, rng);
+        var expected = new float[900];
+        MatrixKernels.MatMul(w, x, expected, 3);
+        Parallel.For(0, 8, _ =>
+        {
+            var y = new float[900];
+            for (int i = 0; i < 20; i++)
+            {
+                MatrixKernels.MatMul(w, x, y, 3);
+                Assert.Equal(expected, y);
+            }
+        });
+    }
+
+    [Fact]
+    public void Memory_bandwidth_probe_reports_a_positive_rate()
+    {
+        double rate = MemoryBandwidth.Measure(8 << 20, KernelThreading.MaxThreads, passes: 3);
+        Assert.True(rate > 0.1 && rate < 10_000, $"rate {rate} GB/s");
+    }
+}
