@@ -328,8 +328,8 @@ internal sealed unsafe class QuantizedActivations : IDisposable
 {
     public const int SuperblockBytes = 256;
 
-    /// <summary>Rearranges superblocks with AVX-512 VBMI byte permutes (else scalar). Tests may switch it off.</summary>
-    internal static bool UseVbmi = Avx512Vbmi.IsSupported && Avx512BW.IsSupported;
+    /// <summary>Quantizes with Vector512 and rearranges superblocks with AVX-512 VBMI byte permutes (else scalar, same bytes). Tests may switch it off.</summary>
+    internal static bool UseVectors = Avx512Vbmi.IsSupported && Avx512BW.IsSupported;
 
     /// <summary>Bytes per token (the layout's stride).</summary>
     internal long Stride => _stride;
@@ -390,7 +390,7 @@ internal sealed unsafe class QuantizedActivations : IDisposable
             int c0 = g * Int4Kernels.Group, n = Math.Min(Int4Kernels.Group, cols - c0);
             float amax = 0;
             int sum = 0;
-            if (n == Int4Kernels.Group && Vector512.IsHardwareAccelerated)
+            if (n == Int4Kernels.Group && UseVectors)
             {
                 var a = Vector512.Load(x + c0);
                 var b = Vector512.Load(x + c0 + 16);
@@ -417,7 +417,7 @@ internal sealed unsafe class QuantizedActivations : IDisposable
             token.GroupSums[g] = sum;
         }
         int first = 0;
-        if (UseVbmi && _superblocks > 0)
+        if (UseVectors && _superblocks > 0)
         {
             var evenIndex = Vector512.CreateSequence((byte)0, (byte)2);
             var oddIndex = Vector512.CreateSequence((byte)1, (byte)2);

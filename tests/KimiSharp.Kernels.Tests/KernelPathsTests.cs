@@ -229,19 +229,19 @@ public sealed unsafe class KernelPathsTests : IDisposable
         x[5] = 0; x[cols + 1] = 3.5f; // a zero and an outlier
         using var vector = new QuantizedActivations();
         using var scalar = new QuantizedActivations();
-        bool saved = QuantizedActivations.UseVbmi;
+        bool saved = QuantizedActivations.UseVectors;
         try
         {
             fixed (float* px = x)
             {
                 vector.Quantize(px, 3, cols);
-                QuantizedActivations.UseVbmi = false;
+                QuantizedActivations.UseVectors = false;
                 scalar.Quantize(px, 3, cols);
             }
         }
         finally
         {
-            QuantizedActivations.UseVbmi = saved;
+            QuantizedActivations.UseVectors = saved;
         }
         for (int t = 0; t < 3; t++)
         {

@@ -79,6 +79,8 @@ internal static class GrammarAnalysis
                 {
                     int need = 0;
                     foreach (var p in o.Properties) if (p.Required) need = Math.Max(need, p.Value.MinDepth);
+                    if (o.FreeForm && o.MinProperties > 0)
+                        need = o.MinProperties > o.MaxProperties ? Never : o.Additional?.MinDepth ?? Never;
                     return (GNode.Add(1, need), false);
                 }
             case ArrayNode a:

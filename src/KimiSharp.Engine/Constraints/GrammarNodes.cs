@@ -103,11 +103,17 @@ internal sealed class ObjectNode : GNode
     /// <summary>Value schema of the keys of a free-form object; null when it has no keys at all.</summary>
     public GNode? Additional;
     public bool AllowSpace;
+    /// <summary>Key count bounds of a free-form object.</summary>
+    public int MinProperties;
+    public int MaxProperties = int.MaxValue;
     /// <summary>ClosableFrom[i]: no required property at index ≥ i.</summary>
     public bool[] ClosableFrom = [true];
     private SymbolTrie?[]? _keyTries;
 
     public bool FreeForm => Properties.Length == 0;
+
+    /// <summary>Key counts past which nothing changes collapse (so the state repeats).</summary>
+    public int SaturateCount(int count) => MaxProperties == int.MaxValue ? Math.Min(count, MinProperties) : count;
 
     public void Seal()
     {

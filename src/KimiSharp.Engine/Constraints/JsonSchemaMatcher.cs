@@ -60,7 +60,8 @@ public readonly struct MatcherState : IEquatable<MatcherState>
 /// viable prefix: some continuation completes it to a valid document (so a token mask built from it is never empty).
 /// <para>Supported: <c>type</c> (string or array of types; <c>nullable: true</c>); object (<c>properties</c> in schema
 /// order — keys must appear in that order, optional ones may be skipped; <c>required</c>; with properties only those keys
-/// are generated, without them <c>additionalProperties</c> (schema/true/false) governs free keys, which must be distinct);
+/// are generated, without them <c>additionalProperties</c> (schema/true/false) governs free keys, which must be distinct,
+/// and <c>minProperties</c>/<c>maxProperties</c> bound their number);
 /// array (<c>items</c>, <c>prefixItems</c>/tuple <c>items</c>, <c>additionalItems</c>, <c>minItems</c>, <c>maxItems</c>);
 /// string (<c>minLength</c>, <c>maxLength</c> in code points; <c>format</c> ignored); integer and number
 /// (<c>minimum</c>, <c>maximum</c>, exclusive forms incl. draft-4 booleans; a bounded number is written without exponent,
@@ -69,7 +70,7 @@ public readonly struct MatcherState : IEquatable<MatcherState>
 /// merged into each alternative; <c>allOf</c> (shallow merge); local <c>$ref</c> (<c>#/$defs/…</c>,
 /// <c>#/definitions/…</c>, <c>#</c>, recursive); <c>true</c>/<c>{}</c> = any value.</para>
 /// <para>Not enforced (listed in <see cref="IgnoredKeywords"/>): pattern, multipleOf,
-/// uniqueItems, contains, min/maxProperties, patternProperties, propertyNames, not, if/then/else, dependencies.</para>
+/// uniqueItems, contains, min/maxProperties beside properties, patternProperties, propertyNames, not, if/then/else, dependencies.</para>
 /// <para>Format: no whitespace except (optionally) one space after ':' and ','; numbers have at most
 /// <see cref="JsonSchemaOptions.MaxIntegerDigits"/> integer digits etc.; integers are written without fraction or
 /// exponent; strings are valid UTF-8 with standard escapes and paired surrogate escapes.</para>

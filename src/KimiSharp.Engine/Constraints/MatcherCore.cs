@@ -508,7 +508,7 @@ internal static class MatcherCore
         switch (f.A)
         {
             case OOpen:
-                if (symbol == '}') { if (o.FreeForm || o.ClosableFrom[0]) output.Add(f.Parent!); }
+                if (symbol == '}') { if (o.FreeForm ? o.MinProperties == 0 : o.ClosableFrom[0]) output.Add(f.Parent!); }
                 else if (symbol == '"') KeyStart(f, o, 0, output);
                 return;
             case OAfterKey:
@@ -523,17 +523,18 @@ internal static class MatcherCore
                 }
                 {
                     var value = o.FreeForm ? o.Additional! : o.Properties[f.B].Value;
-                    var after = new Frame(f.Parent, o, FrameKind.Object, budget, OAfterValue, o.FreeForm ? 0 : f.B + 1, 0, f.Seen);
+                    // Free-form objects count their keys in B; declared ones track the next property index.
+                    var after = new Frame(f.Parent, o, FrameKind.Object, budget, OAfterValue, o.FreeForm ? o.SaturateCount(f.B + 1) : f.B + 1, 0, f.Seen);
                     Enter(value, after, budget - 1, symbol, output);
                 }
                 return;
             case OAfterValue:
                 if (symbol == ',')
                 {
-                    if (o.FreeForm || o.KeyTrie(f.B).Need(SymbolTrie.Root) <= budget - 1)
+                    if (o.FreeForm ? f.B < o.MaxProperties : o.KeyTrie(f.B).Need(SymbolTrie.Root) <= budget - 1)
                         output.Add(new Frame(f.Parent, o, FrameKind.Object, budget, OComma, f.B, 0, f.Seen));
                 }
-                else if (symbol == '}' && (o.FreeForm || o.ClosableFrom[f.B])) output.Add(f.Parent!);
+                else if (symbol == '}' && (o.FreeForm ? f.B >= o.MinProperties : o.ClosableFrom[f.B])) output.Add(f.Parent!);
                 return;
             case OComma:
             case OCommaSpace:
@@ -548,8 +549,8 @@ internal static class MatcherCore
     {
         if (o.FreeForm)
         {
-            if (o.Additional is null || o.Additional.MinDepth > f.Budget - 1) return;
-            var afterKey = new Frame(f.Parent, o, FrameKind.Object, f.Budget, OAfterKey, 0, 0, f.Seen);
+            if (o.Additional is null || o.Additional.MinDepth > f.Budget - 1 || f.B >= o.MaxProperties) return;
+            var afterKey = new Frame(f.Parent, o, FrameKind.Object, f.Budget, OAfterKey, f.B, 0, f.Seen);
             output.Add(new Frame(afterKey, KeyString, FrameKind.FreeKey, 0, SNormal, 0, unchecked(('"' ^ FnvOffset) * FnvPrime), null));
             return;
         }

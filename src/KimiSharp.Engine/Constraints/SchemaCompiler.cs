@@ -16,7 +16,7 @@ internal sealed class SchemaCompiler
     /// <summary>Validation keywords we cannot enforce: generation ignores them (listed in IgnoredKeywords).</summary>
     private static readonly HashSet<string> Unenforced =
     [
-        "pattern", "multipleOf", "uniqueItems", "contains", "minContains", "maxContains", "minProperties", "maxProperties",
+        "pattern", "multipleOf", "uniqueItems", "contains", "minContains", "maxContains",
         "patternProperties", "propertyNames", "dependentRequired", "dependentSchemas", "dependencies", "not", "if", "then",
         "else", "unevaluatedProperties", "unevaluatedItems",
     ];
@@ -225,6 +225,14 @@ internal sealed class SchemaCompiler
         }
         else if (additional is JsonValue f && f.GetValueKind() == JsonValueKind.False) node.Additional = null;
         else node.Additional = Compile(additional, path + "/additionalProperties");
+        if (node.FreeForm)
+        {
+            node.MinProperties = IntKeyword(s, "minProperties") ?? 0;
+            node.MaxProperties = IntKeyword(s, "maxProperties") ?? int.MaxValue;
+        }
+        else
+            foreach (var k in new[] { "minProperties", "maxProperties" })
+                if (s.ContainsKey(k)) Ignore(path, k + " (with properties)");
         node.Seal();
         return node;
     }

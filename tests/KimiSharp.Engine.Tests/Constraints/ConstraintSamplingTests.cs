@@ -34,7 +34,7 @@ internal static class FuzzSchemas
         ("recursive", """
             {"$defs":{"node":{"type":"object","properties":{"v":{"type":"integer"},"kids":{"type":"array","items":{"$ref":"#/$defs/node"},"maxItems":2}},"required":["v"]}},"$ref":"#/$defs/node"}
             """),
-        ("string map", """{"type":"object","additionalProperties":{"type":"string","maxLength":5},"maxProperties":100}"""),
+        ("string map", """{"type":"object","additionalProperties":{"type":"string","maxLength":5},"minProperties":1,"maxProperties":3}"""),
         ("bounded numbers", """{"type":"array","items":{"anyOf":[{"type":"number","minimum":-90,"maximum":90},{"type":"number","exclusiveMinimum":0.001,"exclusiveMaximum":0.002}]},"minItems":1,"maxItems":4}"""),
         ("ambiguous strings", """{"type":"object","properties":{"v":{"anyOf":[{"type":"string"},{"type":"string","maxLength":3},{"enum":["abc","ab\"d"]}]},"k":{"type":"object"}},"required":["v","k"]}"""),
         ("tuple", """{"type":"array","prefixItems":[{"type":"string","minLength":2,"maxLength":3},{"type":"number"},{"type":"boolean"}],"items":false,"minItems":3}"""),

@@ -57,6 +57,13 @@ public sealed class JsonSchemaMatcherTests
         var ints = M("""{"type":"object","additionalProperties":{"type":"integer"}}""");
         Accepts(ints, """{"x":1,"y":-2}""");
         Rejects(ints, """{"x":"s"}""", """{"x":1.5}""");
+        var counted = M("""{"type":"object","minProperties":1,"maxProperties":2}""");
+        Accepts(counted, """{"a":1}""", """{"a":1,"b":[]}""");
+        Rejects(counted, "{}", """{"a":1,"b":2,"c":3}""");
+        Assert.Throws<ArgumentException>(() => M("""{"type":"object","minProperties":1,"additionalProperties":false}"""));
+        Assert.Throws<ArgumentException>(() => M("""{"type":"object","minProperties":3,"maxProperties":2}"""));
+        Accepts(M("""{"type":"object","maxProperties":0}"""), "{}");
+        Rejects(M("""{"type":"object","maxProperties":0}"""), """{"a":1}""");
         var anyObject = JsonSchemaMatcher.AnyObject();
         Accepts(anyObject, "{}", """{"k":[1,{"z":null}]}""");
         Rejects(anyObject, "[]", "1", "\"s\"");

@@ -67,6 +67,8 @@ internal static class MiniSchemaValidator
                     var names = value.EnumerateObject().Select(p => p.Name).ToList();
                     if (names.Distinct().Count() != names.Count) errors.Add($"{at}: duplicate keys");
                     foreach (var req in required) if (!names.Contains(req)) errors.Add($"{at}: missing {req}");
+                    if (s["minProperties"] is JsonValue mp && names.Count < mp.GetValue<int>()) errors.Add($"{at}: fewer than minProperties");
+                    if (s["maxProperties"] is JsonValue xp && names.Count > xp.GetValue<int>()) errors.Add($"{at}: more than maxProperties");
                     int lastIndex = -1;
                     foreach (var p in value.EnumerateObject())
                     {

@@ -1,0 +1,93 @@
+using KimiSharp.Kernels;
+using KimiSharp.Model.Checkpoints;
+
+namespace KimiSharp.Model.Tests;
+
+/// <summary>
+/// The opt-in int8-activation mode for INT4 weights: still batch-invariant (a cached prefix gives bit-identical logits,
+/// a token decoded alone matches it in a batch), and close to the exact float32 path.
+/// </summary>
+public sealed class Int8ActivationTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("kimisharp-int8-").FullName;
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+
+    private static readonly int[] Tokens = [5, 90, 13, 42, 7, 7, 61, 0, 88, 23, 17, 54, 31, 2, 76, 45, 19, 96, 8, 33];
+
+    private KimiModel Load(int experts = 8)
+    {
+        string dir = Path.Combine(_root, "m" + experts);
+        RandomCheckpoint.Write(dir, new RandomCheckpointOptions
+        {
+            VocabSize = 97, HiddenSize = 160, IntermediateSize = 200, MoeIntermediateSize = 64, NumHiddenLayers = 3,
+            NumAttentionHeads = 3, NRoutedExperts = experts, NSharedExperts = 1, NumExpertsPerTok = 3, KvLoraRank = 96,
+            QkNopeHeadDim = 16, QkRopeHeadDim = 8, VHeadDim = 16, MaxPositionEmbeddings = 64, Seed = 21,
+            Format = CheckpointFormat.Int4, Int4AllLinears = true,
+        });
+        return KimiModel.Load(dir);
+    }
+
+    [Fact]
+    public void Int8_mode_keeps_cached_prefixes_and_batches_bit_identical()
+    {
+        using var model = Load();
+        int vocab = model.Config.VocabSize;
+        bool saved = MatrixKernels.Int8Activations;
+        try
+        {
+            MatrixKernels.Int8Activations = true;
+            var whole = model.Logits(Tokens);
+            var cache = model.CreateCache();
+            var split = new float[whole.Length];
+            model.Forward(Tokens.AsSpan(0, 7), cache, split.AsSpan(0, 7 * vocab));
+            model.Forward(Tokens.AsSpan(7), cache, split.AsSpan(7 * vocab));
+            Assert.Equal(whole, split);
+
+            // Decoding one token (MoE experts batched into one job) equals that token in a two-token batch with the
+            // same attention form.
+            var c1 = model.CreateCache();
+            var c2 = model.CreateCache();
+            var prefix = new float[6 * vocab];
+            model.Forward(Tokens.AsSpan(0, 6), c1, prefix);
+            model.Forward(Tokens.AsSpan(0, 6), c2, prefix);
+            var one = new float[vocab];
+            model.Forward(Tokens.AsSpan(6, 1), c1, one, mode: Layers.AttentionMode.Absorbed);
+            var two = new float[2 * vocab];
+            model.Forward(Tokens.AsSpan(6, 2), c2, two, mode: Layers.AttentionMode.Absorbed);
+            Assert.Equal(one, two.AsSpan(0, vocab).ToArray());
+        }
+        finally
+        {
+            MatrixKernels.Int8Activations = saved;
+        }
+    }
+
+    [Fact]
+    public void Int8_mode_stays_close_to_float32()
+    {
+        // Dense layers only: in a tiny random MoE, int8 rounding can flip a near-tied expert choice, which moves the
+        // logits by far more than the rounding itself (that is why the mode is opt-in).
+        using var model = Load(experts: 0);
+        var exact = model.Logits(Tokens);
+        bool saved = MatrixKernels.Int8Activations;
+        float[] approximate;
+        try
+        {
+            MatrixKernels.Int8Activations = true;
+            approximate = model.Logits(Tokens);
+        }
+        finally
+        {
+            MatrixKernels.Int8Activations = saved;
+        }
+        double maxDiff = 0, maxRef = 0;
+        for (int i = 0; i < exact.Length; i++)
+        {
+            maxDiff = Math.Max(maxDiff, Math.Abs(exact[i] - approximate[i]));
+            maxRef = Math.Max(maxRef, Math.Abs(exact[i]));
+        }
+        Assert.True(maxDiff > 0, "int8 mode must actually quantize");
+        Assert.True(maxDiff <= 0.05 * maxRef, $"relative error {maxDiff / maxRef:E2}");
+    }
+}
