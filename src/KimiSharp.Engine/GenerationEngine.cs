@@ -114,6 +114,7 @@ public sealed class GenerationEngine : IAsyncDisposable
             while (await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
                 while (reader.TryRead(out var e))
                 {
+                    cancellationToken.ThrowIfCancellationRequested(); // a cancelled caller always sees the cancellation
                     yield return e;
                     if (e is GenerationFinished) yield break;
                 }
