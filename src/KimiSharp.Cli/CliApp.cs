@@ -27,8 +27,9 @@ public static class CliApp
               Print the model's architecture, weight formats and size.
           kimi bench --model DIR [--threads N] [--prompt 512] [--gen 64] [--rounds 3] [--int8]
               Prefill and decode tokens/s, weight bytes per decoded token, measured memory bandwidth, roofline fraction.
-          kimi init-random --config FILE --out DIR [--quant int4|int4-all|fp8|bf16] [--seed N] [--shard-mb N]
-              Write a random-weight checkpoint of the config.json-style shape in FILE (int4: routed experts INT4).
+          kimi init-random --config FILE --out DIR [--quant int4|int4-all|fp8|bf16] [--seed N] [--shard-mb N] [--tokenizer bytes]
+              Write a random-weight checkpoint of the config.json-style shape in FILE (int4: routed experts INT4);
+              --tokenizer bytes adds a byte-level Kimi tokenizer so chat and serve work on it.
           kimi --help | --version
 
         A model folder is a Hugging Face checkpoint: config.json plus model.safetensors or sharded

@@ -13,7 +13,7 @@ public static class InitRandomCommand
 {
     public static int Run(CommandLine options, TextWriter stdout, TextWriter stderr)
     {
-        options.AllowOnly("config", "out", "quant", "seed", "shard-mb");
+        options.AllowOnly("config", "out", "quant", "seed", "shard-mb", "tokenizer");
         string configPath = options.Require("config");
         string outDir = options.Require("out");
         string quant = options.Get("quant") ?? "int4";
@@ -29,9 +29,20 @@ public static class InitRandomCommand
         if (options.Int("shard-mb") is int shardMb)
             parsed = parsed with { MaxShardBytes = shardMb >= 1 ? shardMb * 1_000_000L : throw new UsageException("--shard-mb must be at least 1") };
 
+        // --tokenizer bytes: also write a byte-level Kimi tokenizer (256 byte ranks + Kimi's special tokens) sized to
+        // the model, so chat, serve and the APIs run end to end on the random model.
+        switch (options.Get("tokenizer"))
+        {
+            case null: break;
+            case "bytes":
+                parsed = parsed with { VocabSize = KimiSharp.Tokens.TokenizerFiles.Write(outDir, KimiSharp.Tokens.TokenizerFiles.ByteRanks()) };
+                break;
+            case var other: throw new UsageException($"--tokenizer must be 'bytes', got '{other}'");
+        }
         var clock = Stopwatch.StartNew();
         var files = RandomCheckpoint.Write(outDir, parsed);
         long bytes = files.Sum(f => new FileInfo(Path.Combine(outDir, f)).Length);
+        if (options.Get("tokenizer") is not null) files = [.. files, "tiktoken.model", "tokenizer_config.json"];
         stdout.WriteLine($"wrote {outDir}: {files.Count} files, {bytes / 1e6:F1} MB ({quant}) in {clock.Elapsed.TotalSeconds:F1} s");
         return 0;
     }

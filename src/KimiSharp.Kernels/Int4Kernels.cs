@@ -96,6 +96,52 @@ internal static unsafe class Int4Kernels
         y[3 * yStride] = PartialGroup(words, scales, x3, w.Cols, groups == 0 ? 0 : Vector512.Sum(a30 + a31));
     }
 
+    /// <summary>Two rows against one token (decode), sharing the activation loads; per row exactly <see cref="Dot"/>'s arithmetic.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void DotRows2(WeightMatrix w, int row, float* x, float* y0, float* y1)
+    {
+        if (Level != 2)
+        {
+            *y0 = Dot(w, row, x);
+            *y1 = Dot(w, row + 1, x);
+            return;
+        }
+        uint* words0 = (uint*)(w.Data + row * w.RowBytes), words1 = (uint*)((byte*)words0 + w.RowBytes);
+        ushort* scales0 = (ushort*)w.Scales + (long)row * w.ScaleStride, scales1 = scales0 + w.ScaleStride;
+        int groups = w.Cols / Group;
+        var idxLo = Vector512.Create(0u, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        var idxHi = Vector512.Create(2u, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+        var toTop = Vector512.Create(28u, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16, 12, 8, 4, 0);
+        var flip = Vector128.Create(0x88888888u);
+        Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default;
+        for (int g = 0; g < groups; g++)
+        {
+            float* xg = x + g * Group;
+            var xl = Vector512.Load(xg);
+            var xh = Vector512.Load(xg + 16);
+            var p0 = (Vector128.Load(words0 + 4 * g) ^ flip).ToVector256Unsafe().ToVector512Unsafe();
+            var p1 = (Vector128.Load(words1 + 4 * g) ^ flip).ToVector256Unsafe().ToVector512Unsafe();
+            var lo0 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(p0, idxLo), toTop).AsInt32(), 28));
+            var hi0 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(p0, idxHi), toTop).AsInt32(), 28));
+            var lo1 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(p1, idxLo), toTop).AsInt32(), 28));
+            var hi1 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(p1, idxHi), toTop).AsInt32(), 28));
+            var t0 = Vector512.FusedMultiplyAdd(hi0, xh, lo0 * xl);
+            var t1 = Vector512.FusedMultiplyAdd(hi1, xh, lo1 * xl);
+            if ((g & 1) == 0)
+            {
+                a00 = Vector512.FusedMultiplyAdd(t0, Vector512.Create(Scale(scales0, g)), a00);
+                a10 = Vector512.FusedMultiplyAdd(t1, Vector512.Create(Scale(scales1, g)), a10);
+            }
+            else
+            {
+                a01 = Vector512.FusedMultiplyAdd(t0, Vector512.Create(Scale(scales0, g)), a01);
+                a11 = Vector512.FusedMultiplyAdd(t1, Vector512.Create(Scale(scales1, g)), a11);
+            }
+        }
+        *y0 = PartialGroup(words0, scales0, x, w.Cols, groups == 0 ? 0 : Vector512.Sum(a00 + a01));
+        *y1 = PartialGroup(words1, scales1, x, w.Cols, groups == 0 ? 0 : Vector512.Sum(a10 + a11));
+    }
+
     /// <summary>Adds the last, partial group (cols not a multiple of 32) after the full groups' sum.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float PartialGroup(uint* words, ushort* scales, float* x, int cols, float sum)
@@ -215,6 +261,60 @@ internal static unsafe class Int4Kernels
         int superblocks = Level == 2 ? w.Cols / 128 : 0;
         float sum = superblocks > 0 ? DotQ8Superblocks512(bytes, scales, xq, superblocks) : 0;
         return Q8Tail(bytes, scales, xq, w.Cols, superblocks * 4, sum);
+    }
+
+    /// <summary>
+    /// Two rows against one token's quantized activations, sharing the activation loads; each row's arithmetic is
+    /// exactly that of <see cref="DotQ8"/>, so the results equal two single calls bit for bit.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void DotQ8Rows2(WeightMatrix w, int row, QuantizedActivations.Token xq, float* y0, float* y1)
+    {
+        if (Level != 2 || w.Cols < 128)
+        {
+            *y0 = DotQ8(w, row, xq);
+            *y1 = DotQ8(w, row + 1, xq);
+            return;
+        }
+        byte* bytes0 = w.Data + row * w.RowBytes, bytes1 = bytes0 + w.RowBytes;
+        ushort* scales0 = (ushort*)w.Scales + (long)row * w.ScaleStride, scales1 = scales0 + w.ScaleStride;
+        int superblocks = w.Cols / 128;
+        var nibble = Vector512.Create((byte)0x0F);
+        var ones = Vector512.Create((short)1);
+        var spread = Vector512.Create(
+            (ushort)32, 0, 32, 0, 32, 0, 32, 0, 32, 1, 32, 1, 32, 1, 32, 1,
+            32, 2, 32, 2, 32, 2, 32, 2, 32, 3, 32, 3, 32, 3, 32, 3);
+        Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default;
+        byte* block = xq.Blocks;
+        for (int s = 0; s < superblocks; s++, block += QuantizedActivations.SuperblockBytes)
+        {
+            var xe = Vector512.Load((sbyte*)block);
+            var xo = Vector512.Load((sbyte*)block + 64);
+            var offsets = Vector512.Load((int*)(block + 128));
+            var dx = Vector512.Load((float*)(block + 192));
+            var w0 = Vector512.Load(bytes0 + 64 * s);
+            var w1 = Vector512.Load(bytes1 + 64 * s);
+            var l0 = Avx512BW.MultiplyAddAdjacent(Avx512BW.Add(
+                Avx512BW.MultiplyAddAdjacent(w0 & nibble, xe),
+                Avx512BW.MultiplyAddAdjacent(Avx512BW.ShiftRightLogical(w0.AsUInt16(), 4).AsByte() & nibble, xo)), ones) - offsets;
+            var l1 = Avx512BW.MultiplyAddAdjacent(Avx512BW.Add(
+                Avx512BW.MultiplyAddAdjacent(w1 & nibble, xe),
+                Avx512BW.MultiplyAddAdjacent(Avx512BW.ShiftRightLogical(w1.AsUInt16(), 4).AsByte() & nibble, xo)), ones) - offsets;
+            var sc0 = Avx512BW.PermuteVar32x16x2(Vector128.CreateScalar(*(ulong*)(scales0 + 4 * s)).AsUInt16().ToVector256Unsafe().ToVector512Unsafe(), spread, Vector512<ushort>.Zero).AsSingle() * dx;
+            var sc1 = Avx512BW.PermuteVar32x16x2(Vector128.CreateScalar(*(ulong*)(scales1 + 4 * s)).AsUInt16().ToVector256Unsafe().ToVector512Unsafe(), spread, Vector512<ushort>.Zero).AsSingle() * dx;
+            if ((s & 1) == 0)
+            {
+                a00 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(l0), sc0, a00);
+                a10 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(l1), sc1, a10);
+            }
+            else
+            {
+                a01 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(l0), sc0, a01);
+                a11 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(l1), sc1, a11);
+            }
+        }
+        *y0 = Q8Tail(bytes0, scales0, xq, w.Cols, superblocks * 4, Vector512.Sum(a00 + a01));
+        *y1 = Q8Tail(bytes1, scales1, xq, w.Cols, superblocks * 4, Vector512.Sum(a10 + a11));
     }
 
     /// <summary>Groups from <paramref name="firstGroup"/> on, one exact integer sum each, added in order.</summary>

@@ -117,7 +117,9 @@ public static class KernelThreading
                 _nextPart = 0; _doneParts = 0;
                 long generation = _generation + 1;
                 Volatile.Write(ref _jobGeneration, generation);
-                Volatile.Write(ref _generation, generation);
+                // A full fence (not just a release store): the read of _sleepers below must not move before this write,
+                // or a worker going to sleep at the same moment could miss the job.
+                Interlocked.Exchange(ref _generation, generation);
                 if (Volatile.Read(ref _sleepers) > 0)
                     lock (_sleepGate) Monitor.PulseAll(_sleepGate);
 
@@ -167,8 +169,8 @@ public static class KernelThreading
             {
                 // Spin a little (the next kernel usually follows within microseconds), then sleep.
                 long generation = seen;
-                for (int i = 0; i < 20000 && (generation = Volatile.Read(ref _generation)) == seen; i++)
-                    Thread.SpinWait(8);
+                for (int i = 0; i < 4000 && (generation = Volatile.Read(ref _generation)) == seen; i++)
+                    Thread.SpinWait(4);
                 if (generation == seen)
                 {
                     lock (_sleepGate)

@@ -85,10 +85,20 @@ public sealed unsafe class MatVecBatch : IRowJob
             int first = _firstRow[i], end = Math.Min(rowEnd, _firstRow[i + 1]);
             float* x = (float*)_inputs[i], y = (float*)_outputs[i];
             var q = _quantized[i];
+            if (q is not null)
+            {
+                var token = q[0];
+                for (; global + 2 <= end; global += 2)
+                    Int4Kernels.DotQ8Rows2(w, global - first, token, y + (global - first), y + (global - first) + 1);
+                if (global < end) { y[global - first] = Int4Kernels.DotQ8(w, global - first, token); global++; }
+            }
+            else if (Int4Kernels.Handles(w))
+                for (; global + 2 <= end; global += 2)
+                    Int4Kernels.DotRows2(w, global - first, x, y + (global - first), y + (global - first) + 1);
             for (; global < end; global++)
             {
                 int r = global - first;
-                y[r] = q is not null ? Int4Kernels.DotQ8(w, r, q[0]) : MatrixKernels.DotRowUnchecked(w, r, x);
+                y[r] = MatrixKernels.DotRowUnchecked(w, r, x);
             }
         }
     }

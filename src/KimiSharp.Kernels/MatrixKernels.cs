@@ -186,6 +186,22 @@ public static unsafe class MatrixKernels
             int tokens = _tokens, rows = w.Rows, cols = w.Cols;
             bool int4 = Int4Kernels.Handles(w), bf16 = w.Format == WeightFormat.BF16;
             var q = int4 ? _q : null;
+            if (q is not null && tokens == 1)
+            {
+                // Decode: two rows at a time share the activation loads (same per-row arithmetic as DotQ8).
+                var token = q[0];
+                int r = rowStart;
+                for (; r + 2 <= rowEnd; r += 2) Int4Kernels.DotQ8Rows2(w, r, token, y + r, y + r + 1);
+                if (r < rowEnd) y[r] = Int4Kernels.DotQ8(w, r, token);
+                return;
+            }
+            if (int4 && q is null && tokens == 1)
+            {
+                int r = rowStart;
+                for (; r + 2 <= rowEnd; r += 2) Int4Kernels.DotRows2(w, r, _x, y + r, y + r + 1);
+                if (r < rowEnd) y[r] = Int4Kernels.Dot(w, r, _x);
+                return;
+            }
             for (int t0 = 0; t0 < tokens; t0 += TokenBlock)
             {
                 int t1 = Math.Min(tokens, t0 + TokenBlock);

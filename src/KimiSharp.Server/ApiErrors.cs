@@ -15,6 +15,17 @@ public sealed class ApiException(int status, string type, string message, string
         new(400, "invalid_request_error", message, param, code);
 }
 
+/// <summary>How response JSON is written: non-ASCII text stays readable UTF-8 instead of \uXXXX escapes.</summary>
+internal static class ApiJson
+{
+    public static readonly System.Text.Json.JsonSerializerOptions Options = new()
+    {
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
+    public static string Write(JsonNode node) => node.ToJsonString(Options);
+}
+
 /// <summary>Error bodies as OpenAI and Anthropic clients expect them.</summary>
 internal static class ApiErrors
 {

@@ -113,7 +113,7 @@ public sealed class KimiServer : IAsyncDisposable
         if (context.Response.HasStarted)
         {
             // Mid-stream: the status is already sent, so report the error as a final event.
-            string frame = anthropicShape ? $"event: error\ndata: {body.ToJsonString()}\n\n" : $"data: {body.ToJsonString()}\n\n";
+            string frame = anthropicShape ? $"event: error\ndata: {ApiJson.Write(body)}\n\n" : $"data: {ApiJson.Write(body)}\n\n";
             try { await context.Response.WriteAsync(frame); } catch (Exception) { /* client gone */ }
             return;
         }

@@ -392,6 +392,6 @@ internal sealed class OpenAiApi(KimiChatService service, ServerMetrics metrics)
     {
         context.Response.StatusCode = status;
         context.Response.ContentType = "application/json";
-        await context.Response.WriteAsync(body.ToJsonString(), context.RequestAborted);
+        await context.Response.WriteAsync(ApiJson.Write(body), context.RequestAborted);
     }
 }

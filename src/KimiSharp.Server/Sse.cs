@@ -17,9 +17,9 @@ internal sealed class Sse(HttpResponse response)
         return new Sse(response);
     }
 
-    public Task DataAsync(JsonNode data, CancellationToken ct) => WriteAsync(null, data.ToJsonString(), ct);
+    public Task DataAsync(JsonNode data, CancellationToken ct) => WriteAsync(null, ApiJson.Write(data), ct);
 
-    public Task EventAsync(string name, JsonNode data, CancellationToken ct) => WriteAsync(name, data.ToJsonString(), ct);
+    public Task EventAsync(string name, JsonNode data, CancellationToken ct) => WriteAsync(name, ApiJson.Write(data), ct);
 
     public Task DoneAsync(CancellationToken ct) => WriteAsync(null, "[DONE]", ct);
 
