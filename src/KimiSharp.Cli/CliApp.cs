@@ -23,6 +23,8 @@ public static class CliApp
           kimi chat-template --messages FILE.json [--tools FILE.json] [--template FILE.jinja | --model DIR]
                              [--var name=json ...] [--no-generation-prompt]
               Print the prompt a chat template renders for a conversation.
+          kimi train --config FILE [--resume]
+              Train a K2-architecture model (MuonClip, Muon or AdamW) from text/JSONL; Hugging Face checkpoints out.
           kimi info --model DIR
               Print the model's architecture, weight formats and size.
           kimi bench --model DIR [--threads N] [--prompt 512] [--gen 64] [--rounds 3] [--int8]
@@ -60,6 +62,7 @@ public static class CliApp
                 case "generate": return await GenerateCommand.RunAsync(options, stdout, stderr, cancellationToken);
                 case "serve": return await ServeCommand.RunAsync(options, stdout, stderr, cancellationToken);
                 case "chat-template": return ChatTemplateCommand.Run(options, stdout, stderr);
+                case "train": return TrainCommand.Run(options, stdout, stderr, cancellationToken);
                 case "bench": return BenchCommand.Run(options, stdout, stderr, cancellationToken);
                 case "init-random": return InitRandomCommand.Run(options, stdout, stderr);
                 default:

@@ -1,0 +1,41 @@
+using KimiSharp.Training.Runs;
+
+namespace KimiSharp.Cli;
+
+/// <summary><c>kimi train --config FILE [--resume]</c>: trains a K2-architecture model with a live status line.</summary>
+internal static class TrainCommand
+{
+    public static int Run(CommandLine options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    {
+        options.AllowOnly("config", "resume", "threads");
+        if (options.Int("threads") is int threads) Kernels.KernelThreading.MaxThreads = Math.Max(1, threads);
+        TrainConfig config;
+        try { config = TrainConfig.Load(options.Require("config")); }
+        catch (FormatException e) { throw new UsageException(e.Message); }
+        bool live = ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected;
+        var progress = new SyncProgress<StepMetrics>(m =>
+        {
+            string line = $"step {m.Step + 1}/{config.Steps}  loss {m.Loss:F4}  lr {m.LearningRate:G3}  {m.TokensPerSecond:F0} tok/s  " +
+                          $"max logit {m.MaxAttentionLogit:F1}{(m.HeadsClipped > 0 ? $" ({m.HeadsClipped} heads clipped)" : "")}  expert load max/mean−1 {m.ExpertMaxViolation:F2}";
+            if (live)
+            {
+                int width = 24, filled = (int)((long)width * (m.Step + 1) / config.Steps);
+                stdout.Write($"\r[{new string('#', filled)}{new string('.', width - filled)}] {line}   ");
+            }
+            else stdout.WriteLine(line);
+        });
+        var trainer = new Trainer(config, progress);
+        int last = trainer.Run(options.Has("resume"), cancellationToken);
+        if (live) stdout.WriteLine();
+        stdout.WriteLine(last == config.Steps - 1
+            ? $"done: {config.Steps} steps; model in {trainer.FinalDirectory}, metrics in {trainer.MetricsPath}"
+            : $"stopped after step {last + 1}; resume with --resume (state in {trainer.StateDirectory})");
+        return 0;
+    }
+}
+
+/// <summary>An IProgress that reports on the calling thread (Progress&lt;T&gt; would post to the thread pool and reorder lines).</summary>
+internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}
