@@ -5,10 +5,35 @@ namespace KimiSharp.Cli;
 /// <summary><c>kimi train --config FILE [--resume]</c>: trains a K2-architecture model with a live status line.</summary>
 internal static class TrainCommand
 {
+    /// <summary><c>--experiment qk-clip</c>: Muon without clip, MuonClip and AdamW on the copy task; CSV, PNG and a summary.</summary>
+    private static int RunQkClip(CommandLine options, TextWriter stdout, CancellationToken cancellationToken)
+    {
+        string output = options.Get("out") ?? "docs/qk-clip";
+        int steps = options.Int("steps") ?? 800;
+        float tau = (float)(options.Double("tau") ?? 100);
+        float lr = (float)(options.Double("lr") ?? 1e-2);
+        var progress = new SyncProgress<ExperimentPoint>(p =>
+        {
+            if (p.Step % 50 == 0 || p.Step == steps - 1)
+                stdout.WriteLine($"{p.Arm,-16} step {p.Step + 1,4}/{steps}  loss {p.Loss:F4}  max attention logit {p.MaxLogit,7:F1}{(p.HeadsClipped > 0 ? $"  ({p.HeadsClipped} heads clipped)" : "")}");
+        });
+        Training.Charts.ExperimentCharts.Register();
+        var outcomes = QkClipExperiment.Run(output, QkClipExperiment.DefaultArms(tau), steps, lr, options.Int("seed") ?? 1, progress, cancellationToken);
+        stdout.WriteLine();
+        stdout.Write(File.ReadAllText(Path.Combine(output, "qk-clip.md")));
+        stdout.WriteLine($"wrote {Path.Combine(output, "qk-clip.csv")}, qk-clip.png and qk-clip.md");
+        return outcomes.Count == 0 ? 1 : 0;
+    }
+
     public static int Run(CommandLine options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
-        options.AllowOnly("config", "resume", "threads");
+        options.AllowOnly("config", "resume", "threads", "experiment", "out", "steps", "tau", "lr", "seed");
         if (options.Int("threads") is int threads) Kernels.KernelThreading.MaxThreads = Math.Max(1, threads);
+        if (options.Get("experiment") is { } experiment)
+        {
+            if (experiment != "qk-clip") throw new UsageException($"unknown experiment '{experiment}' (qk-clip)");
+            return RunQkClip(options, stdout, cancellationToken);
+        }
         TrainConfig config;
         try { config = TrainConfig.Load(options.Require("config")); }
         catch (FormatException e) { throw new UsageException(e.Message); }
