@@ -17,6 +17,12 @@ internal static class TrainCommand
             if (p.Step % 50 == 0 || p.Step == steps - 1)
                 stdout.WriteLine($"{p.Arm,-16} step {p.Step + 1,4}/{steps}  loss {p.Loss:F4}  max attention logit {p.MaxLogit,7:F1}{(p.HeadsClipped > 0 ? $"  ({p.HeadsClipped} heads clipped)" : "")}");
         });
+        if (options.Has("replot"))
+        {
+            Training.Charts.ExperimentCharts.FromCsv(Path.Combine(output, "qk-clip.csv"), Path.Combine(output, "qk-clip.png"), tau);
+            stdout.WriteLine($"redrew {Path.Combine(output, "qk-clip.png")}");
+            return 0;
+        }
         Training.Charts.ExperimentCharts.Register();
         var outcomes = QkClipExperiment.Run(output, QkClipExperiment.DefaultArms(tau), steps, lr, options.Int("seed") ?? 1, progress, cancellationToken);
         stdout.WriteLine();
@@ -27,7 +33,7 @@ internal static class TrainCommand
 
     public static int Run(CommandLine options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
-        options.AllowOnly("config", "resume", "threads", "experiment", "out", "steps", "tau", "lr", "seed");
+        options.AllowOnly("config", "resume", "threads", "experiment", "out", "steps", "tau", "lr", "seed", "replot");
         if (options.Int("threads") is int threads) Kernels.KernelThreading.MaxThreads = Math.Max(1, threads);
         if (options.Get("experiment") is { } experiment)
         {
