@@ -25,6 +25,10 @@ public static class CliApp
               Print the prompt a chat template renders for a conversation.
           kimi train --config FILE [--resume]
               Train a K2-architecture model (MuonClip, Muon or AdamW) from text/JSONL; Hugging Face checkpoints out.
+          kimi quantize --model DIR --out DIR [--quant int4|fp8]
+              Post-training quantization to K2 Thinking's INT4 (routed experts) or DeepSeek-V3's FP8 block format.
+          kimi perplexity --model DIR --text FILE [--window 512]
+              Mean loss and perplexity of a model on a text file.
           kimi info --model DIR
               Print the model's architecture, weight formats and size.
           kimi bench --model DIR [--threads N] [--prompt 512] [--gen 64] [--rounds 3] [--int8]
@@ -62,6 +66,8 @@ public static class CliApp
                 case "generate": return await GenerateCommand.RunAsync(options, stdout, stderr, cancellationToken);
                 case "serve": return await ServeCommand.RunAsync(options, stdout, stderr, cancellationToken);
                 case "chat-template": return ChatTemplateCommand.Run(options, stdout, stderr);
+                case "quantize": return QuantizeCommand.Quantize(options, stdout);
+                case "perplexity": return QuantizeCommand.Perplexity(options, stdout, cancellationToken);
                 case "train": return TrainCommand.Run(options, stdout, stderr, cancellationToken);
                 case "bench": return BenchCommand.Run(options, stdout, stderr, cancellationToken);
                 case "init-random": return InitRandomCommand.Run(options, stdout, stderr);
