@@ -38,7 +38,9 @@ public static class TokenizerFiles
             ["tokenizer_class"] = "TikTokenTokenizer",
         };
         if (chatTemplate is not null) config["chat_template"] = chatTemplate;
-        File.WriteAllText(Path.Combine(directory, "tokenizer_config.json"), config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        string configPath = Path.Combine(directory, "tokenizer_config.json");
+        File.WriteAllText(configPath + ".partial", config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        File.Move(configPath + ".partial", configPath, overwrite: true);
         return ranks.Count + KimiSpecialTokens.NumReservedSpecialTokens;
     }
 

@@ -185,8 +185,10 @@ public sealed class Trainer
 
     private void TruncateMetrics(int firstStep)
     {
+        // A process killed mid-write can leave a torn last line; only whole lines of steps before the resume point stay.
         var lines = File.ReadAllLines(MetricsPath);
-        var kept = lines.Take(1).Concat(lines.Skip(1).Where(l => int.Parse(l.AsSpan(0, l.IndexOf(',')), CultureInfo.InvariantCulture) < firstStep));
+        var kept = lines.Take(1).Concat(lines.Skip(1).Where(l =>
+            l.Split(',') is { Length: 7 } f && int.TryParse(f[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out int s) && s < firstStep));
         File.WriteAllText(MetricsPath, string.Join('\n', kept) + "\n");
     }
 }
