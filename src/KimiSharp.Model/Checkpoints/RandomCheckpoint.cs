@@ -1,3 +1,4 @@
+using KimiSharp.Model.Configuration;
 using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -250,63 +251,8 @@ public static class RandomCheckpoint
     {
         ArgumentNullException.ThrowIfNull(options);
         var o = options;
-        using var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        return ModelConfigJson.Write(ToModelConfig(o), "bfloat16", w =>
         {
-            w.WriteStartObject();
-            w.WriteStartArray("architectures");
-            w.WriteStringValue("DeepseekV3ForCausalLM");
-            w.WriteEndArray();
-            w.WriteString("model_type", "deepseek_v3");
-            w.WriteNumber("vocab_size", o.VocabSize);
-            w.WriteNumber("hidden_size", o.HiddenSize);
-            w.WriteNumber("intermediate_size", o.IntermediateSize);
-            w.WriteNumber("moe_intermediate_size", o.MoeIntermediateSize);
-            w.WriteNumber("num_hidden_layers", o.NumHiddenLayers);
-            w.WriteNumber("num_attention_heads", o.NumAttentionHeads);
-            w.WriteNumber("num_key_value_heads", o.NumAttentionHeads);
-            w.WriteNumber("n_shared_experts", o.NSharedExperts);
-            w.WriteNumber("n_routed_experts", o.NRoutedExperts);
-            w.WriteNumber("num_experts_per_tok", o.NumExpertsPerTok);
-            w.WriteNumber("n_group", o.NGroup);
-            w.WriteNumber("topk_group", o.TopkGroup);
-            w.WriteString("topk_method", "noaux_tc");
-            w.WriteString("scoring_func", "sigmoid");
-            w.WriteBoolean("norm_topk_prob", o.NormTopkProb);
-            WriteDouble(w, "routed_scaling_factor", o.RoutedScalingFactor);
-            w.WriteNumber("first_k_dense_replace", o.FirstKDenseReplace);
-            w.WriteNumber("moe_layer_freq", o.MoeLayerFreq);
-            if (o.QLoraRank is int qLora) w.WriteNumber("q_lora_rank", qLora);
-            else w.WriteNull("q_lora_rank");
-            w.WriteNumber("kv_lora_rank", o.KvLoraRank);
-            w.WriteNumber("qk_nope_head_dim", o.QkNopeHeadDim);
-            w.WriteNumber("qk_rope_head_dim", o.QkRopeHeadDim);
-            w.WriteNumber("v_head_dim", o.VHeadDim);
-            w.WriteString("hidden_act", "silu");
-            w.WriteNumber("max_position_embeddings", o.MaxPositionEmbeddings);
-            WriteDouble(w, "rope_theta", o.RopeTheta);
-            if (o.Yarn is { } y)
-            {
-                w.WriteStartObject("rope_scaling");
-                w.WriteString("type", "yarn");
-                WriteDouble(w, "factor", y.Factor);
-                w.WriteNumber("original_max_position_embeddings", y.OriginalMaxPositionEmbeddings);
-                WriteDouble(w, "beta_fast", y.BetaFast);
-                WriteDouble(w, "beta_slow", y.BetaSlow);
-                WriteDouble(w, "mscale", y.Mscale);
-                WriteDouble(w, "mscale_all_dim", y.MscaleAllDim);
-                w.WriteEndObject();
-            }
-            else
-            {
-                w.WriteNull("rope_scaling");
-            }
-            WriteDouble(w, "rms_norm_eps", o.RmsNormEps);
-            w.WriteBoolean("attention_bias", false);
-            w.WriteBoolean("tie_word_embeddings", o.TieWordEmbeddings);
-            w.WriteNumber("bos_token_id", o.BosTokenId);
-            w.WriteNumber("eos_token_id", o.EosTokenId);
-            w.WriteString("torch_dtype", "bfloat16");
             switch (o.Format)
             {
                 case CheckpointFormat.Fp8:
@@ -324,11 +270,23 @@ public static class RandomCheckpoint
                     WriteInt4QuantizationConfig(w, o.Int4GroupSize, quantizeAll: o.Int4AllLinears);
                     break;
             }
-            w.WriteEndObject();
-        }
-        buffer.WriteByte((byte)'\n');
-        return buffer.ToArray();
+        });
     }
+
+    /// <summary>The architecture <paramref name="o"/> describes, as the engine reads it (unquantized).</summary>
+    public static ModelConfig ToModelConfig(RandomCheckpointOptions o) => new()
+    {
+        ModelType = "deepseek_v3", VocabSize = o.VocabSize, HiddenSize = o.HiddenSize, IntermediateSize = o.IntermediateSize,
+        MoeIntermediateSize = o.MoeIntermediateSize, NumHiddenLayers = o.NumHiddenLayers, NumAttentionHeads = o.NumAttentionHeads,
+        NRoutedExperts = o.NRoutedExperts, NSharedExperts = o.NSharedExperts, NumExpertsPerTok = o.NumExpertsPerTok,
+        NGroup = o.NGroup, TopkGroup = o.TopkGroup, TopkMethod = "noaux_tc", ScoringFunc = "sigmoid",
+        NormTopkProb = o.NormTopkProb, RoutedScalingFactor = o.RoutedScalingFactor, FirstKDenseReplace = o.FirstKDenseReplace,
+        MoeLayerFreq = o.MoeLayerFreq, QLoraRank = o.QLoraRank, KvLoraRank = o.KvLoraRank, QkNopeHeadDim = o.QkNopeHeadDim,
+        QkRopeHeadDim = o.QkRopeHeadDim, VHeadDim = o.VHeadDim, RopeTheta = o.RopeTheta,
+        Yarn = o.Yarn is { } y ? new YarnScaling(y.Factor, y.OriginalMaxPositionEmbeddings, y.BetaFast, y.BetaSlow, y.Mscale, y.MscaleAllDim) : null,
+        RmsNormEps = o.RmsNormEps, MaxPositionEmbeddings = o.MaxPositionEmbeddings, TieWordEmbeddings = o.TieWordEmbeddings,
+        AttentionBias = false, Quantization = null, BosTokenId = o.BosTokenId, EosTokenIds = [o.EosTokenId],
+    };
 
     private static void WriteInt4QuantizationConfig(Utf8JsonWriter w, int groupSize, bool quantizeAll)
     {
@@ -365,15 +323,6 @@ public static class RandomCheckpoint
     }
 
     /// <summary>Writes a double the way Python's json does for floats: shortest round-trip form, always with a '.' or exponent.</summary>
-    private static void WriteDouble(Utf8JsonWriter w, string name, double value)
-    {
-        if (!double.IsFinite(value)) throw new ArgumentException($"{name} must be finite.");
-        string text = value.ToString("R", CultureInfo.InvariantCulture).Replace("E", "e", StringComparison.Ordinal);
-        if (!text.Contains('.', StringComparison.Ordinal) && !text.Contains('e', StringComparison.Ordinal)) text += ".0";
-        w.WritePropertyName(name);
-        w.WriteRawValue(text);
-    }
-
     private static void RemoveStaleWeights(string directory)
     {
         var stale = Directory.EnumerateFiles(directory, "model*.safetensors")
