@@ -1,5 +1,7 @@
 using System.Text;
 using System.Text.Json.Nodes;
+using KimiSharp.Agent;
+using KimiSharp.Agent.Tools;
 using KimiSharp.Engine;
 using KimiSharp.Engine.Chat;
 using KimiSharp.Tokens.Parsing;
@@ -9,22 +11,38 @@ namespace KimiSharp.Cli;
 /// <summary>
 /// <c>kimi chat</c>: a terminal chat that streams the answer, shows the model's thinking dimmed (collapsed to one
 /// line once the answer starts; /thinking shows it again), and keeps the conversation until /reset. With a question
-/// argument it answers once and exits.
+/// argument it answers once and exits. By default the built-in tools are offered and run by the agent loop
+/// (<see cref="AgentRunner"/>): each call is shown as <c>→ name(args)</c> and its result as <c>← result</c>;
+/// <c>--no-tools</c> gives plain chat.
 /// </summary>
 internal static class ChatCommand
 {
-    private const string Dim = "\u001b[2m", Reset = "\u001b[0m", Cyan = "\u001b[36m";
+    private const string Dim = "\u001b[2m", Reset = "\u001b[0m", Cyan = "\u001b[36m", Red = "\u001b[31m";
 
     public static async Task<int> RunAsync(CommandLine options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
-        options.AllowPositional().AllowOnly("model", "max-tokens", "temperature", "system", "seed", "name", "threads");
+        options.AllowPositional().AllowOnly("model", "max-tokens", "temperature", "system", "seed", "name", "threads",
+            "no-tools", "max-steps");
         if (options.Int("threads") is int threads) Kernels.KernelThreading.MaxThreads = Math.Max(1, threads);
+        bool tools = !options.Has("no-tools");
+        if (options.Get("no-tools") is { } stray)
+        {
+            // "--no-tools question": the parser took the question for the flag's value.
+            if (options.Positional.Count > 0) throw new UsageException($"--no-tools takes no value (got '{stray}')");
+            options.Positional.Add(stray);
+        }
+        if (!tools && options.Has("max-steps")) throw new UsageException("--max-steps needs tools (drop --no-tools)");
         var generation = new GenerationOptions
         {
-            MaxTokens = options.Int("max-tokens") ?? 1024,
-            Temperature = (float)(options.Double("temperature") ?? 0.6),
+            // Agent steps are short and greedy by default (as in evaluation); plain chat keeps its sampling defaults.
+            MaxTokens = options.Int("max-tokens") ?? (tools ? 384 : 1024),
+            Temperature = (float)(options.Double("temperature") ?? (tools ? 0 : 0.6)),
             Seed = options.Int("seed"),
         };
+        if (generation.MaxTokens < 1) throw new UsageException("--max-tokens must be at least 1");
+        var agentOptions = new AgentOptions { Generation = generation, MaxTokensPerStep = generation.MaxTokens };
+        if (options.Int("max-steps") is int maxSteps)
+            agentOptions = agentOptions with { MaxSteps = maxSteps >= 1 ? maxSteps : throw new UsageException("--max-steps must be at least 1") };
         await using var service = ModelLocator.LoadChat(options, stderr);
         bool color = ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected;
         var conversation = new JsonArray();
@@ -33,11 +51,13 @@ internal static class ChatCommand
         if (options.Positional.Count > 0)
         {
             conversation.Add(new JsonObject { ["role"] = "user", ["content"] = string.Join(' ', options.Positional) });
-            await Turn(service, conversation, generation, stdout, color, collapse: false, cancellationToken);
+            if (tools) await AgentTurn(service, conversation, agentOptions, stdout, color, collapse: false, cancellationToken);
+            else await Turn(service, conversation, generation, stdout, color, collapse: false, cancellationToken);
             return 0;
         }
 
-        stdout.WriteLine($"kimi chat — {service.ModelId}. /reset clears the conversation, /thinking shows the last reasoning, /exit quits.");
+        stdout.WriteLine($"kimi chat — {service.ModelId}{(tools ? " with tools (calculator, convert_units, calendar, lookup, memory)" : "")}. " +
+            "/reset clears the conversation, /thinking shows the last reasoning, /exit quits.");
         string lastReasoning = "";
         while (!cancellationToken.IsCancellationRequested)
         {
@@ -57,7 +77,9 @@ internal static class ChatCommand
                     continue;
             }
             conversation.Add(new JsonObject { ["role"] = "user", ["content"] = line });
-            lastReasoning = await Turn(service, conversation, generation, stdout, color, collapse: color, cancellationToken);
+            lastReasoning = tools
+                ? await AgentTurn(service, conversation, agentOptions, stdout, color, collapse: color, cancellationToken)
+                : await Turn(service, conversation, generation, stdout, color, collapse: color, cancellationToken);
         }
         return 0;
     }
@@ -119,5 +141,111 @@ internal static class ChatCommand
         if (reasoning.Length > 0) message["reasoning_content"] = reasoning.ToString();
         conversation.Add(message);
         return reasoning.ToString();
+    }
+
+    /// <summary>
+    /// Runs one user turn through the agent loop with fresh built-in tools, showing thinking, tool calls and results,
+    /// then the answer. The conversation gets every step of the turn; returns the turn's reasoning.
+    /// </summary>
+    private static async Task<string> AgentTurn(KimiChatService service, JsonArray conversation, AgentOptions agentOptions,
+        TextWriter stdout, bool color, bool collapse, CancellationToken cancellationToken)
+    {
+        var runner = new AgentRunner(service, Toolbox.CreateDefault(), agentOptions);
+        var (reasoning, result) = await RenderAgentTurn(runner.RunAsync(conversation, cancellationToken), stdout, color, collapse, agentOptions.TokenBudget);
+        if (result is not null)
+        {
+            // Keep the whole turn (tool steps included); the template drops earlier turns' reasoning itself.
+            conversation.Clear();
+            foreach (var m in result.Messages) conversation.Add(m!.DeepClone());
+        }
+        return reasoning;
+    }
+
+    /// <summary>
+    /// Shows an agent run: thinking dimmed (collapsed per step when <paramref name="collapse"/>), each call as
+    /// <c>→ name(args)</c>, each result as <c>← result</c> (errors in red), the answer, and why the run stopped when it did
+    /// not answer. Returns the reasoning of all steps and the result.
+    /// </summary>
+    internal static async Task<(string Reasoning, AgentResult? Result)> RenderAgentTurn(IAsyncEnumerable<AgentEvent> run,
+        TextWriter stdout, bool color, bool collapse, long tokenBudget)
+    {
+        var allReasoning = new StringBuilder();
+        var stepReasoning = new StringBuilder();
+        int reasoningLines = 0;
+        bool inReasoning = false, lineOpen = false;
+        AgentResult? result = null;
+
+        void EndReasoning()
+        {
+            if (!inReasoning) return;
+            inReasoning = false;
+            if (collapse)
+            {
+                stdout.Write($"{Reset}\r\u001b[{reasoningLines}A\u001b[J");
+                stdout.WriteLine($"{Dim}▸ thought for {stepReasoning.Length} characters (/thinking to show){Reset}");
+            }
+            else stdout.WriteLine(color ? Reset : "");
+            lineOpen = false;
+        }
+
+        await foreach (var e in run)
+        {
+            switch (e)
+            {
+                case AgentEvent.ReasoningDelta r:
+                    if (!inReasoning)
+                    {
+                        if (lineOpen) { stdout.WriteLine(); lineOpen = false; }
+                        stdout.Write(color ? Dim + "thinking: " : "thinking: ");
+                        inReasoning = true;
+                        stepReasoning.Clear();
+                        reasoningLines = 0;
+                        if (allReasoning.Length > 0) allReasoning.Append("\n\n");
+                    }
+                    stepReasoning.Append(r.Text);
+                    allReasoning.Append(r.Text);
+                    reasoningLines += r.Text.Count(c => c == '\n');
+                    stdout.Write(r.Text);
+                    break;
+                case AgentEvent.ContentDelta c:
+                    EndReasoning();
+                    stdout.Write(c.Text);
+                    if (c.Text.Length > 0) lineOpen = !c.Text.EndsWith('\n');
+                    break;
+                case AgentEvent.ToolCalled call:
+                    EndReasoning();
+                    if (lineOpen) { stdout.WriteLine(); lineOpen = false; }
+                    stdout.WriteLine(color ? $"{Cyan}→ {call.Name}({OneLine(call.Arguments)}){Reset}" : $"→ {call.Name}({OneLine(call.Arguments)})");
+                    break;
+                case AgentEvent.ToolReturned ret:
+                    string text = "← " + OneLine(ret.Content);
+                    stdout.WriteLine(!color ? text : ret.IsError ? Red + text + Reset : Dim + text + Reset);
+                    break;
+                case AgentEvent.Finished f:
+                    EndReasoning();
+                    result = f.Result;
+                    break;
+            }
+        }
+        if (lineOpen) stdout.WriteLine();
+        if (result is not null)
+        {
+            string? note = result.StopReason switch
+            {
+                AgentResult.Length => "(stopped at the token limit of a step)",
+                AgentResult.MaxSteps => $"(stopped after {result.Steps} steps without an answer)",
+                AgentResult.TokenBudget => $"(stopped: token budget of {tokenBudget} spent)",
+                _ => null,
+            };
+            if (note is not null) stdout.WriteLine(color ? Dim + note + Reset : note);
+        }
+        return (allReasoning.ToString(), result);
+    }
+
+    /// <summary>Text on one line for the tool call/result display, clipped.</summary>
+    private static string OneLine(string text)
+    {
+        string flat = text.ReplaceLineEndings(" ").Trim();
+        return flat.Length <= 300 ? flat : flat[..297] + "...";
     }
 }

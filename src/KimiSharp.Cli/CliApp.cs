@@ -14,8 +14,18 @@ public static class CliApp
           kimi logits --model DIR --tokens 1,2,3 --out FILE [--incremental] [--threads N]
               Run the model over the token ids and write little-endian float32 logits [tokens, vocab].
               --incremental feeds the tokens one at a time through the KV cache.
-          kimi chat [--model DIR] ["one question"] [--max-tokens N] [--temperature T] [--system TEXT]
+          kimi chat [--model DIR] ["one question"] [--no-tools] [--max-tokens N] [--temperature T] [--system TEXT]
+                    [--seed N] [--max-steps N]
               Chat in the terminal (thinking shown dimmed; /reset, /thinking, /exit), or answer one question.
+              By default the model may call the built-in tools (calculator, convert_units, calendar, lookup, memory),
+              run by the agent loop: calls show as → name(args), results as ← result. Tool mode is greedy with
+              384 tokens per step unless --temperature/--max-tokens say otherwise; --max-steps caps the steps (400).
+              --no-tools: plain chat (temperature 0.6, 1024 tokens by default).
+          kimi eval --suite tool-use [--model DIR] [--horizons 1,3,10,50,100,300] [--tasks N] [--seed 777]
+                    [--out report.json] [--max-steps N] [--max-tokens N]
+              Run held-out tool-use tasks by horizon (planned tool calls) through the agent loop and print success
+              rate, tool calls, malformed-call rate and tokens per horizon as a markdown table; --out writes JSON.
+              Tasks per horizon default to 50 (h ≤ 3), 20 (≤ 10), 10 (≤ 50), 5 (≤ 100), 3 (beyond).
           kimi generate [--model DIR] --prompt TEXT [--max-tokens N] [--temperature T] [--seed N]
               Raw text completion, no chat template.
           kimi serve [--model DIR] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--name ID]
@@ -25,7 +35,14 @@ public static class CliApp
               Print the prompt a chat template renders for a conversation.
           kimi train --config FILE [--resume]
               Train a K2-architecture model (MuonClip, Muon or AdamW) from text/JSONL; Hugging Face checkpoints out.
-          kimi quantize --model DIR --out DIR [--quant int4|fp8]
+          kimi synthesize --out DIR [--count 20000] [--seed N] [--window 4] [--max-chunks 3] [--flaw-rate 0.08] [--max-cities 150]
+              Agentic training data: tool-use tasks with verifiable answers, teacher trajectories through the real
+              tools, a rubric filter (report.md says what it rejected), rendered examples for kimi train.
+          kimi rl --config SFT.json --from RUN --out DIR [--iterations 2] [--tasks 24] [--samples 4] [--steps 12]
+                  [--lr 0.004] [--temperature 0.8] [--budget 3000] [--eval-tasks 12]
+              Policy-gradient stage on a finished kimi train run: sampled tool-use trajectories, reward = task
+              success, advantage = reward − the task's mean; reports greedy success before and after.
+          kimi quantize --model DIR --out DIR [--quant int4|fp8|bf16]
               Post-training quantization to K2 Thinking's INT4 (routed experts) or DeepSeek-V3's FP8 block format.
           kimi perplexity --model DIR --text FILE [--window 512]
               Mean loss and perplexity of a model on a text file.
@@ -63,12 +80,15 @@ public static class CliApp
                 case "logits": return await LogitsCommand.RunAsync(options, stdout, stderr, cancellationToken);
                 case "info": return InfoCommand.Run(options, stdout, stderr);
                 case "chat": return await ChatCommand.RunAsync(options, stdout, stderr, cancellationToken);
+                case "eval": return await EvalCommand.RunAsync(options, stdout, stderr, cancellationToken);
                 case "generate": return await GenerateCommand.RunAsync(options, stdout, stderr, cancellationToken);
                 case "serve": return await ServeCommand.RunAsync(options, stdout, stderr, cancellationToken);
                 case "chat-template": return ChatTemplateCommand.Run(options, stdout, stderr);
                 case "quantize": return QuantizeCommand.Quantize(options, stdout);
                 case "perplexity": return QuantizeCommand.Perplexity(options, stdout, cancellationToken);
                 case "train": return TrainCommand.Run(options, stdout, stderr, cancellationToken);
+                case "synthesize": return SynthesizeCommand.Run(options, stdout, cancellationToken);
+                case "rl": return await RlCommand.RunAsync(options, stdout, cancellationToken);
                 case "bench": return BenchCommand.Run(options, stdout, stderr, cancellationToken);
                 case "init-random": return InitRandomCommand.Run(options, stdout, stderr);
                 default:

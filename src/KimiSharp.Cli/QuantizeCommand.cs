@@ -14,11 +14,12 @@ internal static class QuantizeCommand
         {
             null or "int4" => QuantizationTarget.Int4Experts,
             "fp8" => QuantizationTarget.Fp8Block,
-            var q => throw new UsageException($"--quant must be int4 or fp8, got '{q}'"),
+            "bf16" => QuantizationTarget.Bf16,
+            var q => throw new UsageException($"--quant must be int4, fp8 or bf16, got '{q}'"),
         };
         string output = options.Require("out");
         int count = PostTrainingQuantizer.Quantize(options.Require("model"), output, target);
-        stdout.WriteLine($"quantized {count} weights to {(target == QuantizationTarget.Int4Experts ? "INT4 (routed experts, group 32)" : "FP8 (128×128 blocks)")} in {output}");
+        stdout.WriteLine($"quantized {count} weights to {target switch { QuantizationTarget.Int4Experts => "INT4 (routed experts, group 32)", QuantizationTarget.Fp8Block => "FP8 (128×128 blocks)", _ => "BF16" }} in {output}");
         return 0;
     }
 

@@ -13,6 +13,8 @@ public enum QuantizationTarget
     Int4Experts,
     /// <summary>DeepSeek-V3 / K2 Instruct: every decoder linear FP8 E4M3 with 128×128 block scales.</summary>
     Fp8Block,
+    /// <summary>No quantization: every F32/F16 tensor to BF16 (round to nearest even), the expert-bias vectors kept F32 as in K2's checkpoints.</summary>
+    Bf16,
 }
 
 /// <summary>
@@ -40,6 +42,16 @@ public static partial class PostTrainingQuantizer
         foreach (string name in tensors.Names.Order(StringComparer.Ordinal))
         {
             var info = tensors.Info(name);
+            if (target == QuantizationTarget.Bf16)
+            {
+                if (info.DType is SafetensorsDType.F32 or SafetensorsDType.F16 && !name.EndsWith("e_score_correction_bias", StringComparison.Ordinal))
+                {
+                    writer.Add(name, SafetensorsDType.BF16, info.Shape, ToBFloat16(tensors.Pointer(name), info));
+                    quantized++;
+                }
+                else writer.Add(name, info.DType, info.Shape, new ReadOnlySpan<byte>(tensors.Pointer(name), checked((int)info.ByteLength)));
+                continue;
+            }
             bool pick = info.Shape.Length == 2 && (target == QuantizationTarget.Int4Experts ? RoutedExpert() : DecoderLinear()).IsMatch(name);
             if (!pick)
             {
@@ -63,7 +75,8 @@ public static partial class PostTrainingQuantizer
         }
         Directory.CreateDirectory(destination);
         writer.Save(Path.Combine(destination, "model.safetensors"));
-        configNode["quantization_config"] = target == QuantizationTarget.Int4Experts
+        if (target == QuantizationTarget.Bf16) configNode["torch_dtype"] = "bfloat16";
+        else configNode["quantization_config"] = target == QuantizationTarget.Int4Experts
             ? JsonNode.Parse("""
                 {"quant_method":"compressed-tensors","format":"pack-quantized","quantization_status":"compressed",
                  "config_groups":{"group_0":{"targets":["Linear"],"input_activations":null,"output_activations":null,
@@ -75,5 +88,22 @@ public static partial class PostTrainingQuantizer
         foreach (string file in new[] { "tiktoken.model", "tokenizer_config.json", "chat_template.jinja", "generation_config.json" })
             if (File.Exists(Path.Combine(source, file))) File.Copy(Path.Combine(source, file), Path.Combine(destination, file), overwrite: true);
         return quantized;
+    }
+
+    private static unsafe byte[] ToBFloat16(byte* source, TensorInfo info)
+    {
+        long count = info.ElementCount;
+        var bytes = new byte[checked(count * 2)];
+        fixed (byte* destination = bytes)
+        {
+            var output = (ushort*)destination;
+            for (long i = 0; i < count; i++)
+            {
+                float value = info.DType == SafetensorsDType.F16 ? (float)((Half*)source)[i] : ((float*)source)[i];
+                uint bits = BitConverter.SingleToUInt32Bits(value);
+                output[i] = float.IsNaN(value) ? (ushort)0x7FC0 : (ushort)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+            }
+        }
+        return bytes;
     }
 }

@@ -276,7 +276,8 @@ public static class TrainOps
 
     /// <summary>
     /// Mean cross-entropy over rows whose target is ≥ 0 and whose mask (when given) is non-zero, weighting each row by
-    /// its mask value. Writes softmax probabilities into <paramref name="probs"/> and returns (loss, Σ weights).
+    /// its mask value and dividing by Σ |weights| (so signed weights — policy-gradient advantages — work as well).
+    /// Writes softmax probabilities into <paramref name="probs"/> and returns (loss, Σ |weights|).
     /// </summary>
     public static (T Loss, T Weight) CrossEntropy<T>(T[] logits, int[] targets, float[]? mask, T[] probs, int n, int vocab)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -299,7 +300,7 @@ public static class TrainOps
         {
             T m = RowWeight<T>(targets, mask, i);
             loss += m * rowLoss[i];
-            weight += m;
+            weight += T.Abs(m);
         }
         return (weight > T.Zero ? loss / weight : T.Zero, weight);
     }

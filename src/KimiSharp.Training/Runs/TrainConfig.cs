@@ -37,6 +37,10 @@ public sealed record TrainConfig
     public float ExpertBiasRate { get; init; } = 1e-3f;
     public double BalanceLossAlpha { get; init; } = 1e-4;
     public int Seed { get; init; } = 1;
+    /// <summary>Pack several conversations into one training row (instead of one padded conversation per row).</summary>
+    public bool Pack { get; init; }
+    /// <summary>Start from the weights of an earlier run's output folder (its state/weights.safetensors) instead of a random init.</summary>
+    public string? InitFrom { get; init; }
     public string OutputDirectory { get; init; } = "runs/train";
     public int CheckpointEvery { get; init; } = 100;
     public int LogEvery { get; init; } = 1;
@@ -45,7 +49,7 @@ public sealed record TrainConfig
     [
         "model", "model_config", "text_files", "conversation_files", "tokenizer_dir", "tokenizer_ranks", "batch_size",
         "seq_len", "steps", "optimizer", "lr", "adam_lr", "weight_decay", "schedule", "warmup_steps", "min_lr_fraction",
-        "decay_fraction", "qk_clip_tau", "expert_bias_rate", "balance_loss_alpha", "seed", "out", "checkpoint_every", "log_every",
+        "decay_fraction", "qk_clip_tau", "expert_bias_rate", "balance_loss_alpha", "seed", "out", "checkpoint_every", "log_every", "pack", "init_from",
     ];
 
     public static TrainConfig Load(string path)
@@ -94,6 +98,8 @@ public sealed record TrainConfig
             ExpertBiasRate = (float)Get("expert_bias_rate", 1e-3),
             BalanceLossAlpha = Get("balance_loss_alpha", 1e-4),
             Seed = Get("seed", 1),
+            Pack = Get("pack", false),
+            InitFrom = root["init_from"] is JsonValue init ? Resolve(init.GetValue<string>()) : null,
             OutputDirectory = Resolve(Get("out", "runs/train")),
             CheckpointEvery = Get("checkpoint_every", 100),
             LogEvery = Get("log_every", 1),

@@ -67,6 +67,7 @@ public sealed class Trainer
 
         int firstStep = 0;
         if (resume && LoadState(model, muon, adam) is int saved) firstStep = saved + 1;
+        else if (c.InitFrom is { } init) LoadWeights(model, Path.Combine(init, "state"));
         else if (File.Exists(MetricsPath)) File.Delete(MetricsPath);
         if (!File.Exists(MetricsPath))
             File.WriteAllText(MetricsPath, "step,loss,lr,tokens_per_s,max_attention_logit,heads_clipped,expert_max_violation\n");
@@ -120,7 +121,8 @@ public sealed class Trainer
         // Conversations train the tokenizer as the model will see them: rendered through the chat template.
         var conversationTexts = _config.ConversationFiles.SelectMany(File.ReadLines)
             .Where(l => !string.IsNullOrWhiteSpace(l))
-            .Select(l => ChatTemplate.BuiltInKimiK2Thinking().Render((JsonNode.Parse(l)!["messages"] as JsonArray)!, null, false));
+            .Select(l => JsonNode.Parse(l) is JsonObject record && record["text"] is JsonValue text ? text.GetValue<string>()
+                : ChatTemplate.BuiltInKimiK2Thinking().Render((JsonNode.Parse(l)!["messages"] as JsonArray)!, null, false));
         new BpeTrainer(_config.TokenizerRanks).WriteTokenizer(directory, texts.Concat(conversationTexts), null, null, cancellationToken);
     }
 
@@ -166,6 +168,20 @@ public sealed class Trainer
         string dir = Directory.Exists(StateDirectory) ? StateDirectory
             : Directory.Exists(StateDirectory + ".previous") ? StateDirectory + ".previous" : "";
         if (dir.Length == 0) return null;
+        LoadWeights(model, dir);
+        using (var stream = File.OpenRead(Path.Combine(dir, "optimizer.bin")))
+        {
+            muon?.LoadState(stream);
+            adam.LoadState(stream);
+        }
+        return int.Parse(File.ReadAllText(Path.Combine(dir, "step.txt")), CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Weights and expert biases from a state folder (this run's, or another run's for <c>init_from</c>).</summary>
+    private static void LoadWeights(TrainableModel model, string dir)
+    {
+        if (!File.Exists(Path.Combine(dir, "weights.safetensors")))
+            throw new FileNotFoundException($"no training state at {dir} (init_from must name an earlier run's output folder)");
         using (var file = SafetensorsFile.Open(Path.Combine(dir, "weights.safetensors")))
             foreach (var p in model.Parameters.Concat(model.Buffers))
             {
@@ -175,12 +191,6 @@ public sealed class Trainer
                     throw new CheckpointFormatException($"training state tensor '{p.Name}' does not fit the configured model");
                 file.Bytes(info).CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(p.Data.AsSpan()));
             }
-        using (var stream = File.OpenRead(Path.Combine(dir, "optimizer.bin")))
-        {
-            muon?.LoadState(stream);
-            adam.LoadState(stream);
-        }
-        return int.Parse(File.ReadAllText(Path.Combine(dir, "step.txt")), CultureInfo.InvariantCulture);
     }
 
     private void TruncateMetrics(int firstStep)

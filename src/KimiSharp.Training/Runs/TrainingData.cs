@@ -15,6 +15,7 @@ public sealed class TrainingData
     private readonly int[] _text;
     private readonly List<(int[] Tokens, float[] Mask)> _conversations = [];
     private readonly int _pad;
+    private readonly bool _pack;
 
     public long TextTokens => _text.Length;
     public int Conversations => _conversations.Count;
@@ -22,6 +23,7 @@ public sealed class TrainingData
     public TrainingData(TrainConfig config, KimiTokenizer tokenizer, ChatTemplate template)
     {
         _pad = tokenizer.PadId ?? 0;
+        _pack = config.Pack;
         var text = new List<int>();
         foreach (string file in config.TextFiles)
             text.AddRange(tokenizer.Encode(File.ReadAllText(file), allowSpecial: false));
@@ -43,13 +45,43 @@ public sealed class TrainingData
                 try { record = JsonNode.Parse(line) as JsonObject ?? throw new FormatException("not an object"); }
                 catch (Exception e) when (e is JsonException or FormatException)
                 { throw new FormatException($"{file}, line {lineNumber}: not a JSON object ({e.Message})"); }
-                var messages = record["messages"] as JsonArray ?? throw new FormatException($"{file}, line {lineNumber}: no 'messages' array");
+                if (record["text"] is JsonValue textValue)
+                {
+                    _conversations.Add(PreRendered(record, textValue, file, lineNumber, tokenizer, assistant, middle, end));
+                    continue;
+                }
+                var messages = record["messages"] as JsonArray ?? throw new FormatException($"{file}, line {lineNumber}: no 'messages' array (or 'text')");
                 string rendered = template.Render(messages, record["tools"] as JsonArray, addGenerationPrompt: false);
                 var tokens = tokenizer.Encode(rendered, allowSpecial: true).ToArray();
                 _conversations.Add((tokens, AssistantMask(tokens, assistant, middle, end)));
             }
         }
         if (_text.Length == 0 && _conversations.Count == 0) throw new FormatException("the training data is empty");
+    }
+
+    /// <summary>
+    /// A record already rendered through the chat template: <c>{"text", "train_from"?, "weight"?}</c>. Assistant turns
+    /// that start at or after character <c>train_from</c> are trained (earlier ones are context only), each token's
+    /// loss weighted by <c>weight</c> (a policy-gradient advantage may be negative). <c>train_from</c> must fall on a
+    /// special-token boundary so the two halves tokenize as the whole does.
+    /// </summary>
+    private static (int[] Tokens, float[] Mask) PreRendered(JsonObject record, JsonValue textValue, string file, int lineNumber,
+        KimiTokenizer tokenizer, int assistant, int middle, int end)
+    {
+        string where = $"{file}, line {lineNumber}";
+        if (!textValue.TryGetValue(out string? text)) throw new FormatException($"{where}: 'text' must be a string");
+        int trainFrom = 0;
+        if (record["train_from"] is JsonNode from && (!from.AsValue().TryGetValue(out trainFrom) || trainFrom < 0 || trainFrom > text.Length))
+            throw new FormatException($"{where}: 'train_from' must be a character offset within the text (0…{text.Length})");
+        float weight = 1;
+        if (record["weight"] is JsonNode w && (!w.AsValue().TryGetValue(out double wv) || !double.IsFinite(wv)))
+            throw new FormatException($"{where}: 'weight' must be a finite number");
+        else if (record["weight"] is JsonNode w2) weight = (float)w2.GetValue<double>();
+        var context = tokenizer.Encode(text[..trainFrom], allowSpecial: true);
+        var tokens = context.Concat(tokenizer.Encode(text[trainFrom..], allowSpecial: true)).ToArray();
+        var mask = AssistantMask(tokens, assistant, middle, end);
+        for (int i = 0; i < mask.Length; i++) mask[i] = i < context.Count ? 0 : mask[i] * weight;
+        return (tokens, mask);
     }
 
     /// <summary>1 on the tokens of each assistant turn after its header (through its &lt;|im_end|&gt;), 0 elsewhere.</summary>
@@ -92,15 +124,26 @@ public sealed class TrainingData
             }
             else
             {
-                var (tokens, turnMask) = _conversations[random.Next(_conversations.Count)];
-                for (int i = 0; i < seq; i++)
+                // Whole conversations fill the row one after another (packing); a row ends padded when the next
+                // drawn one does not fit. Targets never cross from one conversation into the next.
+                int filled = 0;
+                while (true)
                 {
-                    bool has = i < tokens.Length;
-                    inputs[b * seq + i] = has ? tokens[i] : _pad;
-                    bool target = i + 1 < tokens.Length;
-                    targets[b * seq + i] = target ? tokens[i + 1] : -1;
-                    mask[b * seq + i] = target ? turnMask[i + 1] : 0;
+                    var (tokens, turnMask) = _conversations[random.Next(_conversations.Count)];
+                    if (filled > 0 && filled + tokens.Length > seq) break;
+                    int take = Math.Min(tokens.Length, seq - filled);
+                    for (int i = 0; i < take; i++)
+                    {
+                        int at = b * seq + filled + i;
+                        inputs[at] = tokens[i];
+                        bool target = i + 1 < tokens.Length;
+                        targets[at] = target ? tokens[i + 1] : -1;
+                        mask[at] = target ? turnMask[i + 1] : 0;
+                    }
+                    filled += take;
+                    if (!_pack || filled >= seq) break;
                 }
+                for (int i = filled; i < seq; i++) { inputs[b * seq + i] = _pad; targets[b * seq + i] = -1; }
             }
         }
         return (inputs, targets, mask);

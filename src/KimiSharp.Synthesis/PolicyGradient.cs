@@ -1,0 +1,170 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using KimiSharp.Agent;
+using KimiSharp.Agent.Tools;
+using KimiSharp.Engine;
+using KimiSharp.Engine.Chat;
+using KimiSharp.Tokens.Templates;
+using KimiSharp.Training.Runs;
+
+namespace KimiSharp.Synthesis;
+
+/// <summary>Settings of the reinforcement stage after SFT.</summary>
+public sealed record PolicyGradientOptions
+{
+    public int Iterations { get; init; } = 2;
+    /// <summary>Tasks sampled per iteration (held apart from the SFT and evaluation seeds).</summary>
+    public int TasksPerIteration { get; init; } = 24;
+    /// <summary>Trajectories sampled per task; the group's mean reward is the baseline.</summary>
+    public int SamplesPerTask { get; init; } = 4;
+    public float Temperature { get; init; } = 0.8f;
+    /// <summary>Horizons (tool calls) of the sampled tasks.</summary>
+    public IReadOnlyList<int> Horizons { get; init; } = [1, 2, 3, 10];
+    /// <summary>Tokens a sampled run may generate; past it the run fails (reward 0).</summary>
+    public long TokenBudget { get; init; } = 3000;
+    public int StepsPerIteration { get; init; } = 12;
+    public float LearningRate { get; init; } = 0.004f;
+    public float AdamLearningRate { get; init; } = 0.001f;
+    public int Seed { get; init; } = 4242;
+    /// <summary>Greedy held-out tasks per horizon measured before and after, to report the gain over SFT alone.</summary>
+    public int EvalTasksPerHorizon { get; init; } = 12;
+}
+
+/// <summary>One iteration's numbers.</summary>
+public sealed record PolicyGradientIteration(int Iteration, int Samples, double MeanReward, int TrainedGroups, int Examples, double Seconds);
+
+/// <summary>What the stage did, and the success rate before and after it.</summary>
+public sealed record PolicyGradientReport(ToolUseEvalReport Before, ToolUseEvalReport After, IReadOnlyList<PolicyGradientIteration> Iterations, string FinalRun)
+{
+    public static double Success(ToolUseEvalReport r) =>
+        r.Horizons.Sum(h => h.Successes) / (double)Math.Max(1, r.Horizons.Sum(h => h.Tasks));
+
+    public string ToMarkdown()
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine(CultureInfo.InvariantCulture, $"Greedy success on held-out tasks: SFT {Success(Before) * 100:F1}% → after RL {Success(After) * 100:F1}%.");
+        sb.AppendLine();
+        sb.AppendLine("| horizon | SFT | SFT + RL |");
+        sb.AppendLine("| ---: | ---: | ---: |");
+        for (int i = 0; i < Before.Horizons.Count; i++)
+            sb.AppendLine(CultureInfo.InvariantCulture, $"| {Before.Horizons[i].Horizon} | {Before.Horizons[i].Successes}/{Before.Horizons[i].Tasks} | {After.Horizons[i].Successes}/{After.Horizons[i].Tasks} |");
+        sb.AppendLine();
+        sb.AppendLine("| iteration | samples | mean reward | groups with signal | examples | seconds |");
+        sb.AppendLine("| ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var it in Iterations)
+            sb.AppendLine(CultureInfo.InvariantCulture, $"| {it.Iteration} | {it.Samples} | {it.MeanReward:F3} | {it.TrainedGroups} | {it.Examples} | {it.Seconds:F0} |");
+        return sb.ToString();
+    }
+}
+
+/// <summary>
+/// Reinforcement with verifiable rewards after SFT: each iteration samples several trajectories per task from the
+/// current policy through the real agent loop and tools, rewards 1 for a correct final answer within the token
+/// budget and 0 otherwise, and takes policy-gradient steps on the sampled tokens weighted by the advantage
+/// (reward minus the task's mean reward, so groups where every sample agrees carry no signal). The trained tokens are
+/// exactly what the policy generated, rendered with the same context window it generated them in.
+/// </summary>
+public static class PolicyGradientStage
+{
+    public static async Task<PolicyGradientReport> RunAsync(TrainConfig sftConfig, string sftRun, string outputDirectory,
+        PolicyGradientOptions options, IProgress<string>? progress = null, CancellationToken cancellationToken = default)
+    {
+        Directory.CreateDirectory(outputDirectory);
+        var evalOptions = new ToolUseEvalOptions
+        {
+            Horizons = options.Horizons, TasksPerHorizon = options.EvalTasksPerHorizon, Seed = options.Seed + 500_000,
+            Agent = new AgentOptions { TokenBudget = options.TokenBudget },
+        };
+        var before = await EvaluateAsync(Path.Combine(sftRun, "final"), evalOptions, progress, "SFT", cancellationToken);
+        string current = sftRun;
+        var iterations = new List<PolicyGradientIteration>();
+        for (int iteration = 0; iteration < options.Iterations; iteration++)
+        {
+            var clock = Stopwatch.StartNew();
+            string runDirectory = Path.Combine(outputDirectory, $"iter-{iteration + 1}");
+            Directory.CreateDirectory(runDirectory);
+            string dataPath = Path.Combine(runDirectory, "samples.jsonl");
+            var (samples, meanReward, groups, examples) = await SampleAsync(Path.Combine(current, "final"), dataPath, options, iteration, progress, cancellationToken);
+            if (examples == 0)
+            {
+                progress?.Report($"iteration {iteration + 1}: every group agreed (mean reward {meanReward:F2}); no gradient signal, stopping");
+                iterations.Add(new PolicyGradientIteration(iteration + 1, samples, meanReward, 0, 0, clock.Elapsed.TotalSeconds));
+                break;
+            }
+            var config = sftConfig with
+            {
+                ConversationFiles = [dataPath], TextFiles = [], InitFrom = current, TokenizerDirectory = Path.Combine(current, "tokenizer"),
+                Steps = options.StepsPerIteration, Schedule = "constant", WarmupSteps = 0, LearningRate = options.LearningRate,
+                AdamLearningRate = options.AdamLearningRate, OutputDirectory = runDirectory, CheckpointEvery = options.StepsPerIteration,
+                Seed = options.Seed + iteration, Pack = true,
+            };
+            config.Validate("RL iteration");
+            var trainer = new Trainer(config, new Progress<StepMetrics>(m => progress?.Report($"iteration {iteration + 1} step {m.Step + 1}/{config.Steps}: loss {m.Loss:F4}")));
+            trainer.Run(resume: false, cancellationToken);
+            current = runDirectory;
+            iterations.Add(new PolicyGradientIteration(iteration + 1, samples, meanReward, groups, examples, clock.Elapsed.TotalSeconds));
+        }
+        var after = await EvaluateAsync(Path.Combine(current, "final"), evalOptions, progress, "RL", cancellationToken);
+        var report = new PolicyGradientReport(before, after, iterations, current);
+        File.WriteAllText(Path.Combine(outputDirectory, "report.md"), report.ToMarkdown());
+        return report;
+    }
+
+    private static async Task<ToolUseEvalReport> EvaluateAsync(string model, ToolUseEvalOptions options, IProgress<string>? progress, string label,
+        CancellationToken cancellationToken)
+    {
+        await using var service = KimiChatService.Load(model);
+        var report = await ToolUseEvaluation.RunAsync(service, options,
+            new Progress<ToolUseEvalProgress>(p => { if (p.Task == p.Tasks) progress?.Report($"{label} eval, horizon {p.Horizon}: {p.Successes}/{p.Tasks}"); }),
+            cancellationToken);
+        return report;
+    }
+
+    private static async Task<(int Samples, double MeanReward, int Groups, int Examples)> SampleAsync(string model, string dataPath,
+        PolicyGradientOptions options, int iteration, IProgress<string>? progress, CancellationToken cancellationToken)
+    {
+        await using var service = KimiChatService.Load(model);
+        var tools = Toolbox.CreateDefault().Declarations();
+        var window = new AgentOptions().Window;
+        var renderer = new TrainingExampleRenderer(ChatTemplate.BuiltInKimiK2Thinking(), tools, window);
+        int samples = 0, groups = 0, examples = 0;
+        double rewardSum = 0;
+        using var writer = new StreamWriter(dataPath, false, new UTF8Encoding(false));
+        for (int t = 0; t < options.TasksPerIteration; t++)
+        {
+            int horizon = options.Horizons[t % options.Horizons.Count];
+            var task = new TaskGenerator(options.Seed + iteration * 10_007 + t).WithHorizon(horizon).Task;
+            var runs = new List<(JsonArray Messages, double Reward)>();
+            for (int s = 0; s < options.SamplesPerTask; s++)
+            {
+                var agent = new AgentRunner(service, Toolbox.CreateDefault(), new AgentOptions
+                {
+                    TokenBudget = options.TokenBudget,
+                    Generation = new GenerationOptions { Temperature = options.Temperature, Seed = options.Seed * 31L + iteration * 1_000_003L + t * 101L + s },
+                });
+                var result = await agent.RunToEndAsync(new JsonArray(new JsonObject { ["role"] = "user", ["content"] = task.Prompt }), cancellationToken);
+                double reward = result.StopReason == AgentResult.Answer && task.IsAnsweredBy(result.FinalAnswer) ? 1 : 0;
+                runs.Add((result.Messages, reward));
+                samples++;
+                rewardSum += reward;
+            }
+            double mean = runs.Average(r => r.Reward);
+            progress?.Report($"iteration {iteration + 1}, task {t + 1}/{options.TasksPerIteration} (horizon {horizon}): rewards {string.Join("", runs.Select(r => r.Reward > 0 ? '1' : '0'))}");
+            if (runs.All(r => r.Reward == mean)) continue;
+            groups++;
+            foreach (var (messages, reward) in runs)
+            {
+                var (_, steps) = ContextWindow.Split(messages);
+                if (steps.Count == 0) continue;
+                for (int c = 0; c < renderer.ChunkCount(messages); c++)
+                {
+                    writer.WriteLine(renderer.Render(messages, c, reward - mean).ToJson().ToJsonString());
+                    examples++;
+                }
+            }
+        }
+        return (samples, rewardSum / Math.Max(1, samples), groups, examples);
+    }
+}

@@ -1,0 +1,85 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using KimiSharp.Agent;
+using KimiSharp.Agent.Tools;
+using KimiSharp.Tokens.Templates;
+
+namespace KimiSharp.Synthesis;
+
+/// <summary>What a synthesis run produced.</summary>
+public sealed record SynthesisReport(int Generated, int Kept, IReadOnlyDictionary<string, int> Rejections,
+    IReadOnlyDictionary<string, int> KeptByKind, int Examples, long Characters, TimeSpan Elapsed)
+{
+    public string ToMarkdown()
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine($"Generated {Generated} trajectories, kept {Kept} ({100.0 * Kept / Math.Max(Generated, 1):F1}%), rendered {Examples} training examples ({Characters:N0} characters) in {Elapsed.TotalSeconds:F1} s.");
+        sb.AppendLine();
+        sb.AppendLine("| rejected because | trajectories |");
+        sb.AppendLine("| --- | ---: |");
+        foreach (var (reason, n) in Rejections.OrderByDescending(r => r.Value)) sb.AppendLine($"| {reason} | {n} |");
+        sb.AppendLine();
+        sb.AppendLine("| kept, by task family | trajectories |");
+        sb.AppendLine("| --- | ---: |");
+        foreach (var (kind, n) in KeptByKind.OrderBy(k => k.Key, StringComparer.Ordinal)) sb.AppendLine($"| {kind} | {n} |");
+        return sb.ToString();
+    }
+}
+
+/// <summary>
+/// Synthesize → judge → render: generates teacher trajectories, keeps those the rubric accepts, and writes
+/// <c>trajectories.jsonl</c> (the kept conversations with their tasks), <c>train.jsonl</c> (rendered examples for
+/// <c>kimi train</c>), <c>knowledge_base.json</c> and <c>report.md</c>.
+/// </summary>
+public static class SynthesisPipeline
+{
+    public static SynthesisReport Run(string outputDirectory, int trajectories, int seed, ContextWindow window,
+        int maxChunksPerTrajectory = 3, SynthesisOptions? options = null, IProgress<(int Done, int Total)>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        var clock = Stopwatch.StartNew();
+        Directory.CreateDirectory(outputDirectory);
+        var kb = KnowledgeBase.Default;
+        var tools = Toolbox.CreateDefault(kb).Declarations();
+        var generator = new TaskGenerator(seed, kb, options);
+        var filter = new RubricFilter(tools);
+        var renderer = new TrainingExampleRenderer(ChatTemplate.BuiltInKimiK2Thinking(), tools, window);
+        var random = new Random(seed ^ 0x5eed);
+        var keptByKind = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        int examples = 0;
+        long characters = 0;
+
+        string trajectoriesPath = Path.Combine(outputDirectory, "trajectories.jsonl"), trainPath = Path.Combine(outputDirectory, "train.jsonl");
+        using (var trajectoryWriter = new StreamWriter(trajectoriesPath + ".partial", false, new UTF8Encoding(false)))
+        using (var trainWriter = new StreamWriter(trainPath + ".partial", false, new UTF8Encoding(false)))
+        {
+            for (int i = 0; i < trajectories; i++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var t = generator.Next();
+                if (!filter.Judge(t).Keep) { progress?.Report((i + 1, trajectories)); continue; }
+                keptByKind[t.Task.Kind] = keptByKind.GetValueOrDefault(t.Task.Kind) + 1;
+                trajectoryWriter.WriteLine(new JsonObject
+                {
+                    ["kind"] = t.Task.Kind, ["horizon"] = t.Task.Horizon, ["expected"] = new JsonArray(t.Task.Expected.Select(e => (JsonNode)e!).ToArray()),
+                    ["messages"] = t.Messages.DeepClone(),
+                }.ToJsonString());
+                foreach (var example in renderer.Examples(t.Messages, maxChunksPerTrajectory, random))
+                {
+                    trainWriter.WriteLine(example.ToJson().ToJsonString());
+                    examples++;
+                    characters += example.Text.Length;
+                }
+                progress?.Report((i + 1, trajectories));
+            }
+        }
+        File.Move(trajectoriesPath + ".partial", trajectoriesPath, overwrite: true);
+        File.Move(trainPath + ".partial", trainPath, overwrite: true);
+        File.WriteAllText(Path.Combine(outputDirectory, "knowledge_base.json"), kb.ToJson());
+        var report = new SynthesisReport(trajectories, filter.Kept, new Dictionary<string, int>(filter.Rejections), keptByKind, examples, characters, clock.Elapsed);
+        File.WriteAllText(Path.Combine(outputDirectory, "report.md"), report.ToMarkdown());
+        return report;
+    }
+}

@@ -1,0 +1,108 @@
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using KimiSharp.Agent;
+using KimiSharp.Engine.Chat;
+using KimiSharp.Model.Checkpoints;
+
+namespace KimiSharp.Cli.Tests;
+
+/// <summary><c>kimi eval</c> and the agentic <c>kimi chat</c>, on a random byte-level chat model.</summary>
+public sealed class AgentCommandsTests : IDisposable
+{
+    private readonly string _scratch = Directory.CreateTempSubdirectory("kimi-agent-cli-").FullName;
+    private string Model => Path.Combine(_scratch, "model");
+
+    public AgentCommandsTests() =>
+        RandomChatModel.Write(Model, new RandomCheckpointOptions { HiddenSize = 64, NumHiddenLayers = 2, MaxPositionEmbeddings = 8192, Format = CheckpointFormat.Int4, Seed = 2 });
+
+    public void Dispose() => Directory.Delete(_scratch, recursive: true);
+
+    private static async Task<(int Code, string Out, string Err)> Kimi(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = await CliApp.RunAsync(args, stdout, stderr);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    [Fact]
+    public async Task Eval_rejects_an_unknown_suite()
+    {
+        var (code, _, err) = await Kimi("eval", "--model", Model, "--suite", "math");
+        Assert.Equal(2, code);
+        Assert.Contains("unknown suite 'math' (known: tool-use)", err);
+        Assert.Equal(2, (await Kimi("eval", "--model", Model, "--suite", "tool-use", "--horizons", "1,x")).Code);
+    }
+
+    [Fact]
+    public async Task Eval_runs_the_tool_use_suite_and_writes_the_report()
+    {
+        string report = Path.Combine(_scratch, "out", "report.json");
+        var (code, stdout, stderr) = await Kimi("eval", "--model", Model, "--suite", "tool-use", "--horizons", "1,3", "--tasks", "2",
+            "--max-tokens", "8", "--seed", "9", "--out", report);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("| horizon | tasks | success |", stdout);
+        Assert.Contains("horizon 3 task 2/2:", stderr); // plain progress lines when not on a terminal
+        var json = JsonNode.Parse(File.ReadAllText(report))!;
+        Assert.Equal(9, json["seed"]!.GetValue<int>());
+        Assert.Equal(new[] { 1, 3 }, json["horizons"]!.AsArray().Select(h => h!["horizon"]!.GetValue<int>()));
+        Assert.All(json["horizons"]!.AsArray(), h => Assert.Equal(2, h!["tasks"]!.GetValue<int>()));
+    }
+
+    [Fact]
+    public async Task Chat_answers_one_question_with_and_without_tools()
+    {
+        var (code, stdout, stderr) = await Kimi("chat", "--model", Model, "What is 2+2?", "--max-tokens", "12", "--max-steps", "2");
+        Assert.True(code == 0, stderr);
+        Assert.NotEmpty(stdout);
+        (code, _, stderr) = await Kimi("chat", "--model", Model, "--no-tools", "hi", "--max-tokens", "6");
+        Assert.True(code == 0, stderr);
+        Assert.Equal(2, (await Kimi("chat", "--model", Model, "--no-tools", "--max-steps", "2", "hi")).Code);
+    }
+
+    private static async IAsyncEnumerable<AgentEvent> Events(IEnumerable<AgentEvent> events, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        foreach (var e in events) { await Task.Yield(); yield return e; }
+    }
+
+    [Fact]
+    public async Task Chat_shows_thinking_tool_calls_results_and_the_answer()
+    {
+        var result = new AgentResult("It is 508.5.", [], 2, 1, 3, 42, AgentResult.Answer);
+        var stdout = new StringWriter();
+        var (reasoning, got) = await ChatCommand.RenderAgentTurn(Events(
+        [
+            new AgentEvent.ReasoningDelta("Use the "), new AgentEvent.ReasoningDelta("calculator."),
+            new AgentEvent.ToolCalled("functions.calculator:0", "calculator", """{"expression":"2340*17.5%+99"}"""),
+            new AgentEvent.ToolReturned("functions.calculator:0", "calculator", "508.5", false),
+            new AgentEvent.ReasoningDelta("Check."),
+            new AgentEvent.ToolCalled("functions.lookup:1", "lookup", "{\"entity\":"),
+            new AgentEvent.ToolReturned("functions.lookup:1", "lookup", "error: malformed call to 'lookup': bad JSON", true),
+            new AgentEvent.ContentDelta("It is "), new AgentEvent.ContentDelta("508.5."),
+            new AgentEvent.Finished(result),
+        ]), stdout, color: false, collapse: false, tokenBudget: 1000);
+        Assert.Same(result, got);
+        Assert.Equal("Use the calculator.\n\nCheck.", reasoning);
+        Assert.Equal("""
+            thinking: Use the calculator.
+            → calculator({"expression":"2340*17.5%+99"})
+            ← 508.5
+            thinking: Check.
+            → lookup({"entity":)
+            ← error: malformed call to 'lookup': bad JSON
+            It is 508.5.
+
+            """.ReplaceLineEndings("\n"), stdout.ToString().ReplaceLineEndings("\n"));
+
+        var colored = new StringWriter();
+        await ChatCommand.RenderAgentTurn(Events(
+        [
+            new AgentEvent.ToolCalled("functions.x:0", "x", "{}"),
+            new AgentEvent.ToolReturned("functions.x:0", "x", "error: unknown tool 'x'", true),
+            new AgentEvent.Finished(result with { StopReason = AgentResult.MaxSteps, FinalAnswer = null }),
+        ]), colored, color: true, collapse: false, tokenBudget: 1000);
+        Assert.Contains("\u001b[31m← error: unknown tool 'x'\u001b[0m", colored.ToString());
+        Assert.Contains("(stopped after 3 steps without an answer)", colored.ToString());
+    }
+}

@@ -1,0 +1,168 @@
+using System.Text.Json.Nodes;
+using KimiSharp.Agent;
+using KimiSharp.Agent.Tools;
+using KimiSharp.Synthesis;
+using KimiSharp.Tokens.Templates;
+
+namespace KimiSharp.Synthesis.Tests;
+
+public class SynthesisTests
+{
+    private static readonly JsonArray Tools = Toolbox.CreateDefault().Declarations();
+
+    [Fact]
+    public void CleanTeacherTrajectoriesPassTheRubricAndReplayExactly()
+    {
+        var generator = new TaskGenerator(11, options: new SynthesisOptions { FlawRate = 0, MaxCities = 12 });
+        var filter = new RubricFilter(Tools);
+        var kinds = new HashSet<string>();
+        for (int i = 0; i < 600; i++)
+        {
+            var t = generator.Next();
+            kinds.Add(t.Task.Kind);
+            var verdict = filter.Judge(t);
+            Assert.True(verdict.Keep, $"{t.Task.Kind}: {verdict.Reason} {verdict.Detail}");
+            Assert.True(t.Task.IsAnsweredBy(t.FinalAnswer));
+            // Every tool message is what the environment answers for that call (no invented results).
+            var replay = Toolbox.CreateDefault();
+            var results = t.Messages.OfType<JsonObject>().Where(m => m["role"]!.GetValue<string>() == "tool").Select(m => m["content"]!.GetValue<string>()).ToList();
+            var calls = t.Calls().ToList();
+            Assert.Equal(calls.Count, results.Count);
+            for (int c = 0; c < calls.Count; c++) Assert.Equal(replay.Invoke(calls[c].Name, calls[c].Arguments).Content, results[c]);
+            if (t.Task.Kind != "long") Assert.True(calls.Count <= 3);
+        }
+        Assert.Equal(600, filter.Kept);
+        foreach (var kind in TaskGenerator.ShortKinds.Append("long")) Assert.Contains(kind, kinds);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(10)]
+    [InlineData(50)]
+    public void HorizonsMeanCalls(int horizon)
+    {
+        var generator = new TaskGenerator(5, options: new SynthesisOptions { FlawRate = 0 });
+        for (int i = 0; i < 20; i++)
+        {
+            var t = generator.WithHorizon(horizon);
+            Assert.Equal(horizon, t.Calls().Count());
+            Assert.Equal(horizon, t.Task.Horizon);
+        }
+    }
+
+    [Fact]
+    public void LongTaskCarriesTheRunningTotalInItsReasoning()
+    {
+        var t = new TaskGenerator(3, options: new SynthesisOptions { FlawRate = 0 }).Long(6);
+        var calculatorResults = t.Messages.OfType<JsonObject>().Where(m => m["name"]?.GetValue<string>() == "calculator").Select(m => m["content"]!.GetValue<string>()).ToList();
+        Assert.Equal(5, calculatorResults.Count);
+        // The step after each addition restates its result, so dropping older steps loses nothing.
+        var reasoning = t.Messages.OfType<JsonObject>().Where(m => m["role"]!.GetValue<string>() == "assistant").Select(m => m["reasoning_content"]!.GetValue<string>()).ToList();
+        foreach (var total in calculatorResults) Assert.Contains(reasoning, r => r.Contains($"Total so far {total} after", StringComparison.Ordinal));
+        Assert.Equal(calculatorResults[^1], t.Task.Expected.Single());
+    }
+
+    [Theory]
+    [InlineData("wrong-answer", "lookup", "wrong-answer")]
+    [InlineData("hallucinated-result", "lookup", "hallucinated-result")]
+    [InlineData("redundant-call", "sum-two", "redundant-call")]
+    [InlineData("malformed-call", "arithmetic", "malformed-call")]
+    [InlineData("skipped-tool", "no-tool", "unnecessary-call")]
+    public void EachInjectedFlawIsRejectedForItsReason(string flaw, string kind, string reason)
+    {
+        var generator = new TaskGenerator(21, options: new SynthesisOptions { FlawRate = 0 });
+        Trajectory t;
+        do t = generator.Next(); while (t.Task.Kind != kind || (kind == "no-tool" && t.Task.Expected.Count == 0 && flaw != "skipped-tool"));
+        var filter = new RubricFilter(Tools);
+        Assert.True(filter.Evaluate(t).Keep);
+        var verdict = filter.Judge(TaskGenerator.InjectFlaw(t, flaw));
+        Assert.False(verdict.Keep);
+        Assert.Equal(reason, verdict.Reason);
+        Assert.Equal(1, filter.Rejections[reason]);
+    }
+
+    [Fact]
+    public void RetryingAFailedCallUnchangedIsRejected()
+    {
+        var b = new TrajectoryBuilder(Toolbox.CreateDefault());
+        b.User("What is 5 divided by 0?");
+        b.Step("compute", ("calculator", new JsonObject { ["expression"] = "5/0" }));
+        b.Step("again", ("calculator", new JsonObject { ["expression"] = "5/0" }));
+        b.Final("error", "5 divided by 0 is undefined.");
+        var verdict = new RubricFilter(Tools).Evaluate(new Trajectory(new AgentTask("division-by-zero", 1, "q", ["undefined"]), b.Messages));
+        Assert.Equal("repeated-failed-call", verdict.Reason);
+    }
+
+    [Fact]
+    public void MalformedCallsAreNamed()
+    {
+        var filter = new RubricFilter(Tools);
+        Assert.Null(filter.Malformed("calculator", """{"expression":"1+1"}"""));
+        Assert.Contains("unknown tool", filter.Malformed("search", "{}"));
+        Assert.Contains("not a JSON object", filter.Malformed("calculator", """{"expression":"1+1" """));
+        Assert.Contains("missing required argument 'entity'", filter.Malformed("lookup", """{"attribute":"area"}"""));
+        Assert.Contains("must be a string", filter.Malformed("lookup", """{"entity":3,"attribute":"area"}"""));
+        Assert.Contains("must be one of", filter.Malformed("lookup", """{"entity":"X","attribute":"mayor"}"""));
+    }
+
+    [Theory]
+    [InlineData("The answer is 508.5.", "508.5", true)]
+    [InlineData("It is 1,508.5 in total", "1508.5", true)]
+    [InlineData("It is 1508.5", "508.5", false)]
+    [InlineData("It is 508.57", "508.5", false)]
+    [InlineData("It is -12 degrees", "12", false)]
+    [InlineData("It is -12 degrees", "-12", true)]
+    [InlineData("Varnholt is in OSMERIA.", "Osmeria", true)]
+    public void AnswersMentionWholeNumbers(string answer, string expected, bool mentions) =>
+        Assert.Equal(mentions, AnswerText.Mentions(answer, expected));
+
+    [Fact]
+    public void TrainingChunksShowExactlyTheContextTheAgentLoopShows()
+    {
+        var template = ChatTemplate.BuiltInKimiK2Thinking();
+        var window = new ContextWindow(4);
+        var renderer = new TrainingExampleRenderer(template, Tools, window);
+        var t = new TaskGenerator(8, options: new SynthesisOptions { FlawRate = 0 }).Long(9); // 18 calls + final = 19 steps
+        var (prefix, steps) = ContextWindow.Split(t.Messages);
+        Assert.Equal(19, steps.Count);
+        Assert.Equal(5, renderer.ChunkCount(t.Messages));
+        for (int chunk = 0; chunk < 5; chunk++)
+        {
+            var example = renderer.Render(t.Messages, chunk);
+            for (int step = chunk * 4; step < Math.Min(chunk * 4 + 4, steps.Count); step++)
+            {
+                // What the loop renders before generating this step, from the messages so far.
+                var soFar = new JsonArray(prefix.Select(m => m.DeepClone()).ToArray());
+                for (int s = 0; s < step; s++) foreach (var m in steps[s]) soFar.Add(m.DeepClone());
+                string prompt = template.Render(window.Visible(soFar), Tools, addGenerationPrompt: true);
+                Assert.StartsWith(prompt, example.Text, StringComparison.Ordinal);
+                // ... and that step is trained: it starts at or after train_from.
+                Assert.True(prompt.Length >= example.TrainFrom);
+            }
+            Assert.EndsWith("<|im_assistant|>assistant<|im_middle|>", example.Text[..example.TrainFrom] + "<|im_assistant|>assistant<|im_middle|>");
+        }
+        // The last chunk ends with the final answer and its reasoning.
+        Assert.EndsWith(t.FinalAnswer + "<|im_end|>", renderer.Render(t.Messages, 4).Text);
+    }
+
+    [Fact]
+    public void PipelineWritesDataAndAReport()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "kimi-synth-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var report = SynthesisPipeline.Run(dir, 300, 4, new ContextWindow(4), options: new SynthesisOptions { FlawRate = 0.3, MaxCities = 8 });
+            Assert.Equal(300, report.Generated);
+            Assert.True(report.Rejections.Values.Sum() > 30, "a 30% flaw rate must show up as rejections");
+            Assert.Equal(report.Kept, File.ReadLines(Path.Combine(dir, "trajectories.jsonl")).Count());
+            Assert.Equal(report.Examples, File.ReadLines(Path.Combine(dir, "train.jsonl")).Count());
+            var first = JsonNode.Parse(File.ReadLines(Path.Combine(dir, "train.jsonl")).First())!;
+            Assert.StartsWith("<|im_system|>tool_declare<|im_middle|>", first["text"]!.GetValue<string>());
+            Assert.Contains("| rejected because |", File.ReadAllText(Path.Combine(dir, "report.md")));
+            Assert.Equal(KnowledgeBase.Default.ToJson(), File.ReadAllText(Path.Combine(dir, "knowledge_base.json")));
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
+}
