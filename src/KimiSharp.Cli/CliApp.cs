@@ -33,9 +33,10 @@ public static class CliApp
           kimi chat-template --messages FILE.json [--tools FILE.json] [--template FILE.jinja | --model DIR]
                              [--var name=json ...] [--no-generation-prompt]
               Print the prompt a chat template renders for a conversation.
-          kimi train --config FILE [--resume]
+          kimi train --config FILE [--resume | --export-state DIR]
               Train a K2-architecture model (MuonClip, Muon or AdamW) from text/JSONL; Hugging Face checkpoints out.
           kimi synthesize --out DIR [--count 20000] [--seed N] [--window 4] [--max-chunks 3] [--flaw-rate 0.08] [--max-cities 150]
+                          [--template chat_template.jinja]
               Agentic training data: tool-use tasks with verifiable answers, teacher trajectories through the real
               tools, a rubric filter (report.md says what it rejected), rendered examples for kimi train.
           kimi rl --config SFT.json --from RUN --out DIR [--iterations 2] [--tasks 24] [--samples 4] [--steps 12]

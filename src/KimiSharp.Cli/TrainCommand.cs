@@ -33,7 +33,7 @@ internal static class TrainCommand
 
     public static int Run(CommandLine options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
-        options.AllowOnly("config", "resume", "threads", "experiment", "out", "steps", "tau", "lr", "seed", "replot");
+        options.AllowOnly("config", "resume", "threads", "experiment", "out", "steps", "tau", "lr", "seed", "replot", "export-state");
         if (options.Int("threads") is int threads) Kernels.KernelThreading.MaxThreads = Math.Max(1, threads);
         if (options.Get("experiment") is { } experiment)
         {
@@ -55,6 +55,12 @@ internal static class TrainCommand
             }
             else stdout.WriteLine(line);
         });
+        if (options.Get("export-state") is { } exportTo)
+        {
+            int step = Trainer.ExportState(config, exportTo);
+            stdout.WriteLine($"exported the state after step {step + 1} to {exportTo}");
+            return 0;
+        }
         var trainer = new Trainer(config, progress);
         int last = trainer.Run(options.Has("resume"), cancellationToken);
         if (live) stdout.WriteLine();

@@ -21,7 +21,7 @@ public sealed record PolicyGradientOptions
     public int SamplesPerTask { get; init; } = 4;
     public float Temperature { get; init; } = 0.8f;
     /// <summary>Horizons (tool calls) of the sampled tasks.</summary>
-    public IReadOnlyList<int> Horizons { get; init; } = [1, 2, 3, 10];
+    public IReadOnlyList<int> Horizons { get; init; } = [1, 2, 3];
     /// <summary>Tokens a sampled run may generate; past it the run fails (reward 0).</summary>
     public long TokenBudget { get; init; } = 3000;
     public int StepsPerIteration { get; init; } = 12;
@@ -109,6 +109,8 @@ public static class PolicyGradientStage
         var after = await EvaluateAsync(Path.Combine(current, "final"), evalOptions, progress, "RL", cancellationToken);
         var report = new PolicyGradientReport(before, after, iterations, current);
         File.WriteAllText(Path.Combine(outputDirectory, "report.md"), report.ToMarkdown());
+        // Where the resulting policy is, for scripts (the SFT model itself when no iteration had a signal).
+        File.WriteAllText(Path.Combine(outputDirectory, "policy.txt"), Path.GetFullPath(Path.Combine(current, "final")) + "\n");
         return report;
     }
 
@@ -128,7 +130,8 @@ public static class PolicyGradientStage
         await using var service = KimiChatService.Load(model);
         var tools = Toolbox.CreateDefault().Declarations();
         var window = new AgentOptions().Window;
-        var renderer = new TrainingExampleRenderer(ChatTemplate.BuiltInKimiK2Thinking(), tools, window);
+        // Rendered with the policy's own template: the tokens it was prompted with are the tokens trained.
+        var renderer = new TrainingExampleRenderer(service.Template, tools, window);
         int samples = 0, groups = 0, examples = 0;
         double rewardSum = 0;
         using var writer = new StreamWriter(dataPath, false, new UTF8Encoding(false));

@@ -37,7 +37,7 @@ public static class SynthesisPipeline
 {
     public static SynthesisReport Run(string outputDirectory, int trajectories, int seed, ContextWindow window,
         int maxChunksPerTrajectory = 3, SynthesisOptions? options = null, IProgress<(int Done, int Total)>? progress = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, ChatTemplate? template = null)
     {
         var clock = Stopwatch.StartNew();
         Directory.CreateDirectory(outputDirectory);
@@ -45,7 +45,7 @@ public static class SynthesisPipeline
         var tools = Toolbox.CreateDefault(kb).Declarations();
         var generator = new TaskGenerator(seed, kb, options);
         var filter = new RubricFilter(tools);
-        var renderer = new TrainingExampleRenderer(ChatTemplate.BuiltInKimiK2Thinking(), tools, window);
+        var renderer = new TrainingExampleRenderer(template ?? ChatTemplate.BuiltInKimiK2Thinking(), tools, window);
         var random = new Random(seed ^ 0x5eed);
         var keptByKind = new SortedDictionary<string, int>(StringComparer.Ordinal);
         int examples = 0;

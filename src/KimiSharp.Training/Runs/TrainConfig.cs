@@ -37,6 +37,8 @@ public sealed record TrainConfig
     public float ExpertBiasRate { get; init; } = 1e-3f;
     public double BalanceLossAlpha { get; init; } = 1e-4;
     public int Seed { get; init; } = 1;
+    /// <summary>A chat_template.jinja to ship with the model (copied into the tokenizer folder and every export); null keeps the tokenizer's or the built-in one.</summary>
+    public string? ChatTemplateFile { get; init; }
     /// <summary>Pack several conversations into one training row (instead of one padded conversation per row).</summary>
     public bool Pack { get; init; }
     /// <summary>Start from the weights of an earlier run's output folder (its state/weights.safetensors) instead of a random init.</summary>
@@ -49,7 +51,7 @@ public sealed record TrainConfig
     [
         "model", "model_config", "text_files", "conversation_files", "tokenizer_dir", "tokenizer_ranks", "batch_size",
         "seq_len", "steps", "optimizer", "lr", "adam_lr", "weight_decay", "schedule", "warmup_steps", "min_lr_fraction",
-        "decay_fraction", "qk_clip_tau", "expert_bias_rate", "balance_loss_alpha", "seed", "out", "checkpoint_every", "log_every", "pack", "init_from",
+        "decay_fraction", "qk_clip_tau", "expert_bias_rate", "balance_loss_alpha", "seed", "out", "checkpoint_every", "log_every", "pack", "init_from", "chat_template",
     ];
 
     public static TrainConfig Load(string path)
@@ -99,6 +101,7 @@ public sealed record TrainConfig
             BalanceLossAlpha = Get("balance_loss_alpha", 1e-4),
             Seed = Get("seed", 1),
             Pack = Get("pack", false),
+            ChatTemplateFile = root["chat_template"] is JsonValue ct ? Resolve(ct.GetValue<string>()) : null,
             InitFrom = root["init_from"] is JsonValue init ? Resolve(init.GetValue<string>()) : null,
             OutputDirectory = Resolve(Get("out", "runs/train")),
             CheckpointEvery = Get("checkpoint_every", 100),
@@ -113,6 +116,7 @@ public sealed record TrainConfig
         void Check(bool ok, string message) { if (!ok) throw new FormatException($"{source}: {message}"); }
         Check(TextFiles.Count + ConversationFiles.Count > 0, "give text_files and/or conversation_files");
         foreach (var f in TextFiles.Concat(ConversationFiles)) Check(File.Exists(f), $"data file '{f}' does not exist");
+        Check(ChatTemplateFile is null || File.Exists(ChatTemplateFile), $"chat_template '{ChatTemplateFile}' does not exist");
         Check(BatchSize >= 1 && SequenceLength >= 2 && Steps >= 1, "batch_size, seq_len (≥ 2) and steps must be positive");
         Check(SequenceLength <= Model.MaxPositionEmbeddings, $"seq_len {SequenceLength} exceeds max_position_embeddings {Model.MaxPositionEmbeddings}");
         Check(Optimizer is "muonclip" or "muon" or "adamw", $"optimizer '{Optimizer}' must be muonclip, muon or adamw");

@@ -46,6 +46,7 @@ public sealed class Trainer
         Directory.CreateDirectory(c.OutputDirectory);
         string tokenizerDir = Path.Combine(c.OutputDirectory, "tokenizer");
         if (!resume || !File.Exists(Path.Combine(tokenizerDir, "tiktoken.model"))) PrepareTokenizer(tokenizerDir, cancellationToken);
+        if (c.ChatTemplateFile is { } chatTemplate) File.Copy(chatTemplate, Path.Combine(tokenizerDir, "chat_template.jinja"), overwrite: true);
         var tokenizer = KimiTokenizer.FromModelDirectory(tokenizerDir);
         var template = ChatTemplate.FromModelDirectory(tokenizerDir);
         var modelConfig = c.Model with { VocabSize = tokenizer.VocabSize };
@@ -175,6 +176,22 @@ public sealed class Trainer
             adam.LoadState(stream);
         }
         return int.Parse(File.ReadAllText(Path.Combine(dir, "step.txt")), CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
+    /// Exports the run's latest saved state (also while it is still training) as a Hugging Face folder, like the
+    /// final export; returns the step it holds.
+    /// </summary>
+    public static int ExportState(TrainConfig config, string directory)
+    {
+        string run = config.OutputDirectory, tokenizerDir = Path.Combine(run, "tokenizer");
+        string state = Directory.Exists(Path.Combine(run, "state")) ? Path.Combine(run, "state") : Path.Combine(run, "state.previous");
+        if (!File.Exists(Path.Combine(state, "step.txt"))) throw new FileNotFoundException($"no saved training state in {run}");
+        var tokenizer = KimiTokenizer.FromModelDirectory(tokenizerDir);
+        var model = new TrainableModel(config.Model with { VocabSize = tokenizer.VocabSize }, config.Seed);
+        LoadWeights(model, state);
+        Export(model, tokenizerDir, directory);
+        return int.Parse(File.ReadAllText(Path.Combine(state, "step.txt")), CultureInfo.InvariantCulture);
     }
 
     /// <summary>Weights and expert biases from a state folder (this run's, or another run's for <c>init_from</c>).</summary>
