@@ -41,6 +41,11 @@ public sealed record TrainConfig
     public string? ChatTemplateFile { get; init; }
     /// <summary>Pack several conversations into one training row (instead of one padded conversation per row).</summary>
     public bool Pack { get; init; }
+    /// <summary>
+    /// One conversation per row, rows of similar length together, each step's rows × length ≈ batch_size × seq_len
+    /// tokens. Unlike packing, every conversation starts at position 0 and attends only to itself, as at inference.
+    /// </summary>
+    public bool Bucket { get; init; }
     /// <summary>Start from the weights of an earlier run's output folder (its state/weights.safetensors) instead of a random init.</summary>
     public string? InitFrom { get; init; }
     public string OutputDirectory { get; init; } = "runs/train";
@@ -51,7 +56,7 @@ public sealed record TrainConfig
     [
         "model", "model_config", "text_files", "conversation_files", "tokenizer_dir", "tokenizer_ranks", "batch_size",
         "seq_len", "steps", "optimizer", "lr", "adam_lr", "weight_decay", "schedule", "warmup_steps", "min_lr_fraction",
-        "decay_fraction", "qk_clip_tau", "expert_bias_rate", "balance_loss_alpha", "seed", "out", "checkpoint_every", "log_every", "pack", "init_from", "chat_template",
+        "decay_fraction", "qk_clip_tau", "expert_bias_rate", "balance_loss_alpha", "seed", "out", "checkpoint_every", "log_every", "pack", "bucket", "init_from", "chat_template",
     ];
 
     public static TrainConfig Load(string path)
@@ -101,6 +106,7 @@ public sealed record TrainConfig
             BalanceLossAlpha = Get("balance_loss_alpha", 1e-4),
             Seed = Get("seed", 1),
             Pack = Get("pack", false),
+            Bucket = Get("bucket", false),
             ChatTemplateFile = root["chat_template"] is JsonValue ct ? Resolve(ct.GetValue<string>()) : null,
             InitFrom = root["init_from"] is JsonValue init ? Resolve(init.GetValue<string>()) : null,
             OutputDirectory = Resolve(Get("out", "runs/train")),
@@ -116,6 +122,7 @@ public sealed record TrainConfig
         void Check(bool ok, string message) { if (!ok) throw new FormatException($"{source}: {message}"); }
         Check(TextFiles.Count + ConversationFiles.Count > 0, "give text_files and/or conversation_files");
         foreach (var f in TextFiles.Concat(ConversationFiles)) Check(File.Exists(f), $"data file '{f}' does not exist");
+        Check(!(Pack && Bucket), "pack and bucket exclude each other");
         Check(ChatTemplateFile is null || File.Exists(ChatTemplateFile), $"chat_template '{ChatTemplateFile}' does not exist");
         Check(BatchSize >= 1 && SequenceLength >= 2 && Steps >= 1, "batch_size, seq_len (≥ 2) and steps must be positive");
         Check(SequenceLength <= Model.MaxPositionEmbeddings, $"seq_len {SequenceLength} exceeds max_position_embeddings {Model.MaxPositionEmbeddings}");

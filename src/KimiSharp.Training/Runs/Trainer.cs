@@ -81,9 +81,11 @@ public sealed class Trainer
         {
             if (cancellationToken.IsCancellationRequested) break;
             clock.Restart();
-            var (inputs, targets, mask) = data.Batch(step, c.BatchSize, c.SequenceLength, c.Seed);
+            var (inputs, targets, mask, rows, seq) = c.Bucket
+                ? data.BucketBatch(step, c.BatchSize * c.SequenceLength, c.SequenceLength, c.Seed)
+                : (data.Batch(step, c.BatchSize, c.SequenceLength, c.Seed) is var (i, t, m) ? (i, t, m, c.BatchSize, c.SequenceLength) : default);
             model.ZeroGrad();
-            float loss = model.Forward(inputs, c.BatchSize, c.SequenceLength, targets, mask);
+            float loss = model.Forward(inputs, rows, seq, targets, mask);
             if (!float.IsFinite(loss)) throw new InvalidOperationException($"step {step}: the loss is {loss}; lower the learning rate");
             model.Backward();
             float factor = schedule.At(step);
@@ -96,7 +98,7 @@ public sealed class Trainer
             var loads = model.ExpertLoadsByLayer();
             float violation = 0;
             if (loads.Count > 0) violation = balancer.Update(model.Buffers, modelConfig, loads).MaxMaxViolation;
-            double tokensPerSecond = c.BatchSize * c.SequenceLength / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
+            double tokensPerSecond = (double)rows * seq / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
             var metrics = new StepMetrics(step, loss, c.LearningRate * factor, tokensPerSecond, maxLogit, clipped, violation);
             File.AppendAllText(MetricsPath, string.Create(CultureInfo.InvariantCulture,
                 $"{step},{loss:R},{metrics.LearningRate:R},{tokensPerSecond:F1},{maxLogit:R},{clipped},{violation:R}\n"));

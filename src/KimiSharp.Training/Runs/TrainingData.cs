@@ -99,6 +99,43 @@ public sealed class TrainingData
         return mask;
     }
 
+    private int[]? _byLength;
+
+    /// <summary>
+    /// A length-bucketed batch of conversations: one conversation per row (truncated to <paramref name="maxSeq"/>),
+    /// neighbours in length order so little is padding, as many rows as fit <paramref name="tokenBudget"/>. Returns
+    /// the rows and the padded length; a pure function of the seed and <paramref name="step"/>.
+    /// </summary>
+    public (int[] Inputs, int[] Targets, float[] Mask, int Rows, int Seq) BucketBatch(int step, int tokenBudget, int maxSeq, int seed)
+    {
+        if (_conversations.Count == 0) throw new InvalidOperationException("bucketed batches need conversations");
+        _byLength ??= Enumerable.Range(0, _conversations.Count).OrderBy(i => _conversations[i].Tokens.Length).ThenBy(i => i).ToArray();
+        var random = new Random(unchecked(seed * 1_000_003 + step * 7919));
+        int anchor = random.Next(_byLength.Length);
+        int seq = Math.Min(maxSeq, _conversations[_byLength[anchor]].Tokens.Length);
+        int rows = Math.Clamp(tokenBudget / Math.Max(seq, 1), 1, _byLength.Length);
+        // The anchor and the rows − 1 conversations just shorter than it (or the shortest ones).
+        int first = Math.Max(0, anchor - rows + 1);
+        seq = Math.Min(maxSeq, Enumerable.Range(first, rows).Max(k => _conversations[_byLength[Math.Min(k, _byLength.Length - 1)]].Tokens.Length));
+        rows = Math.Clamp(Math.Min(rows, tokenBudget / Math.Max(seq, 1)), 1, rows); // near the short end the window reaches past the anchor
+        var inputs = new int[rows * seq];
+        var targets = new int[rows * seq];
+        var mask = new float[rows * seq];
+        for (int r = 0; r < rows; r++)
+        {
+            var (tokens, turnMask) = _conversations[_byLength[Math.Min(first + r, _byLength.Length - 1)]];
+            for (int i = 0; i < seq; i++)
+            {
+                int at = r * seq + i;
+                inputs[at] = i < tokens.Length ? tokens[i] : _pad;
+                bool target = i + 1 < tokens.Length;
+                targets[at] = target ? tokens[i + 1] : -1;
+                mask[at] = target ? turnMask[i + 1] : 0;
+            }
+        }
+        return (inputs, targets, mask, rows, seq);
+    }
+
     /// <summary>
     /// The inputs, next-token targets (−1 = none) and loss mask of batch <paramref name="step"/>: rows alternate
     /// between text windows and conversations when both exist.

@@ -83,4 +83,31 @@ public sealed class PreRenderedDataTests : IDisposable
         TrainOps.CrossEntropyBackward(probs, [0, 0], [1f, -1f], weight, 1f, dLogits, 2, 2);
         Assert.True(dLogits[0] < 0 && dLogits[2] > 0, "a negative weight pushes the target's probability down");
     }
+
+    [Fact]
+    public void BucketedBatchesHoldWholeConversationsOfSimilarLengthFromPositionZero()
+    {
+        var records = Enumerable.Range(1, 40).Select(k => new JsonObject { ["text"] = "<|im_user|>user<|im_middle|>" + new string('x', k) + "<|im_end|><|im_assistant|>assistant<|im_middle|>ok<|im_end|>" }).ToArray();
+        var (data, tokenizer) = Load(false, records);
+        for (int step = 0; step < 20; step++)
+        {
+            var (inputs, targets, mask, rows, seq) = data.BucketBatch(step, 200, 64, 7);
+            Assert.Equal(rows * seq, inputs.Length);
+            Assert.True(rows * seq <= 200 || rows == 1);
+            int user = tokenizer.TokenToId("<|im_user|>")!.Value;
+            int longest = 0, shortest = int.MaxValue;
+            for (int r = 0; r < rows; r++)
+            {
+                Assert.Equal(user, inputs[r * seq]); // each row is one conversation starting at position 0
+                Assert.Equal(1, inputs.Skip(r * seq).Take(seq).Count(t => t == user));
+                int length = Enumerable.Range(0, seq).Count(i => targets[r * seq + i] >= 0) + 1;
+                longest = Math.Max(longest, length); shortest = Math.Min(shortest, length);
+                Assert.Equal(3, Enumerable.Range(0, seq).Count(i => mask[r * seq + i] != 0)); // "ok<|im_end|>" after <|im_middle|>
+            }
+            Assert.True(longest - shortest <= rows, "rows are neighbours in length");
+            var again = data.BucketBatch(step, 200, 64, 7);
+            Assert.Equal(inputs, again.Inputs);
+            Assert.Equal(mask, again.Mask);
+        }
+    }
 }
