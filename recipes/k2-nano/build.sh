@@ -10,13 +10,14 @@ kimi="dotnet .build/cli/kimi.dll"
 start=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - start ))s] $*"; }
 
-stamp "1/7 synthesize agentic data through the rubric filter"
-$kimi synthesize --out $run/data --count 8000 --seed 1 --max-cities 60
+stamp "1/7 synthesize agentic data through the rubric filter (two mixes: 30% and 10% long-horizon tasks)"
+$kimi synthesize --out $run/data --count 8000 --seed 1 --max-cities 60 --template recipes/k2-nano/chat_template.jinja
+$kimi synthesize --out $run/data2 --count 20000 --seed 2 --max-cities 30 --long-share 0.1 --template recipes/k2-nano/chat_template.jinja
 
-stamp "2/7 tokenizer + SFT phase 1 (MuonClip, 200 steps × 6 × 1024 tokens)"
+stamp "2/7 BPE tokenizer + SFT phase 1 (MuonClip, 250 steps of ~3K tokens, first mix)"
 $kimi train --config recipes/k2-nano/sft.json
 
-stamp "3/7 SFT phase 2 (500 steps × 3 × 1024 tokens, warmup-stable-decay)"
+stamp "3/7 SFT phase 2 (700 steps of ~3K tokens, second mix, warmup-stable-decay)"
 $kimi train --config recipes/k2-nano/sft2.json
 
 stamp "4/7 RL with verifiable rewards (policy gradient, group-mean baseline)"
@@ -31,7 +32,7 @@ rm -rf models/k2-nano && mkdir -p models/k2-nano/bf16
 cp $run/export/int4/* models/k2-nano/
 cp $run/export/bf16/* models/k2-nano/bf16/
 cp $run/data/knowledge_base.json models/k2-nano/
-cp $run/data/report.md models/k2-nano/synthesis-report.md
+cp $run/data2/report.md models/k2-nano/synthesis-report.md
 cp $run/rl/report.md models/k2-nano/rl-report.md
 
 stamp "6/7 evaluate the shipped INT4 model on the tool-use suite"

@@ -35,7 +35,7 @@ public static class CliApp
               Print the prompt a chat template renders for a conversation.
           kimi train --config FILE [--resume | --export-state DIR]
               Train a K2-architecture model (MuonClip, Muon or AdamW) from text/JSONL; Hugging Face checkpoints out.
-          kimi synthesize --out DIR [--count 20000] [--seed N] [--window 4] [--max-chunks 3] [--flaw-rate 0.08] [--max-cities 150]
+          kimi synthesize --out DIR [--count 20000] [--seed N] [--window 4] [--max-chunks 3] [--flaw-rate 0.08] [--max-cities 150] [--long-share 0.3]
                           [--template chat_template.jinja]
               Agentic training data: tool-use tasks with verifiable answers, teacher trajectories through the real
               tools, a rubric filter (report.md says what it rejected), rendered examples for kimi train.

@@ -8,7 +8,7 @@ internal static class SynthesizeCommand
 {
     public static int Run(CommandLine options, TextWriter stdout, CancellationToken cancellationToken)
     {
-        options.AllowOnly("out", "count", "seed", "window", "max-chunks", "flaw-rate", "max-cities", "template");
+        options.AllowOnly("out", "count", "seed", "window", "max-chunks", "flaw-rate", "max-cities", "template", "long-share");
         string output = options.Require("out");
         int count = options.Int("count") ?? 20000;
         if (count < 1) throw new UsageException("--count must be at least 1");
@@ -26,7 +26,7 @@ internal static class SynthesizeCommand
             }
         });
         var report = SynthesisPipeline.Run(output, count, options.Int("seed") ?? 1, new ContextWindow(window),
-            options.Int("max-chunks") ?? 3, new SynthesisOptions { FlawRate = flawRate, MaxCities = Math.Max(2, options.Int("max-cities") ?? 150) }, progress, cancellationToken,
+            options.Int("max-chunks") ?? 3, new SynthesisOptions { FlawRate = flawRate, MaxCities = Math.Max(2, options.Int("max-cities") ?? 150), LongShare = options.Double("long-share") ?? 0.30 }, progress, cancellationToken,
             options.Get("template") is { } template ? Tokens.Templates.ChatTemplate.FromFile(template) : null);
         if (live) stdout.WriteLine();
         stdout.Write(report.ToMarkdown());

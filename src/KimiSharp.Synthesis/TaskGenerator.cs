@@ -9,6 +9,8 @@ public sealed record SynthesisOptions
 {
     /// <summary>Probability that a trajectory gets one injected flaw (a weak teacher), for the rubric filter to catch.</summary>
     public double FlawRate { get; init; } = 0.08;
+    /// <summary>Share of long-horizon aggregations among generated trajectories.</summary>
+    public double LongShare { get; init; } = 0.30;
     /// <summary>Largest number of cities in a long-horizon aggregation (2 calls per city).</summary>
     public int MaxCities { get; init; } = 150;
 }
@@ -43,7 +45,7 @@ public sealed class TaskGenerator
     public Trajectory Next()
     {
         double r = _random.NextDouble();
-        if (r < 0.30)
+        if (r < _options.LongShare)
         {
             // Long horizons: mostly shorter ones, a tail out to the maximum.
             double u = _random.NextDouble();

@@ -128,7 +128,13 @@ public static class ToolUseEvaluation
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 AgentTask task = generator.WithHorizon(horizon).Task;
-                var runner = new AgentRunner(model, Toolbox.CreateDefault(), options.Agent, logger);
+                // A task's budget grows with its horizon: a run that wanders far past the calls the task needs has failed.
+                var agent = options.Agent with
+                {
+                    MaxSteps = Math.Min(options.Agent.MaxSteps, 2 * horizon + 6),
+                    TokenBudget = Math.Min(options.Agent.TokenBudget, 200L * (horizon + 2)),
+                };
+                var runner = new AgentRunner(model, Toolbox.CreateDefault(), agent, logger);
                 var conversation = new JsonArray { new JsonObject { ["role"] = "user", ["content"] = task.Prompt } };
                 AgentResult result = await runner.RunToEndAsync(conversation, cancellationToken).ConfigureAwait(false);
                 bool ok = result.StopReason == AgentResult.Answer && task.IsAnsweredBy(result.FinalAnswer);

@@ -143,6 +143,42 @@ public sealed class TrainableModelTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void LongSequencesGiveEngineLogitsToo()
+    {
+        // k2-nano's shape (plain q_proj, YaRN, 8 experts top-2 + shared) over 300 positions in 2 rows.
+        var config = ModelConfig.Parse("""
+            {"model_type":"kimi_k2","hidden_size":40,"intermediate_size":64,"moe_intermediate_size":24,"num_hidden_layers":3,
+             "num_attention_heads":4,"n_shared_experts":1,"n_routed_experts":8,"num_experts_per_tok":2,"n_group":1,"topk_group":1,
+             "topk_method":"noaux_tc","scoring_func":"sigmoid","norm_topk_prob":true,"routed_scaling_factor":2.5,
+             "first_k_dense_replace":1,"moe_layer_freq":1,"q_lora_rank":null,"kv_lora_rank":16,"qk_nope_head_dim":8,
+             "qk_rope_head_dim":4,"v_head_dim":8,"max_position_embeddings":8192,"rope_theta":50000.0,
+             "rope_scaling":{"type":"yarn","factor":4.0,"original_max_position_embeddings":2048,"beta_fast":32,"beta_slow":1,"mscale":1.0,"mscale_all_dim":1.0},
+             "rms_norm_eps":1e-6,"tie_word_embeddings":false,"vocab_size":97}
+            """);
+        const int seq = 300;
+        var model = new TrainableModel(config, seed: 5, initStd: 0.3);
+        var tokens = TinyConfigs.RandomTokens(2 * seq, config.VocabSize, 9);
+        model.Forward(tokens, 2, seq, null);
+        var expected = model.Logits.ToArray();
+        string dir = Path.Combine(Path.GetTempPath(), "kimisharp-train-long-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            model.SaveCheckpoint(dir, float32: true);
+            using var engine = KimiModel.Load(dir);
+            for (int row = 0; row < 2; row++)
+            {
+                var logits = engine.Logits(tokens.AsSpan(row * seq, seq).ToArray(), KimiSharp.Model.Layers.AttentionMode.Expanded);
+                var want = expected.AsSpan(row * seq * config.VocabSize, seq * config.VocabSize).ToArray();
+                double scale = want.Max(v => Math.Abs(v)), worst = 0;
+                for (int i = 0; i < want.Length; i++) worst = Math.Max(worst, Math.Abs(want[i] - logits[i]));
+                output.WriteLine($"row {row}: max |trainer − engine| / max|logit| = {worst / scale:E2}");
+                Assert.True(worst / scale < 1e-4, $"row {row}: engine logits differ: {worst / scale:E2}");
+            }
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
     public void SgdStepsDecreaseTheLoss()
     {
         var config = TinyConfigs.Tiny();
