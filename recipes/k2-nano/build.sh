@@ -17,7 +17,7 @@ $kimi synthesize --out $run/data2 --count 20000 --seed 2 --max-cities 30 --long-
 stamp "2/7 BPE tokenizer + SFT phase 1 (MuonClip, 250 steps of ~3K tokens, first mix)"
 $kimi train --config recipes/k2-nano/sft.json
 
-stamp "3/7 SFT phase 2 (700 steps of ~3K tokens, second mix, warmup-stable-decay)"
+stamp "3/7 SFT phase 2 (1000 steps of ~3K tokens, second mix, lower learning rate, warmup-stable-decay)"
 $kimi train --config recipes/k2-nano/sft2.json
 
 stamp "4/7 RL with verifiable rewards (policy gradient, group-mean baseline)"
