@@ -101,6 +101,18 @@ public sealed class TrainingData
 
     private int[]? _byLength;
 
+    /// <summary>The first <paramref name="take"/> tokens of a conversation at <paramref name="at"/>, with next-token targets that stay inside it.</summary>
+    private static void Place(int[] tokens, float[] turnMask, int[] inputs, int[] targets, float[] mask, int at, int take)
+    {
+        for (int i = 0; i < take; i++)
+        {
+            inputs[at + i] = tokens[i];
+            bool target = i + 1 < tokens.Length;
+            targets[at + i] = target ? tokens[i + 1] : -1;
+            mask[at + i] = target ? turnMask[i + 1] : 0;
+        }
+    }
+
     /// <summary>
     /// A length-bucketed batch of conversations: one conversation per row (truncated to <paramref name="maxSeq"/>),
     /// neighbours in length order so little is padding, as many rows as fit <paramref name="tokenBudget"/>. Returns
@@ -124,14 +136,9 @@ public sealed class TrainingData
         for (int r = 0; r < rows; r++)
         {
             var (tokens, turnMask) = _conversations[_byLength[Math.Min(first + r, _byLength.Length - 1)]];
-            for (int i = 0; i < seq; i++)
-            {
-                int at = r * seq + i;
-                inputs[at] = i < tokens.Length ? tokens[i] : _pad;
-                bool target = i + 1 < tokens.Length;
-                targets[at] = target ? tokens[i + 1] : -1;
-                mask[at] = target ? turnMask[i + 1] : 0;
-            }
+            int take = Math.Min(seq, tokens.Length);
+            Place(tokens, turnMask, inputs, targets, mask, r * seq, take);
+            for (int i = take; i < seq; i++) { inputs[r * seq + i] = _pad; targets[r * seq + i] = -1; }
         }
         return (inputs, targets, mask, rows, seq);
     }
@@ -169,14 +176,7 @@ public sealed class TrainingData
                     var (tokens, turnMask) = _conversations[random.Next(_conversations.Count)];
                     if (filled > 0 && filled + tokens.Length > seq) break;
                     int take = Math.Min(tokens.Length, seq - filled);
-                    for (int i = 0; i < take; i++)
-                    {
-                        int at = b * seq + filled + i;
-                        inputs[at] = tokens[i];
-                        bool target = i + 1 < tokens.Length;
-                        targets[at] = target ? tokens[i + 1] : -1;
-                        mask[at] = target ? turnMask[i + 1] : 0;
-                    }
+                    Place(tokens, turnMask, inputs, targets, mask, b * seq + filled, take);
                     filled += take;
                     if (!_pack || filled >= seq) break;
                 }
