@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace KimiSharp.Training;
 
@@ -53,6 +54,11 @@ public static class TrainOps
     /// <summary>y[n, out] = x[n, in] · Wᵀ with W stored [out, in] (nn.Linear).</summary>
     public static void MatMul<T>(T[] x, T[] w, T[] y, int n, int inDim, int outDim) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (typeof(T) == typeof(float))
+        {
+            FloatLinear.Forward(Unsafe.As<float[]>(x), Unsafe.As<float[]>(w), Unsafe.As<float[]>(y), n, inDim, outDim);
+            return;
+        }
         Rows(n, (long)n * inDim * outDim, i =>
         {
             var xr = x.AsSpan(i * inDim, inDim);
@@ -64,6 +70,12 @@ public static class TrainOps
     public static void MatMulBackward<T>(T[] dy, T[] x, T[] w, T[]? dx, T[] dw, int n, int inDim, int outDim)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (typeof(T) == typeof(float))
+        {
+            FloatLinear.Backward(Unsafe.As<float[]>(dy), Unsafe.As<float[]>(x), Unsafe.As<float[]>(w),
+                dx is null ? null : Unsafe.As<float[]>(dx), Unsafe.As<float[]>(dw), n, inDim, outDim);
+            return;
+        }
         long work = (long)n * inDim * outDim;
         if (dx is not null)
             Rows(n, work, i =>
@@ -167,6 +179,9 @@ public static class TrainOps
     public static T AttentionHead<T>(AttentionShape a, int b, int h, T[] q, T[] kvb, T[] kr, T[] probs, T[] output)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (typeof(T) == typeof(float))
+            return T.CreateTruncating(FloatAttention.Head(a, b, h, Unsafe.As<float[]>(q), Unsafe.As<float[]>(kvb), Unsafe.As<float[]>(kr),
+                Unsafe.As<float[]>(probs), Unsafe.As<float[]>(output)));
         int S = a.Seq, H = a.Heads, qk = a.QkDim, kvw = a.Nope + a.VDim;
         T scale = T.CreateChecked(a.Scale);
         T max = T.NegativeInfinity;
@@ -209,6 +224,12 @@ public static class TrainOps
     public static void AttentionHeadBackward<T>(AttentionShape a, int b, int h, T[] q, T[] kvb, T[] kr, T[] probs, T[] dOutput,
         T[] dq, T[] dkvb, T[] dkr) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (typeof(T) == typeof(float))
+        {
+            FloatAttention.HeadBackward(a, b, h, Unsafe.As<float[]>(q), Unsafe.As<float[]>(kvb), Unsafe.As<float[]>(kr), Unsafe.As<float[]>(probs),
+                Unsafe.As<float[]>(dOutput), Unsafe.As<float[]>(dq), Unsafe.As<float[]>(dkvb), Unsafe.As<float[]>(dkr));
+            return;
+        }
         int S = a.Seq, H = a.Heads, qk = a.QkDim, kvw = a.Nope + a.VDim;
         T scale = T.CreateChecked(a.Scale);
         var dp = new T[S];

@@ -14,12 +14,12 @@ internal static class Gemm
     private const int DepthBlock = 256;      // rows of B per panel: 256 × 2 vectors ≤ 16 KiB with AVX2
     private const long ParallelThreshold = 1L << 18; // multiply-adds below which threads are not worth starting
 
-    /// <summary>C[m×n] = A[m×k] · B[k×n]. C must not alias A or B.</summary>
-    public static void MultiplyNN(float[] a, float[] b, float[] c, int m, int n, int k)
+    /// <summary>C[m×n] = A[m×k] · B[k×n], or C += A·B when <paramref name="accumulate"/>. C must not alias A or B.</summary>
+    public static void MultiplyNN(float[] a, float[] b, float[] c, int m, int n, int k, bool accumulate = false)
     {
         Check(a, (long)m * k, b, (long)k * n, c, (long)m * n);
         int tiles = (m + RowTile - 1) / RowTile;
-        Run(tiles, (long)m * n * k, tile => NNTile(a, b, c, tile * RowTile, Math.Min(RowTile, m - tile * RowTile), n, k));
+        Run(tiles, (long)m * n * k, tile => NNTile(a, b, c, tile * RowTile, Math.Min(RowTile, m - tile * RowTile), n, k, accumulate));
     }
 
     /// <summary>C[m×n] = A[m×k] · B[n×k]ᵀ (dot products of rows), computed as A · (Bᵀ). C must not alias A or B.</summary>
@@ -35,13 +35,13 @@ internal static class Gemm
     /// Rows [i0, i0 + rows) of C. Each C element is accumulated over p = 0 … k−1 in order (register blocks of
     /// 4 rows × 2 vectors, panels of <see cref="DepthBlock"/> rows of B), so the result is independent of threading.
     /// </summary>
-    private static unsafe void NNTile(float[] aArr, float[] bArr, float[] cArr, int i0, int rows, int n, int k)
+    private static unsafe void NNTile(float[] aArr, float[] bArr, float[] cArr, int i0, int rows, int n, int k, bool accumulate)
     {
         int vc = Vector<float>.Count, w = 2 * vc;
         int fullCols = Vector.IsHardwareAccelerated ? n / w * w : 0;
         fixed (float* a = aArr, b = bArr, c = cArr)
         {
-            new Span<float>(c + (long)i0 * n, rows * n).Clear();
+            if (!accumulate) new Span<float>(c + (long)i0 * n, rows * n).Clear();
             for (int p0 = 0; p0 < k; p0 += DepthBlock)
             {
                 int pe = Math.Min(k, p0 + DepthBlock);
