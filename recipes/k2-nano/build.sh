@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces k2-nano from scratch on this machine:
-#   synthesize → BPE tokenizer + SFT phase 1 → SFT phase 2 → RL → BF16 / INT4 export → eval.
+#   synthesize → BPE tokenizer + copy/recall warm-up → agentic SFT → RL → BF16 / INT4 export → eval.
 # Usage: bash recipes/k2-nano/build.sh        (work in runs/k2-nano; the shipped model goes to models/k2-nano)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -10,18 +10,18 @@ kimi="dotnet .build/cli/kimi.dll"
 start=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - start ))s] $*"; }
 
-stamp "1/7 synthesize agentic data through the rubric filter (two mixes: 30% and 10% long-horizon tasks)"
-$kimi synthesize --out $run/data --count 8000 --seed 1 --max-cities 60 --template recipes/k2-nano/chat_template.jinja
+stamp "1/7 synthesize agentic data through the rubric filter (two mixes: 30% and 10% long-horizon tasks) and a copy/recall warm-up text"
+$kimi synthesize --out $run/data --count 8000 --seed 1 --max-cities 60 --recall 60000 --template recipes/k2-nano/chat_template.jinja
 $kimi synthesize --out $run/data2 --count 20000 --seed 2 --max-cities 30 --long-share 0.1 --template recipes/k2-nano/chat_template.jinja
 
-stamp "2/7 BPE tokenizer + SFT phase 1 (MuonClip, 250 steps of ~3K tokens, first mix)"
+stamp "2/7 BPE tokenizer + warm-up (MuonClip, 700 steps of 2K tokens: half copy/recall text, half first-mix trajectories)"
+$kimi train --config recipes/k2-nano/warmup.json
+
+stamp "3/7 agentic SFT (1000 steps of ~3K tokens, length-bucketed second mix, warmup-stable-decay)"
 $kimi train --config recipes/k2-nano/sft.json
 
-stamp "3/7 SFT phase 2 (1000 steps of ~3K tokens, second mix, lower learning rate, warmup-stable-decay)"
-$kimi train --config recipes/k2-nano/sft2.json
-
 stamp "4/7 RL with verifiable rewards (policy gradient, group-mean baseline)"
-$kimi rl --config recipes/k2-nano/sft2.json --from $run/sft2 --out $run/rl
+$kimi rl --config recipes/k2-nano/sft.json --from $run/sft --out $run/rl
 policy=$(cat $run/rl/policy.txt)
 
 stamp "5/7 export BF16 and INT4 (compressed-tensors pack-quantized, routed experts, group 32)"

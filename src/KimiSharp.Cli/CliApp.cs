@@ -36,9 +36,10 @@ public static class CliApp
           kimi train --config FILE [--resume | --export-state DIR]
               Train a K2-architecture model (MuonClip, Muon or AdamW) from text/JSONL; Hugging Face checkpoints out.
           kimi synthesize --out DIR [--count 20000] [--seed N] [--window 4] [--max-chunks 3] [--flaw-rate 0.08] [--max-cities 150] [--long-share 0.3]
-                          [--template chat_template.jinja]
+                          [--template chat_template.jinja] [--recall N]
               Agentic training data: tool-use tasks with verifiable answers, teacher trajectories through the real
               tools, a rubric filter (report.md says what it rejected), rendered examples for kimi train.
+              --recall N also writes recall.txt: N plain-text copy/recall warm-up documents (text_files for kimi train).
           kimi rl --config SFT.json --from RUN --out DIR [--iterations 2] [--tasks 24] [--samples 4] [--steps 12]
                   [--lr 0.004] [--temperature 0.8] [--budget 3000] [--eval-tasks 12]
               Policy-gradient stage on a finished kimi train run: sampled tool-use trajectories, reward = task

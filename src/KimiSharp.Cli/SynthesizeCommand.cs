@@ -8,7 +8,7 @@ internal static class SynthesizeCommand
 {
     public static int Run(CommandLine options, TextWriter stdout, CancellationToken cancellationToken)
     {
-        options.AllowOnly("out", "count", "seed", "window", "max-chunks", "flaw-rate", "max-cities", "template", "long-share");
+        options.AllowOnly("out", "count", "seed", "window", "max-chunks", "flaw-rate", "max-cities", "template", "long-share", "recall");
         string output = options.Require("out");
         int count = options.Int("count") ?? 20000;
         if (count < 1) throw new UsageException("--count must be at least 1");
@@ -30,6 +30,13 @@ internal static class SynthesizeCommand
             options.Get("template") is { } template ? Tokens.Templates.ChatTemplate.FromFile(template) : null);
         if (live) stdout.WriteLine();
         stdout.Write(report.ToMarkdown());
+        if (options.Int("recall") is int recall and > 0)
+        {
+            string recallPath = Path.Combine(output, "recall.txt");
+            long characters = RecallCorpus.Write(recallPath, recall, options.Int("seed") ?? 1, cancellationToken: cancellationToken);
+            stdout.WriteLine($"wrote {recallPath}: {recall} copy/recall warm-up documents, {characters:N0} characters");
+        }
+        else if (options.Int("recall") is < 0) throw new UsageException("--recall must be 0 or more");
         stdout.WriteLine($"wrote {Path.Combine(output, "train.jsonl")}, trajectories.jsonl, knowledge_base.json and report.md");
         return 0;
     }

@@ -166,3 +166,78 @@ public class SynthesisTests
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
     }
 }
+
+public sealed class RecallCorpusTests
+{
+    [Fact]
+    public void Copy_documents_repeat_their_list_verbatim()
+    {
+        var random = new Random(4);
+        for (int i = 0; i < 200; i++)
+        {
+            string doc = RecallCorpus.Document(random, KimiSharp.Agent.Tools.KnowledgeBase.Default, "copy");
+            Assert.StartsWith("list: ", doc);
+            var halves = doc["list: ".Length..].Split(" again: ");
+            Assert.Equal(2, halves.Length);
+            Assert.Equal(halves[0], halves[1]);
+            Assert.InRange(halves[0].Split(' ').Length, 2, 8);
+        }
+    }
+
+    [Fact]
+    public void Record_queries_answer_with_the_value_stored_under_their_key()
+    {
+        var random = new Random(5);
+        for (int i = 0; i < 200; i++)
+        {
+            string doc = RecallCorpus.Document(random, KimiSharp.Agent.Tools.KnowledgeBase.Default, "records");
+            int firstQuery = doc.IndexOf(" get ", StringComparison.Ordinal);
+            var store = doc["records: ".Length..firstQuery].Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(p => p.Split('=')).ToDictionary(p => p[0], p => p[1]);
+            foreach (string query in doc[firstQuery..].Split(" get ", StringSplitOptions.RemoveEmptyEntries))
+            {
+                var parts = query.TrimEnd('.').Split(" → ");
+                Assert.Equal(store[parts[0]], parts[1]);
+            }
+        }
+    }
+
+    [Fact]
+    public void Fact_answers_come_from_the_paragraph_not_the_knowledge_base()
+    {
+        var random = new Random(6);
+        var kb = KimiSharp.Agent.Tools.KnowledgeBase.Default;
+        int differs = 0;
+        for (int i = 0; i < 200; i++)
+        {
+            string doc = RecallCorpus.Document(random, kb, "facts");
+            var match = System.Text.RegularExpressions.Regex.Match(doc, @"Q: (\w+) of (\w+)\? A: ([\d.]+)$");
+            Assert.True(match.Success, doc);
+            string attribute = match.Groups[1].Value, city = match.Groups[2].Value, answer = match.Groups[3].Value;
+            var sentence = System.Text.RegularExpressions.Regex.Match(doc, $@"{city} has (.*?)\. ");
+            Assert.True(sentence.Success, doc);
+            Assert.Contains($"{attribute} {answer}", sentence.Groups[1].Value.Split(" and "));
+            if (kb.Find(city)!.Attribute(attribute) != answer) differs++;
+        }
+        Assert.True(differs > 190, $"only {differs}/200 answers differ from the knowledge base");
+    }
+
+    [Fact]
+    public void Write_is_deterministic_by_seed_and_writes_one_document_per_line()
+    {
+        string dir = Directory.CreateTempSubdirectory("recall").FullName;
+        try
+        {
+            string a = Path.Combine(dir, "a.txt"), b = Path.Combine(dir, "b.txt"), c = Path.Combine(dir, "c.txt");
+            RecallCorpus.Write(a, 30, seed: 9);
+            RecallCorpus.Write(b, 30, seed: 9);
+            RecallCorpus.Write(c, 30, seed: 10);
+            Assert.Equal(File.ReadAllText(a), File.ReadAllText(b));
+            Assert.NotEqual(File.ReadAllText(a), File.ReadAllText(c));
+            Assert.Equal(30, File.ReadAllLines(a).Length);
+            Assert.False(File.Exists(a + ".partial"));
+            Assert.Throws<ArgumentException>(() => RecallCorpus.Document(new Random(1), KimiSharp.Agent.Tools.KnowledgeBase.Default, "poem"));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}
