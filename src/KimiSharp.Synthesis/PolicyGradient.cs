@@ -93,14 +93,7 @@ public static class PolicyGradientStage
                 iterations.Add(new PolicyGradientIteration(iteration + 1, samples, meanReward, 0, 0, clock.Elapsed.TotalSeconds));
                 break;
             }
-            var config = sftConfig with
-            {
-                ConversationFiles = [dataPath], TextFiles = [], InitFrom = current, TokenizerDirectory = Path.Combine(current, "tokenizer"),
-                Steps = options.StepsPerIteration, Schedule = "constant", WarmupSteps = 0, LearningRate = options.LearningRate,
-                AdamLearningRate = options.AdamLearningRate, OutputDirectory = runDirectory, CheckpointEvery = options.StepsPerIteration,
-                Seed = options.Seed + iteration, Pack = true,
-            };
-            config.Validate("RL iteration");
+            var config = IterationConfig(sftConfig, dataPath, current, runDirectory, options, iteration);
             var trainer = new Trainer(config, new Progress<StepMetrics>(m => progress?.Report($"iteration {iteration + 1} step {m.Step + 1}/{config.Steps}: loss {m.Loss:F4}")));
             trainer.Run(resume: false, cancellationToken);
             current = runDirectory;
@@ -112,6 +105,25 @@ public static class PolicyGradientStage
         // Where the resulting policy is, for scripts (the SFT model itself when no iteration had a signal).
         File.WriteAllText(Path.Combine(outputDirectory, "policy.txt"), Path.GetFullPath(Path.Combine(current, "final")) + "\n");
         return report;
+    }
+
+    /// <summary>
+    /// The training run of one RL iteration: the SFT config's model and batch size, the iteration's samples as
+    /// pre-rendered records (one per row from position 0, length-bucketed, as in SFT: packing would let samples
+    /// attend to each other), a constant learning rate, initialised from the current policy.
+    /// </summary>
+    public static TrainConfig IterationConfig(TrainConfig sftConfig, string samplesPath, string currentRun, string runDirectory,
+        PolicyGradientOptions options, int iteration)
+    {
+        var config = sftConfig with
+        {
+            ConversationFiles = [samplesPath], TextFiles = [], InitFrom = currentRun, TokenizerDirectory = Path.Combine(currentRun, "tokenizer"),
+            Steps = options.StepsPerIteration, Schedule = "constant", WarmupSteps = 0, LearningRate = options.LearningRate,
+            AdamLearningRate = options.AdamLearningRate, OutputDirectory = runDirectory, CheckpointEvery = options.StepsPerIteration,
+            Seed = options.Seed + iteration, Pack = false, Bucket = true,
+        };
+        config.Validate("RL iteration");
+        return config;
     }
 
     private static async Task<ToolUseEvalReport> EvaluateAsync(string model, ToolUseEvalOptions options, IProgress<string>? progress, string label,

@@ -241,3 +241,48 @@ public sealed class RecallCorpusTests
         finally { Directory.Delete(dir, true); }
     }
 }
+
+public sealed class PolicyGradientConfigTests
+{
+    [Theory]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(false, false)]
+    public void Rl_iterations_train_one_sample_per_row_whatever_the_sft_batching(bool bucket, bool pack)
+    {
+        string root = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(root, "KimiSharp.slnx"))) root = Path.GetDirectoryName(root)!;
+        string dir = Directory.CreateTempSubdirectory("rl-config").FullName;
+        try
+        {
+            string samples = Path.Combine(dir, "samples.jsonl");
+            File.WriteAllText(samples, "{\"text\":\"x\"}\n");
+            var recipe = (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(root, "recipes", "k2-nano", "sft.json")))!;
+            recipe.Remove("init_from");
+            recipe.Remove("tokenizer_dir");
+            recipe["conversation_files"] = new JsonArray(samples);
+            recipe["chat_template"] = Path.Combine(root, "recipes", "k2-nano", "chat_template.jinja");
+            recipe["out"] = Path.Combine(dir, "sft");
+            recipe["bucket"] = bucket;
+            recipe["pack"] = pack;
+            string configPath = Path.Combine(dir, "sft.json");
+            File.WriteAllText(configPath, recipe.ToJsonString());
+            var sft = KimiSharp.Training.Runs.TrainConfig.Load(configPath);
+
+            var options = new PolicyGradientOptions();
+            var iteration = PolicyGradientStage.IterationConfig(sft, samples, Path.Combine(dir, "sft"), Path.Combine(dir, "rl", "iter-2"), options, 1);
+
+            Assert.True(iteration.Bucket);
+            Assert.False(iteration.Pack);
+            Assert.Equal([samples], iteration.ConversationFiles);
+            Assert.Empty(iteration.TextFiles);
+            Assert.Equal(Path.Combine(dir, "sft"), iteration.InitFrom);
+            Assert.Equal(Path.Combine(dir, "sft", "tokenizer"), iteration.TokenizerDirectory);
+            Assert.Equal(options.StepsPerIteration, iteration.Steps);
+            Assert.Equal("constant", iteration.Schedule);
+            Assert.Equal(options.Seed + 1, iteration.Seed);
+            Assert.Equal(sft.Model.HiddenSize, iteration.Model.HiddenSize);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}

@@ -19,6 +19,8 @@ public sealed record TrainConfig
     public string? TokenizerDirectory { get; init; }
     /// <summary>Ranks of the BPE tokenizer to train when none is given.</summary>
     public int TokenizerRanks { get; init; } = 4096;
+    /// <summary>Train the BPE so that no token joins a word to its leading space or punctuation (<see cref="BpeTrainer.BareWords"/>).</summary>
+    public bool TokenizerBareWords { get; init; }
     public int BatchSize { get; init; } = 8;
     public int SequenceLength { get; init; } = 128;
     public int Steps { get; init; } = 1000;
@@ -54,7 +56,7 @@ public sealed record TrainConfig
 
     private static readonly HashSet<string> s_keys =
     [
-        "model", "model_config", "text_files", "conversation_files", "tokenizer_dir", "tokenizer_ranks", "batch_size",
+        "model", "model_config", "text_files", "conversation_files", "tokenizer_dir", "tokenizer_ranks", "tokenizer_bare_words", "batch_size",
         "seq_len", "steps", "optimizer", "lr", "adam_lr", "weight_decay", "schedule", "warmup_steps", "min_lr_fraction",
         "decay_fraction", "qk_clip_tau", "expert_bias_rate", "balance_loss_alpha", "seed", "out", "checkpoint_every", "log_every", "pack", "bucket", "init_from", "chat_template",
     ];
@@ -90,6 +92,7 @@ public sealed record TrainConfig
             ConversationFiles = Files("conversation_files"),
             TokenizerDirectory = root["tokenizer_dir"] is JsonValue t ? Resolve(t.GetValue<string>()) : null,
             TokenizerRanks = Get("tokenizer_ranks", 4096),
+            TokenizerBareWords = Get("tokenizer_bare_words", false),
             BatchSize = Get("batch_size", 8),
             SequenceLength = Get("seq_len", 128),
             Steps = Get("steps", 1000),

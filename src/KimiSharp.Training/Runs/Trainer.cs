@@ -126,7 +126,7 @@ public sealed class Trainer
             .Where(l => !string.IsNullOrWhiteSpace(l))
             .Select(l => JsonNode.Parse(l) is JsonObject record && record["text"] is JsonValue text ? text.GetValue<string>()
                 : ChatTemplate.BuiltInKimiK2Thinking().Render((JsonNode.Parse(l)!["messages"] as JsonArray)!, null, false));
-        new BpeTrainer(_config.TokenizerRanks).WriteTokenizer(directory, texts.Concat(conversationTexts), null, null, cancellationToken);
+        new BpeTrainer(_config.TokenizerRanks) { BareWords = _config.TokenizerBareWords }.WriteTokenizer(directory, texts.Concat(conversationTexts), null, null, cancellationToken);
     }
 
     /// <summary>

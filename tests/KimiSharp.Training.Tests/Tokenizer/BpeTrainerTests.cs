@@ -305,4 +305,36 @@ public sealed class BpeTrainerTests(ITestOutputHelper output) : IDisposable
     {
         public void Report((int merges, int target) value) => report(value);
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void BareWords_keeps_a_word_one_token_sequence_after_a_space_or_a_quote(bool bareWords)
+    {
+        // Names recur after spaces in prose and after quotes in JSON arguments.
+        var lines = new List<string>();
+        string[] names = ["Belmark", "Ostdor", "Falarrin", "Yarnes"];
+        for (int i = 0; i < 400; i++)
+        {
+            string name = names[i % names.Length];
+            lines.Add($"What is the elevation of {name}? {{\"entity\":\"{name}\",\"attribute\":\"elevation\"}}");
+        }
+        string dir = NewFolder("bare-" + bareWords);
+        new BpeTrainer(vocabSize: 400) { BareWords = bareWords }.WriteTokenizer(dir, lines);
+        var tokenizer = KimiTokenizer.FromModelDirectory(dir);
+
+        foreach (string name in names)
+        {
+            var prose = tokenizer.Encode(" " + name, allowSpecial: false).ToArray();
+            var json = tokenizer.Encode("\"" + name, allowSpecial: false).ToArray();
+            bool sameWordTokens = prose[1..].SequenceEqual(json[1..]);
+            if (bareWords)
+            {
+                Assert.True(sameWordTokens, $"{name}: prose [{string.Join(",", prose)}] json [{string.Join(",", json)}]");
+                Assert.Equal(2, prose.Length);   // the space, then the whole word
+            }
+            else Assert.Single(prose);           // the default joins the space into the word, as Kimi's tokenizer does
+            Assert.Equal(" " + name, tokenizer.Decode(prose));
+        }
+    }
 }
