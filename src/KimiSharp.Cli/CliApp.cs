@@ -104,7 +104,7 @@ public static class CliApp
             return 2;
         }
         catch (Exception e) when (e is ModelConfigException or CheckpointFormatException or ContextLengthExceededException
-            or IOException or UnauthorizedAccessException or ArgumentException or System.Text.Json.JsonException
+            or IOException or UnauthorizedAccessException or ArgumentException or System.Text.Json.JsonException or FormatException
             or KimiSharp.Tokens.Templates.TemplateException or KimiSharp.Tokens.Tokenization.TokenizerFormatException
             or KimiSharp.Engine.RequestTooLargeException)
         {
