@@ -24,9 +24,9 @@ public sealed record PolicyGradientOptions
     public IReadOnlyList<int> Horizons { get; init; } = [1, 2, 3];
     /// <summary>Tokens a sampled run may generate; past it the run fails (reward 0).</summary>
     public long TokenBudget { get; init; } = 3000;
-    public int StepsPerIteration { get; init; } = 12;
-    public float LearningRate { get; init; } = 0.004f;
-    public float AdamLearningRate { get; init; } = 0.001f;
+    public int StepsPerIteration { get; init; } = 4;
+    public float LearningRate { get; init; } = 0.0005f;
+    public float AdamLearningRate { get; init; } = 0.0002f;
     public int Seed { get; init; } = 4242;
     /// <summary>Greedy held-out tasks per horizon measured before and after, to report the gain over SFT alone.</summary>
     public int EvalTasksPerHorizon { get; init; } = 12;
@@ -41,10 +41,15 @@ public sealed record PolicyGradientReport(ToolUseEvalReport Before, ToolUseEvalR
     public static double Success(ToolUseEvalReport r) =>
         r.Horizons.Sum(h => h.Successes) / (double)Math.Max(1, r.Horizons.Sum(h => h.Tasks));
 
+    /// <summary>True when RL measurably helped (strictly more greedy successes); otherwise the SFT policy is kept.</summary>
+    public bool RlImproved => After.Horizons.Sum(h => h.Successes) > Before.Horizons.Sum(h => h.Successes);
+
     public string ToMarkdown()
     {
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture, $"Greedy success on held-out tasks: SFT {Success(Before) * 100:F1}% → after RL {Success(After) * 100:F1}%.");
+        sb.AppendLine();
+        sb.AppendLine(RlImproved ? "Kept: the RL policy (it beat SFT)." : "Kept: the SFT policy (RL did not beat it, so policy.txt names the SFT model).");
         sb.AppendLine();
         sb.AppendLine("| horizon | SFT | SFT + RL |");
         sb.AppendLine("| ---: | ---: | ---: |");
@@ -102,8 +107,9 @@ public static class PolicyGradientStage
         var after = await EvaluateAsync(Path.Combine(current, "final"), evalOptions, progress, "RL", cancellationToken);
         var report = new PolicyGradientReport(before, after, iterations, current);
         File.WriteAllText(Path.Combine(outputDirectory, "report.md"), report.ToMarkdown());
-        // Where the resulting policy is, for scripts (the SFT model itself when no iteration had a signal).
-        File.WriteAllText(Path.Combine(outputDirectory, "policy.txt"), Path.GetFullPath(Path.Combine(current, "final")) + "\n");
+        // Where the policy to ship is, for scripts: RL's only when it measurably beat SFT, else the SFT model.
+        string kept = report.RlImproved ? current : sftRun;
+        File.WriteAllText(Path.Combine(outputDirectory, "policy.txt"), Path.GetFullPath(Path.Combine(kept, "final")) + "\n");
         return report;
     }
 

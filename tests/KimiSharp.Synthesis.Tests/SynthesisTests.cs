@@ -286,3 +286,20 @@ public sealed class PolicyGradientConfigTests
         finally { Directory.Delete(dir, true); }
     }
 }
+
+public sealed class PolicyGradientReportTests
+{
+    private static ToolUseEvalReport Report(params int[] successes) => new("m", 1,
+        successes.Select((s, i) => new HorizonResult(i + 1, 12, s, 1, 12, 0, 50, 1, new Dictionary<string, int>())).ToArray());
+
+    [Theory]
+    [InlineData(new[] { 8, 7, 7 }, new[] { 0, 0, 0 }, false)]
+    [InlineData(new[] { 8, 7, 7 }, new[] { 9, 7, 6 }, false)]
+    [InlineData(new[] { 8, 7, 7 }, new[] { 9, 7, 7 }, true)]
+    public void The_rl_policy_is_kept_only_when_it_beats_sft(int[] sft, int[] rl, bool kept)
+    {
+        var report = new PolicyGradientReport(Report(sft), Report(rl), [], "runs/rl/iter-2");
+        Assert.Equal(kept, report.RlImproved);
+        Assert.Contains(kept ? "Kept: the RL policy" : "Kept: the SFT policy", report.ToMarkdown());
+    }
+}
