@@ -40,8 +40,8 @@ public static class CliApp
               Agentic training data: tool-use tasks with verifiable answers, teacher trajectories through the real
               tools, a rubric filter (report.md says what it rejected), rendered examples for kimi train.
               --recall N also writes recall.txt: N plain-text copy/recall warm-up documents (text_files for kimi train).
-          kimi rl --config SFT.json --from RUN --out DIR [--iterations 2] [--tasks 24] [--samples 4] [--steps 12]
-                  [--lr 0.004] [--temperature 0.8] [--budget 3000] [--eval-tasks 12]
+          kimi rl --config SFT.json --from RUN --out DIR [--iterations 2] [--tasks 24] [--samples 4] [--steps 4]
+                  [--lr 0.0005] [--temperature 0.8] [--budget 3000] [--eval-tasks 12]
               Policy-gradient stage on a finished kimi train run: sampled tool-use trajectories, reward = task
               success, advantage = reward − the task's mean; reports greedy success before and after.
           kimi quantize --model DIR --out DIR [--quant int4|fp8|bf16]
