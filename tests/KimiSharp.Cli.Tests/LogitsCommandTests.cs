@@ -22,7 +22,7 @@ public sealed class LogitsCommandTests : IDisposable
     }
 
     private static string Golden(string name) =>
-        Path.Combine(Environment.GetEnvironmentVariable("KIMI_GOLDEN_DIR") ?? Path.Combine(RepositoryRoot, "..", "shared", "golden"), name);
+        Path.Combine(Environment.GetEnvironmentVariable("KIMI_GOLDEN_DIR") ?? Path.Combine(RepositoryRoot, "tests", "golden"), name);
 
     private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
     {

@@ -3,10 +3,10 @@ using System.Text.Json;
 
 namespace KimiSharp.Model.Tests.Reference;
 
-/// <summary>One golden folder under shared/golden: checkpoint, token ids and float32 logits [tokens, vocab].</summary>
+/// <summary>One golden folder under tests/golden: checkpoint, token ids and float32 logits [tokens, vocab].</summary>
 public sealed record GoldenCase(string Directory, int[] Tokens, float[] Logits, int Rows, int Vocab)
 {
-    /// <summary>Locates shared/golden: env KIMI_GOLDEN_DIR, else ../shared/golden beside the folder holding KimiSharp.slnx.</summary>
+    /// <summary>Locates the golden checkpoints: env KIMI_GOLDEN_DIR, else tests/golden in the repository (a copy of shared/golden).</summary>
     public static string Root
     {
         get
@@ -16,7 +16,7 @@ public sealed record GoldenCase(string Directory, int[] Tokens, float[] Logits, 
             for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             {
                 if (File.Exists(Path.Combine(dir.FullName, "KimiSharp.slnx")))
-                    return Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "golden"));
+                    return Path.Combine(dir.FullName, "tests", "golden");
             }
             throw new DirectoryNotFoundException($"No KimiSharp.slnx above {AppContext.BaseDirectory}; set KIMI_GOLDEN_DIR.");
         }
