@@ -14,6 +14,8 @@ internal static class SynthesizeCommand
         if (count < 1) throw new UsageException("--count must be at least 1");
         double flawRate = options.Double("flaw-rate") ?? 0.08;
         if (flawRate is < 0 or > 1) throw new UsageException("--flaw-rate must be between 0 and 1");
+        int recall = options.Int("recall") ?? 0;
+        if (recall < 0) throw new UsageException("--recall must be 0 or more");
         int window = options.Int("window") ?? 4;
         if (window < 1) throw new UsageException("--window must be at least 1");
         bool live = ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected;
@@ -30,13 +32,12 @@ internal static class SynthesizeCommand
             options.Get("template") is { } template ? Tokens.Templates.ChatTemplate.FromFile(template) : null);
         if (live) stdout.WriteLine();
         stdout.Write(report.ToMarkdown());
-        if (options.Int("recall") is int recall and > 0)
+        if (recall > 0)
         {
             string recallPath = Path.Combine(output, "recall.txt");
             long characters = RecallCorpus.Write(recallPath, recall, options.Int("seed") ?? 1, cancellationToken: cancellationToken);
             stdout.WriteLine($"wrote {recallPath}: {recall} copy/recall warm-up documents, {characters:N0} characters");
         }
-        else if (options.Int("recall") is < 0) throw new UsageException("--recall must be 0 or more");
         stdout.WriteLine($"wrote {Path.Combine(output, "train.jsonl")}, trajectories.jsonl, knowledge_base.json and report.md");
         return 0;
     }

@@ -19,12 +19,7 @@ public sealed class TrainDataErrorTests : IDisposable
             """);
         var config = new JsonObject
         {
-            ["model"] = JsonNode.Parse("""
-                {"model_type":"deepseek_v3","hidden_size":32,"intermediate_size":64,"moe_intermediate_size":16,"num_hidden_layers":2,
-                 "num_attention_heads":2,"n_shared_experts":1,"n_routed_experts":4,"num_experts_per_tok":2,"first_k_dense_replace":1,
-                 "norm_topk_prob":true,"q_lora_rank":null,"kv_lora_rank":16,"qk_nope_head_dim":8,"qk_rope_head_dim":4,"v_head_dim":8,
-                 "max_position_embeddings":128,"vocab_size":600}
-                """),
+            ["model"] = TinyTrainModel.Config(),
             ["conversation_files"] = new JsonArray(data), ["tokenizer_ranks"] = 300, ["batch_size"] = 2, ["seq_len"] = 32,
             ["steps"] = 3, ["out"] = Path.Combine(_dir, "run"),
         };

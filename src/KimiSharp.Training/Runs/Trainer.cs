@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using KimiSharp.Model.Safetensors;
 using KimiSharp.Tokens.Templates;
@@ -112,18 +111,6 @@ public sealed class Trainer
         return last;
     }
 
-    /// <summary>The text a conversation record contributes to tokenizer training; bad records are named by file and line.</summary>
-    private static string TokenizerText(string file, int lineNumber, string line)
-    {
-        JsonNode? node;
-        try { node = JsonNode.Parse(line); }
-        catch (JsonException e) { throw new FormatException($"{file}, line {lineNumber}: not a JSON object ({e.Message})"); }
-        if (node is JsonObject record && record["text"] is JsonValue text && text.TryGetValue(out string? rendered)) return rendered;
-        if (node is JsonObject { } withMessages && withMessages["messages"] is JsonArray messages)
-            return ChatTemplate.BuiltInKimiK2Thinking().Render(messages, null, false);
-        throw new FormatException($"{file}, line {lineNumber}: no 'messages' array (or 'text')");
-    }
-
     private void PrepareTokenizer(string directory, CancellationToken cancellationToken)
     {
         if (_config.TokenizerDirectory is { } existing)
@@ -135,9 +122,9 @@ public sealed class Trainer
         }
         var texts = TrainingTexts.ReadTextFiles(_config.TextFiles);
         // Conversations train the tokenizer as the model will see them: rendered through the chat template.
-        var conversationTexts = _config.ConversationFiles.SelectMany(file => File.ReadLines(file).Select((line, index) => (file, line, index)))
-            .Where(l => !string.IsNullOrWhiteSpace(l.line))
-            .Select(l => TokenizerText(l.file, l.index + 1, l.line));
+        var template = _config.ChatTemplateFile is { } file ? ChatTemplate.FromFile(file) : ChatTemplate.BuiltInKimiK2Thinking();
+        var conversationTexts = TrainingData.Records(_config.ConversationFiles).Select(r =>
+            r.Record["text"] is JsonValue text && text.TryGetValue(out string? rendered) ? rendered : TrainingData.Render(r.Record, template, r.File, r.Line));
         new BpeTrainer(_config.TokenizerRanks) { BareWords = _config.TokenizerBareWords }.WriteTokenizer(directory, texts.Concat(conversationTexts), null, null, cancellationToken);
     }
 

@@ -34,7 +34,23 @@ public sealed class TrainingData
         int assistant = tokenizer.TokenToId(KimiSpecialTokens.ImAssistant) ?? -1;
         int middle = tokenizer.TokenToId(KimiSpecialTokens.ImMiddle) ?? -1;
         int end = tokenizer.TokenToId(KimiSpecialTokens.ImEnd) ?? -1;
-        foreach (string file in config.ConversationFiles)
+        foreach (var (file, lineNumber, record) in Records(config.ConversationFiles))
+        {
+            if (record["text"] is JsonValue textValue)
+            {
+                _conversations.Add(PreRendered(record, textValue, file, lineNumber, tokenizer, assistant, middle, end));
+                continue;
+            }
+            var tokens = tokenizer.Encode(Render(record, template, file, lineNumber), allowSpecial: true).ToArray();
+            _conversations.Add((tokens, AssistantMask(tokens, assistant, middle, end)));
+        }
+        if (_text.Length == 0 && _conversations.Count == 0) throw new FormatException("the training data is empty");
+    }
+
+    /// <summary>The JSON object on each non-blank line of the conversation files; a line that is not one is named by file and line.</summary>
+    public static IEnumerable<(string File, int Line, JsonObject Record)> Records(IEnumerable<string> files)
+    {
+        foreach (string file in files)
         {
             int lineNumber = 0;
             foreach (string line in File.ReadLines(file))
@@ -45,18 +61,16 @@ public sealed class TrainingData
                 try { record = JsonNode.Parse(line) as JsonObject ?? throw new FormatException("not an object"); }
                 catch (Exception e) when (e is JsonException or FormatException)
                 { throw new FormatException($"{file}, line {lineNumber}: not a JSON object ({e.Message})"); }
-                if (record["text"] is JsonValue textValue)
-                {
-                    _conversations.Add(PreRendered(record, textValue, file, lineNumber, tokenizer, assistant, middle, end));
-                    continue;
-                }
-                var messages = record["messages"] as JsonArray ?? throw new FormatException($"{file}, line {lineNumber}: no 'messages' array (or 'text')");
-                string rendered = template.Render(messages, record["tools"] as JsonArray, addGenerationPrompt: false);
-                var tokens = tokenizer.Encode(rendered, allowSpecial: true).ToArray();
-                _conversations.Add((tokens, AssistantMask(tokens, assistant, middle, end)));
+                yield return (file, lineNumber, record);
             }
         }
-        if (_text.Length == 0 && _conversations.Count == 0) throw new FormatException("the training data is empty");
+    }
+
+    /// <summary>A <c>{"messages", "tools"?}</c> record rendered through the chat template, as the model trains on it.</summary>
+    public static string Render(JsonObject record, ChatTemplate template, string file, int lineNumber)
+    {
+        var messages = record["messages"] as JsonArray ?? throw new FormatException($"{file}, line {lineNumber}: no 'messages' array (or 'text')");
+        return template.Render(messages, record["tools"] as JsonArray, addGenerationPrompt: false);
     }
 
     /// <summary>
