@@ -22,9 +22,10 @@ public static class CliApp
               384 tokens per step unless --temperature/--max-tokens say otherwise; --max-steps caps the steps (400).
               --no-tools: plain chat (temperature 0.6, 1024 tokens by default).
           kimi eval --suite tool-use [--model DIR] [--horizons 1,3,10,50,100,300] [--tasks N] [--seed 777]
-                    [--out report.json] [--max-steps N] [--max-tokens N]
+                    [--out report.json] [--transcripts runs.jsonl] [--max-steps N] [--max-tokens N]
               Run held-out tool-use tasks by horizon (planned tool calls) through the agent loop and print success
-              rate, tool calls, malformed-call rate and tokens per horizon as a markdown table; --out writes JSON.
+              rate, tool calls, malformed-call rate and tokens per horizon as a markdown table; --out writes JSON;
+              --transcripts writes one JSON line per task (prompt, expected, outcome, answer, conversation).
               Tasks per horizon default to 50 (h ≤ 3), 20 (≤ 10), 10 (≤ 50), 5 (≤ 100), 3 (beyond).
           kimi generate [--model DIR] --prompt TEXT [--max-tokens N] [--temperature T] [--seed N]
               Raw text completion, no chat template.

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json.Nodes;
 using KimiSharp.Agent;
 using KimiSharp.Synthesis;
 
@@ -14,7 +15,7 @@ internal static class EvalCommand
 
     public static async Task<int> RunAsync(CommandLine options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
-        options.AllowOnly("model", "suite", "horizons", "tasks", "seed", "out", "name", "threads", "max-steps", "max-tokens");
+        options.AllowOnly("model", "suite", "horizons", "tasks", "seed", "out", "transcripts", "name", "threads", "max-steps", "max-tokens");
         string suite = options.Require("suite");
         if (!Suites.Contains(suite))
             throw new UsageException($"unknown suite '{suite}' (known: {string.Join(", ", Suites)})");
@@ -32,12 +33,16 @@ internal static class EvalCommand
         if (options.Int("seed") is int seed) eval = eval with { Seed = seed };
         string? outPath = options.Get("out");
         if (outPath is null && options.Has("out")) throw new UsageException("--out needs a value");
+        string? transcriptsPath = options.Get("transcripts");
+        if (transcriptsPath is null && options.Has("transcripts")) throw new UsageException("--transcripts needs a value");
 
         await using var service = ModelLocator.LoadChat(options, stderr);
         bool live = ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected;
-        var progress = new EvalProgress(stderr, live);
+        using var transcripts = transcriptsPath is null ? null : new TranscriptWriter(transcriptsPath);
+        var progress = new EvalProgress(stderr, live, transcripts);
         var report = await ToolUseEvaluation.RunAsync(service, eval, progress, cancellationToken);
         progress.Done();
+        if (transcripts is not null) stdout.WriteLine($"transcripts written to {transcriptsPath}");
         stdout.WriteLine(report.ToMarkdown());
         if (outPath is not null)
         {
@@ -62,7 +67,41 @@ internal static class EvalCommand
     }
 
     /// <summary>A status line on a terminal (rewritten in place), one plain line per task otherwise.</summary>
-    private sealed class EvalProgress(TextWriter writer, bool live) : IProgress<ToolUseEvalProgress>
+    /// <summary>
+    /// One JSON line per finished task (horizon, kind, prompt, expected values, outcome, answer and the whole
+    /// conversation), flushed as it goes so an interrupted run keeps what it did.
+    /// </summary>
+    internal sealed class TranscriptWriter : IDisposable
+    {
+        private readonly StreamWriter _writer;
+
+        public TranscriptWriter(string path)
+        {
+            string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
+            if (dir is not null) Directory.CreateDirectory(dir);
+            _writer = new StreamWriter(path, append: false) { NewLine = "\n" };
+        }
+
+        public void Write(ToolUseEvalProgress p)
+        {
+            if (p.LastResult is not { } r || p.LastTask is not { } task) return;
+            var expected = new JsonArray();
+            foreach (string e in task.Expected) expected.Add(e);
+            var line = new JsonObject
+            {
+                ["horizon"] = p.Horizon, ["task"] = p.Task, ["kind"] = task.Kind, ["success"] = p.LastSucceeded,
+                ["stop_reason"] = r.StopReason, ["tool_calls"] = r.ToolCalls, ["malformed_calls"] = r.MalformedCalls,
+                ["generated_tokens"] = r.GeneratedTokens, ["prompt"] = task.Prompt, ["expected"] = expected,
+                ["answer"] = r.FinalAnswer, ["messages"] = r.Messages.DeepClone(),
+            };
+            _writer.WriteLine(line.ToJsonString());
+            _writer.Flush();
+        }
+
+        public void Dispose() => _writer.Dispose();
+    }
+
+    private sealed class EvalProgress(TextWriter writer, bool live, TranscriptWriter? transcripts) : IProgress<ToolUseEvalProgress>
     {
         private readonly object _gate = new();
         private int _width;
@@ -71,6 +110,7 @@ internal static class EvalCommand
         {
             lock (_gate)
             {
+                transcripts?.Write(p);
                 if (p.Task == 0)
                 {
                     if (!live) writer.WriteLine($"horizon {p.Horizon}: {p.Tasks} tasks");

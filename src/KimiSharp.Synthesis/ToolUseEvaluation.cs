@@ -39,7 +39,8 @@ public sealed record ToolUseEvalOptions
 }
 
 /// <summary>Where a running evaluation is: horizon, task i of n, and successes so far in this horizon.</summary>
-public sealed record ToolUseEvalProgress(int Horizon, int Task, int Tasks, int Successes, AgentResult? LastResult, bool LastSucceeded);
+public sealed record ToolUseEvalProgress(int Horizon, int Task, int Tasks, int Successes, AgentResult? LastResult, bool LastSucceeded,
+    AgentTask? LastTask = null);
 
 /// <summary>The results of one horizon.</summary>
 public sealed record HorizonResult(int Horizon, int Tasks, int Successes, double AvgToolCalls, int ToolCalls, int MalformedCalls,
@@ -143,7 +144,7 @@ public static class ToolUseEvaluation
                 malformed += result.MalformedCalls;
                 tokens += result.GeneratedTokens;
                 reasons[result.StopReason] = reasons.GetValueOrDefault(result.StopReason) + 1;
-                progress?.Report(new ToolUseEvalProgress(horizon, i + 1, tasks, successes, result, ok));
+                progress?.Report(new ToolUseEvalProgress(horizon, i + 1, tasks, successes, result, ok, task));
             }
             results.Add(new HorizonResult(horizon, tasks, successes, tasks == 0 ? 0 : (double)calls / tasks, calls, malformed,
                 tasks == 0 ? 0 : (double)tokens / tasks, clock.Elapsed.TotalSeconds, reasons));

@@ -40,7 +40,7 @@ public sealed class AgentCommandsTests : IDisposable
     {
         string report = Path.Combine(_scratch, "out", "report.json");
         var (code, stdout, stderr) = await Kimi("eval", "--model", Model, "--suite", "tool-use", "--horizons", "1,3", "--tasks", "2",
-            "--max-tokens", "8", "--seed", "9", "--out", report);
+            "--max-tokens", "8", "--seed", "9", "--out", report, "--transcripts", Path.Combine(_scratch, "out", "runs.jsonl"));
         Assert.True(code == 0, stderr);
         Assert.Contains("| horizon | tasks | success |", stdout);
         Assert.Contains("horizon 3 task 2/2:", stderr); // plain progress lines when not on a terminal
@@ -48,6 +48,22 @@ public sealed class AgentCommandsTests : IDisposable
         Assert.Equal(9, json["seed"]!.GetValue<int>());
         Assert.Equal(new[] { 1, 3 }, json["horizons"]!.AsArray().Select(h => h!["horizon"]!.GetValue<int>()));
         Assert.All(json["horizons"]!.AsArray(), h => Assert.Equal(2, h!["tasks"]!.GetValue<int>()));
+
+        // One transcript line per task, agreeing with the report's counts.
+        var lines = File.ReadAllLines(Path.Combine(_scratch, "out", "runs.jsonl")).Select(l => JsonNode.Parse(l)!).ToArray();
+        Assert.Equal(new[] { 1, 1, 3, 3 }, lines.Select(l => l["horizon"]!.GetValue<int>()));
+        foreach (var h in json["horizons"]!.AsArray())
+        {
+            int horizon = h!["horizon"]!.GetValue<int>();
+            Assert.Equal(h["successes"]!.GetValue<int>(), lines.Count(l => l["horizon"]!.GetValue<int>() == horizon && l["success"]!.GetValue<bool>()));
+        }
+        Assert.All(lines, l =>
+        {
+            Assert.False(string.IsNullOrEmpty(l["prompt"]!.GetValue<string>()));
+            Assert.IsType<JsonArray>(l["expected"]);
+            Assert.Equal("user", l["messages"]![0]!["role"]!.GetValue<string>());
+        });
+        Assert.Contains("transcripts written to", stdout);
     }
 
     [Fact]
