@@ -181,8 +181,9 @@ public sealed class TaskGenerator
             $"What is {value} {from.Name} in {to.Name}?",
         });
         b.User(question);
-        string result = b.Step($"Convert {value} {from.Symbol} to {to.Symbol} with the unit converter.",
-            ("convert_units", Args(("value", JsonValue.Create(decimal.Parse(value.Replace(",", ""), CultureInfo.InvariantCulture))), ("from", from.Symbol), ("to", to.Symbol))))[0].Content;
+        // Units are passed by the names the user wrote (the converter takes names or symbols): copying beats translating for a small model.
+        string result = b.Step($"Convert {value} {from.Name} to {to.Name} with the unit converter.",
+            ("convert_units", Args(("value", JsonValue.Create(decimal.Parse(value.Replace(",", ""), CultureInfo.InvariantCulture))), ("from", from.Name), ("to", to.Name))))[0].Content;
         string number = result.Split(' ')[0];
         b.Final($"The converter returned {result}.", $"{value} {from.Name} is {number} {to.Name}.");
         return new AgentTask("units", 1, question, [number]);

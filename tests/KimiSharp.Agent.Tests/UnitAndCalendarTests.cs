@@ -36,6 +36,22 @@ public class UnitConverterToolTests
         Assert.Equal(expected, r.Content);
     }
 
+    [Theory]
+    [InlineData(12, "kilometers", "miles", "7.456454 miles")]
+    [InlineData(3, "Feet", "yard", "1 yard")]
+    [InlineData(100, "degrees Celsius", "degrees Fahrenheit", "212 degrees Fahrenheit")]
+    [InlineData(0, "kelvin", "C", "-273.15 C")]
+    [InlineData(2, "litres", "ml", "2000 ml")]
+    [InlineData(90, "minutes", "hours", "1.5 hours")]
+    public void Accepts_unit_names_and_answers_in_the_callers_words(double value, string from, string to, string expected)
+    {
+        ToolResult r = Convert(JsonNode.Parse(value.ToString("R", System.Globalization.CultureInfo.InvariantCulture)), from, to);
+        Assert.False(r.IsError, r.Content);
+        Assert.Equal(expected, r.Content);
+        Assert.Equal("error: cannot convert kilograms to meters", Convert(1, "kilograms", "meters").Content);
+        Assert.StartsWith("error: unknown unit 'kilometerz'", Convert(1, "kilometerz", "m").Content);
+    }
+
     [Fact]
     public void AcceptsNumericStringAndBuiltValues()
     {
@@ -51,7 +67,7 @@ public class UnitConverterToolTests
     {
         Assert.Equal("error: cannot convert km to kg", Convert(1, "km", "kg").Content);
         Assert.Equal("error: cannot convert C to s", Convert(1, "C", "s").Content);
-        Assert.Equal("error: unknown unit 'parsec' (known: m, km, cm, mm, mi, ft, in, yd, kg, g, lb, oz, l, ml, gal, s, min, h, day, C, F, K)",
+        Assert.Equal("error: unknown unit 'parsec' (known: m, km, cm, mm, mi, ft, in, yd, kg, g, lb, oz, l, ml, gal, s, min, h, day, C, F, K, or their names)",
             Convert(1, "parsec", "m").Content);
         Assert.StartsWith("error: unknown unit 'KM' (known: ", Convert(1, "m", "KM").Content);
         Assert.Equal("error: 'value' must be a number", Convert("abc", "m", "km").Content);

@@ -2,7 +2,11 @@ using System.Text.Json.Nodes;
 
 namespace KimiSharp.Agent.Tools;
 
-/// <summary>Converts between units of length, mass, volume, time and temperature with exact decimal factors.</summary>
+/// <summary>
+/// Converts between units of length, mass, volume, time and temperature with exact decimal factors. Units are given
+/// by symbol ("km", case-sensitive) or by name ("kilometers", "Kilometre", "degrees Celsius"; any case), and the
+/// result names the target unit as the caller wrote it, so a model can copy the user's words instead of translating them.
+/// </summary>
 public sealed class UnitConverterTool : IAgentTool
 {
     private sealed record Unit(string Key, string Dimension, decimal Factor);
@@ -20,13 +24,27 @@ public sealed class UnitConverterTool : IAgentTool
 
     private static readonly Dictionary<string, Unit> ByKey = AllUnits.ToDictionary(u => u.Key, StringComparer.Ordinal);
 
+    // Names in lower case, singular and plural (and British spellings), each mapped to its symbol.
+    private static readonly Dictionary<string, Unit> ByName = new (string Key, string[] Names)[]
+    {
+        ("m", ["meter", "meters", "metre", "metres"]), ("km", ["kilometer", "kilometers", "kilometre", "kilometres"]),
+        ("cm", ["centimeter", "centimeters", "centimetre", "centimetres"]), ("mm", ["millimeter", "millimeters", "millimetre", "millimetres"]),
+        ("mi", ["mile", "miles"]), ("ft", ["foot", "feet"]), ("in", ["inch", "inches"]), ("yd", ["yard", "yards"]),
+        ("kg", ["kilogram", "kilograms"]), ("g", ["gram", "grams"]), ("lb", ["pound", "pounds", "lbs"]), ("oz", ["ounce", "ounces"]),
+        ("l", ["liter", "liters", "litre", "litres"]), ("ml", ["milliliter", "milliliters", "millilitre", "millilitres"]),
+        ("gal", ["gallon", "gallons"]), ("s", ["second", "seconds", "sec"]), ("min", ["minute", "minutes"]),
+        ("h", ["hour", "hours", "hr"]), ("day", ["days"]),
+        ("C", ["celsius", "degree celsius", "degrees celsius"]), ("F", ["fahrenheit", "degree fahrenheit", "degrees fahrenheit"]),
+        ("K", ["kelvin", "kelvins"]),
+    }.SelectMany(u => u.Names.Select(n => (Name: n, Unit: ByKey[u.Key]))).ToDictionary(p => p.Name, p => p.Unit, StringComparer.Ordinal);
+
     /// <summary>The unit keys in declaration order.</summary>
     public static IReadOnlyList<string> Units { get; } = AllUnits.Select(u => u.Key).ToArray();
 
     public string Name => "convert_units";
 
     public JsonObject Declaration => ToolArgs.Declaration(Name,
-        "Convert between units: m km cm mm mi ft in yd kg g lb oz l ml gal s min h day C F K.",
+        "Convert between units, given by symbol (m km cm mm mi ft in yd kg g lb oz l ml gal s min h day C F K) or by name (e.g. kilometers, degrees Celsius).",
         new JsonObject
         {
             ["type"] = "object",
@@ -50,13 +68,13 @@ public sealed class UnitConverterTool : IAgentTool
     /// <summary>Converts <paramref name="value"/> from one unit to another; Ok text is "RESULT TO".</summary>
     public static ToolResult Convert(decimal value, string from, string to)
     {
-        if (!ByKey.TryGetValue(from, out Unit? source)) return UnknownUnit(from);
-        if (!ByKey.TryGetValue(to, out Unit? target)) return UnknownUnit(to);
+        if (Find(from) is not { } source) return UnknownUnit(from);
+        if (Find(to) is not { } target) return UnknownUnit(to);
         if (source.Dimension != target.Dimension) return ToolResult.Error($"cannot convert {ToolArgs.Clip(from)} to {ToolArgs.Clip(to)}");
         try
         {
             decimal result = source.Dimension == "temperature"
-                ? FromCelsius(ToCelsius(value, from), to)
+                ? FromCelsius(ToCelsius(value, source.Key), target.Key)
                 : value * source.Factor / target.Factor;
             return ToolResult.Ok($"{DecimalText.Format(result)} {to}");
         }
@@ -66,8 +84,11 @@ public sealed class UnitConverterTool : IAgentTool
         }
     }
 
+    private static Unit? Find(string unit) =>
+        ByKey.TryGetValue(unit, out Unit? u) || ByName.TryGetValue(unit.Trim().ToLowerInvariant(), out u) ? u : null;
+
     private static ToolResult UnknownUnit(string unit) =>
-        ToolResult.Error($"unknown unit '{ToolArgs.Clip(unit)}' (known: {string.Join(", ", Units)})");
+        ToolResult.Error($"unknown unit '{ToolArgs.Clip(unit)}' (known: {string.Join(", ", Units)}, or their names)");
 
     private static decimal ToCelsius(decimal v, string unit) => unit switch
     {
