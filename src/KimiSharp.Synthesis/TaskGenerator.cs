@@ -140,10 +140,12 @@ public sealed class TaskGenerator
     {
         string p = _random.Next(1, 100).ToString(CultureInfo.InvariantCulture) + (_random.Next(3) == 0 ? ".5" : "");
         string x = Number(5, false), y = Number(3, false), z = Number(3, true);
+        // Expressions keep the question's order of numbers ("p% of x" → p%*x): a small model copies in order far
+        // more reliably than it reorders.
         var forms = new (string Question, string Expression, string Restated)[]
         {
-            ($"What is {p}% of {x} plus {y}?", $"{x}*{p}%+{y}", $"{p}% of {x} plus {y}"),
-            ($"What is {p}% of {x}?", $"{x}*{p}%", $"{p}% of {x}"),
+            ($"What is {p}% of {x} plus {y}?", $"{p}%*{x}+{y}", $"{p}% of {x} plus {y}"),
+            ($"What is {p}% of {x}?", $"{p}%*{x}", $"{p}% of {x}"),
             ($"What is {x} times {y}?", $"{x}*{y}", $"{x} times {y}"),
             ($"What is {x} divided by {y}?", $"{x}/{y}", $"{x} divided by {y}"),
             ($"Compute ({x} + {y}) * {z}.", $"({x}+{y})*{z}", $"({x} + {y}) * {z}"),
