@@ -10,9 +10,9 @@ kimi="dotnet .build/cli/kimi.dll"
 start=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - start ))s] $*"; }
 
-stamp "1/7 synthesize agentic data through the rubric filter (two mixes: 30% and 10% long-horizon tasks) and a copy/recall warm-up text"
+stamp "1/7 synthesize agentic data through the rubric filter (two mixes: 30% and 15% long-horizon tasks) and a copy/recall warm-up text"
 $kimi synthesize --out $run/data --count 8000 --seed 1 --max-cities 60 --recall 60000 --template recipes/k2-nano/chat_template.jinja
-$kimi synthesize --out $run/data2 --count 30000 --seed 2 --max-cities 30 --long-share 0.1 --template recipes/k2-nano/chat_template.jinja
+$kimi synthesize --out $run/data2 --count 30000 --seed 2 --max-cities 30 --long-share 0.15 --template recipes/k2-nano/chat_template.jinja
 
 stamp "2/7 BPE tokenizer + warm-up (MuonClip, 4000 steps of 2K tokens: half copy/recall text, half first-mix trajectories)"
 $kimi train --config recipes/k2-nano/warmup.json
@@ -21,7 +21,7 @@ stamp "3/7 agentic SFT (4000 steps of ~3K tokens, length-bucketed second mix, wa
 $kimi train --config recipes/k2-nano/sft.json
 
 stamp "4/7 RL with verifiable rewards (policy gradient, group-mean baseline)"
-$kimi rl --config recipes/k2-nano/sft.json --from $run/sft --out $run/rl
+$kimi rl --config recipes/k2-nano/sft.json --from $run/sft --out $run/rl --iterations 4 --tasks 32 --eval-tasks 50
 policy=$(cat $run/rl/policy.txt)
 
 stamp "5/7 export BF16 and INT4 (compressed-tensors pack-quantized, routed experts, group 32)"

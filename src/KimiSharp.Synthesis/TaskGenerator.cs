@@ -462,15 +462,19 @@ public sealed class TaskGenerator
             $"Add up the {attribute} of the following {cities} cities and store the sum in memory under '{key}': {list}.",
         });
         b.User(question);
-        string total = b.Step($"I need the {attribute} of {cities} cities, one at a time, keeping a running total. Start with {chosen[0].Name}.",
+        // Each lookup step restates the cities still to do, starting with the one it looks up: the next city is then
+        // the previous list minus its head (a copy from the last few steps), not a search for "the name after X" in
+        // the question, which a small model gets wrong.
+        string ToDo(int from) => string.Join(", ", chosen.Skip(from).Select(c => c.Name));
+        string total = b.Step($"I need the {attribute} of {cities} cities, one at a time, keeping a running total. To do: {ToDo(0)}.",
             ("lookup", Args(("entity", chosen[0].Name), ("attribute", attribute))))[0].Content;
         for (int i = 1; i < cities; i++)
         {
-            string v = b.Step($"Total so far {total} after {chosen[i - 1].Name}. Next: {chosen[i].Name}.",
+            string v = b.Step($"Total so far {total} after {chosen[i - 1].Name}. To do: {ToDo(i)}.",
                 ("lookup", Args(("entity", chosen[i].Name), ("attribute", attribute))))[0].Content;
             total = b.Step($"{chosen[i].Name} has {attribute} {v}. Add it: {total}+{v}.", ("calculator", Args(("expression", $"{total}+{v}"))))[0].Content;
         }
-        b.Step($"Total so far {total} after {chosen[^1].Name}, the last city. Save it.", ("memory", Args(("action", "write"), ("key", key), ("value", total))));
+        b.Step($"Total so far {total} after {chosen[^1].Name}. To do: nothing left. Save it.", ("memory", Args(("action", "write"), ("key", key), ("value", total))));
         b.Final($"Saved the total {total}.", $"The total {attribute} of the {cities} cities is {total}{Unit(attribute)}. I saved it in memory as '{key}'.");
         return Flawed(new Trajectory(new AgentTask("long", 2 * cities, question, [total]), b.Messages));
     }

@@ -62,6 +62,18 @@ public class SynthesisTests
         var reasoning = t.Messages.OfType<JsonObject>().Where(m => m["role"]!.GetValue<string>() == "assistant").Select(m => m["reasoning_content"]!.GetValue<string>()).ToList();
         foreach (var total in calculatorResults) Assert.Contains(reasoning, r => r.Contains($"Total so far {total} after", StringComparison.Ordinal));
         Assert.Equal(calculatorResults[^1], t.Task.Expected.Single());
+
+        // Each lookup's reasoning lists the cities still to do, headed by the one it looks up.
+        var lookups = t.Messages.OfType<JsonObject>().Where(m => m["tool_calls"] is JsonArray calls && calls[0]!["function"]!["name"]!.GetValue<string>() == "lookup").ToList();
+        Assert.Equal(6, lookups.Count);
+        for (int i = 0; i < lookups.Count; i++)
+        {
+            string entity = JsonNode.Parse(lookups[i]["tool_calls"]![0]!["function"]!["arguments"]!.GetValue<string>())!["entity"]!.GetValue<string>();
+            string reasoningText = lookups[i]["reasoning_content"]!.GetValue<string>();
+            Assert.Contains($"To do: {entity}", reasoningText, StringComparison.Ordinal);
+            Assert.Equal(6 - i, reasoningText[(reasoningText.IndexOf("To do: ", StringComparison.Ordinal) + 7)..].Split(", ").Length);
+        }
+        Assert.Contains(reasoning, r => r.Contains("To do: nothing left.", StringComparison.Ordinal));
     }
 
     [Theory]
