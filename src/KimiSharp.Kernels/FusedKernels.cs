@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace KimiSharp.Kernels;
 
@@ -29,6 +30,9 @@ internal static unsafe class FusedKernels
             Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
             for (; i + 64 <= n; i += 64)
             {
+                // Decode streams the row from DRAM: prefetch ahead (see Int4Kernels.PrefetchDistance).
+                Sse.Prefetch0((byte*)(w + i) + Int4Kernels.PrefetchDistance);
+                Sse.Prefetch0((byte*)(w + i) + Int4Kernels.PrefetchDistance + 64);
                 var (l0, h0) = Vector512.Widen(Vector512.Load(w + i));
                 var (l1, h1) = Vector512.Widen(Vector512.Load(w + i + 32));
                 a0 = Vector512.FusedMultiplyAdd(Vector512.ShiftLeft(l0, 16).AsSingle(), Vector512.Load(x + i), a0);
