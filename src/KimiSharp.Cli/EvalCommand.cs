@@ -66,7 +66,6 @@ internal static class EvalCommand
         return list.Count > 0 ? list : throw new UsageException("--horizons needs at least one horizon");
     }
 
-    /// <summary>A status line on a terminal (rewritten in place), one plain line per task otherwise.</summary>
     /// <summary>
     /// One JSON line per finished task (horizon, kind, prompt, expected values, outcome, answer and the whole
     /// conversation), flushed as it goes so an interrupted run keeps what it did.
@@ -101,6 +100,7 @@ internal static class EvalCommand
         public void Dispose() => _writer.Dispose();
     }
 
+    /// <summary>A status line on a terminal (rewritten in place), one plain line per task otherwise; feeds the transcript.</summary>
     private sealed class EvalProgress(TextWriter writer, bool live, TranscriptWriter? transcripts) : IProgress<ToolUseEvalProgress>
     {
         private readonly object _gate = new();

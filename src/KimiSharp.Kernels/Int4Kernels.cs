@@ -23,7 +23,6 @@ internal static unsafe class Int4Kernels
     /// <summary>Whether the fused paths handle <paramref name="w"/> (4-bit, group size 32).</summary>
     public static bool Handles(WeightMatrix w) => w.Format == WeightFormat.PackedInt && w.Bits == 4 && w.BlockCols == Group;
 
-    /// <summary>Vector path in use: 2 = Vector512, 1 = Vector256, 0 = portable. Tests may lower it.</summary>
     /// <summary>
     /// Decode streams each weight once from DRAM; without help one core waits on every miss and then computes, so
     /// the row kernels prefetch this many bytes ahead (measured best between 6 and 10 KB: 2-2.4x the single-thread
@@ -31,6 +30,7 @@ internal static unsafe class Int4Kernels
     /// </summary>
     internal const int PrefetchDistance = 8192;
 
+    /// <summary>Vector path in use: 2 = Vector512, 1 = Vector256, 0 = portable. Tests may lower it.</summary>
     internal static int Level = Avx512F.IsSupported && Avx512BW.IsSupported ? 2 : Avx2.IsSupported && Fma.IsSupported ? 1 : 0;
 
     // ---------------------------------------------------------------- float activations
