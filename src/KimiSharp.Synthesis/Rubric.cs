@@ -64,6 +64,10 @@ public sealed class RubricFilter
             {
                 string content = m["content"]?.GetValue<string>() ?? "";
                 foreach (var n in AnswerText.Numbers(content)) known.Add(n);
+                // A call is redundant when the same call already returned the same result: it learned nothing new.
+                // (Stateful calls such as a memory pop repeat their arguments but not their results.)
+                if (callsById.TryGetValue(m["tool_call_id"]?.GetValue<string>() ?? "", out var answered) && !seenCalls.Add(answered + "\n" + content))
+                    return RubricVerdict.Reject("redundant-call", answered);
                 // A call whose result was an error must not be repeated unchanged.
                 if (content.StartsWith("error:", StringComparison.Ordinal) && callsById.TryGetValue(m["tool_call_id"]?.GetValue<string>() ?? "", out var failed))
                     failedCalls.Add(failed);
@@ -80,7 +84,6 @@ public sealed class RubricFilter
                     if (Malformed(name, arguments) is { } problem) return RubricVerdict.Reject("malformed-call", problem);
                     string signature = name + " " + JsonNode.Parse(arguments)!.ToJsonString();
                     if (failedCalls.Contains(signature)) return RubricVerdict.Reject("repeated-failed-call", signature);
-                    if (!seenCalls.Add(signature)) return RubricVerdict.Reject("redundant-call", signature);
                     callsById[call["id"]?.GetValue<string>() ?? ""] = signature;
                     text += " " + arguments;
                 }

@@ -61,7 +61,7 @@ public sealed class TaskGenerator
     /// <summary>A task whose solution takes about <paramref name="calls"/> tool calls (1, 2, 3, or an even number ≥ 4).</summary>
     public Trajectory WithHorizon(int calls)
     {
-        if (calls >= 4) return Long(calls / 2);
+        if (calls >= 4) return Long(CitiesForCalls(calls));
         string[] kinds = calls switch
         {
             1 => ["arithmetic", "units", "date", "lookup", "note"],
@@ -442,10 +442,17 @@ public sealed class TaskGenerator
 
     // ------------------------------------------------------------------ long horizon
 
+    /// <summary>Tool calls of a long task over <paramref name="cities"/> cities: queue them, then pop, look up and add each (no addition for the first).</summary>
+    public static int LongCalls(int cities) => 3 * cities + 1;
+
+    /// <summary>The fewest cities whose long task needs at least <paramref name="calls"/> tool calls (at least 2): 0–2 calls more.</summary>
+    public static int CitiesForCalls(int calls) => Math.Max(2, (calls - 1 + 2) / 3);
+
     /// <summary>
-    /// Sum an attribute over <paramref name="cities"/> listed cities (a lookup and an addition per city after the first)
-    /// and save the total: 2 × cities calls. The reasoning names the running total and the next city at every step,
-    /// so each step needs only the latest steps (see <see cref="Agent.ContextWindow"/>).
+    /// Sum an attribute over <paramref name="cities"/> listed cities and save the total: <see cref="LongCalls"/> calls.
+    /// The cities go into a memory list once; each is then popped, looked up and added. Every step's reasoning names the
+    /// running total and how many cities are left, so it needs only the latest steps (see <see cref="Agent.ContextWindow"/>),
+    /// and no step copies more than one name: the queue lives in the tool, not in the reasoning.
     /// </summary>
     public Trajectory Long(int cities)
     {
@@ -462,21 +469,20 @@ public sealed class TaskGenerator
             $"Add up the {attribute} of the following {cities} cities and store the sum in memory under '{key}': {list}.",
         });
         b.User(question);
-        // Each lookup step restates the cities still to do, starting with the one it looks up: the next city is then
-        // the previous list minus its head (a copy from the last few steps), not a search for "the name after X" in
-        // the question, which a small model gets wrong.
-        string ToDo(int from) => string.Join(", ", chosen.Skip(from).Select(c => c.Name));
-        string total = b.Step($"I need the {attribute} of {cities} cities, one at a time, keeping a running total. To do: {ToDo(0)}.",
-            ("lookup", Args(("entity", chosen[0].Name), ("attribute", attribute))))[0].Content;
-        for (int i = 1; i < cities; i++)
+        b.Step($"I need the {attribute} of {cities} cities, one at a time, keeping a running total. I put them in a to-do list in memory and take them one by one.",
+            ("memory", Args(("action", "write"), ("key", "todo"), ("value", list))));
+        string total = "";
+        for (int i = 0; i < cities; i++)
         {
-            string v = b.Step($"Total so far {total} after {chosen[i - 1].Name}. To do: {ToDo(i)}.",
-                ("lookup", Args(("entity", chosen[i].Name), ("attribute", attribute))))[0].Content;
-            total = b.Step($"{chosen[i].Name} has {attribute} {v}. Add it: {total}+{v}.", ("calculator", Args(("expression", $"{total}+{v}"))))[0].Content;
+            string took = b.Step(i == 0 ? "Take the first city." : $"Total so far {total} after {chosen[i - 1].Name}, {cities - i} left. Take the next city.",
+                ("memory", Args(("action", "pop"), ("key", "todo"))))[0].Content;
+            string v = b.Step($"Next city {took}. Look up its {attribute}.", ("lookup", Args(("entity", chosen[i].Name), ("attribute", attribute))))[0].Content;
+            total = i == 0 ? v
+                : b.Step($"{chosen[i].Name} has {attribute} {v}. Add it: {total}+{v}.", ("calculator", Args(("expression", $"{total}+{v}"))))[0].Content;
         }
-        b.Step($"Total so far {total} after {chosen[^1].Name}. To do: nothing left. Save it.", ("memory", Args(("action", "write"), ("key", key), ("value", total))));
+        b.Step($"Total so far {total} after {chosen[^1].Name}, 0 left. Save it.", ("memory", Args(("action", "write"), ("key", key), ("value", total))));
         b.Final($"Saved the total {total}.", $"The total {attribute} of the {cities} cities is {total}{Unit(attribute)}. I saved it in memory as '{key}'.");
-        return Flawed(new Trajectory(new AgentTask("long", 2 * cities, question, [total]), b.Messages));
+        return Flawed(new Trajectory(new AgentTask("long", LongCalls(cities), question, [total]), b.Messages));
     }
 
     // ------------------------------------------------------------------ a weak teacher's flaws

@@ -134,6 +134,24 @@ public class MemoryToolTests
     }
 
     [Fact]
+    public void PopHandsOutAListOneItemAtATime()
+    {
+        var m = new MemoryTool();
+        JsonObject pop = new() { ["action"] = "pop", ["key"] = "todo" };
+        Assert.Equal(ToolResult.Error("no note named 'todo'"), m.Invoke(pop));
+        m.Invoke(Write("todo", "Belmark, Ostdor ,Varnholt"));
+        Assert.Equal("Belmark (2 left)", m.Invoke(pop).Content);
+        Assert.Equal("Ostdor ,Varnholt", m.Invoke(Read("todo")).Content);
+        Assert.Equal("Ostdor (1 left)", m.Invoke(pop).Content);
+        Assert.Equal("Varnholt (0 left)", m.Invoke(pop).Content);
+        Assert.Equal(ToolResult.Error("the list 'todo' is empty"), m.Invoke(pop));
+        Assert.Equal("", m.Invoke(Read("todo")).Content);
+        // A note without commas is a one-item list.
+        m.Invoke(Write("one", "Belmark"));
+        Assert.Equal("Belmark (0 left)", m.Invoke(new JsonObject { ["action"] = "pop", ["key"] = "one" }).Content);
+    }
+
+    [Fact]
     public void Limits()
     {
         var m = new MemoryTool();
@@ -152,7 +170,7 @@ public class MemoryToolTests
     {
         var m = new MemoryTool();
         Assert.Equal("error: 'action' must be a string", m.Invoke([]).Content);
-        Assert.Equal("error: unknown action 'erase' (known: write, read, list)", m.Invoke(new JsonObject { ["action"] = "erase" }).Content);
+        Assert.Equal("error: unknown action 'erase' (known: write, read, list, pop)", m.Invoke(new JsonObject { ["action"] = "erase" }).Content);
         Assert.Equal("error: 'key' must be a string", m.Invoke(new JsonObject { ["action"] = "read" }).Content);
         Assert.Equal("error: 'value' must be a string", m.Invoke(new JsonObject { ["action"] = "write", ["key"] = "a", ["value"] = 3 }).Content);
     }

@@ -23,7 +23,7 @@ public class ToolboxTests
         Assert.Equal("calculator", box.Declarations()[0]!["function"]!["name"]!.GetValue<string>());
         Assert.Equal("Convert between units, given by symbol (m km cm mm mi ft in yd kg g lb oz l ml gal s min h day C F K) or by name (e.g. kilometers, degrees Celsius).", declarations[1]!["function"]!["description"]!.GetValue<string>());
         Assert.Equal("Dates as YYYY-MM-DD: weekday, add_days or days_between.", declarations[2]!["function"]!["description"]!.GetValue<string>());
-        Assert.Equal("Scratchpad: write, read or list notes.", declarations[4]!["function"]!["description"]!.GetValue<string>());
+        Assert.Equal("Scratchpad: write, read or list notes; pop takes the next item of a list note.", declarations[4]!["function"]!["description"]!.GetValue<string>());
     }
 
     [Fact]

@@ -2,7 +2,11 @@ using System.Text.Json.Nodes;
 
 namespace KimiSharp.Agent.Tools;
 
-/// <summary>A per-episode scratchpad of notes under keys; each instance holds its own notes.</summary>
+/// <summary>
+/// A per-episode scratchpad of notes under keys; each instance holds its own notes. A note may hold a to-do list
+/// (items separated by commas) that <c>pop</c> hands out one item at a time, so a long run keeps its work queue in the
+/// tool rather than copying the whole list into every step's reasoning.
+/// </summary>
 public sealed class MemoryTool : IAgentTool
 {
     public const int MaxNotes = 100;
@@ -10,7 +14,7 @@ public sealed class MemoryTool : IAgentTool
     public const int MaxValueLength = 2000;
 
     /// <summary>The actions in declaration order.</summary>
-    public static IReadOnlyList<string> Actions { get; } = ["write", "read", "list"];
+    public static IReadOnlyList<string> Actions { get; } = ["write", "read", "list", "pop"];
 
     private readonly List<string> _order = [];
     private readonly Dictionary<string, string> _notes = new(StringComparer.Ordinal);
@@ -21,7 +25,7 @@ public sealed class MemoryTool : IAgentTool
     public IReadOnlyList<string> Keys => _order;
 
     public JsonObject Declaration => ToolArgs.Declaration(Name,
-        "Scratchpad: write, read or list notes.",
+        "Scratchpad: write, read or list notes; pop takes the next item of a list note.",
         new JsonObject
         {
             ["type"] = "object",
@@ -47,6 +51,7 @@ public sealed class MemoryTool : IAgentTool
 
         if (action == "read")
             return _notes.TryGetValue(key, out string? note) ? ToolResult.Ok(note) : ToolResult.Error($"no note named '{key}'");
+        if (action == "pop") return Pop(key);
 
         if (!ToolArgs.TryGetString(arguments, "value", out string value)) return ToolResult.Error("'value' must be a string");
         if (value.Length > MaxValueLength) return ToolResult.Error($"value is longer than {MaxValueLength} characters");
@@ -58,4 +63,16 @@ public sealed class MemoryTool : IAgentTool
         _notes[key] = value;
         return ToolResult.Ok($"saved {key}");
     });
+
+    private ToolResult Pop(string key)
+    {
+        if (!_notes.TryGetValue(key, out string? note)) return ToolResult.Error($"no note named '{key}'");
+        int comma = note.IndexOf(',');
+        string item = (comma < 0 ? note : note[..comma]).Trim();
+        string rest = comma < 0 ? "" : note[(comma + 1)..].Trim();
+        if (item.Length == 0 && rest.Length == 0) return ToolResult.Error($"the list '{key}' is empty");
+        _notes[key] = rest;
+        int left = rest.Length == 0 ? 0 : rest.Split(',').Length;
+        return ToolResult.Ok($"{item} ({left} left)");
+    }
 }
