@@ -23,12 +23,28 @@ internal static unsafe class Int4Kernels
     /// <summary>Whether the fused paths handle <paramref name="w"/> (4-bit, group size 32).</summary>
     public static bool Handles(WeightMatrix w) => w.Format == WeightFormat.PackedInt && w.Bits == 4 && w.BlockCols == Group;
 
+    /// <summary>Whether int8 activations apply to <paramref name="w"/>: a <see cref="Handles"/> matrix or one in 16-row blocks.</summary>
+    public static bool HandlesInt8(WeightMatrix w) => Handles(w) || w.Format == WeightFormat.PackedInt4Rows16;
+
     /// <summary>
     /// Decode streams each weight once from DRAM; without help one core waits on every miss and then computes, so
     /// the row kernels prefetch this many bytes ahead (measured best between 6 and 10 KB: 2-2.4x the single-thread
     /// matrix x vector rate from DRAM). Prefill re-reads rows from cache and gains nothing from it.
     /// </summary>
     internal const int PrefetchDistance = 8192;
+
+    /// <summary>Prefetches the packed bytes and scales of <paramref name="count"/> rows from <paramref name="row"/> (clipped to the matrix).</summary>
+    internal static void PrefetchRows(WeightMatrix w, int row, int count)
+    {
+        if (!Sse.IsSupported) return;
+        int end = Math.Min(w.Rows, row + count);
+        for (int r = row; r < end; r++)
+        {
+            byte* bytes = w.Data + r * w.RowBytes;
+            for (long o = 0; o < w.RowBytes; o += 64) Sse.Prefetch0(bytes + o);
+            Sse.Prefetch0((ushort*)w.Scales + (long)r * w.ScaleStride);
+        }
+    }
 
     /// <summary>Vector path in use: 2 = Vector512, 1 = Vector256, 0 = portable. Tests may lower it.</summary>
     internal static int Level = Avx512F.IsSupported && Avx512BW.IsSupported ? 2 : Avx2.IsSupported && Fma.IsSupported ? 1 : 0;

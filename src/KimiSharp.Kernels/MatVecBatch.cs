@@ -53,7 +53,7 @@ public sealed unsafe class MatVecBatch : IRowJob
             var w = _weights[i]!;
             work += (long)w.Rows * w.Cols;
             _quantized[i] = null;
-            if (MatrixKernels.Int8Activations && Int4Kernels.Handles(w))
+            if (MatrixKernels.Int8Activations && Int4Kernels.HandlesInt8(w))
             {
                 // Products that share an input share its quantization (the same function of the same values).
                 for (int j = 0; j < i && _quantized[i] is null; j++)
@@ -85,16 +85,36 @@ public sealed unsafe class MatVecBatch : IRowJob
             int first = _firstRow[i], end = Math.Min(rowEnd, _firstRow[i + 1]);
             float* x = (float*)_inputs[i], y = (float*)_outputs[i];
             var q = _quantized[i];
+            if (w.Format == WeightFormat.PackedInt4Rows16 && q is not null)
+            {
+                // Whole 16-row blocks: this range computes each block whose first row falls in it (all 16 rows).
+                int firstBlock = (global - first + Int4Rows16Kernels.Rows - 1) / Int4Rows16Kernels.Rows;
+                int endBlock = (end - first + Int4Rows16Kernels.Rows - 1) / Int4Rows16Kernels.Rows;
+                for (int b = firstBlock; b < endBlock; b++)
+                    Int4Rows16Kernels.Block(w, b, q, 0, 1, y + b * Int4Rows16Kernels.Rows, 1);
+                global = end;
+                continue;
+            }
+            // The row kernels prefetch PrefetchDistance bytes ahead within their matrix; near its end, the rows
+            // that distance ahead belong to the next product in this range, which would otherwise start cold.
+            var next = end < rowEnd && i + 1 < _count && Int4Kernels.Handles(_weights[i + 1]!) ? _weights[i + 1] : null;
+            int ahead = next is null ? 0 : (int)Math.Max(1, Int4Kernels.PrefetchDistance / w.RowBytes);
             if (q is not null)
             {
                 var token = q[0];
                 for (; global + 2 <= end; global += 2)
+                {
+                    if (next is not null && global + ahead >= end) Int4Kernels.PrefetchRows(next, global + ahead - end, 2);
                     Int4Kernels.DotQ8Rows2(w, global - first, token, y + (global - first), y + (global - first) + 1);
+                }
                 if (global < end) { y[global - first] = Int4Kernels.DotQ8(w, global - first, token); global++; }
             }
             else if (Int4Kernels.Handles(w))
                 for (; global + 2 <= end; global += 2)
+                {
+                    if (next is not null && global + ahead >= end) Int4Kernels.PrefetchRows(next, global + ahead - end, 2);
                     Int4Kernels.DotRows2(w, global - first, x, y + (global - first), y + (global - first) + 1);
+                }
             for (; global < end; global++)
             {
                 int r = global - first;

@@ -167,7 +167,7 @@ public static unsafe class MatrixKernels
         {
             _w1 = w1; _y1 = y1; _w2 = w2; _y2 = y2; _x = x; _tokens = tokens;
             _q = null;
-            if (Int8Activations && (Int4Kernels.Handles(w1) || (w2 is not null && Int4Kernels.Handles(w2))))
+            if (Int8Activations && (Int4Kernels.HandlesInt8(w1) || (w2 is not null && Int4Kernels.HandlesInt8(w2))))
             {
                 _q = QuantizedActivations.ForThread();
                 _q.Quantize(x, tokens, w1.Cols);
@@ -188,6 +188,20 @@ public static unsafe class MatrixKernels
         {
             int tokens = _tokens, rows = w.Rows, cols = w.Cols;
             bool int4 = Int4Kernels.Handles(w), bf16 = w.Format == WeightFormat.BF16;
+            if (w.Format == WeightFormat.PackedInt4Rows16 && _q is not null)
+            {
+                // Whole 16-row blocks: a thread computes each block whose first row falls in its range (all 16 rows).
+                var q16 = _q;
+                int firstBlock = (rowStart + Int4Rows16Kernels.Rows - 1) / Int4Rows16Kernels.Rows;
+                int endBlock = (rowEnd + Int4Rows16Kernels.Rows - 1) / Int4Rows16Kernels.Rows;
+                for (int t0 = 0; t0 < tokens; t0 += TokenBlock)
+                {
+                    int n = Math.Min(TokenBlock, tokens - t0);
+                    for (int b = firstBlock; b < endBlock; b++)
+                        Int4Rows16Kernels.Block(w, b, q16, t0, n, y + (long)t0 * rows + b * Int4Rows16Kernels.Rows, rows);
+                }
+                return;
+            }
             var q = int4 ? _q : null;
             if (q is not null && tokens == 1)
             {
@@ -254,6 +268,10 @@ public static unsafe class MatrixKernels
                 break;
             case WeightFormat.PackedInt:
                 DecodePackedInt(w, row, (uint*)rowData, col, count, destination);
+                break;
+            case WeightFormat.PackedInt4Rows16:
+                for (int c = col; c < col + count; c++)
+                    *destination++ = (Int4Rows16Kernels.Element(w, row, c) - 8) * Int4Rows16Kernels.Scale(w, row, c / Int4Kernels.Group);
                 break;
             default:
                 throw new NotSupportedException($"weight format {w.Format}");

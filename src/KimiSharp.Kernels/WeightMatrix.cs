@@ -10,6 +10,11 @@ public enum WeightFormat
     Fp8Block,
     /// <summary>compressed-tensors pack-quantized: signed <c>Bits</c>-bit integers packed little-nibble-first into int32 words with a +2^(Bits-1) offset, one bfloat16 scale per <c>GroupSize</c> input columns.</summary>
     PackedInt,
+    /// <summary>
+    /// <see cref="PackedInt"/> 4-bit, group 32, repacked in place 16 rows at a time for int8 activations (see
+    /// <c>Int4Rows16Kernels</c>); float activations still work, through a slower per-element decode.
+    /// </summary>
+    PackedInt4Rows16,
 }
 
 /// <summary>
@@ -46,7 +51,7 @@ public sealed unsafe class WeightMatrix
     public long StoredBytes => Format switch
     {
         WeightFormat.Fp8Block => RowBytes * Rows + 4L * ScaleStride * ((Rows + BlockRows - 1) / BlockRows),
-        WeightFormat.PackedInt => RowBytes * Rows + 2L * ScaleStride * Rows,
+        WeightFormat.PackedInt or WeightFormat.PackedInt4Rows16 => RowBytes * Rows + 2L * ScaleStride * Rows,
         _ => RowBytes * Rows,
     };
 
@@ -74,6 +79,21 @@ public sealed unsafe class WeightMatrix
         if (groupSize <= 0) throw new ArgumentException($"group size must be positive, got {groupSize}");
         return new(WeightFormat.PackedInt, rows, cols, (byte*)packed, 4L * PackedWordsPerRow(cols, bits),
             scales, (cols + groupSize - 1) / groupSize, 1, groupSize, bits);
+    }
+
+    /// <summary>Whether <see cref="RepackRows16"/> applies: 4-bit packed, group 32, rows a multiple of 16, columns of 32.</summary>
+    public bool CanRepackRows16 => Int4Rows16Kernels.CanRepack(this);
+
+    /// <summary>
+    /// Rewrites this packed INT4 weight's memory in place into 16-row blocks (<see cref="WeightFormat.PackedInt4Rows16"/>),
+    /// the layout the fast int8-activation kernels read, and returns the view of it. This view must not be used
+    /// afterwards. The memory must be writable (a copy-on-write mapping, for a checkpoint); nothing is allocated
+    /// beyond one block's copy.
+    /// </summary>
+    public WeightMatrix RepackRows16()
+    {
+        Int4Rows16Kernels.Repack(this);
+        return new(WeightFormat.PackedInt4Rows16, Rows, Cols, Data, RowBytes, Scales, ScaleStride, 1, BlockCols, Bits);
     }
 
     public static int PackedWordsPerRow(int cols, int bits) => (cols * bits + 31) / 32;

@@ -49,14 +49,18 @@ public sealed class KimiModel : IDisposable
     /// <summary>The safetensors files the weights are mapped from.</summary>
     public IReadOnlyList<string> CheckpointFiles => _tensors.Files.Select(f => f.Path).ToArray();
 
-    public static KimiModel Load(string directory, IProgress<LoadProgress>? progress = null)
+    public static KimiModel Load(string directory, IProgress<LoadProgress>? progress = null) => Load(directory, new KimiModelLoadOptions(), progress);
+
+    public static KimiModel Load(string directory, KimiModelLoadOptions options, IProgress<LoadProgress>? progress = null)
     {
+        ArgumentNullException.ThrowIfNull(options);
         var config = ModelConfig.Load(directory);
         var tensors = CheckpointTensors.Open(directory,
-            progress is null ? null : new Progress<(int Done, int Total)>(p => progress.Report(new LoadProgress("mapping", p.Done, p.Total))));
+            progress is null ? null : new Progress<(int Done, int Total)>(p => progress.Report(new LoadProgress("mapping", p.Done, p.Total))),
+            copyOnWrite: options.RepackInt4ForInt8);
         try
         {
-            var w = new WeightLoader(tensors, config);
+            var w = new WeightLoader(tensors, config) { RepackInt4 = options.RepackInt4ForInt8 };
             var rope = new RotaryEmbedding(config);
             int hidden = config.HiddenSize, vocab = config.VocabSize;
             var embedding = w.Dense("model.embed_tokens.weight", vocab, hidden);
@@ -86,32 +90,32 @@ public sealed class KimiModel : IDisposable
         var attention = c.QLoraRank is int rank
             ? new MlaAttention(c, rope)
             {
-                QAProj = w.Linear(p + "self_attn.q_a_proj", rank, hidden),
+                QAProj = w.MatMulLinear(p + "self_attn.q_a_proj", rank, hidden),
                 QABias = Bias(p + "self_attn.q_a_proj", rank),
                 QANorm = w.Vector(p + "self_attn.q_a_layernorm.weight", rank),
-                QBProj = w.Linear(p + "self_attn.q_b_proj", heads * c.QkHeadDim, rank),
-                KvAProj = w.Linear(p + "self_attn.kv_a_proj_with_mqa", c.KvLoraRank + c.QkRopeHeadDim, hidden),
+                QBProj = w.MatMulLinear(p + "self_attn.q_b_proj", heads * c.QkHeadDim, rank),
+                KvAProj = w.MatMulLinear(p + "self_attn.kv_a_proj_with_mqa", c.KvLoraRank + c.QkRopeHeadDim, hidden),
                 KvABias = Bias(p + "self_attn.kv_a_proj_with_mqa", c.KvLoraRank + c.QkRopeHeadDim),
                 KvANorm = w.Vector(p + "self_attn.kv_a_layernorm.weight", c.KvLoraRank),
                 KvBProj = w.Linear(p + "self_attn.kv_b_proj", heads * (c.QkNopeHeadDim + c.VHeadDim), c.KvLoraRank),
-                OProj = w.Linear(p + "self_attn.o_proj", hidden, heads * c.VHeadDim),
+                OProj = w.MatMulLinear(p + "self_attn.o_proj", hidden, heads * c.VHeadDim),
                 OBias = Bias(p + "self_attn.o_proj", hidden),
             }
             : new MlaAttention(c, rope)
             {
-                QProj = w.Linear(p + "self_attn.q_proj", heads * c.QkHeadDim, hidden),
-                KvAProj = w.Linear(p + "self_attn.kv_a_proj_with_mqa", c.KvLoraRank + c.QkRopeHeadDim, hidden),
+                QProj = w.MatMulLinear(p + "self_attn.q_proj", heads * c.QkHeadDim, hidden),
+                KvAProj = w.MatMulLinear(p + "self_attn.kv_a_proj_with_mqa", c.KvLoraRank + c.QkRopeHeadDim, hidden),
                 KvABias = Bias(p + "self_attn.kv_a_proj_with_mqa", c.KvLoraRank + c.QkRopeHeadDim),
                 KvANorm = w.Vector(p + "self_attn.kv_a_layernorm.weight", c.KvLoraRank),
                 KvBProj = w.Linear(p + "self_attn.kv_b_proj", heads * (c.QkNopeHeadDim + c.VHeadDim), c.KvLoraRank),
-                OProj = w.Linear(p + "self_attn.o_proj", hidden, heads * c.VHeadDim),
+                OProj = w.MatMulLinear(p + "self_attn.o_proj", hidden, heads * c.VHeadDim),
                 OBias = Bias(p + "self_attn.o_proj", hidden),
             };
 
         FeedForward Mlp(string prefix, int width) => new(
-            w.Linear(prefix + "gate_proj", width, hidden),
-            w.Linear(prefix + "up_proj", width, hidden),
-            w.Linear(prefix + "down_proj", hidden, width));
+            w.MatMulLinear(prefix + "gate_proj", width, hidden),
+            w.MatMulLinear(prefix + "up_proj", width, hidden),
+            w.MatMulLinear(prefix + "down_proj", hidden, width));
 
         FeedForward? dense = null;
         MoeBlock? moe = null;
@@ -205,4 +209,16 @@ public sealed class KimiModel : IDisposable
     }
 
     public void Dispose() => _tensors.Dispose();
+}
+
+/// <summary>How <see cref="KimiModel.Load(string, KimiModelLoadOptions, IProgress{LoadProgress}?)"/> prepares the weights.</summary>
+public sealed record KimiModelLoadOptions
+{
+    /// <summary>
+    /// Repack INT4 (group 32) projection and expert weights in memory into 16-row blocks, the layout of the fast
+    /// int8-activation kernels (<c>MatrixKernels.Int8Activations</c>). The files are mapped copy-on-write and never
+    /// written; repacked pages become private memory of the same size, so resident memory does not grow. Float
+    /// activations still work on repacked weights, but slowly: turn this on only for int8 use.
+    /// </summary>
+    public bool RepackInt4ForInt8 { get; init; }
 }

@@ -219,6 +219,106 @@ public sealed unsafe class KernelPathsTests : IDisposable
     }
 
     [Theory]
+    [InlineData(16, 32, 1)]
+    [InlineData(32, 96, 7)]
+    [InlineData(48, 160, 5)]
+    [InlineData(16, 2048, 4)]
+    [InlineData(160, 64, 9)]
+    public void Rows16_repack_keeps_every_element_and_its_int8_products_match_the_scalar_reference_bit_for_bit(int rows, int cols, int tokens)
+    {
+        var rng = new Random(rows * 7 + cols);
+        var (packed, values) = Make(WeightFormat.PackedInt, rows, cols, rng);
+        Assert.True(packed.CanRepackRows16);
+        var w = packed.RepackRows16();
+        Assert.Equal(WeightFormat.PackedInt4Rows16, w.Format);
+        Assert.Equal(packed.StoredBytes, w.StoredBytes);
+        var row = new float[cols];
+        for (int r = 0; r < rows; r++)
+        {
+            fixed (float* pr = row) MatrixKernels.DecodeRange(w, r, 0, cols, pr);
+            for (int c = 0; c < cols; c++) Assert.Equal((float)values[(long)r * cols + c], row[c]);
+        }
+
+        var x = RandomVector(tokens * cols, rng);
+        var q = new QuantizedActivations();
+        var reference = new float[tokens * rows];
+        fixed (float* px = x) q.Quantize(px, tokens, cols);
+        fixed (float* py = reference)
+            for (int b = 0; b < rows / 16; b++) Int4Rows16Kernels.BlockScalar(w, b, q, 0, tokens, py + 16 * b, rows);
+
+        bool saved = MatrixKernels.Int8Activations;
+        int savedThreads = KernelThreading.MaxThreads;
+        try
+        {
+            MatrixKernels.Int8Activations = true;
+            foreach (int level in SupportedLevels())
+                foreach (int threads in new[] { 1, 2 })
+                    WithLevel(level, () =>
+                    {
+                        KernelThreading.MaxThreads = threads;
+                        var batch = new float[tokens * rows];
+                        MatrixKernels.MatMul(w, x, batch, tokens);
+                        Assert.Equal(reference, batch);
+                        var solo = new float[rows];
+                        for (int t = 0; t < tokens; t++)
+                        {
+                            MatrixKernels.MatMul(w, x.AsSpan(t * cols, cols), solo, 1);
+                            Assert.Equal(reference.AsSpan(t * rows, rows).ToArray(), solo);
+                        }
+                        // A decode batch mixing it with an unrepacked matrix computes the same products.
+                        var batchOfOne = new MatVecBatch();
+                        var other = Make(WeightFormat.PackedInt, 3, cols, new Random(1)).W;
+                        var y1 = new float[rows];
+                        var y2 = new float[3];
+                        var expected2 = new float[3];
+                        MatrixKernels.MatMul(other, x.AsSpan(0, cols), expected2, 1);
+                        fixed (float* px = x)
+                        fixed (float* p1 = y1)
+                        fixed (float* p2 = y2)
+                        {
+                            batchOfOne.Add(other, px, p2);
+                            batchOfOne.Add(w, px, p1);
+                            batchOfOne.Run();
+                        }
+                        Assert.Equal(reference.AsSpan(0, rows).ToArray(), y1);
+                        Assert.Equal(expected2, y2);
+                    });
+        }
+        finally
+        {
+            MatrixKernels.Int8Activations = saved;
+            KernelThreading.MaxThreads = savedThreads;
+        }
+
+        // Within quantization error of the exact product, and float activations still work (through the decode).
+        var exact = new float[tokens * rows];
+        MatrixKernels.MatMul(w, x, exact, tokens);
+        for (int t = 0; t < tokens; t++)
+            for (int r = 0; r < rows; r++)
+            {
+                double expected = 0, magnitude = 0;
+                for (int c = 0; c < cols; c++)
+                {
+                    expected += values[(long)r * cols + c] * x[t * cols + c];
+                    magnitude += Math.Abs(values[(long)r * cols + c] * x[t * cols + c]);
+                }
+                Assert.True(Math.Abs(expected - exact[t * rows + r]) <= 1e-5 * (1 + magnitude), $"float path row {r} token {t}");
+                Assert.True(Math.Abs(expected - reference[t * rows + r]) <= 1e-2 * (1 + magnitude), $"int8 path row {r} token {t}");
+            }
+    }
+
+    [Fact]
+    public void Rows16_repack_refuses_shapes_it_cannot_block()
+    {
+        var rng = new Random(3);
+        Assert.False(Make(WeightFormat.PackedInt, 17, 64, rng).W.CanRepackRows16);
+        Assert.False(Make(WeightFormat.PackedInt, 16, 40, rng).W.CanRepackRows16);
+        Assert.False(Make(WeightFormat.BF16, 16, 64, rng).W.CanRepackRows16);
+        var e = Assert.Throws<ArgumentException>(() => Make(WeightFormat.PackedInt, 17, 64, rng).W.RepackRows16());
+        Assert.Contains("16-row blocks", e.Message);
+    }
+
+    [Theory]
     [InlineData(128)]
     [InlineData(3 * 128 + 37)]
     [InlineData(2048)]

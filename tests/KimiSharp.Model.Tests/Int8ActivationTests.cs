@@ -15,9 +15,16 @@ public sealed class Int8ActivationTests : IDisposable
 
     private static readonly int[] Tokens = [5, 90, 13, 42, 7, 7, 61, 0, 88, 23, 17, 54, 31, 2, 76, 45, 19, 96, 8, 33];
 
-    private KimiModel Load(int experts = 8)
+    private KimiModel Load(int experts = 8, bool repack = false)
+    {
+        string dir = Write(experts);
+        return KimiModel.Load(dir, new KimiModelLoadOptions { RepackInt4ForInt8 = repack });
+    }
+
+    private string Write(int experts)
     {
         string dir = Path.Combine(_root, "m" + experts);
+        if (Directory.Exists(dir)) return dir;
         RandomCheckpoint.Write(dir, new RandomCheckpointOptions
         {
             VocabSize = 97, HiddenSize = 160, IntermediateSize = 200, MoeIntermediateSize = 64, NumHiddenLayers = 3,
@@ -25,13 +32,15 @@ public sealed class Int8ActivationTests : IDisposable
             QkNopeHeadDim = 16, QkRopeHeadDim = 8, VHeadDim = 16, MaxPositionEmbeddings = 64, Seed = 21,
             Format = CheckpointFormat.Int4, Int4AllLinears = true,
         });
-        return KimiModel.Load(dir);
+        return dir;
     }
 
-    [Fact]
-    public void Int8_mode_keeps_cached_prefixes_and_batches_bit_identical()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Int8_mode_keeps_cached_prefixes_and_batches_bit_identical(bool repack)
     {
-        using var model = Load();
+        using var model = Load(repack: repack);
         int vocab = model.Config.VocabSize;
         bool saved = MatrixKernels.Int8Activations;
         try
@@ -89,5 +98,42 @@ public sealed class Int8ActivationTests : IDisposable
         }
         Assert.True(maxDiff > 0, "int8 mode must actually quantize");
         Assert.True(maxDiff <= 0.05 * maxRef, $"relative error {maxDiff / maxRef:E2}");
+    }
+
+    [Fact]
+    public void Repacked_int8_model_matches_the_unrepacked_one_and_leaves_the_files_alone()
+    {
+        string dir = Write(8);
+        var before = Directory.GetFiles(dir, "*.safetensors").Select(f => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(f)))).ToArray();
+        bool saved = MatrixKernels.Int8Activations;
+        float[] plain, repacked;
+        try
+        {
+            MatrixKernels.Int8Activations = true;
+            using (var model = Load(repack: false)) plain = model.Logits(Tokens);
+            using (var model = Load(repack: true))
+            {
+                // The routed experts' shapes block into 16 rows (64 × 160, 160 × 64); the others stay as stored.
+                var expert = model.Layers[1].Moe!.Experts[0];
+                Assert.Equal(WeightFormat.PackedInt4Rows16, expert.Gate.Format);
+                Assert.Equal(WeightFormat.PackedInt4Rows16, expert.Down.Format);
+                Assert.Equal(WeightFormat.PackedInt, model.Layers[1].Attention.KvBProj.Format);
+                repacked = model.Logits(Tokens);
+            }
+        }
+        finally
+        {
+            MatrixKernels.Int8Activations = saved;
+        }
+        // Same integer sums, combined in another float order: equal up to rounding.
+        double maxDiff = 0, maxRef = 0;
+        for (int i = 0; i < plain.Length; i++)
+        {
+            maxDiff = Math.Max(maxDiff, Math.Abs(plain[i] - repacked[i]));
+            maxRef = Math.Max(maxRef, Math.Abs(plain[i]));
+        }
+        Assert.True(maxDiff <= 1e-4 * maxRef, $"relative difference {maxDiff / maxRef:E2}");
+        var after = Directory.GetFiles(dir, "*.safetensors").Select(f => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(f)))).ToArray();
+        Assert.Equal(before, after);
     }
 }

@@ -39,6 +39,19 @@ internal sealed unsafe class WeightLoader(CheckpointTensors tensors, ModelConfig
         return Dense(module + ".weight", rows, cols);
     }
 
+    /// <summary>Repack INT4 weights that are only used in matrix products into 16-row blocks (needs a copy-on-write mapping).</summary>
+    public bool RepackInt4 { get; init; }
+
+    /// <summary>
+    /// <see cref="Linear"/> for a weight the model only multiplies whole (never reads row by row), which may therefore
+    /// be repacked into the int8 kernels' 16-row layout when <see cref="RepackInt4"/> is on and the shape allows it.
+    /// </summary>
+    public WeightMatrix MatMulLinear(string module, int rows, int cols)
+    {
+        var weight = Linear(module, rows, cols);
+        return RepackInt4 && weight.CanRepackRows16 ? weight.RepackRows16() : weight;
+    }
+
     /// <summary>A plain [rows, cols] tensor in F32/F16/BF16, or F8_E4M3 with its <c>_scale_inv</c> blocks.</summary>
     public WeightMatrix Dense(string tensor, int rows, int cols)
     {

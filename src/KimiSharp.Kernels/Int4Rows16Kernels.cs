@@ -1,0 +1,202 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace KimiSharp.Kernels;
+
+/// <summary>
+/// INT4 (group 32) weights repacked 16 rows at a time for int8 activations (<see cref="WeightFormat.PackedInt4Rows16"/>).
+/// <para>
+/// Layout: row block b (rows 16b … 16b+15) and group g take 256 bytes at (b·G + g)·256, G = Cols/32. Chunk k (0–3) is
+/// 64 bytes: for each of the 16 rows r, 4 bytes whose low nibbles are columns 32g+4k … 32g+4k+3 and whose high nibbles
+/// are columns 32g+16+4k … +3, still offset by +8. Scales: bfloat16 [b][g][16 rows], in the same bytes the [rows, G]
+/// scales held. The repack moves bytes only inside each block, so it is done in place and costs no memory.
+/// </para>
+/// <para>
+/// Why: one 64-byte load then holds 4 columns of 16 rows, and a token's 4 int8 activations broadcast across it, so a
+/// whole group of 16 rows is summed in int16 lanes (8 <c>vpmaddubsw</c>, 7 adds, one <c>vpmaddwd</c>) before a single
+/// conversion, instead of converting every 8-column lane of every row. Arithmetic, for every (row, token), in this
+/// order whichever path computes it: per group the exact integer s = Σ q·xq − 8·Σ xq, then
+/// acc = fma(float(s) · dx_g, scale_g, acc) for g = 0, 1, …; acc starts at 0.
+/// </para>
+/// </summary>
+internal static unsafe class Int4Rows16Kernels
+{
+    public const int Rows = 16;
+    private const int Group = Int4Kernels.Group;
+    private const int BlockBytes = Rows * Group / 2;
+
+    /// <summary>Whether <paramref name="w"/> (PackedInt) can be repacked: 4-bit, group 32, whole blocks of rows and groups.</summary>
+    public static bool CanRepack(WeightMatrix w) =>
+        Int4Kernels.Handles(w) && w.Rows % Rows == 0 && w.Cols % Group == 0 && w.ScaleStride == w.Cols / Group && w.RowBytes == w.Cols / 2;
+
+    /// <summary>Rewrites <paramref name="w"/>'s bytes and scales in place into the 16-row layout.</summary>
+    public static void Repack(WeightMatrix w)
+    {
+        if (!CanRepack(w)) throw new ArgumentException($"a [{w.Rows}, {w.Cols}] {w.Format} weight cannot be repacked into 16-row blocks");
+        int groups = w.Cols / Group;
+        long blockSpan = (long)Rows * w.RowBytes; // bytes of 16 rows, in either layout
+        var rowCopy = new byte[blockSpan];
+        var scaleCopy = new ushort[Rows * groups];
+        fixed (byte* src = rowCopy)
+        fixed (ushort* srcScales = scaleCopy)
+            for (int b = 0; b < w.Rows / Rows; b++)
+            {
+                byte* dst = w.Data + b * blockSpan;
+                ushort* dstScales = (ushort*)w.Scales + (long)b * Rows * groups;
+                new ReadOnlySpan<byte>(dst, (int)blockSpan).CopyTo(rowCopy);
+                new ReadOnlySpan<ushort>(dstScales, Rows * groups).CopyTo(scaleCopy);
+                for (int g = 0; g < groups; g++)
+                {
+                    byte* block = dst + (long)g * BlockBytes;
+                    for (int r = 0; r < Rows; r++)
+                    {
+                        byte* row = src + r * w.RowBytes + g * (Group / 2); // 16 bytes: byte j holds columns 2j (low) and 2j+1 (high)
+                        for (int k = 0; k < 4; k++)
+                            for (int m = 0; m < 4; m++)
+                                block[k * 64 + 4 * r + m] = (byte)(Nibble(row, 4 * k + m) | (Nibble(row, 16 + 4 * k + m) << 4));
+                        dstScales[g * Rows + r] = srcScales[r * groups + g];
+                    }
+                }
+            }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Nibble(byte* row, int col) => (row[col >> 1] >> (4 * (col & 1))) & 0xF;
+
+    /// <summary>The stored nibble (0–15, +8 offset) of w[row, col] in the 16-row layout.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Element(WeightMatrix w, int row, int col)
+    {
+        int groups = w.Cols / Group, g = col / Group, c = col % Group, r = row % Rows;
+        byte* block = w.Data + ((long)(row / Rows) * groups + g) * BlockBytes;
+        byte b = block[(c & 15) / 4 * 64 + 4 * r + (c & 3)];
+        return c < 16 ? b & 0xF : b >> 4;
+    }
+
+    /// <summary>The bfloat16 scale of w[row, group].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Scale(WeightMatrix w, int row, int group) =>
+        NumberFormats.Bf16ToFloat(((ushort*)w.Scales)[((long)(row / Rows) * (w.Cols / Group) + group) * Rows + row % Rows]);
+
+    /// <summary>
+    /// y[t·yStride + r] for the 16 rows of block <paramref name="block"/> and <paramref name="count"/> tokens from
+    /// <paramref name="token"/>. Four tokens share the unpacked weights; every result is the per-(row, token)
+    /// arithmetic in the type summary, so it does not depend on how tokens are grouped.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Block(WeightMatrix w, int block, QuantizedActivations q, int token, int count, float* y, long yStride)
+    {
+        if (Int4Kernels.Level != 2) { BlockScalar(w, block, q, token, count, y, yStride); return; }
+        int t = 0;
+        for (; t + 4 <= count; t += 4)
+            Block4(w, block, q[token + t], q[token + t + 1], q[token + t + 2], q[token + t + 3], y + t * yStride, yStride);
+        for (; t < count; t++) Block1(w, block, q[token + t], y + t * yStride, prefetch: count == 1);
+    }
+
+    /// <summary>The per-(row, token) arithmetic, one element at a time: the reference the vector paths must match bit for bit.</summary>
+    public static void BlockScalar(WeightMatrix w, int block, QuantizedActivations q, int token, int count, float* y, long yStride)
+    {
+        int groups = w.Cols / Group;
+        for (int t = 0; t < count; t++)
+        {
+            var xq = q[token + t];
+            for (int r = 0; r < Rows; r++)
+            {
+                int row = block * Rows + r;
+                float acc = 0;
+                for (int g = 0; g < groups; g++)
+                {
+                    int s = 0;
+                    for (int c = 0; c < Group; c++) s += Element(w, row, g * Group + c) * xq.Natural[g * Group + c];
+                    s -= 8 * xq.GroupSums[g];
+                    acc = MathF.FusedMultiplyAdd(s * xq.GroupScales[g], Scale(w, row, g), acc);
+                }
+                y[t * yStride + r] = acc;
+            }
+        }
+    }
+
+    /// <summary>Σ over one group of 16 rows × 32 columns against one token's 32 int8 activations, per row (exact).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> GroupSum(Vector512<byte> l0, Vector512<byte> l1, Vector512<byte> l2, Vector512<byte> l3,
+        Vector512<byte> h0, Vector512<byte> h1, Vector512<byte> h2, Vector512<byte> h3, sbyte* x, Vector512<short> ones)
+    {
+        // Each product lane sums 2 of |q·x| ≤ 15·127; eight of them stay within int16 (16 · 1905 = 30480).
+        var p0 = Avx512BW.MultiplyAddAdjacent(l0, Vector512.Create(*(int*)x).AsSByte());
+        var p1 = Avx512BW.MultiplyAddAdjacent(l1, Vector512.Create(*(int*)(x + 4)).AsSByte());
+        var p2 = Avx512BW.MultiplyAddAdjacent(l2, Vector512.Create(*(int*)(x + 8)).AsSByte());
+        var p3 = Avx512BW.MultiplyAddAdjacent(l3, Vector512.Create(*(int*)(x + 12)).AsSByte());
+        var p4 = Avx512BW.MultiplyAddAdjacent(h0, Vector512.Create(*(int*)(x + 16)).AsSByte());
+        var p5 = Avx512BW.MultiplyAddAdjacent(h1, Vector512.Create(*(int*)(x + 20)).AsSByte());
+        var p6 = Avx512BW.MultiplyAddAdjacent(h2, Vector512.Create(*(int*)(x + 24)).AsSByte());
+        var p7 = Avx512BW.MultiplyAddAdjacent(h3, Vector512.Create(*(int*)(x + 28)).AsSByte());
+        var sum = Avx512BW.Add(Avx512BW.Add(Avx512BW.Add(p0, p1), Avx512BW.Add(p2, p3)), Avx512BW.Add(Avx512BW.Add(p4, p5), Avx512BW.Add(p6, p7)));
+        return Avx512BW.MultiplyAddAdjacent(sum, ones);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Scales(ushort* scales) =>
+        Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Vector256.Load(scales)), 16).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Block4(WeightMatrix w, int block, QuantizedActivations.Token x0, QuantizedActivations.Token x1,
+        QuantizedActivations.Token x2, QuantizedActivations.Token x3, float* y, long yStride)
+    {
+        int groups = w.Cols / Group;
+        byte* blocks = w.Data + (long)block * groups * BlockBytes;
+        ushort* scales = (ushort*)w.Scales + (long)block * groups * Rows;
+        var nibble = Vector512.Create((byte)0x0F);
+        var ones = Vector512.Create((short)1);
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int g = 0; g < groups; g++)
+        {
+            byte* b = blocks + (long)g * BlockBytes;
+            var w0 = Vector512.Load(b); var w1 = Vector512.Load(b + 64); var w2 = Vector512.Load(b + 128); var w3 = Vector512.Load(b + 192);
+            var l0 = w0 & nibble; var l1 = w1 & nibble; var l2 = w2 & nibble; var l3 = w3 & nibble;
+            var h0 = Avx512BW.ShiftRightLogical(w0.AsUInt16(), 4).AsByte() & nibble;
+            var h1 = Avx512BW.ShiftRightLogical(w1.AsUInt16(), 4).AsByte() & nibble;
+            var h2 = Avx512BW.ShiftRightLogical(w2.AsUInt16(), 4).AsByte() & nibble;
+            var h3 = Avx512BW.ShiftRightLogical(w3.AsUInt16(), 4).AsByte() & nibble;
+            var sc = Scales(scales + g * Rows);
+            int c = g * Group;
+            var s0 = GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x0.Natural + c, ones) - Vector512.Create(8 * x0.GroupSums[g]);
+            var s1 = GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x1.Natural + c, ones) - Vector512.Create(8 * x1.GroupSums[g]);
+            var s2 = GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x2.Natural + c, ones) - Vector512.Create(8 * x2.GroupSums[g]);
+            var s3 = GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x3.Natural + c, ones) - Vector512.Create(8 * x3.GroupSums[g]);
+            a0 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(s0) * x0.GroupScales[g], sc, a0);
+            a1 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(s1) * x1.GroupScales[g], sc, a1);
+            a2 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(s2) * x2.GroupScales[g], sc, a2);
+            a3 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(s3) * x3.GroupScales[g], sc, a3);
+        }
+        a0.Store(y); a1.Store(y + yStride); a2.Store(y + 2 * yStride); a3.Store(y + 3 * yStride);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Block1(WeightMatrix w, int block, QuantizedActivations.Token x, float* y, bool prefetch)
+    {
+        int groups = w.Cols / Group;
+        byte* blocks = w.Data + (long)block * groups * BlockBytes;
+        ushort* scales = (ushort*)w.Scales + (long)block * groups * Rows;
+        var nibble = Vector512.Create((byte)0x0F);
+        var ones = Vector512.Create((short)1);
+        Vector512<float> acc = default;
+        for (int g = 0; g < groups; g++)
+        {
+            byte* b = blocks + (long)g * BlockBytes;
+            if (prefetch)
+            {
+                // Decode streams the weights from DRAM once (see Int4Kernels.PrefetchDistance).
+                Sse.Prefetch0(b + Int4Kernels.PrefetchDistance); Sse.Prefetch0(b + Int4Kernels.PrefetchDistance + 64);
+                Sse.Prefetch0(b + Int4Kernels.PrefetchDistance + 128); Sse.Prefetch0(b + Int4Kernels.PrefetchDistance + 192);
+            }
+            var w0 = Vector512.Load(b); var w1 = Vector512.Load(b + 64); var w2 = Vector512.Load(b + 128); var w3 = Vector512.Load(b + 192);
+            var s = GroupSum(w0 & nibble, w1 & nibble, w2 & nibble, w3 & nibble,
+                Avx512BW.ShiftRightLogical(w0.AsUInt16(), 4).AsByte() & nibble, Avx512BW.ShiftRightLogical(w1.AsUInt16(), 4).AsByte() & nibble,
+                Avx512BW.ShiftRightLogical(w2.AsUInt16(), 4).AsByte() & nibble, Avx512BW.ShiftRightLogical(w3.AsUInt16(), 4).AsByte() & nibble,
+                x.Natural + g * Group, ones) - Vector512.Create(8 * x.GroupSums[g]);
+            acc = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(s) * x.GroupScales[g], Scales(scales + g * Rows), acc);
+        }
+        acc.Store(y);
+    }
+}
