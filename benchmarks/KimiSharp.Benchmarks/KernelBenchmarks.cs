@@ -11,7 +11,7 @@ public unsafe class MatMulBenchmarks : IDescribesWork, IDisposable
 {
     public const int Rows = 1408, Cols = 2048;
 
-    [Params("int4", "int4-q8", "fp8", "bf16")]
+    [Params("int4", "int4-q8", "int4-q8-rows16", "fp8", "bf16")]
     public string Format { get; set; } = "int4";
 
     [Params(1, 64)]
@@ -32,13 +32,13 @@ public unsafe class MatMulBenchmarks : IDescribesWork, IDisposable
     public void Setup()
     {
         KernelThreading.MaxThreads = 1;
-        MatrixKernels.Int8Activations = Format == "int4-q8";
+        MatrixKernels.Int8Activations = Format.StartsWith("int4-q8", StringComparison.Ordinal);
         var rng = new Random(1);
         var values = new float[Rows * Cols];
         for (int i = 0; i < values.Length; i++) values[i] = (float)(rng.NextDouble() * 2 - 1) * 0.02f;
         switch (Format)
         {
-            case "int4" or "int4-q8":
+            case "int4" or "int4-q8" or "int4-q8-rows16":
             {
                 var q = WeightEncoding.QuantizeInt4Packed(values, Rows, Cols, 32);
                 var packed = Alloc<int>(q.Packed.Length);
@@ -46,6 +46,7 @@ public unsafe class MatMulBenchmarks : IDescribesWork, IDisposable
                 var scales = Alloc<ushort>(q.Scales.Length);
                 q.Scales.CopyTo(new Span<ushort>(scales, q.Scales.Length));
                 _w = WeightMatrix.FromPackedInt(packed, scales, Rows, Cols, 4, 32);
+                if (Format == "int4-q8-rows16") _w = _w.RepackRows16();
                 break;
             }
             case "fp8":
@@ -78,7 +79,7 @@ public unsafe class MatMulBenchmarks : IDescribesWork, IDisposable
     {
         double weightBytes = Format switch
         {
-            "int4" or "int4-q8" => Rows * (Cols / 2.0 + Cols / 32 * 2.0),
+            "int4" or "int4-q8" or "int4-q8-rows16" => Rows * (Cols / 2.0 + Cols / 32 * 2.0),
             "fp8" => Rows * (double)Cols + 4.0 * ((Rows + 127) / 128) * ((Cols + 127) / 128),
             _ => 2.0 * Rows * Cols,
         };

@@ -442,17 +442,21 @@ public sealed class TaskGenerator
 
     // ------------------------------------------------------------------ long horizon
 
-    /// <summary>Tool calls of a long task over <paramref name="cities"/> cities: queue them, then pop, look up and add each (no addition for the first).</summary>
-    public static int LongCalls(int cities) => 3 * cities + 1;
+    /// <summary>Tool calls of a long task over <paramref name="cities"/> cities: queue them; pop, look up and add each (no addition for the first); pop the empty list; save.</summary>
+    public static int LongCalls(int cities) => 3 * cities + 2;
 
-    /// <summary>The fewest cities whose long task needs at least <paramref name="calls"/> tool calls (at least 2): 0–2 calls more.</summary>
-    public static int CitiesForCalls(int calls) => Math.Max(2, (calls - 1 + 2) / 3);
+    /// <summary>
+    /// The fewest cities whose long task needs at least <paramref name="calls"/> tool calls: 0–2 calls more, except
+    /// that a long task has at least 2 cities (8 calls).
+    /// </summary>
+    public static int CitiesForCalls(int calls) => Math.Max(2, calls / 3);
 
     /// <summary>
     /// Sum an attribute over <paramref name="cities"/> listed cities and save the total: <see cref="LongCalls"/> calls.
-    /// The cities go into a memory list once; each is then popped, looked up and added. Every step's reasoning names the
-    /// running total and how many cities are left, so it needs only the latest steps (see <see cref="Agent.ContextWindow"/>),
-    /// and no step copies more than one name: the queue lives in the tool, not in the reasoning.
+    /// The cities go into a memory list once; each is then popped, looked up and added, until a pop finds the list
+    /// empty. Every step's reasoning names the running total, so it needs only the latest steps (see
+    /// <see cref="Agent.ContextWindow"/>); no step copies more than one name, and the only decision (next city or
+    /// save) is read off the tool result just before it.
     /// </summary>
     public Trajectory Long(int cities)
     {
@@ -474,13 +478,15 @@ public sealed class TaskGenerator
         string total = "";
         for (int i = 0; i < cities; i++)
         {
-            string took = b.Step(i == 0 ? "Take the first city." : $"Total so far {total} after {chosen[i - 1].Name}, {cities - i} left. Take the next city.",
+            string took = b.Step(i == 0 ? "Take the first city." : $"Total so far {total} after {chosen[i - 1].Name}. Take the next city.",
                 ("memory", Args(("action", "pop"), ("key", "todo"))))[0].Content;
             string v = b.Step($"Next city {took}. Look up its {attribute}.", ("lookup", Args(("entity", chosen[i].Name), ("attribute", attribute))))[0].Content;
             total = i == 0 ? v
                 : b.Step($"{chosen[i].Name} has {attribute} {v}. Add it: {total}+{v}.", ("calculator", Args(("expression", $"{total}+{v}"))))[0].Content;
         }
-        b.Step($"Total so far {total} after {chosen[^1].Name}, 0 left. Save it.", ("memory", Args(("action", "write"), ("key", key), ("value", total))));
+        string empty = b.Step($"Total so far {total} after {chosen[^1].Name}. Take the next city.", ("memory", Args(("action", "pop"), ("key", "todo"))))[0].Content;
+        b.Step($"The to-do list is empty ({empty}): all {cities} cities are done. Total {total}. Save it.",
+            ("memory", Args(("action", "write"), ("key", key), ("value", total))));
         b.Final($"Saved the total {total}.", $"The total {attribute} of the {cities} cities is {total}{Unit(attribute)}. I saved it in memory as '{key}'.");
         return Flawed(new Trajectory(new AgentTask("long", LongCalls(cities), question, [total]), b.Messages));
     }

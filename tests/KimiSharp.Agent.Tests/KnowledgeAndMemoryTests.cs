@@ -144,7 +144,7 @@ public class MemoryToolTests
         Assert.Equal("Ostdor ,Varnholt", m.Invoke(Read("todo")).Content);
         Assert.Equal("Ostdor (1 left)", m.Invoke(pop).Content);
         Assert.Equal("Varnholt (0 left)", m.Invoke(pop).Content);
-        Assert.Equal(ToolResult.Error("the list 'todo' is empty"), m.Invoke(pop));
+        Assert.Equal(ToolResult.Ok("todo is empty"), m.Invoke(pop));
         Assert.Equal("", m.Invoke(Read("todo")).Content);
         // A note without commas is a one-item list.
         m.Invoke(Write("one", "Belmark"));

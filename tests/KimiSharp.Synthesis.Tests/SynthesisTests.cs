@@ -80,7 +80,7 @@ public class SynthesisTests
         var lookups = assistant.Where(m => Tool(m) == "lookup").ToList();
         var pops = assistant.Where(m => Tool(m) == "memory" && Arg(m, "action") == "pop").ToList();
         Assert.Equal(6, lookups.Count);
-        Assert.Equal(6, pops.Count);
+        Assert.Equal(7, pops.Count);
         for (int i = 0; i < 6; i++)
         {
             Assert.Equal(assistant.IndexOf(pops[i]) + 1, assistant.IndexOf(lookups[i]));
@@ -89,7 +89,12 @@ public class SynthesisTests
             Assert.Equal(cities[i], Arg(lookups[i], "entity"));
             Assert.StartsWith($"Next city {popped}.", lookups[i]["reasoning_content"]!.GetValue<string>(), StringComparison.Ordinal);
         }
-        Assert.Contains(reasoning, r => r.EndsWith(", 0 left. Save it.", StringComparison.Ordinal));
+        // A last pop finds the list empty, and only then is the total saved.
+        Assert.Equal("todo is empty", box.Invoke("memory", pops[6]["tool_calls"]![0]!["function"]!["arguments"]!.GetValue<string>()).Content);
+        Assert.Equal(assistant.IndexOf(pops[6]) + 1, assistant.Count - 1);
+        Assert.Equal("write", Arg(assistant[^1], "action"));
+        Assert.Equal(t.Task.Expected.Single(), Arg(assistant[^1], "value"));
+        Assert.Equal(1, reasoning.Count(r => r.Contains("Save it.", StringComparison.Ordinal)));
     }
 
     [Theory]
@@ -152,9 +157,9 @@ public class SynthesisTests
         var template = ChatTemplate.BuiltInKimiK2Thinking();
         var window = new ContextWindow(4);
         var renderer = new TrainingExampleRenderer(template, Tools, window);
-        var t = new TaskGenerator(8, options: new SynthesisOptions { FlawRate = 0 }).Long(5); // 16 calls + final = 17 steps
+        var t = new TaskGenerator(8, options: new SynthesisOptions { FlawRate = 0 }).Long(5); // 17 calls + final = 18 steps
         var (prefix, steps) = ContextWindow.Split(t.Messages);
-        Assert.Equal(17, steps.Count);
+        Assert.Equal(18, steps.Count);
         Assert.Equal(5, renderer.ChunkCount(t.Messages));
         for (int chunk = 0; chunk < 5; chunk++)
         {

@@ -70,7 +70,8 @@ public sealed class MemoryTool : IAgentTool
         int comma = note.IndexOf(',');
         string item = (comma < 0 ? note : note[..comma]).Trim();
         string rest = comma < 0 ? "" : note[(comma + 1)..].Trim();
-        if (item.Length == 0 && rest.Length == 0) return ToolResult.Error($"the list '{key}' is empty");
+        // An emptied list is a normal outcome, the signal that the work it queued is done.
+        if (item.Length == 0 && rest.Length == 0) return ToolResult.Ok($"{key} is empty");
         _notes[key] = rest;
         int left = rest.Length == 0 ? 0 : rest.Split(',').Length;
         return ToolResult.Ok($"{item} ({left} left)");
