@@ -30,39 +30,50 @@ internal static unsafe class Int4Rows16Kernels
     public static bool CanRepack(WeightMatrix w) =>
         Int4Kernels.Handles(w) && w.Rows % Rows == 0 && w.Cols % Group == 0 && w.ScaleStride == w.Cols / Group && w.RowBytes == w.Cols / 2;
 
-    /// <summary>Rewrites <paramref name="w"/>'s bytes and scales in place into the 16-row layout.</summary>
+    /// <summary>Rewrites <paramref name="w"/>'s bytes and scales in place into the 16-row layout, blocks in parallel.</summary>
     public static void Repack(WeightMatrix w)
     {
         if (!CanRepack(w)) throw new ArgumentException($"a [{w.Rows}, {w.Cols}] {w.Format} weight cannot be repacked into 16-row blocks");
         int groups = w.Cols / Group;
         long blockSpan = (long)Rows * w.RowBytes; // bytes of 16 rows, in either layout
-        var rowCopy = new byte[blockSpan];
-        var scaleCopy = new ushort[Rows * groups];
+        nint data = (nint)w.Data, scaleBase = (nint)w.Scales;
+        Parallel.For(0, w.Rows / Rows,
+            () => (Bytes: new byte[blockSpan], Scales: new ushort[Rows * groups]),
+            (b, _, copy) =>
+            {
+                RepackBlock((byte*)data + b * blockSpan, (ushort*)scaleBase + (long)b * Rows * groups, groups, w.RowBytes, copy.Bytes, copy.Scales);
+                return copy;
+            },
+            _ => { });
+    }
+
+    private static void RepackBlock(byte* dst, ushort* dstScales, int groups, long rowBytes, byte[] rowCopy, ushort[] scaleCopy)
+    {
+        new ReadOnlySpan<byte>(dst, rowCopy.Length).CopyTo(rowCopy);
+        new ReadOnlySpan<ushort>(dstScales, scaleCopy.Length).CopyTo(scaleCopy);
         fixed (byte* src = rowCopy)
         fixed (ushort* srcScales = scaleCopy)
-            for (int b = 0; b < w.Rows / Rows; b++)
+            for (int g = 0; g < groups; g++)
             {
-                byte* dst = w.Data + b * blockSpan;
-                ushort* dstScales = (ushort*)w.Scales + (long)b * Rows * groups;
-                new ReadOnlySpan<byte>(dst, (int)blockSpan).CopyTo(rowCopy);
-                new ReadOnlySpan<ushort>(dstScales, Rows * groups).CopyTo(scaleCopy);
-                for (int g = 0; g < groups; g++)
+                byte* block = dst + (long)g * BlockBytes;
+                for (int r = 0; r < Rows; r++)
                 {
-                    byte* block = dst + (long)g * BlockBytes;
-                    for (int r = 0; r < Rows; r++)
+                    // 16 bytes of the row's group: byte j holds columns 2j (low nibble) and 2j+1 (high nibble).
+                    byte* s = src + r * rowBytes + g * (Group / 2);
+                    for (int k = 0; k < 4; k++)
                     {
-                        byte* row = src + r * w.RowBytes + g * (Group / 2); // 16 bytes: byte j holds columns 2j (low) and 2j+1 (high)
-                        for (int k = 0; k < 4; k++)
-                            for (int m = 0; m < 4; m++)
-                                block[k * 64 + 4 * r + m] = (byte)(Nibble(row, 4 * k + m) | (Nibble(row, 16 + 4 * k + m) << 4));
-                        dstScales[g * Rows + r] = srcScales[r * groups + g];
+                        // Chunk k: low nibbles are columns 4k … 4k+3 (bytes 2k, 2k+1), high nibbles 16+4k … (bytes 8+2k, 9+2k).
+                        byte lo0 = s[2 * k], lo1 = s[2 * k + 1], hi0 = s[8 + 2 * k], hi1 = s[9 + 2 * k];
+                        byte* o = block + k * 64 + 4 * r;
+                        o[0] = (byte)((lo0 & 0xF) | (hi0 << 4));
+                        o[1] = (byte)((lo0 >> 4) | (hi0 & 0xF0));
+                        o[2] = (byte)((lo1 & 0xF) | (hi1 << 4));
+                        o[3] = (byte)((lo1 >> 4) | (hi1 & 0xF0));
                     }
+                    dstScales[g * Rows + r] = srcScales[r * groups + g];
                 }
             }
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int Nibble(byte* row, int col) => (row[col >> 1] >> (4 * (col & 1))) & 0xF;
 
     /// <summary>The stored nibble (0–15, +8 offset) of w[row, col] in the 16-row layout.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

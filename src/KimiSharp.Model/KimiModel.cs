@@ -43,6 +43,9 @@ public sealed class KimiModel : IDisposable
         Layers = layers; FinalNorm = finalNorm; LmHead = lmHead;
     }
 
+    /// <summary>Weights repacked into 16-row blocks at load (<see cref="KimiModelLoadOptions.RepackInt4ForInt8"/>).</summary>
+    public int RepackedWeights { get; private init; }
+
     /// <summary>Bytes of the checkpoint files (what a full pass over all weights could read).</summary>
     public long CheckpointBytes => _tensors.TotalBytes;
 
@@ -72,7 +75,7 @@ public sealed class KimiModel : IDisposable
             }
             var finalNorm = w.Vector("model.norm.weight", hidden);
             var lmHead = config.TieWordEmbeddings ? embedding : w.Linear("lm_head", vocab, hidden);
-            return new KimiModel(directory, config, tensors, rope, embedding, layers, finalNorm, lmHead);
+            return new KimiModel(directory, config, tensors, rope, embedding, layers, finalNorm, lmHead) { RepackedWeights = w.Repacked };
         }
         catch
         {

@@ -84,8 +84,9 @@ public sealed class BenchCommandTests : IDisposable
         {
             var (code, output, error) = await Run(["bench", "--model", dir, "--threads", "2", "--prompt", "8", "--gen", "4", "--rounds", "1", "--bandwidth-mb", "8", .. extra]);
             Assert.True(code == 0, error);
-            foreach (var label in new[] { "prefill", "decode", "weights/tok", "bandwidth", "roofline", "decode/roof", "peak RSS" })
+            foreach (var label in new[] { "prefill", "decode", "decode (0)", "weights/tok", "bandwidth", "roofline", "decode/roof", "peak RSS" })
                 Assert.Contains(label, output);
+            Assert.Equal(extra.Length > 0, output.Contains("INT4 weights repacked into 16-row blocks", StringComparison.Ordinal));
         }
         Assert.False(MatrixKernels.Int8Activations); // the bench leaves the default behind
     }

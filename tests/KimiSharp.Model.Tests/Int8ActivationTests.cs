@@ -118,6 +118,8 @@ public sealed class Int8ActivationTests : IDisposable
                 Assert.Equal(WeightFormat.PackedInt4Rows16, expert.Gate.Format);
                 Assert.Equal(WeightFormat.PackedInt4Rows16, expert.Down.Format);
                 Assert.Equal(WeightFormat.PackedInt, model.Layers[1].Attention.KvBProj.Format);
+                // 2 MoE layers × (8 routed + 1 shared experts) × gate, up and down; nothing else blocks into 16 rows.
+                Assert.Equal(2 * 9 * 3, model.RepackedWeights);
                 repacked = model.Logits(Tokens);
             }
         }

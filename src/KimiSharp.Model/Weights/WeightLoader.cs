@@ -42,6 +42,9 @@ internal sealed unsafe class WeightLoader(CheckpointTensors tensors, ModelConfig
     /// <summary>Repack INT4 weights that are only used in matrix products into 16-row blocks (needs a copy-on-write mapping).</summary>
     public bool RepackInt4 { get; init; }
 
+    /// <summary>How many weights <see cref="MatMulLinear"/> repacked.</summary>
+    public int Repacked { get; private set; }
+
     /// <summary>
     /// <see cref="Linear"/> for a weight the model only multiplies whole (never reads row by row), which may therefore
     /// be repacked into the int8 kernels' 16-row layout when <see cref="RepackInt4"/> is on and the shape allows it.
@@ -49,7 +52,9 @@ internal sealed unsafe class WeightLoader(CheckpointTensors tensors, ModelConfig
     public WeightMatrix MatMulLinear(string module, int rows, int cols)
     {
         var weight = Linear(module, rows, cols);
-        return RepackInt4 && weight.CanRepackRows16 ? weight.RepackRows16() : weight;
+        if (!RepackInt4 || !weight.CanRepackRows16) return weight;
+        Repacked++;
+        return weight.RepackRows16();
     }
 
     /// <summary>A plain [rows, cols] tensor in F32/F16/BF16, or F8_E4M3 with its <c>_scale_inv</c> blocks.</summary>
