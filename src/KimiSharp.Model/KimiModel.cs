@@ -43,6 +43,8 @@ public sealed class KimiModel : IDisposable
         Layers = layers; FinalNorm = finalNorm; LmHead = lmHead;
     }
 
+    private NativeArena? _arena;
+
     /// <summary>Weights repacked into 16-row blocks at load (<see cref="KimiModelLoadOptions.RepackInt4ForInt8"/>).</summary>
     public int RepackedWeights { get; private init; }
 
@@ -59,11 +61,11 @@ public sealed class KimiModel : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         var config = ModelConfig.Load(directory);
         var tensors = CheckpointTensors.Open(directory,
-            progress is null ? null : new Progress<(int Done, int Total)>(p => progress.Report(new LoadProgress("mapping", p.Done, p.Total))),
-            copyOnWrite: options.RepackInt4ForInt8);
+            progress is null ? null : new Progress<(int Done, int Total)>(p => progress.Report(new LoadProgress("mapping", p.Done, p.Total))));
+        var arena = options.RepackInt4ForInt8 ? new NativeArena() : null;
+        var w = new WeightLoader(tensors, config) { RepackArena = arena };
         try
         {
-            var w = new WeightLoader(tensors, config) { RepackInt4 = options.RepackInt4ForInt8 };
             var rope = new RotaryEmbedding(config);
             int hidden = config.HiddenSize, vocab = config.VocabSize;
             var embedding = w.Dense("model.embed_tokens.weight", vocab, hidden);
@@ -75,12 +77,17 @@ public sealed class KimiModel : IDisposable
             }
             var finalNorm = w.Vector("model.norm.weight", hidden);
             var lmHead = config.TieWordEmbeddings ? embedding : w.Linear("lm_head", vocab, hidden);
-            return new KimiModel(directory, config, tensors, rope, embedding, layers, finalNorm, lmHead) { RepackedWeights = w.Repacked };
+            return new KimiModel(directory, config, tensors, rope, embedding, layers, finalNorm, lmHead) { RepackedWeights = w.Repacked, _arena = arena };
         }
         catch
         {
             tensors.Dispose();
+            arena?.Dispose();
             throw;
+        }
+        finally
+        {
+            w.CloseFiles();
         }
     }
 
@@ -211,17 +218,21 @@ public sealed class KimiModel : IDisposable
         return logits;
     }
 
-    public void Dispose() => _tensors.Dispose();
+    public void Dispose()
+    {
+        _tensors.Dispose();
+        _arena?.Dispose();
+    }
 }
 
 /// <summary>How <see cref="KimiModel.Load(string, KimiModelLoadOptions, IProgress{LoadProgress}?)"/> prepares the weights.</summary>
 public sealed record KimiModelLoadOptions
 {
     /// <summary>
-    /// Repack INT4 (group 32) projection and expert weights in memory into 16-row blocks, the layout of the fast
-    /// int8-activation kernels (<c>MatrixKernels.Int8Activations</c>). The files are mapped copy-on-write and never
-    /// written; repacked pages become private memory of the same size, so resident memory does not grow. Float
-    /// activations still work on repacked weights, but slowly: turn this on only for int8 use.
+    /// Repack INT4 (group 32) projection and expert weights into 16-row blocks, the layout of the fast int8-activation
+    /// kernels (<c>MatrixKernels.Int8Activations</c>). They are read into huge-page native memory and repacked there;
+    /// their mapped originals are never touched, so resident memory stays at one copy. Float activations still work
+    /// on repacked weights, but slowly: turn this on only for int8 use.
     /// </summary>
     public bool RepackInt4ForInt8 { get; init; }
 }

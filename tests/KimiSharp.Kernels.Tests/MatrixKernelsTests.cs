@@ -24,6 +24,11 @@ public sealed unsafe class MatrixKernelsTests : IDisposable
     private (WeightMatrix Matrix, double[] Values) Make(WeightFormat format, int rows, int cols, Random rng,
         int blockRows = 128, int blockCols = 128, int bits = 4, int groupSize = 32)
     {
+        if (format == WeightFormat.PackedInt4Rows16)
+        {
+            var (packedInt, packedValues) = Make(WeightFormat.PackedInt, rows, cols, rng);
+            return (packedInt.RepackRows16(), packedValues);
+        }
         var values = new double[(long)rows * cols];
         switch (format)
         {
@@ -101,7 +106,10 @@ public sealed unsafe class MatrixKernelsTests : IDisposable
     {
         var data = new TheoryData<WeightFormat, int, int>();
         foreach (var format in Enum.GetValues<WeightFormat>())
-            foreach (var (rows, cols) in new[] { (1, 1), (1, 7), (3, 31), (5, 33), (2, 130), (7, 257), (4, 300), (3, 1031) })
+            // The 16-row layout exists only for whole blocks of 16 rows and 32 columns.
+            foreach (var (rows, cols) in format == WeightFormat.PackedInt4Rows16
+                ? new[] { (16, 32), (32, 96), (48, 288), (16, 1056) }
+                : new[] { (1, 1), (1, 7), (3, 31), (5, 33), (2, 130), (7, 257), (4, 300), (3, 1031) })
                 data.Add(format, rows, cols);
         return data;
     }

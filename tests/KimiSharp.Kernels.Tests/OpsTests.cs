@@ -85,3 +85,52 @@ public sealed class OpsTests
         Assert.Equal(output, gate);
     }
 }
+
+public sealed unsafe class NativeArenaTests
+{
+    [Fact]
+    public void Allocations_are_aligned_disjoint_and_spill_into_new_chunks()
+    {
+        using var arena = new NativeArena(chunkBytes: 4096);
+        var blocks = new List<(nint Start, long Bytes)>();
+        foreach (long bytes in new long[] { 1, 100, 4000, 5000, 64, 0, 3000 })
+        {
+            byte* p = arena.Allocate(bytes);
+            Assert.Equal(0, (long)p % 64);
+            new Span<byte>(p, (int)bytes).Fill((byte)blocks.Count); // writable, and disjoint from the others (checked below)
+            blocks.Add(((nint)p, bytes));
+        }
+        for (int i = 0; i < blocks.Count; i++)
+            for (long k = 0; k < blocks[i].Bytes; k++) Assert.Equal((byte)i, ((byte*)blocks[i].Start)[k]);
+        Assert.True(arena.ReservedBytes >= arena.UsedBytes);
+        Assert.True(arena.UsedBytes >= 1 + 100 + 4000 + 5000 + 64 + 3000);
+        Assert.Throws<ArgumentOutOfRangeException>(() => arena.Allocate(-1));
+        arena.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => arena.Allocate(1));
+    }
+
+    [Fact]
+    public void Dropping_mapped_pages_keeps_their_contents_reachable()
+    {
+        string path = Path.GetTempFileName();
+        try
+        {
+            var bytes = new byte[3 * 4096 + 17];
+            new Random(1).NextBytes(bytes);
+            File.WriteAllBytes(path, bytes);
+            using var map = System.IO.MemoryMappedFiles.MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, System.IO.MemoryMappedFiles.MemoryMappedFileAccess.Read);
+            using var view = map.CreateViewAccessor(0, 0, System.IO.MemoryMappedFiles.MemoryMappedFileAccess.Read);
+            byte* p = null;
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+            try
+            {
+                p += view.PointerOffset;
+                Assert.Equal(bytes, new ReadOnlySpan<byte>(p, bytes.Length).ToArray());
+                MemoryAdvice.DropMappedPages(p + 100, 5000); // not page-aligned: widened to whole pages
+                Assert.Equal(bytes, new ReadOnlySpan<byte>(p, bytes.Length).ToArray());
+            }
+            finally { view.SafeMemoryMappedViewHandle.ReleasePointer(); }
+        }
+        finally { File.Delete(path); }
+    }
+}

@@ -19,28 +19,24 @@ public sealed unsafe class CheckpointTensors : IDisposable
     public IEnumerable<string> Names => _tensors.Keys;
     public long TotalBytes => _files.Sum(f => f.Length);
 
-    private readonly bool _copyOnWrite;
+    private CheckpointTensors(string directory) => Directory = directory;
 
-    private CheckpointTensors(string directory, bool copyOnWrite) { Directory = directory; _copyOnWrite = copyOnWrite; }
-
-    /// <param name="copyOnWrite">Map the files copy-on-write, so weights may be rewritten in memory (e.g. repacked)
-    /// without touching the files; pages stay shared with the page cache until written.</param>
-    public static CheckpointTensors Open(string directory, IProgress<(int Done, int Total)>? progress = null, bool copyOnWrite = false)
+    public static CheckpointTensors Open(string directory, IProgress<(int Done, int Total)>? progress = null)
     {
         if (!System.IO.Directory.Exists(directory)) throw new CheckpointFormatException($"{directory}: no such model folder");
-        var result = new CheckpointTensors(directory, copyOnWrite);
+        var result = new CheckpointTensors(directory);
         try
         {
             string index = Path.Combine(directory, IndexFileName);
             string single = Path.Combine(directory, SingleFileName);
             if (File.Exists(index)) result.OpenSharded(index, progress);
-            else if (File.Exists(single)) result.Add(SafetensorsFile.Open(single, copyOnWrite));
+            else if (File.Exists(single)) result.Add(SafetensorsFile.Open(single));
             else
             {
                 var files = System.IO.Directory.GetFiles(directory, "*.safetensors").Order(StringComparer.Ordinal).ToArray();
                 if (files.Length == 0)
                     throw new CheckpointFormatException($"{directory}: no {SingleFileName}, {IndexFileName} or other *.safetensors file");
-                for (int i = 0; i < files.Length; i++) { result.Add(SafetensorsFile.Open(files[i], copyOnWrite)); progress?.Report((i + 1, files.Length)); }
+                for (int i = 0; i < files.Length; i++) { result.Add(SafetensorsFile.Open(files[i])); progress?.Report((i + 1, files.Length)); }
             }
             return result;
         }
@@ -80,7 +76,7 @@ public sealed unsafe class CheckpointTensors : IDisposable
                 throw new CheckpointFormatException($"{IndexFileName}: shard name '{shard}' must be a plain file name in the model folder");
             string path = Path.Combine(Directory, shard);
             if (!File.Exists(path)) throw new CheckpointFormatException($"{IndexFileName}: names shard '{shard}', which is not in {Directory}");
-            Add(SafetensorsFile.Open(path, _copyOnWrite));
+            Add(SafetensorsFile.Open(path));
             progress?.Report((++done, shardNames.Length));
         }
         foreach (var (tensor, shard) in weightMap)

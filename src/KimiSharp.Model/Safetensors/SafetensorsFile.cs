@@ -40,8 +40,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         _base += view.PointerOffset;
     }
 
-    /// <param name="copyOnWrite">Writable private mapping: writes change this process's view only, never the file.</param>
-    public static SafetensorsFile Open(string path, bool copyOnWrite = false)
+    public static SafetensorsFile Open(string path)
     {
         string name = System.IO.Path.GetFileName(path);
         if (!File.Exists(path)) throw new CheckpointFormatException($"{path}: no such safetensors file");
@@ -59,9 +58,8 @@ public sealed unsafe class SafetensorsFile : IDisposable
             stream.ReadExactly(header);
             long dataStart = 8 + headerLength;
             var (tensors, metadata) = ParseHeader(header, name, path, dataStart, length - dataStart);
-            var access = copyOnWrite ? MemoryMappedFileAccess.CopyOnWrite : MemoryMappedFileAccess.Read;
-            var map = MemoryMappedFile.CreateFromFile(stream, null, 0, access, HandleInheritability.None, leaveOpen: false);
-            var view = map.CreateViewAccessor(0, 0, access);
+            var map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+            var view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
             return new SafetensorsFile(path, length, map, view, tensors, metadata);
         }
         catch

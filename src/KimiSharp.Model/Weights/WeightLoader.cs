@@ -39,22 +39,54 @@ internal sealed unsafe class WeightLoader(CheckpointTensors tensors, ModelConfig
         return Dense(module + ".weight", rows, cols);
     }
 
-    /// <summary>Repack INT4 weights that are only used in matrix products into 16-row blocks (needs a copy-on-write mapping).</summary>
-    public bool RepackInt4 { get; init; }
+    /// <summary>
+    /// Where weights repacked into 16-row blocks live (null: no repacking). They are read from the files with plain
+    /// reads, so the mapped pages of the originals are never touched and resident memory stays at one copy.
+    /// </summary>
+    public NativeArena? RepackArena { get; init; }
 
     /// <summary>How many weights <see cref="MatMulLinear"/> repacked.</summary>
     public int Repacked { get; private set; }
 
+    private readonly Dictionary<string, Microsoft.Win32.SafeHandles.SafeFileHandle> _files = new(StringComparer.Ordinal);
+
     /// <summary>
-    /// <see cref="Linear"/> for a weight the model only multiplies whole (never reads row by row), which may therefore
-    /// be repacked into the int8 kernels' 16-row layout when <see cref="RepackInt4"/> is on and the shape allows it.
+    /// <see cref="Linear"/> for a weight the model only multiplies whole (never reads row by row), which is repacked
+    /// into the int8 kernels' 16-row layout when <see cref="RepackArena"/> is set and the shape allows it.
     /// </summary>
     public WeightMatrix MatMulLinear(string module, int rows, int cols)
     {
-        var weight = Linear(module, rows, cols);
-        if (!RepackInt4 || !weight.CanRepackRows16) return weight;
+        var weight = Linear(module, rows, cols); // checks names, dtypes and shapes; touches no weight page
+        if (RepackArena is null || !weight.CanRepackRows16) return weight;
+        byte* packed = ReadIntoArena(module + ".weight_packed");
+        byte* scales = ReadIntoArena(module + ".weight_scale");
         Repacked++;
-        return weight.RepackRows16();
+        return WeightMatrix.FromPackedInt((int*)packed, (ushort*)scales, rows, cols, 4, 32).RepackRows16(); // CanRepackRows16: 4-bit, group 32
+    }
+
+    private byte* ReadIntoArena(string tensor)
+    {
+        var info = tensors.Info(tensor);
+        byte* destination = RepackArena!.Allocate(info.ByteLength);
+        if (!_files.TryGetValue(info.FilePath, out var handle))
+            _files[info.FilePath] = handle = File.OpenHandle(info.FilePath, FileMode.Open, FileAccess.Read, FileShare.Read);
+        for (long done = 0; done < info.ByteLength;)
+        {
+            int chunk = (int)Math.Min(1 << 30, info.ByteLength - done);
+            int read = RandomAccess.Read(handle, new Span<byte>(destination + done, chunk), info.DataOffset + done);
+            if (read == 0) throw new CheckpointFormatException($"{FileOf(tensor)}: tensor '{tensor}' ends past the end of the file (truncated?)");
+            done += read;
+        }
+        // Whatever the checks or the kernel's fault-around mapped of the original stays out of the resident set.
+        MemoryAdvice.DropMappedPages(tensors.Pointer(tensor), info.ByteLength);
+        return destination;
+    }
+
+    /// <summary>Closes the files opened for repacking (the memory mapping stays).</summary>
+    public void CloseFiles()
+    {
+        foreach (var handle in _files.Values) handle.Dispose();
+        _files.Clear();
     }
 
     /// <summary>A plain [rows, cols] tensor in F32/F16/BF16, or F8_E4M3 with its <c>_scale_inv</c> blocks.</summary>
