@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using System.Numerics.Tensors;
 
 namespace KimiSharp.Kernels;
@@ -57,6 +58,29 @@ public static class Ops
             TensorPrimitives.Multiply(s, gate.Slice(i, n), s);
             TensorPrimitives.Multiply(s, up.Slice(i, n), output.Slice(i, n));
         }
+    }
+
+    /// <summary>
+    /// y[i] = fma(x[i], a, y[i]). Every element takes the same fused operation on every path, so splitting a span
+    /// across threads at any offset never changes a result.
+    /// </summary>
+    public static void AddScaled(ReadOnlySpan<float> x, float a, Span<float> y)
+    {
+        if (y.Length < x.Length) throw new ArgumentException($"output holds {y.Length} values, input {x.Length}");
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var va = Vector512.Create(a);
+            for (; i + 16 <= x.Length; i += 16)
+                Vector512.FusedMultiplyAdd(Vector512.Create(x.Slice(i, 16)), va, Vector512.Create(y.Slice(i, 16))).CopyTo(y.Slice(i, 16));
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var va = Vector256.Create(a);
+            for (; i + 8 <= x.Length; i += 8)
+                Vector256.FusedMultiplyAdd(Vector256.Create(x.Slice(i, 8)), va, Vector256.Create(y.Slice(i, 8))).CopyTo(y.Slice(i, 8));
+        }
+        for (; i < x.Length; i++) y[i] = MathF.FusedMultiplyAdd(x[i], a, y[i]);
     }
 
     public static void Sigmoid(ReadOnlySpan<float> x, Span<float> y) => TensorPrimitives.Sigmoid(x, y);

@@ -1,0 +1,50 @@
+using KimiSharp.Kernels;
+using KimiSharp.Model.Checkpoints;
+using KimiSharp.Model.Layers;
+
+namespace KimiSharp.Model.Tests;
+
+/// <summary>Absorbed (decode) attention reads the latents once for all heads, split by position and by column.</summary>
+public sealed class AbsorbedAttentionTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("kimisharp-absorbed-").FullName;
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+
+    [Fact]
+    public void Thread_split_never_changes_absorbed_logits_and_they_match_the_expanded_form()
+    {
+        RandomCheckpoint.Write(_root, new RandomCheckpointOptions
+        {
+            VocabSize = 97, HiddenSize = 128, IntermediateSize = 160, MoeIntermediateSize = 64, NumHiddenLayers = 2,
+            NumAttentionHeads = 6, NRoutedExperts = 4, NSharedExperts = 1, NumExpertsPerTok = 2, KvLoraRank = 200,
+            QkNopeHeadDim = 16, QkRopeHeadDim = 8, VHeadDim = 16, MaxPositionEmbeddings = 128, Seed = 5,
+        });
+        using var model = KimiModel.Load(_root);
+        var tokens = Enumerable.Range(0, 40).Select(i => (i * 37 + 11) % 97).ToArray();
+        int saved = KernelThreading.MaxThreads;
+        float[] serial, parallel;
+        try
+        {
+            // 40 tokens × 6 heads × 40 positions × 200 latent columns: every phase is big enough to be split.
+            KernelThreading.MaxThreads = 1;
+            serial = model.Logits(tokens, AttentionMode.Absorbed);
+            KernelThreading.MaxThreads = 2;
+            parallel = model.Logits(tokens, AttentionMode.Absorbed);
+        }
+        finally
+        {
+            KernelThreading.MaxThreads = saved;
+        }
+        Assert.Equal(serial, parallel);
+
+        var expanded = model.Logits(tokens, AttentionMode.Expanded);
+        double maxDiff = 0, maxRef = 0;
+        for (int i = 0; i < expanded.Length; i++)
+        {
+            maxDiff = Math.Max(maxDiff, Math.Abs(expanded[i] - serial[i]));
+            maxRef = Math.Max(maxRef, Math.Abs(expanded[i]));
+        }
+        Assert.True(maxDiff <= 1e-4 * maxRef, $"absorbed vs expanded: relative difference {maxDiff / maxRef:E2}");
+    }
+}
