@@ -81,6 +81,12 @@ public sealed unsafe class WeightMatrix
             scales, (cols + groupSize - 1) / groupSize, 1, groupSize, bits);
     }
 
+    /// <summary>
+    /// Whether this CPU runs the 16-row int8 kernels in vector registers (AVX-512BW). Elsewhere they fall back to a
+    /// scalar loop, far slower than the row kernels of the stored layout, so loaders should not repack.
+    /// </summary>
+    public static bool Rows16Accelerated => Int4Kernels.Level == 2;
+
     /// <summary>Whether <see cref="RepackRows16"/> applies: 4-bit packed, group 32, rows a multiple of 16, columns of 32.</summary>
     public bool CanRepackRows16 => Int4Rows16Kernels.CanRepack(this);
 

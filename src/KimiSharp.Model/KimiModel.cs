@@ -232,7 +232,7 @@ public sealed record KimiModelLoadOptions
     /// Repack INT4 (group 32) projection and expert weights into 16-row blocks, the layout of the fast int8-activation
     /// kernels (<c>MatrixKernels.Int8Activations</c>). They are read into huge-page native memory and repacked there;
     /// their mapped originals are never touched, so resident memory stays at one copy. Float activations still work
-    /// on repacked weights, but slowly: turn this on only for int8 use.
+    /// on repacked weights, but slowly: turn this on only for int8 use. CPUs without AVX-512BW keep the stored layout.
     /// </summary>
     public bool RepackInt4ForInt8 { get; init; }
 }

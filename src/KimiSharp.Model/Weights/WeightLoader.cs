@@ -52,12 +52,13 @@ internal sealed unsafe class WeightLoader(CheckpointTensors tensors, ModelConfig
 
     /// <summary>
     /// <see cref="Linear"/> for a weight the model only multiplies whole (never reads row by row), which is repacked
-    /// into the int8 kernels' 16-row layout when <see cref="RepackArena"/> is set and the shape allows it.
+    /// into the int8 kernels' 16-row layout when <see cref="RepackArena"/> is set, the shape allows it and the CPU has
+    /// the vector kernels for it.
     /// </summary>
     public WeightMatrix MatMulLinear(string module, int rows, int cols)
     {
         var weight = Linear(module, rows, cols); // checks names, dtypes and shapes; touches no weight page
-        if (RepackArena is null || !weight.CanRepackRows16) return weight;
+        if (RepackArena is null || !weight.CanRepackRows16 || !WeightMatrix.Rows16Accelerated) return weight;
         byte* packed = ReadIntoArena(module + ".weight_packed");
         byte* scales = ReadIntoArena(module + ".weight_scale");
         Repacked++;
