@@ -42,9 +42,9 @@ public static class CliApp
               tools, a rubric filter (report.md says what it rejected), rendered examples for kimi train.
               --recall N also writes recall.txt: N plain-text copy/recall warm-up documents (text_files for kimi train).
           kimi rl --config SFT.json --from RUN --out DIR [--iterations 2] [--tasks 24] [--samples 4] [--steps 4]
-                  [--lr 0.0005] [--temperature 0.8] [--budget 3000] [--eval-tasks 12]
+                  [--lr 0.0005] [--temperature 0.8] [--budget 3000] [--eval-tasks 12] [--horizons 1,2,3]
               Policy-gradient stage on a finished kimi train run: sampled tool-use trajectories, reward = task
-              success, advantage = reward − the task's mean; reports greedy success before and after.
+              success, advantage = reward − the task's mean; reports greedy success before and after, by horizon.
           kimi quantize --model DIR --out DIR [--quant int4|fp8|bf16]
               Post-training quantization to K2 Thinking's INT4 (routed experts) or DeepSeek-V3's FP8 block format.
           kimi perplexity --model DIR --text FILE [--window 512]

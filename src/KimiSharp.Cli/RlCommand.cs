@@ -11,7 +11,7 @@ internal static class RlCommand
 {
     public static async Task<int> RunAsync(CommandLine options, TextWriter stdout, CancellationToken cancellationToken)
     {
-        options.AllowOnly("config", "from", "out", "iterations", "tasks", "samples", "steps", "lr", "adam-lr", "temperature", "budget", "eval-tasks", "seed", "threads");
+        options.AllowOnly("config", "from", "out", "iterations", "tasks", "samples", "steps", "lr", "adam-lr", "temperature", "budget", "eval-tasks", "seed", "threads", "horizons");
         if (options.Int("threads") is int threads) Kernels.KernelThreading.MaxThreads = Math.Max(1, threads);
         TrainConfig config;
         try { config = TrainConfig.Load(options.Require("config")); }
@@ -32,6 +32,7 @@ internal static class RlCommand
             TokenBudget = options.Int("budget") ?? defaults.TokenBudget,
             EvalTasksPerHorizon = options.Int("eval-tasks") ?? defaults.EvalTasksPerHorizon,
             Seed = options.Int("seed") ?? defaults.Seed,
+            Horizons = options.Has("horizons") ? EvalCommand.ParseHorizons(options.Require("horizons")) : defaults.Horizons,
         };
         if (rl.Iterations < 1 || rl.TasksPerIteration < 1 || rl.SamplesPerTask < 2 || rl.StepsPerIteration < 1)
             throw new UsageException("--iterations, --tasks and --steps must be at least 1 and --samples at least 2 (the group mean is the baseline)");
