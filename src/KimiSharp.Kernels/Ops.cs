@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Numerics.Tensors;
 
@@ -67,20 +69,22 @@ public static class Ops
     public static void AddScaled(ReadOnlySpan<float> x, float a, Span<float> y)
     {
         if (y.Length < x.Length) throw new ArgumentException($"output holds {y.Length} values, input {x.Length}");
-        int i = 0;
+        ref float xs = ref MemoryMarshal.GetReference(x);
+        ref float ys = ref MemoryMarshal.GetReference(y);
+        int i = 0, n = x.Length;
         if (Vector512.IsHardwareAccelerated)
         {
             var va = Vector512.Create(a);
-            for (; i + 16 <= x.Length; i += 16)
-                Vector512.FusedMultiplyAdd(Vector512.Create(x.Slice(i, 16)), va, Vector512.Create(y.Slice(i, 16))).CopyTo(y.Slice(i, 16));
+            for (; i + 16 <= n; i += 16)
+                Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref xs, (nuint)i), va, Vector512.LoadUnsafe(ref ys, (nuint)i)).StoreUnsafe(ref ys, (nuint)i);
         }
         else if (Vector256.IsHardwareAccelerated)
         {
             var va = Vector256.Create(a);
-            for (; i + 8 <= x.Length; i += 8)
-                Vector256.FusedMultiplyAdd(Vector256.Create(x.Slice(i, 8)), va, Vector256.Create(y.Slice(i, 8))).CopyTo(y.Slice(i, 8));
+            for (; i + 8 <= n; i += 8)
+                Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref xs, (nuint)i), va, Vector256.LoadUnsafe(ref ys, (nuint)i)).StoreUnsafe(ref ys, (nuint)i);
         }
-        for (; i < x.Length; i++) y[i] = MathF.FusedMultiplyAdd(x[i], a, y[i]);
+        for (; i < n; i++) Unsafe.Add(ref ys, i) = MathF.FusedMultiplyAdd(Unsafe.Add(ref xs, i), a, Unsafe.Add(ref ys, i));
     }
 
     public static void Sigmoid(ReadOnlySpan<float> x, Span<float> y) => TensorPrimitives.Sigmoid(x, y);

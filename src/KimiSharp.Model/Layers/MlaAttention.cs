@@ -188,15 +188,12 @@ public sealed class MlaAttention
     /// <summary>
     /// Absorbed attention (decode): kv_b_proj folded into each head's query (q̂ = W_UKᵀ q_nope) and output
     /// (o = W_UV Σ p·c̃), so heads attend over the cached latents directly. The latents are read once for all heads
-    /// and new tokens (scores split by position, the weighted sum split by latent columns) rather than once per head.
+    /// and new tokens for the scores (split by position) rather than once per head; the weighted sums go head by head.
     /// Each (token, head) result has one fixed order of operations however the phases are split across threads.
     /// </summary>
     private sealed unsafe class AbsorbedJob : IRowJob
     {
         private enum Phase { Queries, Scores, Softmax, Mix, Values }
-
-        /// <summary>Latent columns per work item of the weighted sum.</summary>
-        private const int MixColumns = 64;
 
         private readonly MlaAttention _a;
         private readonly KvCache _cache;
@@ -223,7 +220,7 @@ public sealed class MlaAttention
             Go(Phase.Queries, _pairs, (long)_pairs * a._nope * a._latentDim);
             Go(Phase.Scores, _context, latentWork);
             Go(Phase.Softmax, _pairs, (long)_pairs * _context);
-            Go(Phase.Mix, (a._latentDim + MixColumns - 1) / MixColumns, latentWork);
+            Go(Phase.Mix, _pairs, latentWork);
             Go(Phase.Values, _pairs, (long)_pairs * a._vDim * a._latentDim);
         }
 
@@ -277,15 +274,15 @@ public sealed class MlaAttention
                     break;
                 case Phase.Mix:
                 {
-                    int c0 = first * MixColumns, c1 = Math.Min(latent, end * MixColumns);
+                    // Pair by pair over whole latent rows (long contiguous adds); each element sums over s in order.
                     var latents = _cache.Latents(_layer, 0, _context);
-                    for (int i = 0; i < _pairs; i++) _mixed.AsSpan(i * latent + c0, c1 - c0).Clear();
-                    // Position-major: each latent slice is loaded once for all heads; every element still sums over s in order.
-                    for (int s = 0; s < _context; s++)
+                    for (int i = first; i < end; i++)
                     {
-                        var slice = latents.Slice(s * latent + c0, c1 - c0);
-                        for (int i = 0; i < _pairs; i++)
-                            if (s < Visible(i)) Ops.AddScaled(slice, _scores[(long)i * _context + s], _mixed.AsSpan(i * latent + c0, c1 - c0));
+                        var mixed = _mixed.AsSpan(i * latent, latent);
+                        mixed.Clear();
+                        int visible = Visible(i);
+                        for (int s = 0; s < visible; s++)
+                            Ops.AddScaled(latents.Slice(s * latent, latent), _scores[(long)i * _context + s], mixed);
                     }
                     break;
                 }
