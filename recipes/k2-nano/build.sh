@@ -27,8 +27,8 @@ $kimi rl --config recipes/k2-nano/sft.json --from $run/sft --out $run/rl --itera
 stamp "5/9 long-horizon SFT from the RL policy (2000 steps on the third mix: cities queued in memory, popped one by one)"
 $kimi train --config recipes/k2-nano/long.json
 
-stamp "6/9 RL again on the long-horizon model"
-$kimi rl --config recipes/k2-nano/long.json --from $run/long --out $run/rl2 --iterations 4 --tasks 32 --eval-tasks 50
+stamp "6/9 RL again, on 1-, 10- and 50-call tasks (where sampled runs disagree, so there is signal)"
+$kimi rl --config recipes/k2-nano/long.json --from $run/long --out $run/rl2 --iterations 3 --tasks 24 --eval-tasks 20 --horizons 1,10,50 --budget 12000 --lr 0.001
 policy=$(cat $run/rl2/policy.txt)
 
 stamp "7/9 export BF16 and INT4 (compressed-tensors pack-quantized, routed experts, group 32)"

@@ -39,12 +39,7 @@ public sealed class AbsorbedAttentionTests : IDisposable
         Assert.Equal(serial, parallel);
 
         var expanded = model.Logits(tokens, AttentionMode.Expanded);
-        double maxDiff = 0, maxRef = 0;
-        for (int i = 0; i < expanded.Length; i++)
-        {
-            maxDiff = Math.Max(maxDiff, Math.Abs(expanded[i] - serial[i]));
-            maxRef = Math.Max(maxRef, Math.Abs(expanded[i]));
-        }
+        var (maxDiff, maxRef) = LogitComparison.MaxDifference(expanded, serial);
         Assert.True(maxDiff <= 1e-4 * maxRef, $"absorbed vs expanded: relative difference {maxDiff / maxRef:E2}");
     }
 }

@@ -90,12 +90,7 @@ public sealed class Int8ActivationTests : IDisposable
         {
             MatrixKernels.Int8Activations = saved;
         }
-        double maxDiff = 0, maxRef = 0;
-        for (int i = 0; i < exact.Length; i++)
-        {
-            maxDiff = Math.Max(maxDiff, Math.Abs(exact[i] - approximate[i]));
-            maxRef = Math.Max(maxRef, Math.Abs(exact[i]));
-        }
+        var (maxDiff, maxRef) = LogitComparison.MaxDifference(exact, approximate);
         Assert.True(maxDiff > 0, "int8 mode must actually quantize");
         Assert.True(maxDiff <= 0.05 * maxRef, $"relative error {maxDiff / maxRef:E2}");
     }
@@ -128,12 +123,7 @@ public sealed class Int8ActivationTests : IDisposable
             MatrixKernels.Int8Activations = saved;
         }
         // Same integer sums, combined in another float order: equal up to rounding.
-        double maxDiff = 0, maxRef = 0;
-        for (int i = 0; i < plain.Length; i++)
-        {
-            maxDiff = Math.Max(maxDiff, Math.Abs(plain[i] - repacked[i]));
-            maxRef = Math.Max(maxRef, Math.Abs(plain[i]));
-        }
+        var (maxDiff, maxRef) = LogitComparison.MaxDifference(plain, repacked);
         Assert.True(maxDiff <= 1e-4 * maxRef, $"relative difference {maxDiff / maxRef:E2}");
         var after = Directory.GetFiles(dir, "*.safetensors").Select(f => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(f)))).ToArray();
         Assert.Equal(before, after);
