@@ -33,19 +33,6 @@ internal static unsafe class Int4Kernels
     /// </summary>
     internal const int PrefetchDistance = 8192;
 
-    /// <summary>Prefetches the packed bytes and scales of <paramref name="count"/> rows from <paramref name="row"/> (clipped to the matrix).</summary>
-    internal static void PrefetchRows(WeightMatrix w, int row, int count)
-    {
-        if (!Sse.IsSupported) return;
-        int end = Math.Min(w.Rows, row + count);
-        for (int r = row; r < end; r++)
-        {
-            byte* bytes = w.Data + r * w.RowBytes;
-            for (long o = 0; o < w.RowBytes; o += 64) Sse.Prefetch0(bytes + o);
-            Sse.Prefetch0((ushort*)w.Scales + (long)r * w.ScaleStride);
-        }
-    }
-
     /// <summary>Vector path in use: 2 = Vector512, 1 = Vector256, 0 = portable. Tests may lower it.</summary>
     internal static int Level = Avx512F.IsSupported && Avx512BW.IsSupported ? 2 : Avx2.IsSupported && Fma.IsSupported ? 1 : 0;
 

@@ -95,26 +95,16 @@ public sealed unsafe class MatVecBatch : IRowJob
                 global = end;
                 continue;
             }
-            // The row kernels prefetch PrefetchDistance bytes ahead within their matrix; near its end, the rows
-            // that distance ahead belong to the next product in this range, which would otherwise start cold.
-            var next = end < rowEnd && i + 1 < _count && Int4Kernels.Handles(_weights[i + 1]!) ? _weights[i + 1] : null;
-            int ahead = next is null ? 0 : (int)Math.Max(1, Int4Kernels.PrefetchDistance / w.RowBytes);
             if (q is not null)
             {
                 var token = q[0];
                 for (; global + 2 <= end; global += 2)
-                {
-                    if (next is not null && global + ahead >= end) Int4Kernels.PrefetchRows(next, global + ahead - end, 2);
                     Int4Kernels.DotQ8Rows2(w, global - first, token, y + (global - first), y + (global - first) + 1);
-                }
                 if (global < end) { y[global - first] = Int4Kernels.DotQ8(w, global - first, token); global++; }
             }
             else if (Int4Kernels.Handles(w))
                 for (; global + 2 <= end; global += 2)
-                {
-                    if (next is not null && global + ahead >= end) Int4Kernels.PrefetchRows(next, global + ahead - end, 2);
                     Int4Kernels.DotRows2(w, global - first, x, y + (global - first), y + (global - first) + 1);
-                }
             for (; global < end; global++)
             {
                 int r = global - first;

@@ -1,6 +1,3 @@
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics;
 using System.Numerics.Tensors;
 
 namespace KimiSharp.Kernels;
@@ -60,31 +57,6 @@ public static class Ops
             TensorPrimitives.Multiply(s, gate.Slice(i, n), s);
             TensorPrimitives.Multiply(s, up.Slice(i, n), output.Slice(i, n));
         }
-    }
-
-    /// <summary>
-    /// y[i] = fma(x[i], a, y[i]). Every element takes the same fused operation on every path, so splitting a span
-    /// across threads at any offset never changes a result.
-    /// </summary>
-    public static void AddScaled(ReadOnlySpan<float> x, float a, Span<float> y)
-    {
-        if (y.Length < x.Length) throw new ArgumentException($"output holds {y.Length} values, input {x.Length}");
-        ref float xs = ref MemoryMarshal.GetReference(x);
-        ref float ys = ref MemoryMarshal.GetReference(y);
-        int i = 0, n = x.Length;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var va = Vector512.Create(a);
-            for (; i + 16 <= n; i += 16)
-                Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref xs, (nuint)i), va, Vector512.LoadUnsafe(ref ys, (nuint)i)).StoreUnsafe(ref ys, (nuint)i);
-        }
-        else if (Vector256.IsHardwareAccelerated)
-        {
-            var va = Vector256.Create(a);
-            for (; i + 8 <= n; i += 8)
-                Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref xs, (nuint)i), va, Vector256.LoadUnsafe(ref ys, (nuint)i)).StoreUnsafe(ref ys, (nuint)i);
-        }
-        for (; i < n; i++) Unsafe.Add(ref ys, i) = MathF.FusedMultiplyAdd(Unsafe.Add(ref xs, i), a, Unsafe.Add(ref ys, i));
     }
 
     public static void Sigmoid(ReadOnlySpan<float> x, Span<float> y) => TensorPrimitives.Sigmoid(x, y);

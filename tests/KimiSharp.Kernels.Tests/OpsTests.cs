@@ -134,31 +134,3 @@ public sealed unsafe class NativeArenaTests
         finally { File.Delete(path); }
     }
 }
-
-public class AddScaledTests
-{
-    [Theory]
-    [InlineData(1)]
-    [InlineData(7)]
-    [InlineData(16)]
-    [InlineData(33)]
-    [InlineData(515)]
-    public void Matches_the_fused_scalar_reference_at_every_offset(int n)
-    {
-        var rng = new Random(n);
-        var x = Enumerable.Range(0, n + 5).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-        var y0 = Enumerable.Range(0, n + 5).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-        const float a = 0.3712f;
-        for (int offset = 0; offset < 5; offset++)
-        {
-            var y = (float[])y0.Clone();
-            Ops.AddScaled(x.AsSpan(offset, n), a, y.AsSpan(offset, n));
-            for (int i = 0; i < y.Length; i++)
-            {
-                float expected = i >= offset && i < offset + n ? MathF.FusedMultiplyAdd(x[i], a, y0[i]) : y0[i];
-                Assert.Equal(expected, y[i]);
-            }
-        }
-        Assert.Throws<ArgumentException>(() => Ops.AddScaled(new float[3], 1, new float[2]));
-    }
-}

@@ -108,16 +108,13 @@ public sealed class MlaAttention
             fixed (float* pq = q)
             fixed (float* pOut = attended)
             {
-                if (absorbed) new AbsorbedJob(this, layer, cache, pq, pOut, tokens, start).Run();
-                else
-                {
-                    var job = new HeadJob(this, layer, cache, pq, pOut, tokens, start);
-                    job.PrepareExpanded();
-                    long work = (long)_heads * tokens * context * (_qkDim + _vDim);
-                    int parts = KernelThreading.PartsFor(work, _heads);
-                    if (parts <= 1) job.Run(0, _heads);
-                    else KernelThreading.ParallelRows(_heads, parts, job);
-                }
+                var job = new HeadJob(this, layer, cache, pq, pOut, tokens, start);
+                if (absorbed) job.PrepareAbsorbed();
+                else job.PrepareExpanded();
+                long work = (long)_heads * tokens * context * (absorbed ? _latentDim * 2 : _qkDim + _vDim);
+                int parts = KernelThreading.PartsFor(work, _heads);
+                if (parts <= 1) job.Run(0, _heads);
+                else KernelThreading.ParallelRows(_heads, parts, job);
             }
         }
         MatrixKernels.MatMul(OProj, attended, output, tokens);
@@ -126,7 +123,7 @@ public sealed class MlaAttention
                 TensorPrimitives.Add(output.Slice(t * OProj.Rows, OProj.Rows), OBias, output.Slice(t * OProj.Rows, OProj.Rows));
     }
 
-    /// <summary>Causal attention over expanded keys and values, one head per work item.</summary>
+    /// <summary>Causal attention of every head, one head per work item.</summary>
     private sealed unsafe class HeadJob : IRowJob
     {
         private readonly MlaAttention _a;
@@ -135,6 +132,7 @@ public sealed class MlaAttention
         private readonly float* _q, _out;
         private float[] _expanded = [];
         private float[] _scratch = [];
+        private bool _absorbed;
 
         public HeadJob(MlaAttention attention, int layer, KvCache cache, float* q, float* output, int tokens, int start)
         {
@@ -142,21 +140,32 @@ public sealed class MlaAttention
             _context = start + tokens;
         }
 
-        private int ScratchPerHead => _context;
+        private int ScratchPerHead => _context + (_absorbed ? 2 * _a._latentDim : 0);
 
         /// <summary>kv_b_proj applied to every cached latent: [context, heads, nope + v].</summary>
         public void PrepareExpanded()
         {
+            _absorbed = false;
             var ws = _cache.Workspace;
             _expanded = ws.Array("attn.expanded", (long)_context * _a._heads * (_a._nope + _a._vDim));
             MatrixKernels.MatMul(_a.KvBProj, _cache.Latents(_layer, 0, _context), _expanded, _context);
             _scratch = ws.Array("attn.scratch", (long)_a._heads * ScratchPerHead);
         }
 
+        public void PrepareAbsorbed()
+        {
+            _absorbed = true;
+            _scratch = _cache.Workspace.Array("attn.scratch", (long)_a._heads * ScratchPerHead);
+        }
+
         public void Run(int headStart, int headEnd)
         {
             for (int h = headStart; h < headEnd; h++)
-                for (int t = 0; t < _tokens; t++) AttendExpanded(h, t);
+                for (int t = 0; t < _tokens; t++)
+                {
+                    if (_absorbed) AttendAbsorbed(h, t);
+                    else AttendExpanded(h, t);
+                }
         }
 
         private void AttendExpanded(int h, int t)
@@ -183,120 +192,40 @@ public sealed class MlaAttention
                 TensorPrimitives.MultiplyAdd(value, scores[s], output, output);
             }
         }
-    }
 
-    /// <summary>
-    /// Absorbed attention (decode): kv_b_proj folded into each head's query (q̂ = W_UKᵀ q_nope) and output
-    /// (o = W_UV Σ p·c̃), so heads attend over the cached latents directly. The latents are read once for all heads
-    /// and new tokens for the scores (split by position) rather than once per head; the weighted sums go head by head.
-    /// Each (token, head) result has one fixed order of operations however the phases are split across threads.
-    /// </summary>
-    private sealed unsafe class AbsorbedJob : IRowJob
-    {
-        private enum Phase { Queries, Scores, Softmax, Mix, Values }
-
-        private readonly MlaAttention _a;
-        private readonly KvCache _cache;
-        private readonly int _layer, _tokens, _start, _context, _pairs;
-        private readonly float* _q, _out;
-        private readonly float[] _scores, _queries, _mixed;
-        private Phase _phase;
-
-        public AbsorbedJob(MlaAttention attention, int layer, KvCache cache, float* q, float* output, int tokens, int start)
-        {
-            _a = attention; _layer = layer; _cache = cache; _q = q; _out = output; _tokens = tokens; _start = start;
-            _context = start + tokens;
-            _pairs = tokens * attention._heads;
-            var ws = cache.Workspace;
-            _scores = ws.Array("attn.scores", (long)_pairs * _context);
-            _queries = ws.Array("attn.queries", (long)_pairs * attention._latentDim);
-            _mixed = ws.Array("attn.mixed", (long)_pairs * attention._latentDim);
-        }
-
-        public void Run()
+        private void AttendAbsorbed(int h, int t)
         {
             var a = _a;
-            long latentWork = (long)_pairs * _context * a._latentDim;
-            Go(Phase.Queries, _pairs, (long)_pairs * a._nope * a._latentDim);
-            Go(Phase.Scores, _context, latentWork);
-            Go(Phase.Softmax, _pairs, (long)_pairs * _context);
-            Go(Phase.Mix, _pairs, latentWork);
-            Go(Phase.Values, _pairs, (long)_pairs * a._vDim * a._latentDim);
-        }
+            int visible = _start + t + 1;
+            int rowsPerHead = a._nope + a._vDim;
+            var q = new ReadOnlySpan<float>(_q + ((long)t * a._heads + h) * a._qkDim, a._qkDim);
+            var scratch = _scratch.AsSpan(h * ScratchPerHead, ScratchPerHead);
+            var scores = scratch[..visible];
+            var absorbedQuery = scratch.Slice(_context, a._latentDim);
+            var context = scratch.Slice(_context + a._latentDim, a._latentDim);
 
-        private void Go(Phase phase, int items, long work)
-        {
-            _phase = phase;
-            int parts = KernelThreading.PartsFor(work, items);
-            if (parts <= 1) Run(0, items);
-            else KernelThreading.ParallelRows(items, parts, this);
-        }
+            // q̂ = W_UKᵀ q_nope: the key projection moved onto the query.
+            absorbedQuery.Clear();
+            for (int d = 0; d < a._nope; d++)
+                MatrixKernels.AddScaledRow(a.KvBProj, h * rowsPerHead + d, q[d], absorbedQuery);
 
-        private int Visible(int pair) => _start + pair / _a._heads + 1;
-
-        public void Run(int first, int end)
-        {
-            var a = _a;
-            int latent = a._latentDim, rowsPerHead = a._nope + a._vDim;
-            switch (_phase)
+            var latents = _cache.Latents(_layer, 0, visible);
+            var ropeKeys = _cache.RopeKeys(_layer, 0, visible);
+            for (int s = 0; s < visible; s++)
             {
-                case Phase.Queries:
-                    for (int i = first; i < end; i++)
-                    {
-                        int h = i % a._heads;
-                        float* q = _q + (long)i * a._qkDim;
-                        var query = _queries.AsSpan(i * latent, latent);
-                        query.Clear();
-                        for (int d = 0; d < a._nope; d++)
-                            MatrixKernels.AddScaledRow(a.KvBProj, h * rowsPerHead + d, q[d], query);
-                    }
-                    break;
-                case Phase.Scores:
-                {
-                    var latents = _cache.Latents(_layer, 0, _context);
-                    var ropeKeys = _cache.RopeKeys(_layer, 0, _context);
-                    float scale = a._rope.SoftmaxScale;
-                    for (int s = first; s < end; s++)
-                    {
-                        var row = latents.Slice(s * latent, latent);
-                        var ropeKey = ropeKeys.Slice(s * a._ropeDim, a._ropeDim);
-                        for (int i = 0; i < _pairs; i++)
-                        {
-                            if (s >= Visible(i)) continue;
-                            var ropeQuery = new ReadOnlySpan<float>(_q + (long)i * a._qkDim + a._nope, a._ropeDim);
-                            _scores[(long)i * _context + s] = (Reductions.Dot(_queries.AsSpan(i * latent, latent), row) + Reductions.Dot(ropeQuery, ropeKey)) * scale;
-                        }
-                    }
-                    break;
-                }
-                case Phase.Softmax:
-                    for (int i = first; i < end; i++) Ops.Softmax(_scores.AsSpan(i * _context, Visible(i)));
-                    break;
-                case Phase.Mix:
-                {
-                    // Pair by pair over whole latent rows (long contiguous adds); each element sums over s in order.
-                    var latents = _cache.Latents(_layer, 0, _context);
-                    for (int i = first; i < end; i++)
-                    {
-                        var mixed = _mixed.AsSpan(i * latent, latent);
-                        mixed.Clear();
-                        int visible = Visible(i);
-                        for (int s = 0; s < visible; s++)
-                            Ops.AddScaled(latents.Slice(s * latent, latent), _scores[(long)i * _context + s], mixed);
-                    }
-                    break;
-                }
-                case Phase.Values:
-                    for (int i = first; i < end; i++)
-                    {
-                        int h = i % a._heads;
-                        var mixed = _mixed.AsSpan(i * latent, latent);
-                        float* output = _out + (long)i * a._vDim;
-                        for (int j = 0; j < a._vDim; j++)
-                            output[j] = MatrixKernels.DotRow(a.KvBProj, h * rowsPerHead + a._nope + j, mixed);
-                    }
-                    break;
+                float score = Reductions.Dot(absorbedQuery, latents.Slice(s * a._latentDim, a._latentDim))
+                    + Reductions.Dot(q[a._nope..], ropeKeys.Slice(s * a._ropeDim, a._ropeDim));
+                scores[s] = score * a._rope.SoftmaxScale;
             }
+            Ops.Softmax(scores);
+
+            // Σ p·c̃, then the value projection W_UV applied once to the mixed latent.
+            context.Clear();
+            for (int s = 0; s < visible; s++)
+                TensorPrimitives.MultiplyAdd(latents.Slice(s * a._latentDim, a._latentDim), scores[s], context, context);
+            float* output = _out + ((long)t * a._heads + h) * a._vDim;
+            for (int j = 0; j < a._vDim; j++)
+                output[j] = MatrixKernels.DotRow(a.KvBProj, h * rowsPerHead + a._nope + j, context);
         }
     }
 }
