@@ -40,6 +40,7 @@ cp $run/export/int4/* models/k2-nano/
 cp $run/export/bf16/* models/k2-nano/bf16/
 cp $run/data/knowledge_base.json models/k2-nano/
 cp $run/data2/report.md models/k2-nano/synthesis-report.md
+cp $run/data3/report.md models/k2-nano/synthesis-report-long.md
 cp $run/rl2/report.md models/k2-nano/rl-report.md
 
 stamp "8/9 evaluate the shipped INT4 model on the tool-use suite"

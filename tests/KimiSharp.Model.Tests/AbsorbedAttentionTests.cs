@@ -4,7 +4,7 @@ using KimiSharp.Model.Layers;
 
 namespace KimiSharp.Model.Tests;
 
-/// <summary>Absorbed (decode) attention reads the latents once for all heads, split by position and by column.</summary>
+/// <summary>Absorbed (decode) attention: heads split across threads, never changing a result.</summary>
 public sealed class AbsorbedAttentionTests : IDisposable
 {
     private readonly string _root = Directory.CreateTempSubdirectory("kimisharp-absorbed-").FullName;
@@ -26,7 +26,7 @@ public sealed class AbsorbedAttentionTests : IDisposable
         float[] serial, parallel;
         try
         {
-            // 40 tokens × 6 heads × 40 positions × 200 latent columns: every phase is big enough to be split.
+            // 40 tokens × 6 heads × 40 positions × 200 latent columns: enough work to split the heads across threads.
             KernelThreading.MaxThreads = 1;
             serial = model.Logits(tokens, AttentionMode.Absorbed);
             KernelThreading.MaxThreads = 2;
