@@ -26,6 +26,13 @@ internal static unsafe class Int4Rows16Kernels
     private const int Group = Int4Kernels.Group;
     private const int BlockBytes = Rows * Group / 2;
 
+    /// <summary>
+    /// The blocks a row range computes when rows are split across threads: each block whose first row falls in
+    /// [<paramref name="rowStart"/>, <paramref name="rowEnd"/>), all 16 of its rows, so every row is written exactly once.
+    /// </summary>
+    public static (int First, int End) BlocksStartingIn(int rowStart, int rowEnd) =>
+        ((rowStart + Rows - 1) / Rows, (rowEnd + Rows - 1) / Rows);
+
     /// <summary>Whether <paramref name="w"/> (PackedInt) can be repacked: 4-bit, group 32, whole blocks of rows and groups.</summary>
     public static bool CanRepack(WeightMatrix w) =>
         Int4Kernels.Handles(w) && w.Rows % Rows == 0 && w.Cols % Group == 0 && w.ScaleStride == w.Cols / Group && w.RowBytes == w.Cols / 2;

@@ -87,9 +87,7 @@ public sealed unsafe class MatVecBatch : IRowJob
             var q = _quantized[i];
             if (w.Format == WeightFormat.PackedInt4Rows16 && q is not null)
             {
-                // Whole 16-row blocks: this range computes each block whose first row falls in it (all 16 rows).
-                int firstBlock = (global - first + Int4Rows16Kernels.Rows - 1) / Int4Rows16Kernels.Rows;
-                int endBlock = (end - first + Int4Rows16Kernels.Rows - 1) / Int4Rows16Kernels.Rows;
+                var (firstBlock, endBlock) = Int4Rows16Kernels.BlocksStartingIn(global - first, end - first);
                 for (int b = firstBlock; b < endBlock; b++)
                     Int4Rows16Kernels.Block(w, b, q, 0, 1, y + b * Int4Rows16Kernels.Rows, 1);
                 global = end;

@@ -190,10 +190,8 @@ public static unsafe class MatrixKernels
             bool int4 = Int4Kernels.Handles(w), bf16 = w.Format == WeightFormat.BF16;
             if (w.Format == WeightFormat.PackedInt4Rows16 && _q is not null)
             {
-                // Whole 16-row blocks: a thread computes each block whose first row falls in its range (all 16 rows).
                 var q16 = _q;
-                int firstBlock = (rowStart + Int4Rows16Kernels.Rows - 1) / Int4Rows16Kernels.Rows;
-                int endBlock = (rowEnd + Int4Rows16Kernels.Rows - 1) / Int4Rows16Kernels.Rows;
+                var (firstBlock, endBlock) = Int4Rows16Kernels.BlocksStartingIn(rowStart, rowEnd);
                 for (int t0 = 0; t0 < tokens; t0 += TokenBlock)
                 {
                     int n = Math.Min(TokenBlock, tokens - t0);

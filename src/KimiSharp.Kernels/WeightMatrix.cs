@@ -93,8 +93,8 @@ public sealed unsafe class WeightMatrix
     /// <summary>
     /// Rewrites this packed INT4 weight's memory in place into 16-row blocks (<see cref="WeightFormat.PackedInt4Rows16"/>),
     /// the layout the fast int8-activation kernels read, and returns the view of it. This view must not be used
-    /// afterwards. The memory must be writable (a copy-on-write mapping, for a checkpoint); nothing is allocated
-    /// beyond one block's copy.
+    /// afterwards. The memory must be writable and owned by the caller (the loader reads checkpoint weights into a
+    /// <see cref="NativeArena"/> first); blocks are rewritten in parallel, each through a copy of its 16 rows.
     /// </summary>
     public WeightMatrix RepackRows16()
     {
