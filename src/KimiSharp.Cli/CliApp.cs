@@ -26,7 +26,7 @@ public static class CliApp
               Run held-out tool-use tasks by horizon (planned tool calls) through the agent loop and print success
               rate, tool calls, malformed-call rate and tokens per horizon as a markdown table; --out writes JSON;
               --transcripts writes one JSON line per task (prompt, expected, outcome, answer, conversation).
-              Tasks per horizon default to 50 (h ≤ 3), 20 (≤ 10), 10 (≤ 50), 5 (≤ 100), 3 (beyond).
+              Tasks per horizon default to 50 (h ≤ 3), 20 (≤ 10), 30 (≤ 50), 10 (≤ 100), 5 (beyond).
           kimi generate [--model DIR] --prompt TEXT [--max-tokens N] [--temperature T] [--seed N]
               Raw text completion, no chat template.
           kimi serve [--model DIR] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--name ID]

@@ -24,14 +24,15 @@ public sealed record ToolUseEvalOptions
     /// <summary>The agent loop's settings (context window, step and token limits, sampling).</summary>
     public AgentOptions Agent { get; init; } = new();
 
-    /// <summary>50 tasks for horizons up to 3, 20 up to 10, 10 up to 50, 5 up to 100, 3 beyond.</summary>
+    /// <summary>50 tasks for horizons up to 3, 20 up to 10, 30 up to 50, 10 up to 100, 5 beyond: enough long tasks
+    /// that one task more or less moves a rate by a few points, not ten or twenty.</summary>
     public static int DefaultTasks(int horizon) => horizon switch
     {
         <= 3 => 50,
         <= 10 => 20,
-        <= 50 => 10,
-        <= 100 => 5,
-        _ => 3,
+        <= 50 => 30,
+        <= 100 => 10,
+        _ => 5,
     };
 
     public int TasksFor(int horizon) =>
