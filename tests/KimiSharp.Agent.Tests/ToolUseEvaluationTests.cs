@@ -10,7 +10,7 @@ public sealed class ToolUseEvaluationTests
     {
         var options = new ToolUseEvalOptions();
         Assert.Equal(new[] { 1, 3, 10, 50, 100, 300 }, options.Horizons);
-        Assert.Equal(new[] { 50, 50, 20, 10, 5, 3 }, options.Horizons.Select(options.TasksFor));
+        Assert.Equal(new[] { 50, 50, 20, 30, 10, 5 }, options.Horizons.Select(options.TasksFor));
         Assert.Equal(777, options.Seed);
         Assert.Equal(7, (options with { TasksPerHorizon = 7 }).TasksFor(300));
         Assert.Equal(2, (options with { TasksPerHorizon = 7, TasksByHorizon = new Dictionary<int, int> { [3] = 2 } }).TasksFor(3));
