@@ -15,7 +15,7 @@ public static class BenchCommand
 {
     public static int Run(CommandLine options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
-        options.AllowOnly("model", "threads", "prompt", "gen", "rounds", "int8", "bandwidth-mb");
+        options.AllowOnly("model", "threads", "prompt", "gen", "rounds", "int8", "bandwidth-mb", "profile");
         string modelDir = options.Require("model");
         if (options.Int("threads") is int threads)
             KernelThreading.MaxThreads = threads >= 1 ? threads : throw new UsageException("--threads must be at least 1");
@@ -26,11 +26,13 @@ public static class BenchCommand
         MatrixKernels.Int8Activations = options.Has("int8");
         try
         {
+            ForwardProfile.Enabled = options.Has("profile");
             return Measure(modelDir, prompt, gen, rounds, bandwidthMb, stdout, cancellationToken);
         }
         finally
         {
             MatrixKernels.Int8Activations = previousInt8;
+            ForwardProfile.Enabled = false;
         }
     }
 
@@ -63,19 +65,24 @@ public static class BenchCommand
         var decodeEmpty = new List<double>();
         var bandwidth = new List<double>();
         long peakModel = 0;
+        IReadOnlyDictionary<ForwardPhase, double>? prefillProfile = null, decodeProfile = null;
         for (int round = 0; round < rounds; round++)
         {
             bandwidth.Add(MemoryBandwidth.Measure(bandwidthMb * (1L << 20), KernelThreading.MaxThreads, passes: 3));
             cache.Reset();
+            ForwardProfile.Reset();
             var clock = Stopwatch.StartNew();
             model.Forward(promptTokens, cache, logits, lastOnly: true, cancellationToken: cancellationToken);
             prefill.Add(prompt / clock.Elapsed.TotalSeconds);
+            if (ForwardProfile.Enabled) prefillProfile = ForwardProfile.Seconds();
             peakModel = Math.Max(peakModel, ResidentBytes("VmRSS:"));
 
+            ForwardProfile.Reset();
             clock.Restart();
             for (int i = 0; i < gen; i++)
                 model.Forward([Argmax(logits)], cache, logits, cancellationToken: cancellationToken);
             decode.Add(gen / clock.Elapsed.TotalSeconds);
+            if (ForwardProfile.Enabled) decodeProfile = ForwardProfile.Seconds();
             peakModel = Math.Max(peakModel, ResidentBytes("VmRSS:"));
 
             // Decode from an empty context, as llama-bench's tg test runs: the weights dominate, attention is short.
@@ -105,6 +112,14 @@ public static class BenchCommand
         stdout.WriteLine($"decode/roof  {tg / roofline * 100,8:F1} %        (after the prompt; {tgEmpty / roofline * 100:F1} % from an empty context)");
         stdout.WriteLine($"effective    {tg * perToken / 1e9,8:F1} GB/s of weights streamed while decoding");
         stdout.WriteLine($"load         {LoadAverage()} (1/5/15-minute load average at the end; other processes compete for the cores when it exceeds the thread count)");
+        if (prefillProfile is not null && decodeProfile is not null)
+        {
+            stdout.WriteLine();
+            stdout.WriteLine($"profile (last round; ms per prefill of {prompt} tokens, ms per decoded token after it, share of each)");
+            double prefillTotal = prefillProfile.Values.Sum(), decodeTotal = decodeProfile.Values.Sum();
+            foreach (var phase in Enum.GetValues<ForwardPhase>())
+                stdout.WriteLine($"  {phase,-22} {prefillProfile[phase] * 1e3,9:F1} ms {prefillProfile[phase] / prefillTotal * 100,5:F1} %   {decodeProfile[phase] * 1e3 / gen,7:F3} ms {decodeProfile[phase] / decodeTotal * 100,5:F1} %");
+        }
         if (peak > 0)
             stdout.WriteLine($"peak RSS     {peak / 1e6,8:F1} MB         ({(double)peak / (model.CheckpointBytes + kvBytes):F3}× checkpoint {model.CheckpointBytes / 1e6:F1} MB + KV cache {kvBytes / 1e6:F1} MB; largest resident set after a prefill or decode phase, the bandwidth probe's buffer excluded; process high-water mark {ResidentBytes("VmHWM:") / 1e6:F1} MB)");
         return 0;

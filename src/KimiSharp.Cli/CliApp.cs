@@ -51,8 +51,9 @@ public static class CliApp
               Mean loss and perplexity of a model on a text file.
           kimi info --model DIR
               Print the model's architecture, weight formats and size.
-          kimi bench --model DIR [--threads N] [--prompt 512] [--gen 64] [--rounds 3] [--int8]
+          kimi bench --model DIR [--threads N] [--prompt 512] [--gen 64] [--rounds 3] [--int8] [--profile]
               Prefill and decode tokens/s, weight bytes per decoded token, measured memory bandwidth, roofline fraction.
+              --profile adds the time spent in each part of the forward pass (attention, experts, lm_head, …).
           kimi init-random --config FILE --out DIR [--quant int4|int4-all|fp8|bf16] [--seed N] [--shard-mb N] [--tokenizer bytes]
               Write a random-weight checkpoint of the config.json-style shape in FILE (int4: routed experts INT4);
               --tokenizer bytes adds a byte-level Kimi tokenizer so chat and serve work on it.

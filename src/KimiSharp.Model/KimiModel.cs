@@ -181,7 +181,9 @@ public sealed class KimiModel : IDisposable
         var h = ws.Get("model.h", (long)count * hidden);
         var x = ws.Get("model.x", (long)count * hidden);
         var delta = ws.Get("model.delta", (long)count * hidden);
+        long clock = ForwardProfile.Start();
         for (int t = 0; t < count; t++) MatrixKernels.DecodeRow(Embedding, tokens[t], h.Slice(t * hidden, hidden));
+        ForwardProfile.Stop(ForwardPhase.Embedding, clock);
 
         int pairs = Rope.Pairs;
         var cos = ws.Get("model.cos", (long)count * pairs);
@@ -193,20 +195,35 @@ public sealed class KimiModel : IDisposable
         {
             cancellationToken.ThrowIfCancellationRequested();
             var layer = Layers[l];
+            clock = ForwardProfile.Start();
             for (int t = 0; t < count; t++) Ops.RmsNorm(h.Slice(t * hidden, hidden), layer.InputNorm, eps, x.Slice(t * hidden, hidden));
+            ForwardProfile.Stop(ForwardPhase.Norms, clock);
             layer.Attention.Forward(l, x, delta, count, cache, cos, sin, mode);
+            clock = ForwardProfile.Start();
             TensorPrimitives.Add(h, delta, h);
+            ForwardProfile.Stop(ForwardPhase.Residual, clock);
 
+            clock = ForwardProfile.Start();
             for (int t = 0; t < count; t++) Ops.RmsNorm(h.Slice(t * hidden, hidden), layer.PostAttentionNorm, eps, x.Slice(t * hidden, hidden));
+            ForwardProfile.Stop(ForwardPhase.Norms, clock);
             if (layer.Moe is not null) layer.Moe.Forward(x, delta, count, ws);
-            else layer.Dense!.Forward(x, delta, count, ws.Get("model.mlpScratch", 2L * count * layer.Dense.Width));
+            else
+            {
+                clock = ForwardProfile.Start();
+                layer.Dense!.Forward(x, delta, count, ws.Get("model.mlpScratch", 2L * count * layer.Dense.Width));
+                ForwardProfile.Stop(ForwardPhase.DenseMlp, clock);
+            }
+            clock = ForwardProfile.Start();
             TensorPrimitives.Add(h, delta, h);
+            ForwardProfile.Stop(ForwardPhase.Residual, clock);
         }
         cache.Commit(count);
 
+        clock = ForwardProfile.Start();
         int first = lastOnly ? count - 1 : 0;
         for (int t = first; t < count; t++) Ops.RmsNorm(h.Slice(t * hidden, hidden), FinalNorm, eps, x.Slice((t - first) * hidden, hidden));
         MatrixKernels.MatMul(LmHead, x[..((count - first) * hidden)], logits, count - first);
+        ForwardProfile.Stop(ForwardPhase.LmHead, clock);
     }
 
     /// <summary>Logits [tokens, vocab] of a whole sequence from an empty cache.</summary>

@@ -80,15 +80,25 @@ public sealed class BenchCommandTests : IDisposable
         File.WriteAllText(config, SmallConfig);
         string dir = Path.Combine(_scratch, "model");
         Assert.Equal(0, (await Run("init-random", "--config", config, "--out", dir, "--quant", "int4")).Code);
-        foreach (var extra in new[] { Array.Empty<string>(), ["--int8"] })
+        foreach (var extra in new[] { Array.Empty<string>(), ["--int8", "--profile"] })
         {
             var (code, output, error) = await Run(["bench", "--model", dir, "--threads", "2", "--prompt", "8", "--gen", "4", "--rounds", "1", "--bandwidth-mb", "8", .. extra]);
             Assert.True(code == 0, error);
             foreach (var label in new[] { "prefill", "decode", "decode (0)", "weights/tok", "bandwidth", "roofline", "decode/roof", "peak RSS" })
                 Assert.Contains(label, output);
             Assert.Equal(extra.Length > 0, output.Contains("INT4 weights repacked into 16-row blocks", StringComparison.Ordinal));
+            // --profile: one line per phase, with prefill and decode times that are not all zero.
+            Assert.Equal(extra.Length > 0, output.Contains("profile (last round", StringComparison.Ordinal));
+            if (extra.Length > 0)
+            {
+                var heads = output.Split('\n').Single(l => l.TrimStart().StartsWith("AttentionHeads", StringComparison.Ordinal));
+                var routed = output.Split('\n').Single(l => l.TrimStart().StartsWith("RoutedExperts", StringComparison.Ordinal));
+                Assert.Matches(@"[1-9]", heads.Split("ms")[0]);
+                Assert.Matches(@"[1-9]", routed.Split("ms")[0]);
+            }
         }
         Assert.False(MatrixKernels.Int8Activations); // the bench leaves the default behind
+        Assert.False(ForwardProfile.Enabled);
     }
 
     [Fact]

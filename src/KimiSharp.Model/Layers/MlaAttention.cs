@@ -71,6 +71,7 @@ public sealed class MlaAttention
         int kvWidth = _latentDim + _ropeDim;
         var kva = ws.Get("attn.kva", (long)tokens * kvWidth);
         var q = ws.Get("attn.q", (long)tokens * _heads * _qkDim);
+        long clock = ForwardProfile.Start();
         if (QProj is not null) MatrixKernels.MatMulPair(QProj, KvAProj, x, q, kva, tokens);
         else
         {
@@ -86,7 +87,10 @@ public sealed class MlaAttention
             MatrixKernels.MatMul(QBProj!, qa, q, tokens);
         }
 
+        ForwardProfile.Stop(ForwardPhase.AttentionProjections, clock);
+
         // Latents and the shared rope key, written straight into the cache.
+        clock = ForwardProfile.Start();
         var latents = cache.Latents(layer, start, tokens);
         var ropeKeys = cache.RopeKeys(layer, start, tokens);
         for (int t = 0; t < tokens; t++)
@@ -101,6 +105,8 @@ public sealed class MlaAttention
                 Ops.RotatePairs(q.Slice((t * _heads + h) * _qkDim + _nope, _ropeDim), cos.Slice(t * pairs, pairs), sin.Slice(t * pairs, pairs));
         }
 
+        ForwardProfile.Stop(ForwardPhase.AttentionLatents, clock);
+
         var attended = ws.Get("attn.out", (long)tokens * _heads * _vDim);
         bool absorbed = mode == AttentionMode.Absorbed || (mode == AttentionMode.Auto && tokens == 1);
         unsafe
@@ -109,18 +115,24 @@ public sealed class MlaAttention
             fixed (float* pOut = attended)
             {
                 var job = new HeadJob(this, layer, cache, pq, pOut, tokens, start);
+                clock = ForwardProfile.Start();
                 if (absorbed) job.PrepareAbsorbed();
                 else job.PrepareExpanded();
+                ForwardProfile.Stop(ForwardPhase.AttentionExpand, clock);
+                clock = ForwardProfile.Start();
                 long work = (long)_heads * tokens * context * (absorbed ? _latentDim * 2 : _qkDim + _vDim);
                 int parts = KernelThreading.PartsFor(work, _heads);
                 if (parts <= 1) job.Run(0, _heads);
                 else KernelThreading.ParallelRows(_heads, parts, job);
+                ForwardProfile.Stop(ForwardPhase.AttentionHeads, clock);
             }
         }
+        clock = ForwardProfile.Start();
         MatrixKernels.MatMul(OProj, attended, output, tokens);
         if (OBias is not null)
             for (int t = 0; t < tokens; t++)
                 TensorPrimitives.Add(output.Slice(t * OProj.Rows, OProj.Rows), OBias, output.Slice(t * OProj.Rows, OProj.Rows));
+        ForwardProfile.Stop(ForwardPhase.AttentionOutput, clock);
     }
 
     /// <summary>Causal attention of every head, one head per work item.</summary>

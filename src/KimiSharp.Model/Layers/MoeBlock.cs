@@ -146,6 +146,7 @@ public sealed class MoeBlock
     {
         int hidden = _config.HiddenSize, count = _config.NRoutedExperts, k = _config.NumExpertsPerTok;
         var logits = ws.Get("moe.logits", (long)tokens * count);
+        long clock = ForwardProfile.Start();
         MatrixKernels.MatMul(Router, x, logits, tokens);
 
         var chosen = ws.Get("moe.chosen", (long)tokens * k);      // expert ids, stored as floats for one workspace type
@@ -158,16 +159,23 @@ public sealed class MoeBlock
             for (int j = 0; j < k; j++) chosen[t * k + j] = ids[j];
         }
 
+        ForwardProfile.Stop(ForwardPhase.Router, clock);
+
         if (tokens == 1)
         {
+            clock = ForwardProfile.Start();
             ForwardOneToken(x[..hidden], output[..hidden], chosen[..k], weights[..k], ws);
+            ForwardProfile.Stop(ForwardPhase.RoutedExperts, clock);
             return;
         }
 
+        clock = ForwardProfile.Start();
         if (Shared is not null)
             Shared.Forward(x, output, tokens, ws.Get("moe.sharedScratch", 2L * tokens * Shared.Width));
         else
             output[..(tokens * hidden)].Clear();
+        ForwardProfile.Stop(ForwardPhase.SharedExperts, clock);
+        clock = ForwardProfile.Start();
 
         // Gather each expert's tokens, run it once over the batch, scatter the weighted results back.
         var gathered = ws.Get("moe.gathered", (long)tokens * hidden);
@@ -195,5 +203,6 @@ public sealed class MoeBlock
                 TensorPrimitives.MultiplyAdd(expertOut.Slice(i * hidden, hidden), rowWeights[i], target, target);
             }
         }
+        ForwardProfile.Stop(ForwardPhase.RoutedExperts, clock);
     }
 }
