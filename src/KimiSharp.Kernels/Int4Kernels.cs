@@ -225,6 +225,44 @@ internal static unsafe class Int4Kernels
         return Vector512.FusedMultiplyAdd(t, Vector512.Create(Scale(scales, g)), acc);
     }
 
+    /// <summary>
+    /// y[c] = fma(alphas[d], q[d, c]·scale[d, c/32], y[c]) for rows firstRow + d, d = 0, 1, … in turn, 64 columns at a time
+    /// with the chunk of y in registers (Vector512; <paramref name="w"/> is <see cref="Handles"/> with Cols a multiple of 64).
+    /// Each element's arithmetic is that of decoding the row (q·scale) and then one fused multiply-add per row.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void AddScaledRows512(WeightMatrix w, int firstRow, float* alphas, int count, float* y)
+    {
+        var idxLo = Vector512.Create(0u, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        var idxHi = Vector512.Create(2u, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+        var toTop = Vector512.Create(28u, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16, 12, 8, 4, 0);
+        var flip = Vector128.Create(0x88888888u);
+        for (int c = 0; c < w.Cols; c += 64)
+        {
+            int g = c / Group;
+            var y0 = Vector512.Load(y + c); var y1 = Vector512.Load(y + c + 16);
+            var y2 = Vector512.Load(y + c + 32); var y3 = Vector512.Load(y + c + 48);
+            for (int d = 0; d < count; d++)
+            {
+                int row = firstRow + d;
+                uint* words = (uint*)(w.Data + row * w.RowBytes) + 4 * g;
+                ushort* scales = (ushort*)w.Scales + (long)row * w.ScaleStride + g;
+                var a = Vector512.Create(alphas[d]);
+                var p0 = (Vector128.Load(words) ^ flip).ToVector256Unsafe().ToVector512Unsafe();
+                var p1 = (Vector128.Load(words + 4) ^ flip).ToVector256Unsafe().ToVector512Unsafe();
+                var s0 = Vector512.Create(Scale(scales, 0));
+                var s1 = Vector512.Create(Scale(scales, 1));
+                var v0 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(p0, idxLo), toTop).AsInt32(), 28)) * s0;
+                var v1 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(p0, idxHi), toTop).AsInt32(), 28)) * s0;
+                var v2 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(p1, idxLo), toTop).AsInt32(), 28)) * s1;
+                var v3 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(p1, idxHi), toTop).AsInt32(), 28)) * s1;
+                y0 = Vector512.FusedMultiplyAdd(a, v0, y0); y1 = Vector512.FusedMultiplyAdd(a, v1, y1);
+                y2 = Vector512.FusedMultiplyAdd(a, v2, y2); y3 = Vector512.FusedMultiplyAdd(a, v3, y3);
+            }
+            y0.Store(y + c); y1.Store(y + c + 16); y2.Store(y + c + 32); y3.Store(y + c + 48);
+        }
+    }
+
     /// <summary>Writes the 32 float values (q·scale) of group <paramref name="g"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DecodeGroup512(uint* words, ushort* scales, int g, float* destination)

@@ -74,6 +74,26 @@ public static unsafe class MatrixKernels
         return sum;
     }
 
+    /// <summary>
+    /// y[i] = w[firstRow + i, :] · x for i &lt; y.Length on the calling thread: a block of rows, each the row product
+    /// <see cref="DotRow"/> computes (INT4 rows two at a time, sharing the loads of x).
+    /// </summary>
+    public static void DotRows(WeightMatrix w, int firstRow, ReadOnlySpan<float> x, Span<float> y)
+    {
+        if (y.Length == 0) return;
+        CheckRow(w, firstRow);
+        CheckRow(w, firstRow + y.Length - 1);
+        if (x.Length < w.Cols) throw new ArgumentException($"input has {x.Length} values, the weight has {w.Cols} columns");
+        fixed (float* px = x)
+        fixed (float* py = y)
+        {
+            int r = 0, count = y.Length;
+            if (Int4Kernels.Handles(w))
+                for (; r + 2 <= count; r += 2) Int4Kernels.DotRows2(w, firstRow + r, px, py + r, py + r + 1);
+            for (; r < count; r++) py[r] = DotRowUnchecked(w, firstRow + r, px);
+        }
+    }
+
     /// <summary>Writes w[row, :] as float32 into <paramref name="destination"/>.</summary>
     public static void DecodeRow(WeightMatrix w, int row, Span<float> destination)
     {
@@ -94,6 +114,57 @@ public static unsafe class MatrixKernels
             DecodeRange(w, row, c, n, chunk);
             var target = y.Slice(c, n);
             TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(chunk, n), alpha, target, target);
+        }
+    }
+
+    /// <summary>
+    /// y[c] = fma(alphas[d], w[firstRow + d, c], y[c]) for d = 0, 1, … in turn, every column c: y += Σ_d α_d·w[firstRow + d, :]
+    /// (a transposed product over a block of rows, as when kv_b_proj is folded into a head's query). Each chunk of y stays
+    /// in L1 while the rows pass over it; the per-element order is the same on every path.
+    /// </summary>
+    public static void AddScaledRows(WeightMatrix w, int firstRow, ReadOnlySpan<float> alphas, Span<float> y)
+    {
+        if (alphas.Length == 0) return;
+        CheckRow(w, firstRow);
+        CheckRow(w, firstRow + alphas.Length - 1);
+        if (y.Length < w.Cols) throw new ArgumentException($"output has {y.Length} values, the weight has {w.Cols} columns");
+        fixed (float* pa = alphas)
+        fixed (float* py = y)
+            AddScaledRowsUnchecked(w, firstRow, pa, alphas.Length, py);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void AddScaledRowsUnchecked(WeightMatrix w, int firstRow, float* alphas, int count, float* y)
+    {
+        if (Int4Kernels.Handles(w) && Int4Kernels.Level == 2 && w.Cols % 64 == 0)
+        {
+            Int4Kernels.AddScaledRows512(w, firstRow, alphas, count, y);
+            return;
+        }
+        float* chunk = stackalloc float[ChunkColumns];
+        for (int c = 0; c < w.Cols; c += ChunkColumns)
+        {
+            int n = Math.Min(ChunkColumns, w.Cols - c);
+            float* target = y + c;
+            for (int d = 0; d < count; d++)
+            {
+                DecodeRange(w, firstRow + d, c, n, chunk);
+                float alpha = alphas[d];
+                int i = 0;
+                if (Vector512.IsHardwareAccelerated)
+                {
+                    var a = Vector512.Create(alpha);
+                    for (; i + 16 <= n; i += 16)
+                        Vector512.FusedMultiplyAdd(a, Vector512.Load(chunk + i), Vector512.Load(target + i)).Store(target + i);
+                }
+                else if (Vector256.IsHardwareAccelerated)
+                {
+                    var a = Vector256.Create(alpha);
+                    for (; i + 8 <= n; i += 8)
+                        Vector256.FusedMultiplyAdd(a, Vector256.Load(chunk + i), Vector256.Load(target + i)).Store(target + i);
+                }
+                for (; i < n; i++) target[i] = MathF.FusedMultiplyAdd(alpha, chunk[i], target[i]);
+            }
         }
     }
 

@@ -109,7 +109,7 @@ public sealed unsafe class MatrixKernelsTests : IDisposable
             // The 16-row layout exists only for whole blocks of 16 rows and 32 columns.
             foreach (var (rows, cols) in format == WeightFormat.PackedInt4Rows16
                 ? new[] { (16, 32), (32, 96), (48, 288), (16, 1056) }
-                : new[] { (1, 1), (1, 7), (3, 31), (5, 33), (2, 130), (7, 257), (4, 300), (3, 1031) })
+                : new[] { (1, 1), (1, 7), (3, 31), (5, 33), (2, 130), (6, 192), (7, 257), (4, 300), (3, 1031) })
                 data.Add(format, rows, cols);
         return data;
     }
@@ -166,6 +166,46 @@ public sealed unsafe class MatrixKernelsTests : IDisposable
         MatrixKernels.AddScaledRow(w, rows - 1, 0.75f, acc);
         for (int c = 0; c < cols; c++)
             AssertClose(before[c] + 0.75 * values[(long)(rows - 1) * cols + c], acc[c], 1, $"{format} AddScaledRow col {c}");
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void AddScaledRows_and_DotRows_match_row_by_row_arithmetic(WeightFormat format, int rows, int cols)
+    {
+        var rng = new Random(rows * 997 + cols + (int)format);
+        var (w, values) = Make(format, rows, cols, rng, blockRows: 2, blockCols: 16, groupSize: 32);
+        var alphas = RandomVector(rows, rng);
+        var acc = RandomVector(cols, rng);
+        var expected = (float[])acc.Clone();
+        var decoded = new float[cols];
+        for (int r = 0; r < rows; r++)
+        {
+            // The documented arithmetic: the decoded row, then one fused multiply-add per row, rows in order.
+            MatrixKernels.DecodeRow(w, r, decoded);
+            for (int c = 0; c < cols; c++) expected[c] = MathF.FusedMultiplyAdd(alphas[r], decoded[c], expected[c]);
+        }
+        var before = (float[])acc.Clone();
+        MatrixKernels.AddScaledRows(w, 0, alphas, acc);
+        for (int c = 0; c < cols; c++)
+        {
+            double reference = before[c], magnitude = Math.Abs(before[c]);
+            for (int r = 0; r < rows; r++) { reference += alphas[r] * values[(long)r * cols + c]; magnitude += Math.Abs(alphas[r] * values[(long)r * cols + c]); }
+            Assert.Equal(expected[c], acc[c]);
+            AssertClose(reference, acc[c], magnitude, $"{format} AddScaledRows col {c}");
+        }
+
+        var x = RandomVector(cols, rng);
+        var y = new float[rows];
+        MatrixKernels.DotRows(w, 0, x, y);
+        for (int r = 0; r < rows; r++) Assert.Equal(MatrixKernels.DotRow(w, r, x), y[r]);
+        if (rows > 1)
+        {
+            // A block starting at an odd row pairs the rows differently; every row product is still DotRow's.
+            var tail = new float[rows - 1];
+            MatrixKernels.DotRows(w, 1, x, tail);
+            for (int r = 1; r < rows; r++) Assert.Equal(y[r], tail[r - 1]);
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => MatrixKernels.AddScaledRows(w, rows - 1, new float[2], new float[cols]));
     }
 
     [Theory]

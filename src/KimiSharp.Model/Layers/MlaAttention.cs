@@ -121,9 +121,9 @@ public sealed class MlaAttention
                 ForwardProfile.Stop(ForwardPhase.AttentionExpand, clock);
                 clock = ForwardProfile.Start();
                 long work = (long)_heads * tokens * context * (absorbed ? _latentDim * 2 : _qkDim + _vDim);
-                int parts = KernelThreading.PartsFor(work, _heads);
-                if (parts <= 1) job.Run(0, _heads);
-                else KernelThreading.ParallelRows(_heads, parts, job);
+                int parts = KernelThreading.PartsFor(work, job.Units);
+                if (parts <= 1) job.Run(0, job.Units);
+                else KernelThreading.ParallelRows(job.Units, parts, job);
                 ForwardProfile.Stop(ForwardPhase.AttentionHeads, clock);
             }
         }
@@ -135,9 +135,15 @@ public sealed class MlaAttention
         ForwardProfile.Stop(ForwardPhase.AttentionOutput, clock);
     }
 
-    /// <summary>Causal attention of every head, one head per work item.</summary>
+    /// <summary>
+    /// Causal attention of every head. Expanded (prefill): one head per work item, its queries 4 tokens at a time
+    /// against the expanded keys and values. Absorbed (decode): a group of heads per work item, so each cached
+    /// latent is read once per group for the scores and once for the weighted sum. The products are
+    /// <see cref="AttentionKernels"/>', whose per-element arithmetic does not depend on the grouping.
+    /// </summary>
     private sealed unsafe class HeadJob : IRowJob
     {
+        private const int TokenBlock = 4;
         private readonly MlaAttention _a;
         private readonly KvCache _cache;
         private readonly int _layer, _tokens, _start, _context;
@@ -145,6 +151,7 @@ public sealed class MlaAttention
         private float[] _expanded = [];
         private float[] _scratch = [];
         private bool _absorbed;
+        private int _groupSize = 1;
 
         public HeadJob(MlaAttention attention, int layer, KvCache cache, float* q, float* output, int tokens, int start)
         {
@@ -152,7 +159,11 @@ public sealed class MlaAttention
             _context = start + tokens;
         }
 
-        private int ScratchPerHead => _context + (_absorbed ? 2 * _a._latentDim : 0);
+        /// <summary>Work items: heads (expanded) or groups of heads (absorbed).</summary>
+        public int Units => _absorbed ? (_a._heads + _groupSize - 1) / _groupSize : _a._heads;
+
+        /// <summary>Per work item: scores (expanded: 4 token rows; absorbed: one row per head), plus absorbed queries and mixed latents.</summary>
+        private long ScratchPerUnit => _absorbed ? (long)_groupSize * (_context + 2 * _a._latentDim) : (long)TokenBlock * _context;
 
         /// <summary>kv_b_proj applied to every cached latent: [context, heads, nope + v].</summary>
         public void PrepareExpanded()
@@ -161,83 +172,86 @@ public sealed class MlaAttention
             var ws = _cache.Workspace;
             _expanded = ws.Array("attn.expanded", (long)_context * _a._heads * (_a._nope + _a._vDim));
             MatrixKernels.MatMul(_a.KvBProj, _cache.Latents(_layer, 0, _context), _expanded, _context);
-            _scratch = ws.Array("attn.scratch", (long)_a._heads * ScratchPerHead);
+            _scratch = ws.Array("attn.scratch", Units * ScratchPerUnit);
         }
 
         public void PrepareAbsorbed()
         {
             _absorbed = true;
-            _scratch = _cache.Workspace.Array("attn.scratch", (long)_a._heads * ScratchPerHead);
+            // One group per thread (at most 16 heads): each group reads the cached latents once for its scores and once for its sums.
+            _groupSize = Math.Clamp(_a._heads / Math.Max(1, KernelThreading.MaxThreads), 1, 16);
+            _scratch = _cache.Workspace.Array("attn.scratch", Units * ScratchPerUnit);
         }
 
-        public void Run(int headStart, int headEnd)
+        public void Run(int unitStart, int unitEnd)
         {
-            for (int h = headStart; h < headEnd; h++)
-                for (int t = 0; t < _tokens; t++)
+            fixed (float* scratch = _scratch)
+            fixed (float* expanded = _expanded)
+            fixed (float* latents = _cache.Latents(_layer, 0, _context))
+            fixed (float* ropeKeys = _cache.RopeKeys(_layer, 0, _context))
+                for (int u = unitStart; u < unitEnd; u++)
                 {
-                    if (_absorbed) AttendAbsorbed(h, t);
-                    else AttendExpanded(h, t);
+                    float* unitScratch = scratch + u * ScratchPerUnit;
+                    if (_absorbed)
+                    {
+                        int first = u * _groupSize, count = Math.Min(_groupSize, _a._heads - first);
+                        for (int t = 0; t < _tokens; t++) AttendAbsorbed(first, count, t, latents, ropeKeys, unitScratch);
+                    }
+                    else AttendExpanded(u, expanded, ropeKeys, unitScratch);
                 }
         }
 
-        private void AttendExpanded(int h, int t)
+        private void AttendExpanded(int h, float* expanded, float* ropeKeys, float* scores)
         {
             var a = _a;
-            int visible = _start + t + 1;
             int kvWidth = a._heads * (a._nope + a._vDim);
-            var q = new ReadOnlySpan<float>(_q + ((long)t * a._heads + h) * a._qkDim, a._qkDim);
-            var scores = _scratch.AsSpan(h * ScratchPerHead, visible);
-            var ropeKeys = _cache.RopeKeys(_layer, 0, visible);
-            for (int s = 0; s < visible; s++)
+            float* keys = expanded + h * (a._nope + a._vDim), values = keys + a._nope;
+            long qStride = (long)a._heads * a._qkDim;
+            for (int t0 = 0; t0 < _tokens; t0 += TokenBlock)
             {
-                var key = _expanded.AsSpan(s * kvWidth + h * (a._nope + a._vDim), a._nope);
-                float score = Reductions.Dot(q[..a._nope], key)
-                    + Reductions.Dot(q[a._nope..], ropeKeys.Slice(s * a._ropeDim, a._ropeDim));
-                scores[s] = score * a._rope.SoftmaxScale;
-            }
-            Ops.Softmax(scores);
-            var output = new Span<float>(_out + ((long)t * a._heads + h) * a._vDim, a._vDim);
-            output.Clear();
-            for (int s = 0; s < visible; s++)
-            {
-                var value = _expanded.AsSpan(s * kvWidth + h * (a._nope + a._vDim) + a._nope, a._vDim);
-                TensorPrimitives.MultiplyAdd(value, scores[s], output, output);
+                int n = Math.Min(TokenBlock, _tokens - t0), span = _start + t0 + n;
+                float* q = _q + ((long)t0 * a._heads + h) * a._qkDim;
+                AttentionKernels.Scores(q, qStride, q + a._nope, qStride, n, keys, kvWidth, a._nope, ropeKeys, a._ropeDim, a._ropeDim,
+                    span, a._rope.SoftmaxScale, scores, _context);
+                for (int i = 0; i < n; i++)
+                {
+                    // Causal: token t0+i sees positions up to its own; later ones weigh exactly 0 in the shared sum.
+                    int visible = _start + t0 + i + 1;
+                    Ops.Softmax(new Span<float>(scores + (long)i * _context, visible));
+                    new Span<float>(scores + (long)i * _context + visible, span - visible).Clear();
+                }
+                AttentionKernels.WeightedSum(scores, _context, n, values, kvWidth, a._vDim, span,
+                    _out + ((long)t0 * a._heads + h) * a._vDim, (long)a._heads * a._vDim);
             }
         }
 
-        private void AttendAbsorbed(int h, int t)
+        private void AttendAbsorbed(int firstHead, int heads, int t, float* latents, float* ropeKeys, float* scratch)
         {
             var a = _a;
-            int visible = _start + t + 1;
-            int rowsPerHead = a._nope + a._vDim;
-            var q = new ReadOnlySpan<float>(_q + ((long)t * a._heads + h) * a._qkDim, a._qkDim);
-            var scratch = _scratch.AsSpan(h * ScratchPerHead, ScratchPerHead);
-            var scores = scratch[..visible];
-            var absorbedQuery = scratch.Slice(_context, a._latentDim);
-            var context = scratch.Slice(_context + a._latentDim, a._latentDim);
+            int visible = _start + t + 1, rowsPerHead = a._nope + a._vDim, latentDim = a._latentDim;
+            float* scores = scratch;                                    // [heads, context]
+            float* absorbedQueries = scores + (long)heads * _context;   // [heads, latent]
+            float* mixed = absorbedQueries + (long)heads * latentDim;   // [heads, latent]
+            float* q = _q + ((long)t * a._heads + firstHead) * a._qkDim;
 
-            // q̂ = W_UKᵀ q_nope: the key projection moved onto the query.
-            absorbedQuery.Clear();
-            for (int d = 0; d < a._nope; d++)
-                MatrixKernels.AddScaledRow(a.KvBProj, h * rowsPerHead + d, q[d], absorbedQuery);
-
-            var latents = _cache.Latents(_layer, 0, visible);
-            var ropeKeys = _cache.RopeKeys(_layer, 0, visible);
-            for (int s = 0; s < visible; s++)
+            // q̂ = W_UKᵀ q_nope per head: the key projection moved onto the query.
+            for (int i = 0; i < heads; i++)
             {
-                float score = Reductions.Dot(absorbedQuery, latents.Slice(s * a._latentDim, a._latentDim))
-                    + Reductions.Dot(q[a._nope..], ropeKeys.Slice(s * a._ropeDim, a._ropeDim));
-                scores[s] = score * a._rope.SoftmaxScale;
+                var target = new Span<float>(absorbedQueries + (long)i * latentDim, latentDim);
+                target.Clear();
+                MatrixKernels.AddScaledRows(a.KvBProj, (firstHead + i) * rowsPerHead, new ReadOnlySpan<float>(q + (long)i * a._qkDim, a._nope), target);
             }
-            Ops.Softmax(scores);
+            AttentionKernels.Scores(absorbedQueries, latentDim, q + a._nope, a._qkDim, heads, latents, latentDim, latentDim,
+                ropeKeys, a._ropeDim, a._ropeDim, visible, a._rope.SoftmaxScale, scores, _context);
+            for (int i = 0; i < heads; i++) Ops.Softmax(new Span<float>(scores + (long)i * _context, visible));
 
-            // Σ p·c̃, then the value projection W_UV applied once to the mixed latent.
-            context.Clear();
-            for (int s = 0; s < visible; s++)
-                TensorPrimitives.MultiplyAdd(latents.Slice(s * a._latentDim, a._latentDim), scores[s], context, context);
-            float* output = _out + ((long)t * a._heads + h) * a._vDim;
-            for (int j = 0; j < a._vDim; j++)
-                output[j] = MatrixKernels.DotRow(a.KvBProj, h * rowsPerHead + a._nope + j, context);
+            // Σ p·c̃ per head, then the value projection W_UV applied once to each mixed latent.
+            AttentionKernels.WeightedSum(scores, _context, heads, latents, latentDim, latentDim, visible, mixed, latentDim);
+            for (int i = 0; i < heads; i++)
+            {
+                var output = new Span<float>(_out + ((long)t * a._heads + firstHead + i) * a._vDim, a._vDim);
+                MatrixKernels.DotRows(a.KvBProj, (firstHead + i) * rowsPerHead + a._nope, new ReadOnlySpan<float>(mixed + (long)i * latentDim, latentDim), output);
+            }
         }
     }
 }
