@@ -481,7 +481,7 @@ internal static unsafe class Int4Kernels
 /// and odd columns of its four groups (matching low and high nibbles), the −8·Σxq offset of each 8-column lane and the
 /// lane's dx. A token's quantization depends only on its own values, so batching never changes it.
 /// </summary>
-internal sealed unsafe class QuantizedActivations : IDisposable
+internal sealed unsafe class QuantizedActivations : IDisposable, IRowJob
 {
     public const int SuperblockBytes = 256;
 
@@ -535,7 +535,27 @@ internal sealed unsafe class QuantizedActivations : IDisposable
             _capacity = Math.Max(need, 2 * _capacity);
             _memory = (byte*)NativeMemory.AlignedAlloc((nuint)_capacity, 64);
         }
-        for (int t = 0; t < tokens; t++) QuantizeToken(x + (long)t * cols, this[t]);
+        // Tokens are independent, so a batch is quantized across the worker pool (the same bytes whichever thread does one).
+        _source = x;
+        try
+        {
+            long work = (long)tokens * cols * 8;
+            int parts = tokens >= 8 ? KernelThreading.PartsFor(work, tokens) : 1;
+            if (parts <= 1) Run(0, tokens);
+            else KernelThreading.ParallelRows(tokens, parts, this);
+        }
+        finally
+        {
+            _source = null;
+        }
+    }
+
+    private float* _source;
+
+    /// <summary>Quantizes tokens [start, end) of the batch being quantized (an <see cref="IRowJob"/> over tokens).</summary>
+    public void Run(int start, int end)
+    {
+        for (int t = start; t < end; t++) QuantizeToken(_source + (long)t * _cols, this[t]);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

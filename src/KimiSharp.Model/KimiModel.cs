@@ -97,6 +97,8 @@ public sealed class KimiModel : IDisposable
         int hidden = c.HiddenSize, heads = c.NumAttentionHeads;
         float[]? Bias(string module, int rows) =>
             c.AttentionBias ? w.Vector(module + ".bias", rows) : null;
+        var kvB = w.Linear(p + "self_attn.kv_b_proj", heads * (c.QkNopeHeadDim + c.VHeadDim), c.KvLoraRank);
+        var kvBBlocks = w.Rows16Copy(kvB, p + "self_attn.kv_b_proj");
         var attention = c.QLoraRank is int rank
             ? new MlaAttention(c, rope)
             {
@@ -107,7 +109,8 @@ public sealed class KimiModel : IDisposable
                 KvAProj = w.MatMulLinear(p + "self_attn.kv_a_proj_with_mqa", c.KvLoraRank + c.QkRopeHeadDim, hidden),
                 KvABias = Bias(p + "self_attn.kv_a_proj_with_mqa", c.KvLoraRank + c.QkRopeHeadDim),
                 KvANorm = w.Vector(p + "self_attn.kv_a_layernorm.weight", c.KvLoraRank),
-                KvBProj = w.Linear(p + "self_attn.kv_b_proj", heads * (c.QkNopeHeadDim + c.VHeadDim), c.KvLoraRank),
+                KvBProj = kvB,
+                KvBProjRows16 = kvBBlocks,
                 OProj = w.MatMulLinear(p + "self_attn.o_proj", hidden, heads * c.VHeadDim),
                 OBias = Bias(p + "self_attn.o_proj", hidden),
             }
@@ -117,7 +120,8 @@ public sealed class KimiModel : IDisposable
                 KvAProj = w.MatMulLinear(p + "self_attn.kv_a_proj_with_mqa", c.KvLoraRank + c.QkRopeHeadDim, hidden),
                 KvABias = Bias(p + "self_attn.kv_a_proj_with_mqa", c.KvLoraRank + c.QkRopeHeadDim),
                 KvANorm = w.Vector(p + "self_attn.kv_a_layernorm.weight", c.KvLoraRank),
-                KvBProj = w.Linear(p + "self_attn.kv_b_proj", heads * (c.QkNopeHeadDim + c.VHeadDim), c.KvLoraRank),
+                KvBProj = kvB,
+                KvBProjRows16 = kvBBlocks,
                 OProj = w.MatMulLinear(p + "self_attn.o_proj", hidden, heads * c.VHeadDim),
                 OBias = Bias(p + "self_attn.o_proj", hidden),
             };

@@ -36,6 +36,8 @@ public sealed class MlaAttention
     public float[]? KvABias { get; init; }
     public required float[] KvANorm { get; init; }
     public required WeightMatrix KvBProj { get; init; }
+    /// <summary>kv_b_proj repacked for the int8 kernels, when the load made that copy: prefill expands the latents with it.</summary>
+    public WeightMatrix? KvBProjRows16 { get; init; }
     public required WeightMatrix OProj { get; init; }
     public float[]? OBias { get; init; }
 
@@ -171,7 +173,7 @@ public sealed class MlaAttention
             _absorbed = false;
             var ws = _cache.Workspace;
             _expanded = ws.Array("attn.expanded", (long)_context * _a._heads * (_a._nope + _a._vDim));
-            MatrixKernels.MatMul(_a.KvBProj, _cache.Latents(_layer, 0, _context), _expanded, _context);
+            MatrixKernels.MatMul(_a.KvBProjRows16 ?? _a.KvBProj, _cache.Latents(_layer, 0, _context), _expanded, _context);
             _scratch = ws.Array("attn.scratch", Units * ScratchPerUnit);
         }
 

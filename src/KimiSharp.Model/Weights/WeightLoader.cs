@@ -65,6 +65,20 @@ internal sealed unsafe class WeightLoader(CheckpointTensors tensors, ModelConfig
         return WeightMatrix.FromPackedInt((int*)packed, (ushort*)scales, rows, cols, 4, 32).RepackRows16(); // CanRepackRows16: 4-bit, group 32
     }
 
+    /// <summary>
+    /// A second copy of an INT4 weight in the 16-row layout, for the batched products of a weight that is also read row
+    /// by row in its stored layout (kv_b_proj: prefill expands the latents with it, decode folds its rows into the
+    /// queries). Null when <see cref="MatMulLinear"/> would not repack it. Costs the weight's size once more.
+    /// </summary>
+    public WeightMatrix? Rows16Copy(WeightMatrix weight, string module)
+    {
+        if (RepackArena is null || !weight.CanRepackRows16 || !WeightMatrix.Rows16Accelerated) return null;
+        byte* packed = ReadIntoArena(module + ".weight_packed");
+        byte* scales = ReadIntoArena(module + ".weight_scale");
+        Repacked++;
+        return WeightMatrix.FromPackedInt((int*)packed, (ushort*)scales, weight.Rows, weight.Cols, 4, 32).RepackRows16();
+    }
+
     private byte* ReadIntoArena(string tensor)
     {
         var info = tensors.Info(tensor);
