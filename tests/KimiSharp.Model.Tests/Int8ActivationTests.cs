@@ -112,9 +112,11 @@ public sealed class Int8ActivationTests : IDisposable
                 var expert = model.Layers[1].Moe!.Experts[0];
                 Assert.Equal(WeightFormat.PackedInt4Rows16, expert.Gate.Format);
                 Assert.Equal(WeightFormat.PackedInt4Rows16, expert.Down.Format);
+                // kv_b_proj keeps its stored rows (decode reads them one by one) and gains a 16-row copy for prefill.
                 Assert.Equal(WeightFormat.PackedInt, model.Layers[1].Attention.KvBProj.Format);
-                // 2 MoE layers × (8 routed + 1 shared experts) × gate, up and down; nothing else blocks into 16 rows.
-                Assert.Equal(2 * 9 * 3, model.RepackedWeights);
+                Assert.Equal(WeightFormat.PackedInt4Rows16, model.Layers[1].Attention.KvBProjRows16!.Format);
+                // 2 MoE layers × (8 routed + 1 shared experts) × gate, up and down, plus each layer's kv_b_proj copy.
+                Assert.Equal(2 * 9 * 3 + model.Layers.Count, model.RepackedWeights);
                 repacked = model.Logits(Tokens);
             }
         }
