@@ -177,32 +177,128 @@ public sealed class MoeBlock
         ForwardProfile.Stop(ForwardPhase.SharedExperts, clock);
         clock = ForwardProfile.Start();
 
-        // Gather each expert's tokens, run it once over the batch, scatter the weighted results back.
-        var gathered = ws.Get("moe.gathered", (long)tokens * hidden);
-        var expertOut = ws.Get("moe.expertOut", (long)tokens * hidden);
-        var rows = ws.Get("moe.rows", tokens);
-        var rowWeights = ws.Get("moe.rowWeights", tokens);
-        for (int e = 0; e < count; e++)
+        // Each expert runs once over the tokens routed to it; experts are the work items of one parallel job (each on one
+        // thread, its products inline), then every token adds its experts' weighted outputs in ascending expert order.
+        int slots = tokens * k;
+        var job = _expertJob ??= new ExpertJob(this);
+        job.Prepare(x, chosen, weights, tokens, ws);
+        int parts = KernelThreading.PartsFor((long)slots * hidden * Experts[0].Width * 3, count);
+        if (parts <= 1) job.Run(0, count);
+        else KernelThreading.ParallelRows(count, count, job);
+        var combine = _combineJob ??= new CombineJob(this);
+        unsafe
         {
-            int n = 0;
-            for (int t = 0; t < tokens; t++)
-                for (int j = 0; j < k; j++)
-                    if ((int)chosen[t * k + j] == e)
-                    {
-                        x.Slice(t * hidden, hidden).CopyTo(gathered.Slice(n * hidden, hidden));
-                        rows[n] = t;
-                        rowWeights[n] = weights[t * k + j];
-                        n++;
-                    }
-            if (n == 0) continue;
-            var expert = Experts[e];
-            expert.Forward(gathered[..(n * hidden)], expertOut, n, ws.Get("moe.expertScratch", 2L * n * expert.Width));
-            for (int i = 0; i < n; i++)
+            fixed (float* po = output)
+            fixed (float* pc = chosen)
+            fixed (float* pw = weights)
             {
-                var target = output.Slice((int)rows[i] * hidden, hidden);
-                TensorPrimitives.MultiplyAdd(expertOut.Slice(i * hidden, hidden), rowWeights[i], target, target);
+                combine.Prepare(job, po, pc, pw);
+                parts = KernelThreading.PartsFor((long)slots * hidden, tokens);
+                if (parts <= 1) combine.Run(0, tokens);
+                else KernelThreading.ParallelRows(tokens, parts, combine);
             }
         }
         ForwardProfile.Stop(ForwardPhase.RoutedExperts, clock);
+    }
+
+    private ExpertJob? _expertJob;
+    private CombineJob? _combineJob;
+
+    /// <summary>
+    /// The routed experts of a batch: slots (token, choice) grouped by expert, tokens ascending within an expert; work item e
+    /// gathers expert e's inputs, runs the expert and leaves its outputs in the slots' rows.
+    /// </summary>
+    private sealed class ExpertJob(MoeBlock block) : IRowJob
+    {
+        [ThreadStatic] private static float[]? t_scratch;
+
+        private float[] _x = [], _gathered = [], _outputs = [];
+        private int[] _start = [], _slotToken = [], _slotOf = [];
+        private int _hidden;
+        private bool _int8;
+
+        public float[] Outputs => _outputs;
+        /// <summary>The slot holding choice j of token t (its row in <see cref="Outputs"/>).</summary>
+        public int SlotOf(int t, int j) => _slotOf[t * block._config.NumExpertsPerTok + j];
+
+        public void Prepare(ReadOnlySpan<float> x, ReadOnlySpan<float> chosen, ReadOnlySpan<float> weights, int tokens, ForwardWorkspace ws)
+        {
+            var c = block._config;
+            int count = c.NRoutedExperts, k = c.NumExpertsPerTok, slots = tokens * k;
+            _hidden = c.HiddenSize;
+            _int8 = MatrixKernels.Int8Activations; // a per-thread setting: the workers take the caller's
+            _x = ws.Array("moe.x", (long)tokens * _hidden);
+            x[..(tokens * _hidden)].CopyTo(_x);
+            _gathered = ws.Array("moe.gathered", (long)slots * _hidden);
+            _outputs = ws.Array("moe.expertOut", (long)slots * _hidden);
+            if (_start.Length < count + 1) _start = new int[count + 1];
+            if (_slotToken.Length < slots) { _slotToken = new int[slots]; _slotOf = new int[slots]; }
+            Array.Clear(_start, 0, count + 1);
+            for (int i = 0; i < slots; i++) _start[(int)chosen[i] + 1]++;
+            for (int e = 0; e < count; e++) _start[e + 1] += _start[e];
+            Span<int> next = stackalloc int[count];
+            _start.AsSpan(0, count).CopyTo(next);
+            for (int t = 0; t < tokens; t++)
+                for (int j = 0; j < k; j++)
+                {
+                    int slot = next[(int)chosen[t * k + j]]++;
+                    _slotToken[slot] = t;
+                    _slotOf[t * k + j] = slot;
+                }
+        }
+
+        public void Run(int first, int end)
+        {
+            bool saved = MatrixKernels.Int8Activations;
+            MatrixKernels.Int8Activations = _int8;
+            try { RunExperts(first, end); }
+            finally { MatrixKernels.Int8Activations = saved; }
+        }
+
+        private void RunExperts(int first, int end)
+        {
+            for (int e = first; e < end; e++)
+            {
+                int from = _start[e], n = _start[e + 1] - from;
+                if (n == 0) continue;
+                for (int i = 0; i < n; i++)
+                    _x.AsSpan(_slotToken[from + i] * _hidden, _hidden).CopyTo(_gathered.AsSpan((from + i) * _hidden, _hidden));
+                var expert = block.Experts[e];
+                long need = 2L * n * expert.Width;
+                if (t_scratch is null || t_scratch.Length < need) t_scratch = new float[Math.Max(need, 2 * (t_scratch?.Length ?? 0))];
+                expert.Forward(_gathered.AsSpan(from * _hidden, n * _hidden), _outputs.AsSpan(from * _hidden, n * _hidden), n, t_scratch.AsSpan(0, (int)need));
+            }
+        }
+    }
+
+    /// <summary>output[t] += Σ_j w_tj · expert output, the experts of token t taken in ascending id; one work item per token.</summary>
+    private sealed unsafe class CombineJob(MoeBlock block) : IRowJob
+    {
+        private ExpertJob _experts = null!;
+        private float* _output, _chosen, _weights;
+
+        public void Prepare(ExpertJob experts, float* output, float* chosen, float* weights)
+        {
+            _experts = experts; _output = output; _chosen = chosen; _weights = weights;
+        }
+
+        public void Run(int first, int end)
+        {
+            int k = block._config.NumExpertsPerTok, hidden = block._config.HiddenSize;
+            Span<int> order = stackalloc int[k];
+            for (int t = first; t < end; t++)
+            {
+                for (int j = 0; j < k; j++) order[j] = j;
+                for (int a = 1; a < k; a++) // insertion sort by expert id (ids are distinct)
+                    for (int b = a; b > 0 && _chosen[t * k + order[b]] < _chosen[t * k + order[b - 1]]; b--)
+                        (order[b], order[b - 1]) = (order[b - 1], order[b]);
+                var target = new Span<float>(_output + (long)t * hidden, hidden);
+                for (int j = 0; j < k; j++)
+                {
+                    int slot = _experts.SlotOf(t, order[j]);
+                    TensorPrimitives.MultiplyAdd(_experts.Outputs.AsSpan(slot * hidden, hidden), _weights[t * k + order[j]], target, target);
+                }
+            }
+        }
     }
 }
