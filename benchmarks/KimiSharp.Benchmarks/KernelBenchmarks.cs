@@ -129,3 +129,75 @@ public class OpsBenchmarks : IDescribesWork
         _ => (0, 0),
     };
 }
+
+/// <summary>
+/// MLA attention over a latent cache, one thread: absorbed decode (16 heads' scores against Positions latents of 512 +
+/// rope 64, then their weighted sums of the latents), and kv_b_proj folded into one head's query (128 INT4 rows of 512).
+/// </summary>
+public unsafe class AttentionBenchmarks : IDescribesWork, IDisposable
+{
+    public const int Heads = 16, Latent = 512, Rope = 64, Nope = 128;
+
+    [Params(64, 512, 4096)]
+    public int Positions { get; set; } = 512;
+
+    private float* _queries, _ropeQueries, _latents, _ropeKeys, _scores, _mixed;
+    private WeightMatrix? _kvB;
+    private float[] _alphas = [], _absorbed = [];
+    private int* _packed;
+    private ushort* _scales;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        KernelThreading.MaxThreads = 1;
+        var rng = new Random(3);
+        float* Fill(long n)
+        {
+            var p = (float*)NativeMemory.AlignedAlloc((nuint)(n * 4), 64);
+            for (long i = 0; i < n; i++) p[i] = (float)(rng.NextDouble() * 2 - 1);
+            return p;
+        }
+        _queries = Fill(Heads * Latent); _ropeQueries = Fill(Heads * Rope);
+        _latents = Fill((long)Positions * Latent); _ropeKeys = Fill((long)Positions * Rope);
+        _scores = Fill((long)Heads * Positions); _mixed = Fill(Heads * Latent);
+        var values = new float[Nope * Latent];
+        for (int i = 0; i < values.Length; i++) values[i] = (float)(rng.NextDouble() * 2 - 1) * 0.02f;
+        var q = WeightEncoding.QuantizeInt4Packed(values, Nope, Latent, 32);
+        _packed = (int*)NativeMemory.AlignedAlloc((nuint)(q.Packed.Length * 4), 64);
+        q.Packed.CopyTo(new Span<int>(_packed, q.Packed.Length));
+        _scales = (ushort*)NativeMemory.AlignedAlloc((nuint)(q.Scales.Length * 2), 64);
+        q.Scales.CopyTo(new Span<ushort>(_scales, q.Scales.Length));
+        _kvB = WeightMatrix.FromPackedInt(_packed, _scales, Nope, Latent, 4, 32);
+        _alphas = new float[Nope];
+        for (int i = 0; i < Nope; i++) _alphas[i] = (float)(rng.NextDouble() * 2 - 1);
+        _absorbed = new float[Latent];
+    }
+
+    [Benchmark]
+    public void Scores() => AttentionKernels.Scores(_queries, Latent, _ropeQueries, Rope, Heads, _latents, Latent, Latent, _ropeKeys, Rope, Rope,
+        Positions, 0.07f, _scores, Positions);
+
+    [Benchmark]
+    public void WeightedSum() => AttentionKernels.WeightedSum(_scores, Positions, Heads, _latents, Latent, Latent, Positions, _mixed, Latent);
+
+    [Benchmark]
+    public void FoldKvBIntoQuery() => MatrixKernels.AddScaledRows(_kvB!, 0, _alphas, _absorbed);
+
+    public (double Bytes, double Flops) Work(string method) => method switch
+    {
+        nameof(Scores) => (4.0 * Positions * (Latent + Rope) + 4.0 * Heads * (Latent + Rope + Positions), 2.0 * Heads * Positions * (Latent + Rope)),
+        nameof(WeightedSum) => (4.0 * Positions * Latent + 4.0 * Heads * (Positions + Latent), 2.0 * Heads * Positions * Latent),
+        nameof(FoldKvBIntoQuery) => (Nope * (Latent / 2.0 + Latent / 32 * 2.0) + 8.0 * Latent, 2.0 * Nope * Latent),
+        _ => (0, 0),
+    };
+
+    [GlobalCleanup]
+    public void Dispose()
+    {
+        foreach (var p in new[] { (nint)_queries, (nint)_ropeQueries, (nint)_latents, (nint)_ropeKeys, (nint)_scores, (nint)_mixed, (nint)_packed, (nint)_scales })
+            if (p != 0) NativeMemory.AlignedFree((void*)p);
+        _queries = _ropeQueries = _latents = _ropeKeys = _scores = _mixed = null;
+        _packed = null; _scales = null;
+    }
+}
