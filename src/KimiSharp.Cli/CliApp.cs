@@ -47,6 +47,9 @@ public static class CliApp
               success, advantage = reward − the task's mean; reports greedy success before and after, by horizon.
           kimi quantize --model DIR --out DIR [--quant int4|fp8|bf16]
               Post-training quantization to K2 Thinking's INT4 (routed experts) or DeepSeek-V3's FP8 block format.
+          kimi export-gguf --model DIR --out FILE.gguf [--quant q4_0|f32]
+              Write the model as a GGUF file in llama.cpp's deepseek2 layout (Q4_0 or F32 weights, placeholder vocab),
+              so ik_llama.cpp / llama.cpp can be benchmarked on the same weights.
           kimi perplexity --model DIR --text FILE [--window 512]
               Mean loss and perplexity of a model on a text file.
           kimi info --model DIR
@@ -90,6 +93,7 @@ public static class CliApp
                 case "chat-template": return ChatTemplateCommand.Run(options, stdout, stderr);
                 case "quantize": return QuantizeCommand.Quantize(options, stdout);
                 case "perplexity": return QuantizeCommand.Perplexity(options, stdout, cancellationToken);
+                case "export-gguf": return ExportGgufCommand.Run(options, stdout, stderr, cancellationToken);
                 case "train": return TrainCommand.Run(options, stdout, stderr, cancellationToken);
                 case "synthesize": return SynthesizeCommand.Run(options, stdout, cancellationToken);
                 case "rl": return await RlCommand.RunAsync(options, stdout, cancellationToken);

@@ -76,7 +76,7 @@ public sealed class KimiModel : IDisposable
                 progress?.Report(new LoadProgress("layers", l + 1, layers.Length));
             }
             var finalNorm = w.Vector("model.norm.weight", hidden);
-            var lmHead = config.TieWordEmbeddings ? embedding : w.Linear("lm_head", vocab, hidden);
+            var lmHead = config.TieWordEmbeddings ? embedding : w.MatMulLinear("lm_head", vocab, hidden); // only ever multiplied whole
             return new KimiModel(directory, config, tensors, rope, embedding, layers, finalNorm, lmHead) { RepackedWeights = w.Repacked, _arena = arena };
         }
         catch
