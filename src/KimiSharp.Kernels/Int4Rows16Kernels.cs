@@ -99,7 +99,7 @@ internal static unsafe class Int4Rows16Kernels
 
     /// <summary>
     /// y[t·yStride + r] for the 16 rows of block <paramref name="block"/> and <paramref name="count"/> tokens from
-    /// <paramref name="token"/>. Four tokens share the unpacked weights; every result is the per-(row, token)
+    /// <paramref name="token"/>. Eight (or four) tokens share the unpacked weights; every result is the per-(row, token)
     /// arithmetic in the type summary, so it does not depend on how tokens are grouped.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -107,6 +107,7 @@ internal static unsafe class Int4Rows16Kernels
     {
         if (Int4Kernels.Level != 2) { BlockScalar(w, block, q, token, count, y, yStride); return; }
         int t = 0;
+        for (; t + 8 <= count; t += 8) Block8(w, block, q, token + t, y + t * yStride, yStride);
         for (; t + 4 <= count; t += 4)
             Block4(w, block, q[token + t], q[token + t + 1], q[token + t + 2], q[token + t + 3], y + t * yStride, yStride);
         for (; t < count; t++) Block1(w, block, q[token + t], y + t * yStride, prefetch: count == 1);
@@ -189,6 +190,47 @@ internal static unsafe class Int4Rows16Kernels
         }
         a0.Store(y); a1.Store(y + yStride); a2.Store(y + 2 * yStride); a3.Store(y + 3 * yStride);
     }
+
+    /// <summary>Eight tokens over one block: the weights are loaded and unpacked once per group for all of them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Block8(WeightMatrix w, int block, QuantizedActivations q, int token, float* y, long yStride)
+    {
+        int groups = w.Cols / Group;
+        byte* blocks = w.Data + (long)block * groups * BlockBytes;
+        ushort* scales = (ushort*)w.Scales + (long)block * groups * Rows;
+        var nibble = Vector512.Create((byte)0x0F);
+        var ones = Vector512.Create((short)1);
+        QuantizedActivations.Token x0 = q[token], x1 = q[token + 1], x2 = q[token + 2], x3 = q[token + 3],
+            x4 = q[token + 4], x5 = q[token + 5], x6 = q[token + 6], x7 = q[token + 7];
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        for (int g = 0; g < groups; g++)
+        {
+            byte* b = blocks + (long)g * BlockBytes;
+            var w0 = Vector512.Load(b); var w1 = Vector512.Load(b + 64); var w2 = Vector512.Load(b + 128); var w3 = Vector512.Load(b + 192);
+            var l0 = w0 & nibble; var l1 = w1 & nibble; var l2 = w2 & nibble; var l3 = w3 & nibble;
+            var h0 = Avx512BW.ShiftRightLogical(w0.AsUInt16(), 4).AsByte() & nibble;
+            var h1 = Avx512BW.ShiftRightLogical(w1.AsUInt16(), 4).AsByte() & nibble;
+            var h2 = Avx512BW.ShiftRightLogical(w2.AsUInt16(), 4).AsByte() & nibble;
+            var h3 = Avx512BW.ShiftRightLogical(w3.AsUInt16(), 4).AsByte() & nibble;
+            var sc = Scales(scales + g * Rows);
+            int c = g * Group;
+            a0 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x0.Natural + c, ones), x0, g, sc, a0);
+            a1 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x1.Natural + c, ones), x1, g, sc, a1);
+            a2 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x2.Natural + c, ones), x2, g, sc, a2);
+            a3 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x3.Natural + c, ones), x3, g, sc, a3);
+            a4 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x4.Natural + c, ones), x4, g, sc, a4);
+            a5 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x5.Natural + c, ones), x5, g, sc, a5);
+            a6 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x6.Natural + c, ones), x6, g, sc, a6);
+            a7 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x7.Natural + c, ones), x7, g, sc, a7);
+        }
+        a0.Store(y); a1.Store(y + yStride); a2.Store(y + 2 * yStride); a3.Store(y + 3 * yStride);
+        a4.Store(y + 4 * yStride); a5.Store(y + 5 * yStride); a6.Store(y + 6 * yStride); a7.Store(y + 7 * yStride);
+    }
+
+    /// <summary>acc + float(s − 8·Σxq_g)·dx_g·scale_g: a group's exact integer sum into one token's 16 row accumulators.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Accumulate(Vector512<int> sum, QuantizedActivations.Token x, int g, Vector512<float> scale, Vector512<float> acc) =>
+        Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(sum - Vector512.Create(8 * x.GroupSums[g])) * x.GroupScales[g], scale, acc);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Block1(WeightMatrix w, int block, QuantizedActivations.Token x, float* y, bool prefetch)

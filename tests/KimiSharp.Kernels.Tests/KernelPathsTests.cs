@@ -224,6 +224,8 @@ public sealed unsafe class KernelPathsTests : IDisposable
     [InlineData(48, 160, 5)]
     [InlineData(16, 2048, 4)]
     [InlineData(160, 64, 9)]
+    [InlineData(16, 96, 13)]   // 8 + 4 + 1 tokens
+    [InlineData(544, 64, 20)]  // rows past one 256-row chunk of a batch
     public void Rows16_repack_keeps_every_element_and_its_int8_products_match_the_scalar_reference_bit_for_bit(int rows, int cols, int tokens)
     {
         var rng = new Random(rows * 7 + cols);

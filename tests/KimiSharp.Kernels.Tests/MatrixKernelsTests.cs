@@ -209,6 +209,36 @@ public sealed unsafe class MatrixKernelsTests : IDisposable
     }
 
     [Theory]
+    [InlineData(WeightFormat.PackedInt)]
+    [InlineData(WeightFormat.BF16)]
+    [InlineData(WeightFormat.F32)]
+    public void Batches_walked_in_row_chunks_give_each_row_product_bit_for_bit(WeightFormat format)
+    {
+        // 600 rows × 11 tokens: several 256-row chunks and a token tail, on one thread and on two.
+        var rng = new Random(600 + (int)format);
+        var (w, _) = Make(format, 600, 96, rng, blockRows: 2, blockCols: 16, groupSize: 32);
+        const int tokens = 11;
+        var x = RandomVector(96, rng, tokens);
+        int saved = KernelThreading.MaxThreads;
+        try
+        {
+            foreach (int threads in new[] { 1, 2 })
+            {
+                KernelThreading.MaxThreads = threads;
+                var y = new float[tokens * 600];
+                MatrixKernels.MatMul(w, x, y, tokens);
+                for (int t = 0; t < tokens; t++)
+                    for (int r = 0; r < 600; r++)
+                        Assert.Equal(MatrixKernels.DotRow(w, r, x.AsSpan(t * 96, 96)), y[t * 600 + r]);
+            }
+        }
+        finally
+        {
+            KernelThreading.MaxThreads = saved;
+        }
+    }
+
+    [Theory]
     [InlineData(128, 128, 300, 260)]
     [InlineData(3, 5, 10, 23)]
     [InlineData(1, 1, 4, 9)]
