@@ -48,7 +48,10 @@ public sealed record TrainConfig
     /// tokens. Unlike packing, every conversation starts at position 0 and attends only to itself, as at inference.
     /// </summary>
     public bool Bucket { get; init; }
-    /// <summary>Start from the weights of an earlier run's output folder (its state/weights.safetensors) instead of a random init.</summary>
+    /// <summary>
+    /// Start from the weights of an earlier run's output folder (its state/weights.safetensors) or of a Hugging Face model
+    /// folder of the same shape (model.safetensors in F32, BF16 or F16) instead of a random init.
+    /// </summary>
     public string? InitFrom { get; init; }
     public string OutputDirectory { get; init; } = "runs/train";
     public int CheckpointEvery { get; init; } = 100;

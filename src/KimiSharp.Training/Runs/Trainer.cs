@@ -68,7 +68,7 @@ public sealed class Trainer
 
         int firstStep = 0;
         if (resume && LoadState(model, muon, adam) is int saved) firstStep = saved + 1;
-        else if (c.InitFrom is { } init) LoadWeights(model, Path.Combine(init, "state"));
+        else if (c.InitFrom is { } init) LoadInitialWeights(model, init);
         else if (File.Exists(MetricsPath)) File.Delete(MetricsPath);
         if (!File.Exists(MetricsPath))
             File.WriteAllText(MetricsPath, "step,loss,lr,tokens_per_s,max_attention_logit,heads_clipped,expert_max_violation\n");
@@ -196,19 +196,49 @@ public sealed class Trainer
     }
 
     /// <summary>Weights and expert biases from a state folder (this run's, or another run's for <c>init_from</c>).</summary>
-    private static void LoadWeights(TrainableModel model, string dir)
+    /// <summary>
+    /// Initial weights for init_from: an earlier run's state (float32 <c>state/weights.safetensors</c>), or a Hugging
+    /// Face model folder (<c>model.safetensors</c>, as <c>kimi train</c> exports and <c>models/k2-nano/bf16</c> ships),
+    /// whose F32/BF16/F16 tensors are read by name and widened to float32.
+    /// </summary>
+    private static void LoadInitialWeights(TrainableModel model, string init)
     {
-        if (!File.Exists(Path.Combine(dir, "weights.safetensors")))
-            throw new FileNotFoundException($"no training state at {dir} (init_from must name an earlier run's output folder)");
-        using (var file = SafetensorsFile.Open(Path.Combine(dir, "weights.safetensors")))
-            foreach (var p in model.Parameters.Concat(model.Buffers))
+        string state = Path.Combine(init, "state", "weights.safetensors"), exported = Path.Combine(init, "model.safetensors");
+        if (File.Exists(state)) LoadWeights(model, state, isState: true);
+        else if (File.Exists(exported)) LoadWeights(model, exported, isState: false);
+        else throw new FileNotFoundException($"init_from '{init}' holds neither a training state (state/weights.safetensors) nor a model.safetensors: name an earlier run's output folder or a Hugging Face model folder");
+    }
+
+    private static void LoadWeights(TrainableModel model, string dir) => LoadWeights(model, Path.Combine(dir, "weights.safetensors"), isState: true);
+
+    private static void LoadWeights(TrainableModel model, string path, bool isState)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"no training state at {Path.GetDirectoryName(path)}");
+        using var file = SafetensorsFile.Open(path);
+        foreach (var p in model.Parameters.Concat(model.Buffers))
+        {
+            var info = file.Tensors.TryGetValue(p.Name, out var i) ? i
+                : throw new CheckpointFormatException($"{file.Path}: lacks '{p.Name}' (was the model shape changed?)");
+            if (info.ElementCount != p.Count)
+                throw new CheckpointFormatException($"{file.Path}: tensor '{p.Name}' has {info.ElementCount} values, the configured model {p.Count}");
+            var bytes = file.Bytes(info);
+            switch (info.DType)
             {
-                var info = file.Tensors.TryGetValue(p.Name, out var i) ? i
-                    : throw new CheckpointFormatException($"training state lacks '{p.Name}' (was the model shape changed?)");
-                if (info.ElementCount != p.Count || info.DType != SafetensorsDType.F32)
-                    throw new CheckpointFormatException($"training state tensor '{p.Name}' does not fit the configured model");
-                file.Bytes(info).CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(p.Data.AsSpan()));
+                case SafetensorsDType.F32:
+                    bytes.CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(p.Data.AsSpan()));
+                    break;
+                case SafetensorsDType.BF16 when !isState:
+                    var bf16 = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(bytes);
+                    for (int k = 0; k < p.Data.Length; k++) p.Data[k] = BitConverter.Int32BitsToSingle(bf16[k] << 16);
+                    break;
+                case SafetensorsDType.F16 when !isState:
+                    var f16 = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, Half>(bytes);
+                    for (int k = 0; k < p.Data.Length; k++) p.Data[k] = (float)f16[k];
+                    break;
+                default:
+                    throw new CheckpointFormatException($"{file.Path}: tensor '{p.Name}' is {info.DType}; init_from reads F32{(isState ? "" : ", BF16 or F16")}");
             }
+        }
     }
 
     private void TruncateMetrics(int firstStep)

@@ -53,6 +53,26 @@ public sealed class InitFromTests : IDisposable
         var after = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(y.Bytes(y.Tensors["model.embed_tokens.weight"])).ToArray();
         for (int i = 0; i < before.Length; i++) Assert.Equal(before[i], after[i], 1e-6f);
 
+        // A Hugging Face folder works too: the exported F32 model exactly, and a BF16 copy of it to bfloat16 precision.
+        var fromExport = second with { InitFrom = Path.Combine(_dir, "first", "final"), OutputDirectory = Path.Combine(_dir, "fromExport") };
+        new Trainer(fromExport).Run(resume: false);
+        string bf16 = Path.Combine(_dir, "bf16");
+        Directory.CreateDirectory(bf16);
+        var writer = new KimiSharp.Model.Checkpoints.SafetensorsWriter();
+        foreach (var (name, info) in x.Tensors)
+            writer.AddFloats(name, SafetensorsDType.BF16, info.Shape.ToArray(),
+                System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(x.Bytes(info)).ToArray());
+        writer.Save(Path.Combine(bf16, "model.safetensors"));
+        var fromBf16 = second with { InitFrom = bf16, OutputDirectory = Path.Combine(_dir, "fromBf16") };
+        new Trainer(fromBf16).Run(resume: false);
+        foreach (var (run, tolerance) in new[] { ("fromExport", 1e-6f), ("fromBf16", 1e-2f) })
+        {
+            using var z = SafetensorsFile.Open(Path.Combine(_dir, run, "final", "model.safetensors"));
+            var loaded = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(z.Bytes(z.Tensors["model.embed_tokens.weight"])).ToArray();
+            for (int i = 0; i < before.Length; i++) Assert.Equal(before[i], loaded[i], tolerance);
+            Assert.NotEqual(0f, loaded.Max(MathF.Abs));
+        }
+
         var missing = first with { InitFrom = Path.Combine(_dir, "nowhere"), OutputDirectory = Path.Combine(_dir, "third"), TokenizerDirectory = Path.Combine(_dir, "first", "tokenizer") };
         Assert.Contains("init_from", Assert.Throws<FileNotFoundException>(() => new Trainer(missing).Run(resume: false)).Message);
     }
