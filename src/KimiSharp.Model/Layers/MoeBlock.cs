@@ -211,8 +211,9 @@ public sealed class MoeBlock
     private sealed class ExpertJob(MoeBlock block) : IRowJob
     {
         [ThreadStatic] private static float[]? t_scratch;
+        [ThreadStatic] private static float[]? t_gathered;
 
-        private float[] _x = [], _gathered = [], _outputs = [];
+        private float[] _x = [], _outputs = [];
         private int[] _start = [], _slotToken = [], _slotOf = [];
         private int _hidden;
         private bool _int8;
@@ -229,7 +230,6 @@ public sealed class MoeBlock
             _int8 = MatrixKernels.Int8Activations; // a per-thread setting: the workers take the caller's
             _x = ws.Array("moe.x", (long)tokens * _hidden);
             x[..(tokens * _hidden)].CopyTo(_x);
-            _gathered = ws.Array("moe.gathered", (long)slots * _hidden);
             _outputs = ws.Array("moe.expertOut", (long)slots * _hidden);
             if (_start.Length < count + 1) _start = new int[count + 1];
             if (_slotToken.Length < slots) { _slotToken = new int[slots]; _slotOf = new int[slots]; }
@@ -261,12 +261,15 @@ public sealed class MoeBlock
             {
                 int from = _start[e], n = _start[e + 1] - from;
                 if (n == 0) continue;
+                // Inputs gathered into this thread's buffer (grown when needed): only the outputs need a row per slot.
+                long inputs = (long)n * _hidden;
+                if (t_gathered is null || t_gathered.Length < inputs) t_gathered = new float[Math.Max(inputs, 2 * (t_gathered?.Length ?? 0))];
                 for (int i = 0; i < n; i++)
-                    _x.AsSpan(_slotToken[from + i] * _hidden, _hidden).CopyTo(_gathered.AsSpan((from + i) * _hidden, _hidden));
+                    _x.AsSpan(_slotToken[from + i] * _hidden, _hidden).CopyTo(t_gathered.AsSpan(i * _hidden, _hidden));
                 var expert = block.Experts[e];
                 long need = 2L * n * expert.Width;
                 if (t_scratch is null || t_scratch.Length < need) t_scratch = new float[Math.Max(need, 2 * (t_scratch?.Length ?? 0))];
-                expert.Forward(_gathered.AsSpan(from * _hidden, n * _hidden), _outputs.AsSpan(from * _hidden, n * _hidden), n, t_scratch.AsSpan(0, (int)need));
+                expert.Forward(t_gathered.AsSpan(0, (int)inputs), _outputs.AsSpan(from * _hidden, n * _hidden), n, t_scratch.AsSpan(0, (int)need));
             }
         }
     }
