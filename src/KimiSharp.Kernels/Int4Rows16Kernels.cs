@@ -170,23 +170,13 @@ internal static unsafe class Int4Rows16Kernels
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
         for (int g = 0; g < groups; g++)
         {
-            byte* b = blocks + (long)g * BlockBytes;
-            var w0 = Vector512.Load(b); var w1 = Vector512.Load(b + 64); var w2 = Vector512.Load(b + 128); var w3 = Vector512.Load(b + 192);
-            var l0 = w0 & nibble; var l1 = w1 & nibble; var l2 = w2 & nibble; var l3 = w3 & nibble;
-            var h0 = Avx512BW.ShiftRightLogical(w0.AsUInt16(), 4).AsByte() & nibble;
-            var h1 = Avx512BW.ShiftRightLogical(w1.AsUInt16(), 4).AsByte() & nibble;
-            var h2 = Avx512BW.ShiftRightLogical(w2.AsUInt16(), 4).AsByte() & nibble;
-            var h3 = Avx512BW.ShiftRightLogical(w3.AsUInt16(), 4).AsByte() & nibble;
+            Unpack(blocks + (long)g * BlockBytes, nibble, out var l0, out var l1, out var l2, out var l3, out var h0, out var h1, out var h2, out var h3);
             var sc = Scales(scales + g * Rows);
             int c = g * Group;
-            var s0 = GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x0.Natural + c, ones) - Vector512.Create(8 * x0.GroupSums[g]);
-            var s1 = GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x1.Natural + c, ones) - Vector512.Create(8 * x1.GroupSums[g]);
-            var s2 = GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x2.Natural + c, ones) - Vector512.Create(8 * x2.GroupSums[g]);
-            var s3 = GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x3.Natural + c, ones) - Vector512.Create(8 * x3.GroupSums[g]);
-            a0 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(s0) * x0.GroupScales[g], sc, a0);
-            a1 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(s1) * x1.GroupScales[g], sc, a1);
-            a2 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(s2) * x2.GroupScales[g], sc, a2);
-            a3 = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(s3) * x3.GroupScales[g], sc, a3);
+            a0 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x0.Natural + c, ones), x0, g, sc, a0);
+            a1 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x1.Natural + c, ones), x1, g, sc, a1);
+            a2 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x2.Natural + c, ones), x2, g, sc, a2);
+            a3 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x3.Natural + c, ones), x3, g, sc, a3);
         }
         a0.Store(y); a1.Store(y + yStride); a2.Store(y + 2 * yStride); a3.Store(y + 3 * yStride);
     }
@@ -205,13 +195,7 @@ internal static unsafe class Int4Rows16Kernels
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
         for (int g = 0; g < groups; g++)
         {
-            byte* b = blocks + (long)g * BlockBytes;
-            var w0 = Vector512.Load(b); var w1 = Vector512.Load(b + 64); var w2 = Vector512.Load(b + 128); var w3 = Vector512.Load(b + 192);
-            var l0 = w0 & nibble; var l1 = w1 & nibble; var l2 = w2 & nibble; var l3 = w3 & nibble;
-            var h0 = Avx512BW.ShiftRightLogical(w0.AsUInt16(), 4).AsByte() & nibble;
-            var h1 = Avx512BW.ShiftRightLogical(w1.AsUInt16(), 4).AsByte() & nibble;
-            var h2 = Avx512BW.ShiftRightLogical(w2.AsUInt16(), 4).AsByte() & nibble;
-            var h3 = Avx512BW.ShiftRightLogical(w3.AsUInt16(), 4).AsByte() & nibble;
+            Unpack(blocks + (long)g * BlockBytes, nibble, out var l0, out var l1, out var l2, out var l3, out var h0, out var h1, out var h2, out var h3);
             var sc = Scales(scales + g * Rows);
             int c = g * Group;
             a0 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x0.Natural + c, ones), x0, g, sc, a0);
@@ -225,6 +209,19 @@ internal static unsafe class Int4Rows16Kernels
         }
         a0.Store(y); a1.Store(y + yStride); a2.Store(y + 2 * yStride); a3.Store(y + 3 * yStride);
         a4.Store(y + 4 * yStride); a5.Store(y + 5 * yStride); a6.Store(y + 6 * yStride); a7.Store(y + 7 * yStride);
+    }
+
+    /// <summary>A group's 256 bytes as 8 vectors of nibbles: chunks k = 0–3 low (columns 4k…) and high (16+4k…).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Unpack(byte* b, Vector512<byte> nibble, out Vector512<byte> l0, out Vector512<byte> l1, out Vector512<byte> l2,
+        out Vector512<byte> l3, out Vector512<byte> h0, out Vector512<byte> h1, out Vector512<byte> h2, out Vector512<byte> h3)
+    {
+        var w0 = Vector512.Load(b); var w1 = Vector512.Load(b + 64); var w2 = Vector512.Load(b + 128); var w3 = Vector512.Load(b + 192);
+        l0 = w0 & nibble; l1 = w1 & nibble; l2 = w2 & nibble; l3 = w3 & nibble;
+        h0 = Avx512BW.ShiftRightLogical(w0.AsUInt16(), 4).AsByte() & nibble;
+        h1 = Avx512BW.ShiftRightLogical(w1.AsUInt16(), 4).AsByte() & nibble;
+        h2 = Avx512BW.ShiftRightLogical(w2.AsUInt16(), 4).AsByte() & nibble;
+        h3 = Avx512BW.ShiftRightLogical(w3.AsUInt16(), 4).AsByte() & nibble;
     }
 
     /// <summary>acc + float(s − 8·Σxq_g)·dx_g·scale_g: a group's exact integer sum into one token's 16 row accumulators.</summary>

@@ -81,8 +81,7 @@ public static unsafe class MatrixKernels
     public static void DotRows(WeightMatrix w, int firstRow, ReadOnlySpan<float> x, Span<float> y)
     {
         if (y.Length == 0) return;
-        CheckRow(w, firstRow);
-        CheckRow(w, firstRow + y.Length - 1);
+        CheckRows(w, firstRow, y.Length);
         if (x.Length < w.Cols) throw new ArgumentException($"input has {x.Length} values, the weight has {w.Cols} columns");
         fixed (float* px = x)
         fixed (float* py = y)
@@ -125,8 +124,7 @@ public static unsafe class MatrixKernels
     public static void AddScaledRows(WeightMatrix w, int firstRow, ReadOnlySpan<float> alphas, Span<float> y)
     {
         if (alphas.Length == 0) return;
-        CheckRow(w, firstRow);
-        CheckRow(w, firstRow + alphas.Length - 1);
+        CheckRows(w, firstRow, alphas.Length);
         if (y.Length < w.Cols) throw new ArgumentException($"output has {y.Length} values, the weight has {w.Cols} columns");
         fixed (float* pa = alphas)
         fixed (float* py = y)
@@ -331,6 +329,12 @@ public static unsafe class MatrixKernels
                 }
             }
         }
+    }
+
+    private static void CheckRows(WeightMatrix w, int firstRow, int count)
+    {
+        CheckRow(w, firstRow);
+        CheckRow(w, firstRow + count - 1);
     }
 
     private static void CheckRow(WeightMatrix w, int row)

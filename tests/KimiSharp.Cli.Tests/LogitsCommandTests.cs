@@ -24,13 +24,7 @@ public sealed class LogitsCommandTests : IDisposable
     private static string Golden(string name) =>
         Path.Combine(Environment.GetEnvironmentVariable("KIMI_GOLDEN_DIR") ?? Path.Combine(RepositoryRoot, "tests", "golden"), name);
 
-    private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = await CliApp.RunAsync(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private static Task<(int Code, string Out, string Err)> Run(params string[] args) => Kimi.Run(args);
 
     private static (int[] Tokens, float[] Logits) LoadGolden(string dir)
     {
