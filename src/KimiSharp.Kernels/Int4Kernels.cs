@@ -237,6 +237,11 @@ internal static unsafe class Int4Kernels
         var idxHi = Vector512.Create(2u, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
         var toTop = Vector512.Create(28u, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16, 12, 8, 4, 0);
         var flip = Vector128.Create(0x88888888u);
+        // The rows are read 64 columns at a time, so each row's lines are wanted again and again: fetch whole rows
+        // (and their scales) a few rows ahead during the first pass, so the later passes find them in cache.
+        const int Ahead = 8;
+        long rowBytes = w.RowBytes, scaleBytes = (long)w.ScaleStride * sizeof(ushort);
+        for (int d = 0; d < Math.Min(Ahead, count); d++) PrefetchRow(w, firstRow + d, rowBytes, scaleBytes);
         for (int c = 0; c < w.Cols; c += 64)
         {
             int g = c / Group;
@@ -245,6 +250,7 @@ internal static unsafe class Int4Kernels
             for (int d = 0; d < count; d++)
             {
                 int row = firstRow + d;
+                if (c == 0 && d + Ahead < count) PrefetchRow(w, row + Ahead, rowBytes, scaleBytes);
                 uint* words = (uint*)(w.Data + row * w.RowBytes) + 4 * g;
                 ushort* scales = (ushort*)w.Scales + (long)row * w.ScaleStride + g;
                 var a = Vector512.Create(alphas[d]);
@@ -261,6 +267,15 @@ internal static unsafe class Int4Kernels
             }
             y0.Store(y + c); y1.Store(y + c + 16); y2.Store(y + c + 32); y3.Store(y + c + 48);
         }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchRow(WeightMatrix w, int row, long rowBytes, long scaleBytes)
+    {
+        byte* data = w.Data + row * rowBytes;
+        for (long b = 0; b < rowBytes; b += 64) Sse.Prefetch0(data + b);
+        byte* scales = (byte*)((ushort*)w.Scales + (long)row * w.ScaleStride);
+        for (long b = 0; b < scaleBytes; b += 64) Sse.Prefetch0(scales + b);
     }
 
     /// <summary>Writes the 32 float values (q·scale) of group <paramref name="g"/>.</summary>
