@@ -56,9 +56,11 @@ public static class BenchCommand
         var logits = new float[c.VocabSize];
         var cache = model.CreateCache(prompt + gen);
 
-        // Warm-up: touches every weight page once and JIT-compiles the hot paths at full tier.
-        model.Forward(promptTokens.AsSpan(0, Math.Min(prompt, 16)), cache, logits, lastOnly: true, cancellationToken: cancellationToken);
-        for (int i = 0; i < 4; i++) model.Forward([Argmax(logits)], cache, logits, cancellationToken: cancellationToken);
+        // Warm-up, as llama-bench's: one whole prefill and a few decode steps touch every weight page and give the
+        // tiered JIT the calls it needs to compile the prefill-only paths (attention blocks, expert jobs) at full tier.
+        model.Forward(promptTokens, cache, logits, lastOnly: true, cancellationToken: cancellationToken);
+        for (int i = 0; i < Math.Min(4, gen); i++) model.Forward([Argmax(logits)], cache, logits, cancellationToken: cancellationToken);
+        cache.Reset();
 
         var prefill = new List<double>();
         var decode = new List<double>();
