@@ -75,10 +75,17 @@ public sealed class BenchCommandTests : IDisposable
             Assert.Equal(extra.Length > 0, output.Contains("profile (last round", StringComparison.Ordinal));
             if (extra.Length > 0)
             {
-                var heads = output.Split('\n').Single(l => l.TrimStart().StartsWith("AttentionHeads", StringComparison.Ordinal));
-                var routed = output.Split('\n').Single(l => l.TrimStart().StartsWith("RoutedExperts", StringComparison.Ordinal));
-                Assert.Matches(@"[1-9]", heads.Split("ms")[0]);
-                Assert.Matches(@"[1-9]", routed.Split("ms")[0]);
+                // Every phase has a line "name  prefill-ms ms share %  decode-ms ms share %"; the shares add up to 100.
+                var rows = Enum.GetNames<ForwardPhase>().Select(name =>
+                {
+                    var line = output.Split('\n').Single(l => l.TrimStart().StartsWith(name + " ", StringComparison.Ordinal));
+                    var m = System.Text.RegularExpressions.Regex.Match(line, @"([\d.]+) ms\s+([\d.]+) %\s+([\d.]+) ms\s+([\d.]+) %");
+                    Assert.True(m.Success, line);
+                    return Enumerable.Range(1, 4).Select(i => double.Parse(m.Groups[i].Value, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+                }).ToArray();
+                Assert.True(rows.Sum(r => r[0]) > 0 && rows.Sum(r => r[2]) > 0);
+                Assert.InRange(rows.Sum(r => r[1]), 99, 101);
+                Assert.InRange(rows.Sum(r => r[3]), 99, 101);
             }
         }
         Assert.False(MatrixKernels.Int8Activations); // the bench leaves the default behind
