@@ -101,20 +101,9 @@ public static unsafe class MatrixKernels
         fixed (float* d = destination) DecodeRange(w, row, 0, w.Cols, d);
     }
 
-    /// <summary>y += alpha · w[row, :] (a column of wᵀ; used to fold a projection into the query side).</summary>
-    public static void AddScaledRow(WeightMatrix w, int row, float alpha, Span<float> y)
-    {
-        CheckRow(w, row);
-        if (y.Length < w.Cols) throw new ArgumentException($"output has {y.Length} values, the weight has {w.Cols} columns");
-        float* chunk = stackalloc float[ChunkColumns];
-        for (int c = 0; c < w.Cols; c += ChunkColumns)
-        {
-            int n = Math.Min(ChunkColumns, w.Cols - c);
-            DecodeRange(w, row, c, n, chunk);
-            var target = y.Slice(c, n);
-            TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(chunk, n), alpha, target, target);
-        }
-    }
+    /// <summary>y[c] = fma(alpha, w[row, c], y[c]): one row of <see cref="AddScaledRows"/>.</summary>
+    public static void AddScaledRow(WeightMatrix w, int row, float alpha, Span<float> y) =>
+        AddScaledRows(w, row, new ReadOnlySpan<float>(in alpha), y);
 
     /// <summary>
     /// y[c] = fma(alphas[d], w[firstRow + d, c], y[c]) for d = 0, 1, … in turn, every column c: y += Σ_d α_d·w[firstRow + d, :]

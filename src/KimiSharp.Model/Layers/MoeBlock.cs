@@ -80,6 +80,15 @@ public sealed class MoeBlock
         for (int j = 0; j < k; j++) weights[j] *= scale;
     }
 
+    /// <summary>order = the choices 0…k−1 sorted by their expert id (ids are distinct): the order expert outputs are added in.</summary>
+    private static void OrderByExpert(ReadOnlySpan<float> chosen, Span<int> order)
+    {
+        for (int j = 0; j < order.Length; j++) order[j] = j;
+        for (int a = 1; a < order.Length; a++) // insertion sort: k is small
+            for (int b = a; b > 0 && chosen[order[b]] < chosen[order[b - 1]]; b--)
+                (order[b], order[b - 1]) = (order[b - 1], order[b]);
+    }
+
     /// <summary>
     /// Decode: the shared expert and every routed expert of the token as two parallel jobs (all gate/up projections,
     /// then all down projections) instead of three per expert. Each product and the order the weighted expert outputs
@@ -90,10 +99,7 @@ public sealed class MoeBlock
     {
         int hidden = _config.HiddenSize, k = chosen.Length;
         Span<int> order = stackalloc int[k];
-        for (int j = 0; j < k; j++) order[j] = j;
-        for (int a = 1; a < k; a++) // insertion sort by expert id (ids are distinct)
-            for (int b = a; b > 0 && chosen[order[b]] < chosen[order[b - 1]]; b--)
-                (order[b], order[b - 1]) = (order[b - 1], order[b]);
+        OrderByExpert(chosen, order);
 
         int width = Experts.Length > 0 ? Experts[0].Width : 0, sharedWidth = Shared?.Width ?? 0;
         var hiddenBuffer = ws.Array("moe.one.hidden", (long)k * hidden);
@@ -181,19 +187,20 @@ public sealed class MoeBlock
         // thread, its products inline), then every token adds its experts' weighted outputs in ascending expert order.
         int slots = tokens * k;
         var job = _expertJob ??= new ExpertJob(this);
-        job.Prepare(x, chosen, weights, tokens, ws);
-        int parts = KernelThreading.PartsFor((long)slots * hidden * Experts[0].Width * 3, count);
-        if (parts <= 1) job.Run(0, count);
-        else KernelThreading.ParallelRows(count, count, job);
         var combine = _combineJob ??= new CombineJob(this);
         unsafe
         {
+            fixed (float* px = x)
             fixed (float* po = output)
             fixed (float* pc = chosen)
             fixed (float* pw = weights)
             {
+                job.Prepare(px, chosen, tokens, ws);
+                // One expert per work item: claimed dynamically, so experts with more tokens balance out.
+                if (KernelThreading.PartsFor((long)slots * hidden * Experts[0].Width * 3, count) <= 1) job.Run(0, count);
+                else KernelThreading.ParallelRows(count, count, job);
                 combine.Prepare(job, po, pc, pw);
-                parts = KernelThreading.PartsFor((long)slots * hidden, tokens);
+                int parts = KernelThreading.PartsFor((long)slots * hidden, tokens);
                 if (parts <= 1) combine.Run(0, tokens);
                 else KernelThreading.ParallelRows(tokens, parts, combine);
             }
@@ -208,12 +215,13 @@ public sealed class MoeBlock
     /// The routed experts of a batch: slots (token, choice) grouped by expert, tokens ascending within an expert; work item e
     /// gathers expert e's inputs, runs the expert and leaves its outputs in the slots' rows.
     /// </summary>
-    private sealed class ExpertJob(MoeBlock block) : IRowJob
+    private sealed unsafe class ExpertJob(MoeBlock block) : IRowJob
     {
         [ThreadStatic] private static float[]? t_scratch;
         [ThreadStatic] private static float[]? t_gathered;
 
-        private float[] _x = [], _outputs = [];
+        private float* _x;
+        private float[] _outputs = [];
         private int[] _start = [], _slotToken = [], _slotOf = [];
         private int _hidden;
         private bool _int8;
@@ -222,14 +230,14 @@ public sealed class MoeBlock
         /// <summary>The slot holding choice j of token t (its row in <see cref="Outputs"/>).</summary>
         public int SlotOf(int t, int j) => _slotOf[t * block._config.NumExpertsPerTok + j];
 
-        public void Prepare(ReadOnlySpan<float> x, ReadOnlySpan<float> chosen, ReadOnlySpan<float> weights, int tokens, ForwardWorkspace ws)
+        /// <summary><paramref name="x"/> ([tokens, hidden]) must stay pinned until the job has run.</summary>
+        public void Prepare(float* x, ReadOnlySpan<float> chosen, int tokens, ForwardWorkspace ws)
         {
             var c = block._config;
             int count = c.NRoutedExperts, k = c.NumExpertsPerTok, slots = tokens * k;
             _hidden = c.HiddenSize;
             _int8 = MatrixKernels.Int8Activations; // a per-thread setting: the workers take the caller's
-            _x = ws.Array("moe.x", (long)tokens * _hidden);
-            x[..(tokens * _hidden)].CopyTo(_x);
+            _x = x;
             _outputs = ws.Array("moe.expertOut", (long)slots * _hidden);
             if (_start.Length < count + 1) _start = new int[count + 1];
             if (_slotToken.Length < slots) { _slotToken = new int[slots]; _slotOf = new int[slots]; }
@@ -265,7 +273,7 @@ public sealed class MoeBlock
                 long inputs = (long)n * _hidden;
                 if (t_gathered is null || t_gathered.Length < inputs) t_gathered = new float[Math.Max(inputs, 2 * (t_gathered?.Length ?? 0))];
                 for (int i = 0; i < n; i++)
-                    _x.AsSpan(_slotToken[from + i] * _hidden, _hidden).CopyTo(t_gathered.AsSpan(i * _hidden, _hidden));
+                    new ReadOnlySpan<float>(_x + (long)_slotToken[from + i] * _hidden, _hidden).CopyTo(t_gathered.AsSpan(i * _hidden, _hidden));
                 var expert = block.Experts[e];
                 long need = 2L * n * expert.Width;
                 if (t_scratch is null || t_scratch.Length < need) t_scratch = new float[Math.Max(need, 2 * (t_scratch?.Length ?? 0))];
@@ -291,10 +299,7 @@ public sealed class MoeBlock
             Span<int> order = stackalloc int[k];
             for (int t = first; t < end; t++)
             {
-                for (int j = 0; j < k; j++) order[j] = j;
-                for (int a = 1; a < k; a++) // insertion sort by expert id (ids are distinct)
-                    for (int b = a; b > 0 && _chosen[t * k + order[b]] < _chosen[t * k + order[b - 1]]; b--)
-                        (order[b], order[b - 1]) = (order[b - 1], order[b]);
+                OrderByExpert(new ReadOnlySpan<float>(_chosen + (long)t * k, k), order);
                 var target = new Span<float>(_output + (long)t * hidden, hidden);
                 for (int j = 0; j < k; j++)
                 {

@@ -58,17 +58,14 @@ internal sealed unsafe class WeightLoader(CheckpointTensors tensors, ModelConfig
     public WeightMatrix MatMulLinear(string module, int rows, int cols)
     {
         var weight = Linear(module, rows, cols); // checks names, dtypes and shapes; touches no weight page
-        if (RepackArena is null || !weight.CanRepackRows16 || !WeightMatrix.Rows16Accelerated) return weight;
-        byte* packed = ReadIntoArena(module + ".weight_packed");
-        byte* scales = ReadIntoArena(module + ".weight_scale");
-        Repacked++;
-        return WeightMatrix.FromPackedInt((int*)packed, (ushort*)scales, rows, cols, 4, 32).RepackRows16(); // CanRepackRows16: 4-bit, group 32
+        return Rows16Copy(weight, module) ?? weight;
     }
 
     /// <summary>
-    /// A second copy of an INT4 weight in the 16-row layout, for the batched products of a weight that is also read row
-    /// by row in its stored layout (kv_b_proj: prefill expands the latents with it, decode folds its rows into the
-    /// queries). Null when <see cref="MatMulLinear"/> would not repack it. Costs the weight's size once more.
+    /// An INT4 weight read into the arena in the 16-row layout; null when there is no arena, the shape does not block
+    /// (CanRepackRows16: 4-bit, group 32) or the CPU lacks the kernels. <see cref="MatMulLinear"/> uses it in place of
+    /// the stored weight; kv_b_proj keeps both (prefill expands the latents with the copy, decode folds the stored rows
+    /// into the queries), which costs its size once more.
     /// </summary>
     public WeightMatrix? Rows16Copy(WeightMatrix weight, string module)
     {

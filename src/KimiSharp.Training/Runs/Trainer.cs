@@ -229,11 +229,10 @@ public sealed class Trainer
                     break;
                 case SafetensorsDType.BF16 when !isState:
                     var bf16 = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(bytes);
-                    for (int k = 0; k < p.Data.Length; k++) p.Data[k] = BitConverter.Int32BitsToSingle(bf16[k] << 16);
+                    for (int k = 0; k < p.Data.Length; k++) p.Data[k] = Kernels.NumberFormats.Bf16ToFloat(bf16[k]);
                     break;
                 case SafetensorsDType.F16 when !isState:
-                    var f16 = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, Half>(bytes);
-                    for (int k = 0; k < p.Data.Length; k++) p.Data[k] = (float)f16[k];
+                    System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, Half>(bytes), p.Data);
                     break;
                 default:
                     throw new CheckpointFormatException($"{file.Path}: tensor '{p.Name}' is {info.DType}; init_from reads F32{(isState ? "" : ", BF16 or F16")}");
