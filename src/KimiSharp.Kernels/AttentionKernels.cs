@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace KimiSharp.Kernels;
 
@@ -41,6 +42,12 @@ public static unsafe class AttentionKernels
         for (; s + 4 <= positions; s += 4)
         {
             float* a = ka + s * kaStride, b = kb + s * kbStride;
+            // Decode reads the cache from memory once per call: ask for the keys two blocks ahead (no effect on results).
+            if (s + PrefetchAhead + 4 <= positions)
+            {
+                Prefetch(a + PrefetchAhead * kaStride, kaStride, aDim);
+                Prefetch(b + PrefetchAhead * kbStride, kbStride, bDim);
+            }
             for (int i = 0; i < full; i += 4)
                 Scores4x4(qa + i * qaStride, qaStride, qb + i * qbStride, qbStride, a, kaStride, aDim, b, kbStride, bDim,
                     scale, scores + i * scoreStride + s, scoreStride);
@@ -50,6 +57,21 @@ public static unsafe class AttentionKernels
         for (; s < positions; s++)
             for (int i = 0; i < queries; i++)
                 scores[i * scoreStride + s] = Score1(qa + i * qaStride, qb + i * qbStride, ka + s * kaStride, aDim, kb + s * kbStride, bDim) * scale;
+    }
+
+    /// <summary>Positions ahead of the current block whose rows are prefetched.</summary>
+    private const int PrefetchAhead = 8;
+
+    /// <summary>Rows ahead whose 64-column chunk a weighted sum prefetches.</summary>
+    private const int SumPrefetchAhead = 16;
+
+    /// <summary>Requests 4 rows of <paramref name="dim"/> floats into L1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Prefetch(float* row, long stride, int dim)
+    {
+        if (!Sse.IsSupported) return;
+        for (int r = 0; r < 4; r++, row += stride)
+            for (int d = 0; d < dim; d += 16) Sse.Prefetch0(row + d);
     }
 
     /// <summary>Without Vector512, or for widths that are not multiples of 16: plain sequential sums (the same for every blocking).</summary>
@@ -68,37 +90,62 @@ public static unsafe class AttentionKernels
             }
     }
 
+    /// <summary>
+    /// The lane sum every vector score uses: the two 256-bit halves added, then the two 128-bit quarters, then
+    /// (l0 + l1) + (l2 + l3). Four accumulators are reduced together (one result lane each), one alone gives the same bits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Sum4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
+    {
+        Vector128<float> qa = Quarter(a), qb = Quarter(b), qc = Quarter(c), qd = Quarter(d);
+        if (Sse3.IsSupported) return Sse3.HorizontalAdd(Sse3.HorizontalAdd(qa, qb), Sse3.HorizontalAdd(qc, qd));
+        return Vector128.Create(Pairs(qa), Pairs(qb), Pairs(qc), Pairs(qd));
+
+        static float Pairs(Vector128<float> v) => (v.GetElement(0) + v.GetElement(1)) + (v.GetElement(2) + v.GetElement(3));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Quarter(Vector512<float> v)
+    {
+        var half = v.GetLower() + v.GetUpper();
+        return half.GetLower() + half.GetUpper();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Sum1(Vector512<float> v) => Sum4(v, v, v, v).ToScalar();
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Score1(float* qa, float* qb, float* ka, int aDim, float* kb, int bDim)
     {
         Vector512<float> acc = default;
         for (int d = 0; d < aDim; d += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(qa + d), Vector512.Load(ka + d), acc);
         for (int d = 0; d < bDim; d += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(qb + d), Vector512.Load(kb + d), acc);
-        return Vector512.Sum(acc);
+        return Sum1(acc);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Scores1x4(float* qa, float* qb, float* ka, long kaStride, int aDim, float* kb, long kbStride, int bDim, float scale, float* scores)
     {
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        float* k0 = ka, k1 = ka + kaStride, k2 = ka + 2 * kaStride, k3 = ka + 3 * kaStride;
         for (int d = 0; d < aDim; d += 16)
         {
             var q = Vector512.Load(qa + d);
-            a0 = Vector512.FusedMultiplyAdd(q, Vector512.Load(ka + d), a0);
-            a1 = Vector512.FusedMultiplyAdd(q, Vector512.Load(ka + kaStride + d), a1);
-            a2 = Vector512.FusedMultiplyAdd(q, Vector512.Load(ka + 2 * kaStride + d), a2);
-            a3 = Vector512.FusedMultiplyAdd(q, Vector512.Load(ka + 3 * kaStride + d), a3);
+            a0 = Vector512.FusedMultiplyAdd(q, Vector512.Load(k0 + d), a0);
+            a1 = Vector512.FusedMultiplyAdd(q, Vector512.Load(k1 + d), a1);
+            a2 = Vector512.FusedMultiplyAdd(q, Vector512.Load(k2 + d), a2);
+            a3 = Vector512.FusedMultiplyAdd(q, Vector512.Load(k3 + d), a3);
         }
+        k0 = kb; k1 = kb + kbStride; k2 = kb + 2 * kbStride; k3 = kb + 3 * kbStride;
         for (int d = 0; d < bDim; d += 16)
         {
             var q = Vector512.Load(qb + d);
-            a0 = Vector512.FusedMultiplyAdd(q, Vector512.Load(kb + d), a0);
-            a1 = Vector512.FusedMultiplyAdd(q, Vector512.Load(kb + kbStride + d), a1);
-            a2 = Vector512.FusedMultiplyAdd(q, Vector512.Load(kb + 2 * kbStride + d), a2);
-            a3 = Vector512.FusedMultiplyAdd(q, Vector512.Load(kb + 3 * kbStride + d), a3);
+            a0 = Vector512.FusedMultiplyAdd(q, Vector512.Load(k0 + d), a0);
+            a1 = Vector512.FusedMultiplyAdd(q, Vector512.Load(k1 + d), a1);
+            a2 = Vector512.FusedMultiplyAdd(q, Vector512.Load(k2 + d), a2);
+            a3 = Vector512.FusedMultiplyAdd(q, Vector512.Load(k3 + d), a3);
         }
-        scores[0] = Vector512.Sum(a0) * scale; scores[1] = Vector512.Sum(a1) * scale;
-        scores[2] = Vector512.Sum(a2) * scale; scores[3] = Vector512.Sum(a3) * scale;
+        (Sum4(a0, a1, a2, a3) * scale).Store(scores);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -111,37 +158,34 @@ public static unsafe class AttentionKernels
         Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
         for (int part = 0; part < 2; part++)
         {
-            float* q = part == 0 ? qa : qb;
-            long qStride = part == 0 ? qaStride : qbStride;
-            float* k = part == 0 ? ka : kb;
-            long ks = part == 0 ? kaStride : kbStride;
+            // Row pointers computed once per part, so the inner loop is loads and FMAs only.
+            float* q0 = part == 0 ? qa : qb, k0 = part == 0 ? ka : kb;
+            long qs = part == 0 ? qaStride : qbStride, ks = part == 0 ? kaStride : kbStride;
             int dim = part == 0 ? aDim : bDim;
+            float* q1 = q0 + qs, q2 = q1 + qs, q3 = q2 + qs;
+            float* k1 = k0 + ks, k2 = k1 + ks, k3 = k2 + ks;
             for (int d = 0; d < dim; d += 16)
             {
-                var k0 = Vector512.Load(k + d); var k1 = Vector512.Load(k + ks + d);
-                var k2 = Vector512.Load(k + 2 * ks + d); var k3 = Vector512.Load(k + 3 * ks + d);
-                var q0 = Vector512.Load(q + d);
-                a00 = Vector512.FusedMultiplyAdd(q0, k0, a00); a01 = Vector512.FusedMultiplyAdd(q0, k1, a01);
-                a02 = Vector512.FusedMultiplyAdd(q0, k2, a02); a03 = Vector512.FusedMultiplyAdd(q0, k3, a03);
-                var q1 = Vector512.Load(q + qStride + d);
-                a10 = Vector512.FusedMultiplyAdd(q1, k0, a10); a11 = Vector512.FusedMultiplyAdd(q1, k1, a11);
-                a12 = Vector512.FusedMultiplyAdd(q1, k2, a12); a13 = Vector512.FusedMultiplyAdd(q1, k3, a13);
-                var q2 = Vector512.Load(q + 2 * qStride + d);
-                a20 = Vector512.FusedMultiplyAdd(q2, k0, a20); a21 = Vector512.FusedMultiplyAdd(q2, k1, a21);
-                a22 = Vector512.FusedMultiplyAdd(q2, k2, a22); a23 = Vector512.FusedMultiplyAdd(q2, k3, a23);
-                var q3 = Vector512.Load(q + 3 * qStride + d);
-                a30 = Vector512.FusedMultiplyAdd(q3, k0, a30); a31 = Vector512.FusedMultiplyAdd(q3, k1, a31);
-                a32 = Vector512.FusedMultiplyAdd(q3, k2, a32); a33 = Vector512.FusedMultiplyAdd(q3, k3, a33);
+                var v0 = Vector512.Load(k0 + d); var v1 = Vector512.Load(k1 + d);
+                var v2 = Vector512.Load(k2 + d); var v3 = Vector512.Load(k3 + d);
+                var x = Vector512.Load(q0 + d);
+                a00 = Vector512.FusedMultiplyAdd(x, v0, a00); a01 = Vector512.FusedMultiplyAdd(x, v1, a01);
+                a02 = Vector512.FusedMultiplyAdd(x, v2, a02); a03 = Vector512.FusedMultiplyAdd(x, v3, a03);
+                x = Vector512.Load(q1 + d);
+                a10 = Vector512.FusedMultiplyAdd(x, v0, a10); a11 = Vector512.FusedMultiplyAdd(x, v1, a11);
+                a12 = Vector512.FusedMultiplyAdd(x, v2, a12); a13 = Vector512.FusedMultiplyAdd(x, v3, a13);
+                x = Vector512.Load(q2 + d);
+                a20 = Vector512.FusedMultiplyAdd(x, v0, a20); a21 = Vector512.FusedMultiplyAdd(x, v1, a21);
+                a22 = Vector512.FusedMultiplyAdd(x, v2, a22); a23 = Vector512.FusedMultiplyAdd(x, v3, a23);
+                x = Vector512.Load(q3 + d);
+                a30 = Vector512.FusedMultiplyAdd(x, v0, a30); a31 = Vector512.FusedMultiplyAdd(x, v1, a31);
+                a32 = Vector512.FusedMultiplyAdd(x, v2, a32); a33 = Vector512.FusedMultiplyAdd(x, v3, a33);
             }
         }
-        float* r = scores;
-        r[0] = Vector512.Sum(a00) * scale; r[1] = Vector512.Sum(a01) * scale; r[2] = Vector512.Sum(a02) * scale; r[3] = Vector512.Sum(a03) * scale;
-        r += scoreStride;
-        r[0] = Vector512.Sum(a10) * scale; r[1] = Vector512.Sum(a11) * scale; r[2] = Vector512.Sum(a12) * scale; r[3] = Vector512.Sum(a13) * scale;
-        r += scoreStride;
-        r[0] = Vector512.Sum(a20) * scale; r[1] = Vector512.Sum(a21) * scale; r[2] = Vector512.Sum(a22) * scale; r[3] = Vector512.Sum(a23) * scale;
-        r += scoreStride;
-        r[0] = Vector512.Sum(a30) * scale; r[1] = Vector512.Sum(a31) * scale; r[2] = Vector512.Sum(a32) * scale; r[3] = Vector512.Sum(a33) * scale;
+        (Sum4(a00, a01, a02, a03) * scale).Store(scores);
+        (Sum4(a10, a11, a12, a13) * scale).Store(scores + scoreStride);
+        (Sum4(a20, a21, a22, a23) * scale).Store(scores + 2 * scoreStride);
+        (Sum4(a30, a31, a32, a33) * scale).Store(scores + 3 * scoreStride);
     }
 
     /// <summary>
@@ -171,7 +215,7 @@ public static unsafe class AttentionKernels
             bool wide = c + 64 <= dim;
             for (int q = 0; q < full; q += 4)
             {
-                if (wide) Sum4x64(probs + q * probStride, probStride, rows + c, rowStride, positions, output + q * outStride + c, outStride);
+                if (wide) Sum4x64(probs + q * probStride, probStride, rows + c, rowStride, positions, output + q * outStride + c, outStride, prefetch: q == 0);
                 else
                     for (int c16 = c; c16 < dim; c16 += 16)
                         for (int i = q; i < q + 4; i++) Sum1x16(probs + i * probStride, rows + c16, rowStride, positions, output + i * outStride + c16);
@@ -186,7 +230,7 @@ public static unsafe class AttentionKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Sum4x64(float* p, long probStride, float* rows, long rowStride, int positions, float* output, long outStride)
+    private static void Sum4x64(float* p, long probStride, float* rows, long rowStride, int positions, float* output, long outStride, bool prefetch)
     {
         Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
         Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
@@ -196,6 +240,12 @@ public static unsafe class AttentionKernels
         for (int s = 0; s < positions; s++)
         {
             float* v = rows + s * rowStride;
+            if (prefetch && Sse.IsSupported && s + SumPrefetchAhead < positions)
+            {
+                // The first block of queries pulls this chunk of each row in from memory; the rows are strided, so ask ahead.
+                float* ahead = v + SumPrefetchAhead * rowStride;
+                Sse.Prefetch0(ahead); Sse.Prefetch0(ahead + 16); Sse.Prefetch0(ahead + 32); Sse.Prefetch0(ahead + 48);
+            }
             var v0 = Vector512.Load(v); var v1 = Vector512.Load(v + 16); var v2 = Vector512.Load(v + 32); var v3 = Vector512.Load(v + 48);
             var w = Vector512.Create(p[s]);
             a00 = Vector512.FusedMultiplyAdd(w, v0, a00); a01 = Vector512.FusedMultiplyAdd(w, v1, a01);

@@ -122,10 +122,12 @@ public sealed class MlaAttention
                 else job.PrepareExpanded();
                 ForwardProfile.Stop(ForwardPhase.AttentionExpand, clock);
                 clock = ForwardProfile.Start();
-                long work = (long)_heads * tokens * context * (absorbed ? _latentDim * 2 : _qkDim + _vDim);
-                int parts = KernelThreading.PartsFor(work, job.Units);
-                if (parts <= 1) job.Run(0, job.Units);
-                else KernelThreading.ParallelRows(job.Units, parts, job);
+                if (absorbed) job.RunAbsorbed();
+                else
+                {
+                    long work = (long)_heads * tokens * context * (_qkDim + _vDim);
+                    job.RunParallel(job.Units, work);
+                }
                 ForwardProfile.Stop(ForwardPhase.AttentionHeads, clock);
             }
         }
@@ -139,21 +141,28 @@ public sealed class MlaAttention
 
     /// <summary>
     /// Causal attention of every head. Expanded (prefill): one head per work item, its queries 4 tokens at a time
-    /// against the expanded keys and values. Absorbed (decode): a group of heads per work item, so each cached
-    /// latent is read once per group for the scores and once for the weighted sum. The products are
-    /// <see cref="AttentionKernels"/>', whose per-element arithmetic does not depend on the grouping.
+    /// against the expanded keys and values. Absorbed (decode): four parallel steps per token, each split so that the
+    /// latent cache is read from memory once for all heads, not once per thread: fold kv_b_proj into every head's
+    /// query (heads split), score every head against blocks of positions (positions split), softmax, mix the latents
+    /// for every head in 64-column chunks (columns split), project each mixed latent to the head's value (heads split).
+    /// The products are <see cref="AttentionKernels"/>', whose per-element arithmetic does not depend on the split.
     /// </summary>
     private sealed unsafe class HeadJob : IRowJob
     {
         private const int TokenBlock = 4;
+        /// <summary>Positions per scoring work item and columns per mixing work item.</summary>
+        private const int PositionChunk = 64, ColumnChunk = 64;
+        private enum Step { Expanded, Fold, Scores, Mix, Values }
+
         private readonly MlaAttention _a;
         private readonly KvCache _cache;
         private readonly int _layer, _tokens, _start, _context;
         private readonly float* _q, _out;
         private float[] _expanded = [];
         private float[] _scratch = [];
-        private bool _absorbed;
-        private int _groupSize = 1;
+        private Step _step;
+        private int _token;
+        private float* _latents, _ropeKeys, _scores, _absorbedQueries, _mixed;
 
         public HeadJob(MlaAttention attention, int layer, KvCache cache, float* q, float* output, int tokens, int start)
         {
@@ -161,46 +170,71 @@ public sealed class MlaAttention
             _context = start + tokens;
         }
 
-        /// <summary>Work items: heads (expanded) or groups of heads (absorbed).</summary>
-        public int Units => _absorbed ? (_a._heads + _groupSize - 1) / _groupSize : _a._heads;
-
-        /// <summary>Per work item: scores (expanded: 4 token rows; absorbed: one row per head), plus absorbed queries and mixed latents.</summary>
-        private long ScratchPerUnit => _absorbed ? (long)_groupSize * (_context + 2 * _a._latentDim) : (long)TokenBlock * _context;
+        /// <summary>Expanded work items: one per head.</summary>
+        public int Units => _a._heads;
 
         /// <summary>kv_b_proj applied to every cached latent: [context, heads, nope + v].</summary>
         public void PrepareExpanded()
         {
-            _absorbed = false;
+            _step = Step.Expanded;
             var ws = _cache.Workspace;
             _expanded = ws.Array("attn.expanded", (long)_context * _a._heads * (_a._nope + _a._vDim));
             MatrixKernels.MatMul(_a.KvBProjRows16 ?? _a.KvBProj, _cache.Latents(_layer, 0, _context), _expanded, _context);
-            _scratch = ws.Array("attn.scratch", Units * ScratchPerUnit);
+            // Per head: scores of 4 token rows.
+            _scratch = ws.Array("attn.scratch", Units * (long)TokenBlock * _context);
         }
 
-        public void PrepareAbsorbed()
+        /// <summary>Scratch: scores [heads, context], absorbed queries [heads, latent], mixed latents [heads, latent].</summary>
+        public void PrepareAbsorbed() =>
+            _scratch = _cache.Workspace.Array("attn.scratch", (long)_a._heads * (_context + 2 * _a._latentDim));
+
+        public void RunParallel(int units, long work)
         {
-            _absorbed = true;
-            // One group per thread (at most 16 heads): each group reads the cached latents once for its scores and once for its sums.
-            _groupSize = Math.Clamp(_a._heads / Math.Max(1, KernelThreading.MaxThreads), 1, 16);
-            _scratch = _cache.Workspace.Array("attn.scratch", Units * ScratchPerUnit);
+            int parts = KernelThreading.PartsFor(work, units);
+            if (parts <= 1) Run(0, units);
+            else KernelThreading.ParallelRows(units, parts, this);
+        }
+
+        public void RunAbsorbed()
+        {
+            var a = _a;
+            int heads = a._heads, latentDim = a._latentDim;
+            fixed (float* scratch = _scratch)
+            fixed (float* latents = _cache.Latents(_layer, 0, _context))
+            fixed (float* ropeKeys = _cache.RopeKeys(_layer, 0, _context))
+            {
+                _latents = latents; _ropeKeys = ropeKeys;
+                _scores = scratch; _absorbedQueries = scratch + (long)heads * _context; _mixed = _absorbedQueries + (long)heads * latentDim;
+                for (int t = 0; t < _tokens; t++)
+                {
+                    _token = t;
+                    int visible = _start + t + 1;
+                    _step = Step.Fold;
+                    RunParallel(heads, (long)heads * a._nope * latentDim);
+                    _step = Step.Scores;
+                    RunParallel((visible + PositionChunk - 1) / PositionChunk, (long)heads * visible * (latentDim + a._ropeDim));
+                    for (int h = 0; h < heads; h++) Ops.Softmax(new Span<float>(_scores + (long)h * _context, visible));
+                    _step = Step.Mix;
+                    RunParallel((latentDim + ColumnChunk - 1) / ColumnChunk, (long)heads * visible * latentDim);
+                    _step = Step.Values;
+                    RunParallel(heads, (long)heads * a._vDim * latentDim);
+                }
+                _latents = _ropeKeys = _scores = _absorbedQueries = _mixed = null;
+            }
         }
 
         public void Run(int unitStart, int unitEnd)
         {
+            if (_step != Step.Expanded)
+            {
+                for (int u = unitStart; u < unitEnd; u++) RunAbsorbedUnit(u);
+                return;
+            }
             fixed (float* scratch = _scratch)
             fixed (float* expanded = _expanded)
-            fixed (float* latents = _cache.Latents(_layer, 0, _context))
             fixed (float* ropeKeys = _cache.RopeKeys(_layer, 0, _context))
-                for (int u = unitStart; u < unitEnd; u++)
-                {
-                    float* unitScratch = scratch + u * ScratchPerUnit;
-                    if (_absorbed)
-                    {
-                        int first = u * _groupSize, count = Math.Min(_groupSize, _a._heads - first);
-                        for (int t = 0; t < _tokens; t++) AttendAbsorbed(first, count, t, latents, ropeKeys, unitScratch);
-                    }
-                    else AttendExpanded(u, expanded, ropeKeys, unitScratch);
-                }
+                for (int h = unitStart; h < unitEnd; h++)
+                    AttendExpanded(h, expanded, ropeKeys, scratch + h * (long)TokenBlock * _context);
         }
 
         private void AttendExpanded(int h, float* expanded, float* ropeKeys, float* scores)
@@ -227,32 +261,44 @@ public sealed class MlaAttention
             }
         }
 
-        private void AttendAbsorbed(int firstHead, int heads, int t, float* latents, float* ropeKeys, float* scratch)
+        /// <summary>One work item of the current absorbed step for token <see cref="_token"/>.</summary>
+        private void RunAbsorbedUnit(int unit)
         {
             var a = _a;
-            int visible = _start + t + 1, rowsPerHead = a._nope + a._vDim, latentDim = a._latentDim;
-            float* scores = scratch;                                    // [heads, context]
-            float* absorbedQueries = scores + (long)heads * _context;   // [heads, latent]
-            float* mixed = absorbedQueries + (long)heads * latentDim;   // [heads, latent]
-            float* q = _q + ((long)t * a._heads + firstHead) * a._qkDim;
-
-            // q̂ = W_UKᵀ q_nope per head: the key projection moved onto the query.
-            for (int i = 0; i < heads; i++)
+            int t = _token, heads = a._heads, visible = _start + t + 1, rowsPerHead = a._nope + a._vDim, latentDim = a._latentDim;
+            float* q = _q + (long)t * heads * a._qkDim;
+            switch (_step)
             {
-                var target = new Span<float>(absorbedQueries + (long)i * latentDim, latentDim);
-                target.Clear();
-                MatrixKernels.AddScaledRows(a.KvBProj, (firstHead + i) * rowsPerHead, new ReadOnlySpan<float>(q + (long)i * a._qkDim, a._nope), target);
-            }
-            AttentionKernels.Scores(absorbedQueries, latentDim, q + a._nope, a._qkDim, heads, latents, latentDim, latentDim,
-                ropeKeys, a._ropeDim, a._ropeDim, visible, a._rope.SoftmaxScale, scores, _context);
-            for (int i = 0; i < heads; i++) Ops.Softmax(new Span<float>(scores + (long)i * _context, visible));
-
-            // Σ p·c̃ per head, then the value projection W_UV applied once to each mixed latent.
-            AttentionKernels.WeightedSum(scores, _context, heads, latents, latentDim, latentDim, visible, mixed, latentDim);
-            for (int i = 0; i < heads; i++)
-            {
-                var output = new Span<float>(_out + ((long)t * a._heads + firstHead + i) * a._vDim, a._vDim);
-                MatrixKernels.DotRows(a.KvBProj, (firstHead + i) * rowsPerHead + a._nope, new ReadOnlySpan<float>(mixed + (long)i * latentDim, latentDim), output);
+                case Step.Fold:
+                {
+                    // q̂ = W_UKᵀ q_nope: the key projection moved onto the query.
+                    var target = new Span<float>(_absorbedQueries + (long)unit * latentDim, latentDim);
+                    target.Clear();
+                    MatrixKernels.AddScaledRows(a.KvBProj, unit * rowsPerHead, new ReadOnlySpan<float>(q + (long)unit * a._qkDim, a._nope), target);
+                    break;
+                }
+                case Step.Scores:
+                {
+                    int first = unit * PositionChunk, count = Math.Min(PositionChunk, visible - first);
+                    AttentionKernels.Scores(_absorbedQueries, latentDim, q + a._nope, a._qkDim, heads,
+                        _latents + (long)first * latentDim, latentDim, latentDim, _ropeKeys + (long)first * a._ropeDim, a._ropeDim, a._ropeDim,
+                        count, a._rope.SoftmaxScale, _scores + first, _context);
+                    break;
+                }
+                case Step.Mix:
+                {
+                    // Σ p·c̃ for every head over one chunk of the latent's columns.
+                    int first = unit * ColumnChunk, count = Math.Min(ColumnChunk, latentDim - first);
+                    AttentionKernels.WeightedSum(_scores, _context, heads, _latents + first, latentDim, count, visible, _mixed + first, latentDim);
+                    break;
+                }
+                case Step.Values:
+                {
+                    // The value projection W_UV applied once to the head's mixed latent.
+                    var output = new Span<float>(_out + ((long)t * heads + unit) * a._vDim, a._vDim);
+                    MatrixKernels.DotRows(a.KvBProj, unit * rowsPerHead + a._nope, new ReadOnlySpan<float>(_mixed + (long)unit * latentDim, latentDim), output);
+                    break;
+                }
             }
         }
     }
