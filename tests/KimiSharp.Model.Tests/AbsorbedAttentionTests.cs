@@ -4,7 +4,7 @@ using KimiSharp.Model.Layers;
 
 namespace KimiSharp.Model.Tests;
 
-/// <summary>Absorbed (decode) attention: heads split across threads, never changing a result.</summary>
+/// <summary>Absorbed (decode) attention: its steps split across threads (by head, position and column), never changing a result.</summary>
 public sealed class AbsorbedAttentionTests : IDisposable
 {
     private readonly string _root = Directory.CreateTempSubdirectory("kimisharp-absorbed-").FullName;
@@ -21,12 +21,12 @@ public sealed class AbsorbedAttentionTests : IDisposable
             QkNopeHeadDim = 16, QkRopeHeadDim = 8, VHeadDim = 16, MaxPositionEmbeddings = 128, Seed = 5,
         });
         using var model = KimiModel.Load(_root);
-        var tokens = Enumerable.Range(0, 40).Select(i => (i * 37 + 11) % 97).ToArray();
+        var tokens = Enumerable.Range(0, 100).Select(i => (i * 37 + 11) % 97).ToArray();
         int saved = KernelThreading.MaxThreads;
         float[] serial, parallel;
         try
         {
-            // 40 tokens × 6 heads × 40 positions × 200 latent columns: enough work to split the heads across threads.
+            // Up to 100 positions: past 64 the scores split into position chunks; 200 latent columns mix in 64-column chunks and a tail.
             KernelThreading.MaxThreads = 1;
             serial = model.Logits(tokens, AttentionMode.Absorbed);
             KernelThreading.MaxThreads = 2;
