@@ -93,6 +93,29 @@ public static unsafe class MatrixKernels
         }
     }
 
+    /// <summary>
+    /// y[i] = w[firstRow + i, :] · x for a <see cref="WeightFormat.PackedInt4Rows16"/> weight on the calling thread, with
+    /// x quantized to int8 per 32-column block first: whole 16-row blocks, each exactly as the batched int8 product
+    /// (<see cref="MatMul"/> with <see cref="Int8Activations"/>) computes it for the same input.
+    /// </summary>
+    public static void DotRowsInt8(WeightMatrix w, int firstRow, ReadOnlySpan<float> x, Span<float> y)
+    {
+        if (y.Length == 0) return;
+        if (w.Format != WeightFormat.PackedInt4Rows16) throw new ArgumentException($"a {w.Format} weight has no int8 row-block product; repack it with RepackRows16", nameof(w));
+        const int block = Int4Rows16Kernels.Rows;
+        if (firstRow % block != 0 || y.Length % block != 0)
+            throw new ArgumentException($"rows {firstRow}…{firstRow + y.Length - 1} are not whole blocks of {block}");
+        CheckRows(w, firstRow, y.Length);
+        if (x.Length != w.Cols) throw new ArgumentException($"input has {x.Length} values, the weight has {w.Cols} columns");
+        var quantized = t_rowsInput ??= new QuantizedActivations();
+        fixed (float* px = x) quantized.Quantize(px, 1, w.Cols);
+        fixed (float* py = y)
+            for (int b = 0; b < y.Length / block; b++)
+                Int4Rows16Kernels.Block(w, firstRow / block + b, quantized, 0, 1, py + b * block, 1);
+    }
+
+    [ThreadStatic] private static QuantizedActivations? t_rowsInput;
+
     /// <summary>Writes w[row, :] as float32 into <paramref name="destination"/>.</summary>
     public static void DecodeRow(WeightMatrix w, int row, Span<float> destination)
     {

@@ -284,6 +284,14 @@ public sealed unsafe class KernelPathsTests : IDisposable
                         }
                         Assert.Equal(reference.AsSpan(0, rows).ToArray(), y1);
                         Assert.Equal(expected2, y2);
+                        // Row blocks on the calling thread (as decode attention projects values): the same bits, from any first block.
+                        for (int t = 0; t < tokens; t++)
+                        {
+                            int first = rows > 16 ? 16 : 0, count = rows - first;
+                            var part = new float[count];
+                            MatrixKernels.DotRowsInt8(w, first, x.AsSpan(t * cols, cols), part);
+                            Assert.Equal(reference.AsSpan(t * rows + first, count).ToArray(), part);
+                        }
                     });
         }
         finally

@@ -377,5 +377,15 @@ public sealed unsafe class MatrixKernelsTests : IDisposable
         var e = Assert.Throws<ArgumentException>(() => MatrixKernels.MatMul(w, new float[3], new float[2], 1));
         Assert.Contains("need 1×4", e.Message);
         Assert.Throws<ArgumentException>(() => WeightMatrix.FromPackedInt(null, null, 1, 8, 3, 32));
+
+        // The int8 row-block product: only the 16-row layout, whole blocks, an input of the weight's width.
+        e = Assert.Throws<ArgumentException>(() => MatrixKernels.DotRowsInt8(w, 0, new float[4], new float[2]));
+        Assert.Contains("RepackRows16", e.Message);
+        var (w16, _) = Make(WeightFormat.PackedInt4Rows16, 32, 64, rng);
+        e = Assert.Throws<ArgumentException>(() => MatrixKernels.DotRowsInt8(w16, 8, new float[64], new float[16]));
+        Assert.Contains("whole blocks of 16", e.Message);
+        e = Assert.Throws<ArgumentException>(() => MatrixKernels.DotRowsInt8(w16, 0, new float[32], new float[16]));
+        Assert.Contains("64 columns", e.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => MatrixKernels.DotRowsInt8(w16, 16, new float[64], new float[32]));
     }
 }

@@ -294,9 +294,14 @@ public sealed class MlaAttention
                 }
                 case Step.Values:
                 {
-                    // The value projection W_UV applied once to the head's mixed latent.
+                    // The value projection W_UV applied once to the head's mixed latent; with int8 activations, by the
+                    // int8 kernels on kv_b_proj's 16-row copy, as prefill's expansion computes it.
                     var output = new Span<float>(_out + ((long)t * heads + unit) * a._vDim, a._vDim);
-                    MatrixKernels.DotRows(a.KvBProj, unit * rowsPerHead + a._nope, new ReadOnlySpan<float>(_mixed + (long)unit * latentDim, latentDim), output);
+                    float* mixed = _mixed + (long)unit * latentDim;
+                    int firstRow = unit * rowsPerHead + a._nope;
+                    if (a.KvBProjRows16 is { } rows16 && MatrixKernels.Int8Activations && firstRow % 16 == 0 && a._vDim % 16 == 0)
+                        MatrixKernels.DotRowsInt8(rows16, firstRow, new ReadOnlySpan<float>(mixed, latentDim), output);
+                    else MatrixKernels.DotRows(a.KvBProj, firstRow, new ReadOnlySpan<float>(mixed, latentDim), output);
                     break;
                 }
             }
