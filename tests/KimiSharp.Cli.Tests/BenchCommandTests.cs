@@ -68,8 +68,10 @@ public sealed class BenchCommandTests : IDisposable
         {
             var (code, output, error) = await Run(["bench", "--model", dir, "--threads", "2", "--prompt", "8", "--gen", "4", "--rounds", "1", "--bandwidth-mb", "8", .. extra]);
             Assert.True(code == 0, error);
-            foreach (var label in new[] { "prefill", "decode", "decode (0)", "weights/tok", "bandwidth", "roofline", "decode/roof", "peak RSS" })
+            foreach (var label in new[] { "prefill", "decode", "decode (0)", "weights/tok", "cache/tok", "bandwidth", "roofline", "decode/roof", "peak RSS" })
                 Assert.Contains(label, output);
+            // Decoding 4 tokens after an 8-token prompt reads the cache at a mean context of 8 + 4/2.
+            Assert.Contains("at its mean context 10)", output);
             Assert.Equal(extra.Length > 0, output.Contains("INT4 weights repacked into 16-row blocks", StringComparison.Ordinal));
             // --profile: one line per phase, with prefill and decode times that are not all zero.
             Assert.Equal(extra.Length > 0, output.Contains("profile (last round", StringComparison.Ordinal));
