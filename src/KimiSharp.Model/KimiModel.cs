@@ -99,6 +99,7 @@ public sealed class KimiModel : IDisposable
             c.AttentionBias ? w.Vector(module + ".bias", rows) : null;
         var kvB = w.Linear(p + "self_attn.kv_b_proj", heads * (c.QkNopeHeadDim + c.VHeadDim), c.KvLoraRank);
         var kvBBlocks = w.Rows16Copy(kvB, p + "self_attn.kv_b_proj");
+        var kvBKeys = w.TransposedKeys(kvBBlocks, c);
         var attention = c.QLoraRank is int rank
             ? new MlaAttention(c, rope)
             {
@@ -111,6 +112,7 @@ public sealed class KimiModel : IDisposable
                 KvANorm = w.Vector(p + "self_attn.kv_a_layernorm.weight", c.KvLoraRank),
                 KvBProj = kvB,
                 KvBProjRows16 = kvBBlocks,
+                KvBKeysTransposed = kvBKeys,
                 OProj = w.MatMulLinear(p + "self_attn.o_proj", hidden, heads * c.VHeadDim),
                 OBias = Bias(p + "self_attn.o_proj", hidden),
             }
@@ -122,6 +124,7 @@ public sealed class KimiModel : IDisposable
                 KvANorm = w.Vector(p + "self_attn.kv_a_layernorm.weight", c.KvLoraRank),
                 KvBProj = kvB,
                 KvBProjRows16 = kvBBlocks,
+                KvBKeysTransposed = kvBKeys,
                 OProj = w.MatMulLinear(p + "self_attn.o_proj", hidden, heads * c.VHeadDim),
                 OBias = Bias(p + "self_attn.o_proj", hidden),
             };

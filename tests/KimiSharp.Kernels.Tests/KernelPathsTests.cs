@@ -219,6 +219,81 @@ public sealed unsafe class KernelPathsTests : IDisposable
     }
 
     [Theory]
+    [InlineData(32, 32, 32, 1)]     // one block, one group of columns
+    [InlineData(96, 96, 64, 2)]     // blocks with a gap between them (stride past the block)
+    [InlineData(256, 160, 128, 2)]  // kv_b_proj's shape per head pair: key rows 0…127 of every 256
+    [InlineData(64, 64, 64, 3)]     // blocks back to back
+    public void Transposed_row_blocks_multiply_within_int8_error_of_the_exact_product(int rowStride, int cols, int rows, int blocks)
+    {
+        var rng = new Random(rowStride * 13 + cols + rows);
+        int totalRows = 16 + (blocks - 1) * rowStride + rows + 16; // first block at row 16, some rows after the last
+        // Integers and scales kept, so the bound below can use them.
+        int words = WeightMatrix.PackedWordsPerRow(cols, 4), groups = cols / 32;
+        var packedWords = Alloc<int>((long)totalRows * words);
+        var stored = Alloc<ushort>((long)totalRows * groups);
+        var ints = new int[totalRows * cols];
+        var scales = new double[totalRows * groups];
+        for (int r = 0; r < totalRows; r++)
+        {
+            for (int g = 0; g < groups; g++)
+            {
+                stored[r * groups + g] = (ushort)(BitConverter.SingleToInt32Bits((float)(0.01 + rng.NextDouble() * 0.1)) >>> 16);
+                scales[r * groups + g] = BitConverter.Int32BitsToSingle(stored[r * groups + g] << 16);
+            }
+            for (int c = 0; c < cols; c++)
+            {
+                ints[r * cols + c] = rng.Next(-8, 8);
+                ((uint*)packedWords)[(long)r * words + c / 8] |= (uint)(ints[r * cols + c] + 8) << (4 * (c % 8));
+            }
+        }
+        var w = WeightMatrix.FromPackedInt(packedWords, stored, totalRows, cols, 4, 32).RepackRows16(); // in place
+        var packed = WeightMatrix.FromPackedInt(Alloc<int>((long)totalRows * words), stored, totalRows, cols, 4, 32); // unrepacked, for an error case
+        using var arena = new NativeArena(1 << 20);
+        var t = TransposedRowBlocks.Create(w, 16, rowStride, rows, blocks, arena);
+        Assert.Equal((long)blocks * cols * rows / 2 + 2L * blocks * cols * (rows / 32), t.StoredBytes);
+        foreach (int level in SupportedLevels())
+            WithLevel(level, () =>
+            {
+                for (int b = 0; b < blocks; b++)
+                {
+                    var alphas = RandomVector(rows, rng);
+                    var y = new float[cols];
+                    t.TransposeMultiplyInt8(b, alphas, y);
+                    int first = 16 + b * rowStride;
+                    for (int c = 0; c < cols; c++)
+                    {
+                        // Each factor α_r·s moves by at most half an int8 step of its 32-row group's largest factor.
+                        double expected = 0, bound = 1e-5;
+                        for (int r0 = 0; r0 < rows; r0 += 32)
+                        {
+                            double amax = 0;
+                            for (int r = r0; r < r0 + 32; r++) amax = Math.Max(amax, Math.Abs(alphas[r] * scales[(first + r) * groups + c / 32]));
+                            for (int r = r0; r < r0 + 32; r++)
+                            {
+                                int q = ints[(first + r) * cols + c];
+                                expected += alphas[r] * scales[(first + r) * groups + c / 32] * q;
+                                bound += Math.Abs(q) * (amax / 254 * 1.001 + 1e-7);
+                            }
+                        }
+                        Assert.True(Math.Abs(expected - y[c]) <= bound, $"level {level} block {b} column {c}: expected {expected}, got {y[c]} (bound {bound})");
+                    }
+                    // The same call on another thread's buffers gives the same bits.
+                    var again = new float[cols];
+                    Task.Run(() => t.TransposeMultiplyInt8(b, alphas, again)).Wait();
+                    Assert.Equal(y, again);
+                }
+            });
+
+        // Bad arguments name the problem.
+        Assert.Contains("RepackRows16", Assert.Throws<ArgumentException>(() => TransposedRowBlocks.Create(packed, 0, rowStride, rows, 1, arena)).Message);
+        Assert.Contains("multiple of 32", Assert.Throws<ArgumentException>(() => TransposedRowBlocks.Create(w, 0, rowStride, 24, 1, arena)).Message);
+        Assert.Contains("16-row boundaries", Assert.Throws<ArgumentException>(() => TransposedRowBlocks.Create(w, 8, rowStride, rows, 1, arena)).Message);
+        Assert.Contains("do not fit", Assert.Throws<ArgumentException>(() => TransposedRowBlocks.Create(w, 16, rowStride, rows, blocks + 2, arena)).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => t.TransposeMultiplyInt8(blocks, new float[rows], new float[cols]));
+        Assert.Contains("factors", Assert.Throws<ArgumentException>(() => t.TransposeMultiplyInt8(0, new float[rows + 1], new float[cols])).Message);
+    }
+
+    [Theory]
     [InlineData(16, 32, 1)]
     [InlineData(32, 96, 7)]
     [InlineData(48, 160, 5)]

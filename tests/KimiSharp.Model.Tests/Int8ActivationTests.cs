@@ -96,6 +96,41 @@ public sealed class Int8ActivationTests : IDisposable
     }
 
     [Fact]
+    public void Int8_decode_folds_keys_through_the_transposed_copy_and_stays_close_to_float32()
+    {
+        // Key heads 32 wide, so each head's kv_b_proj key rows get a transposed copy; dense layers, as above.
+        string dir = Path.Combine(_root, "wide-keys");
+        RandomCheckpoint.Write(dir, new RandomCheckpointOptions
+        {
+            VocabSize = 97, HiddenSize = 160, IntermediateSize = 200, MoeIntermediateSize = 64, NumHiddenLayers = 2,
+            NumAttentionHeads = 3, NRoutedExperts = 0, NSharedExperts = 0, NumExpertsPerTok = 0, KvLoraRank = 96,
+            QkNopeHeadDim = 32, QkRopeHeadDim = 8, VHeadDim = 16, MaxPositionEmbeddings = 64, Seed = 23,
+            Format = CheckpointFormat.Int4, Int4AllLinears = true,
+        });
+        float[] exact;
+        using (var plain = KimiModel.Load(dir)) exact = plain.Logits(Tokens);
+        using var model = KimiModel.Load(dir, new KimiModelLoadOptions { RepackInt4ForInt8 = true });
+        Assert.All(model.Layers, layer => Assert.NotNull(layer.Attention.KvBKeysTransposed));
+        int vocab = model.Config.VocabSize;
+        var decoded = new float[Tokens.Length * vocab];
+        bool saved = MatrixKernels.Int8Activations;
+        try
+        {
+            MatrixKernels.Int8Activations = true;
+            var cache = model.CreateCache();
+            for (int t = 0; t < Tokens.Length; t++)
+                model.Forward(Tokens.AsSpan(t, 1), cache, decoded.AsSpan(t * vocab, vocab), mode: Layers.AttentionMode.Absorbed);
+        }
+        finally
+        {
+            MatrixKernels.Int8Activations = saved;
+        }
+        var (maxDiff, maxRef) = LogitComparison.MaxDifference(exact, decoded);
+        Assert.True(maxDiff > 0, "int8 mode must actually quantize");
+        Assert.True(maxDiff <= 0.05 * maxRef, $"relative error {maxDiff / maxRef:E2}");
+    }
+
+    [Fact]
     public void Repacked_int8_model_matches_the_unrepacked_one_and_leaves_the_files_alone()
     {
         string dir = Write(8);

@@ -38,6 +38,8 @@ public sealed class MlaAttention
     public required WeightMatrix KvBProj { get; init; }
     /// <summary>kv_b_proj repacked for the int8 kernels, when the load made that copy: prefill expands the latents with it.</summary>
     public WeightMatrix? KvBProjRows16 { get; init; }
+    /// <summary>Each head's key rows of that copy, transposed: int8 decode folds them into the queries with the int8 kernels.</summary>
+    public TransposedRowBlocks? KvBKeysTransposed { get; init; }
     public required WeightMatrix OProj { get; init; }
     public float[]? OBias { get; init; }
 
@@ -273,8 +275,13 @@ public sealed class MlaAttention
                 {
                     // q̂ = W_UKᵀ q_nope: the key projection moved onto the query.
                     var target = new Span<float>(_absorbedQueries + (long)unit * latentDim, latentDim);
-                    target.Clear();
-                    MatrixKernels.AddScaledRows(a.KvBProj, unit * rowsPerHead, new ReadOnlySpan<float>(q + (long)unit * a._qkDim, a._nope), target);
+                    var queryNope = new ReadOnlySpan<float>(q + (long)unit * a._qkDim, a._nope);
+                    if (a.KvBKeysTransposed is { } keys && MatrixKernels.Int8Activations) keys.TransposeMultiplyInt8(unit, queryNope, target);
+                    else
+                    {
+                        target.Clear();
+                        MatrixKernels.AddScaledRows(a.KvBProj, unit * rowsPerHead, queryNope, target);
+                    }
                     break;
                 }
                 case Step.Scores:

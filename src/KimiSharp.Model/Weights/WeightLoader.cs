@@ -76,6 +76,18 @@ internal sealed unsafe class WeightLoader(CheckpointTensors tensors, ModelConfig
         return WeightMatrix.FromPackedInt((int*)packed, (ushort*)scales, weight.Rows, weight.Cols, 4, 32).RepackRows16();
     }
 
+    /// <summary>
+    /// Each head's key rows of kv_b_proj's 16-row copy, transposed for the int8 kernels (decode folds them into the
+    /// query with one streaming pass), in the arena: another copy of half of kv_b_proj. Null without a copy or when the
+    /// head widths do not block (qk_nope_head_dim a multiple of 32, qk_nope + v a multiple of 16).
+    /// </summary>
+    public TransposedRowBlocks? TransposedKeys(WeightMatrix? kvBRows16, ModelConfig c)
+    {
+        int rowsPerHead = c.QkNopeHeadDim + c.VHeadDim;
+        if (kvBRows16 is null || c.QkNopeHeadDim % 32 != 0 || rowsPerHead % 16 != 0) return null;
+        return TransposedRowBlocks.Create(kvBRows16, 0, rowsPerHead, c.QkNopeHeadDim, c.NumAttentionHeads, RepackArena!);
+    }
+
     private byte* ReadIntoArena(string tensor)
     {
         var info = tensors.Info(tensor);
