@@ -27,6 +27,13 @@ internal static unsafe class Int4Rows16Kernels
     private const int BlockBytes = Rows * Group / 2;
 
     /// <summary>
+    /// How far ahead a one-token product asks for weight bytes, into L2 (prefetcht1) rather than L1: on the 2-core
+    /// Xeon guest, batches of expert-sized matrices streamed at 84–91 % of the bandwidth probe this way, against 77 %
+    /// with the row kernels' 8 KB into L1 (1 thread: 90 % against 87 %).
+    /// </summary>
+    internal const int DecodePrefetchDistance = 16384;
+
+    /// <summary>
     /// The blocks a row range computes when rows are split across threads: each block whose first row falls in
     /// [<paramref name="rowStart"/>, <paramref name="rowEnd"/>), all 16 of its rows, so every row is written exactly once.
     /// </summary>
@@ -243,9 +250,9 @@ internal static unsafe class Int4Rows16Kernels
             byte* b = blocks + (long)g * BlockBytes;
             if (prefetch)
             {
-                // Decode streams the weights from DRAM once (see Int4Kernels.PrefetchDistance).
-                Sse.Prefetch0(b + Int4Kernels.PrefetchDistance); Sse.Prefetch0(b + Int4Kernels.PrefetchDistance + 64);
-                Sse.Prefetch0(b + Int4Kernels.PrefetchDistance + 128); Sse.Prefetch0(b + Int4Kernels.PrefetchDistance + 192);
+                // Decode streams the weights from DRAM once (see DecodePrefetchDistance).
+                Sse.Prefetch1(b + DecodePrefetchDistance); Sse.Prefetch1(b + DecodePrefetchDistance + 64);
+                Sse.Prefetch1(b + DecodePrefetchDistance + 128); Sse.Prefetch1(b + DecodePrefetchDistance + 192);
             }
             var w0 = Vector512.Load(b); var w1 = Vector512.Load(b + 64); var w2 = Vector512.Load(b + 128); var w3 = Vector512.Load(b + 192);
             var s = GroupSum(w0 & nibble, w1 & nibble, w2 & nibble, w3 & nibble,
