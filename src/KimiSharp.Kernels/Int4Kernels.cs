@@ -590,7 +590,7 @@ internal sealed unsafe class QuantizedActivations : IDisposable, IRowJob
                 float inv = amax > 0 ? 127f / amax : 0f;
                 var qa = Vector512.Clamp(Vector512.ConvertToInt32Native(Vector512.Round(a * inv)), Vector512.Create(-127), Vector512.Create(127));
                 var qb = Vector512.Clamp(Vector512.ConvertToInt32Native(Vector512.Round(b * inv)), Vector512.Create(-127), Vector512.Create(127));
-                sum = Vector512.Sum(qa + qb);
+                sum = (qa + qb).ExactSum();
                 Avx512F.ConvertToVector128SByte(qa).Store(token.Natural + c0);
                 Avx512F.ConvertToVector128SByte(qb).Store(token.Natural + c0 + 16);
             }
@@ -666,6 +666,17 @@ internal sealed unsafe class QuantizedActivations : IDisposable, IRowJob
 
 internal static class VectorExtensions
 {
+    /// <summary>The sum of integer lanes (exact in any order), in 6 instructions instead of Vector512.Sum's per-quarter reduction.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int ExactSum(this Vector512<int> v)
+    {
+        var h = v.GetLower() + v.GetUpper();
+        var q = h.GetLower() + h.GetUpper();
+        q += Vector128.Shuffle(q, Vector128.Create(2, 3, 0, 1));
+        q += Vector128.Shuffle(q, Vector128.Create(1, 0, 3, 2));
+        return q.ToScalar();
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float ToScalarMax(this Vector512<float> v)
     {
