@@ -23,7 +23,7 @@ public static class BenchCommand
         int bandwidthMb = options.Int("bandwidth-mb") ?? 1024;
         if (prompt < 1 || gen < 1 || rounds < 1) throw new UsageException("--prompt, --gen and --rounds must be at least 1");
         bool previousInt8 = MatrixKernels.Int8Activations;
-        MatrixKernels.Int8Activations = options.Has("int8");
+        MatrixKernels.Int8Activations = options.Flag("int8");
         try
         {
             ForwardProfile.Enabled = options.Has("profile");

@@ -22,7 +22,8 @@ internal static class ChatCommand
     public static async Task<int> RunAsync(CommandLine options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
         options.AllowPositional().AllowOnly("model", "max-tokens", "temperature", "system", "seed", "name", "threads",
-            "no-tools", "max-steps");
+            "no-tools", "max-steps", "int8");
+        using var activations = ModelLocator.ActivationMode(options);
         if (options.Int("threads") is int threads) Kernels.KernelThreading.MaxThreads = Math.Max(1, threads);
         bool tools = !options.Has("no-tools");
         if (options.Get("no-tools") is { } stray)

@@ -31,6 +31,8 @@ public static class CliApp
               Raw text completion, no chat template.
           kimi serve [--model DIR] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--name ID]
               OpenAI- and Anthropic-compatible HTTP server (/v1/chat/completions, /v1/messages, …).
+              chat, generate and serve take --int8: INT4 weights multiply int8-quantized activations (repacked at load),
+              the fast mode kimi bench --int8 measures, within quantization error of the exact float32 default.
           kimi chat-template --messages FILE.json [--tools FILE.json] [--template FILE.jinja | --model DIR]
                              [--var name=json ...] [--no-generation-prompt]
               Print the prompt a chat template renders for a conversation.
@@ -153,6 +155,23 @@ public sealed class CommandLine
     }
 
     public bool Has(string name) => _values.ContainsKey(name);
+
+    /// <summary>
+    /// Whether the value-less option --<paramref name="name"/> was given. A word the parser took for its value
+    /// ("--int8 question") becomes a free argument where the command accepts those, else a usage error.
+    /// </summary>
+    public bool Flag(string name)
+    {
+        if (!_values.TryGetValue(name, out var values)) return false;
+        foreach (var value in values)
+        {
+            if (value is null) continue;
+            if (!_allowPositional) throw new UsageException($"--{name} takes no value (got '{value}')");
+            Positional.Add(value);
+        }
+        values.RemoveAll(v => v is not null);
+        return true;
+    }
 
     public string? Get(string name) => _values.TryGetValue(name, out var v) ? v[^1] : null;
 

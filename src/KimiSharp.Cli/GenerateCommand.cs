@@ -9,7 +9,8 @@ internal static class GenerateCommand
 {
     public static async Task<int> RunAsync(CommandLine options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
-        options.AllowOnly("model", "prompt", "max-tokens", "temperature", "top-p", "seed", "name", "threads");
+        options.AllowOnly("model", "prompt", "max-tokens", "temperature", "top-p", "seed", "name", "threads", "int8");
+        using var activations = ModelLocator.ActivationMode(options);
         if (options.Int("threads") is int threads) Kernels.KernelThreading.MaxThreads = Math.Max(1, threads);
         string prompt = options.Require("prompt");
         var generation = new GenerationOptions

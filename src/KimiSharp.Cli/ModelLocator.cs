@@ -1,4 +1,5 @@
 using KimiSharp.Engine;
+using KimiSharp.Kernels;
 using KimiSharp.Engine.Chat;
 using KimiSharp.Model;
 
@@ -29,7 +30,25 @@ internal static class ModelLocator
     {
         string dir = Resolve(options);
         using var bar = new ConsoleProgress(stderr, $"loading {Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)))}");
-        return KimiChatService.Load(dir, engine, options.Get("name"), progress: bar);
+        var load = new KimiModelLoadOptions { RepackInt4ForInt8 = MatrixKernels.Int8Activations };
+        return KimiChatService.Load(dir, engine, options.Get("name"), progress: bar, loadOptions: load);
+    }
+
+    /// <summary>
+    /// <c>--int8</c>: INT4 weights multiply int8-quantized activations with integer dot products, repacked at load
+    /// (what <c>kimi bench --int8</c> measures): several times faster, within quantization error of the exact float32
+    /// default. Call before <see cref="LoadChat"/>; disposing restores the previous mode.
+    /// </summary>
+    public static IDisposable ActivationMode(CommandLine options)
+    {
+        bool previous = MatrixKernels.Int8Activations;
+        MatrixKernels.Int8Activations = options.Flag("int8") || previous;
+        return new Restore(() => MatrixKernels.Int8Activations = previous);
+    }
+
+    private sealed class Restore(Action restore) : IDisposable
+    {
+        public void Dispose() => restore();
     }
 }
 

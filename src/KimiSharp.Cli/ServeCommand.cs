@@ -9,7 +9,8 @@ internal static class ServeCommand
 {
     public static async Task<int> RunAsync(CommandLine options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
-        options.AllowOnly("model", "host", "port", "api-key", "name", "kv-budget-mb", "max-batch", "threads");
+        options.AllowOnly("model", "host", "port", "api-key", "name", "kv-budget-mb", "max-batch", "threads", "int8");
+        using var activations = ModelLocator.ActivationMode(options);
         if (options.Int("threads") is int threads) Kernels.KernelThreading.MaxThreads = Math.Max(1, threads);
         var engine = new EngineOptions
         {

@@ -6,6 +6,7 @@ using KimiSharp.Model.Checkpoints;
 namespace KimiSharp.Cli.Tests;
 
 /// <summary><c>kimi init-random</c> writes a loadable checkpoint of the configured shape; <c>kimi bench</c> reports every figure.</summary>
+[Collection(nameof(KernelSettingsCollection))]
 public sealed class BenchCommandTests : IDisposable
 {
     private readonly string _scratch = Directory.CreateTempSubdirectory("kimi-bench-test-").FullName;

@@ -41,11 +41,11 @@ public sealed class KimiChatService : IAsyncDisposable
 
     /// <summary>Loads model, tokenizer and chat template from a Hugging Face folder.</summary>
     public static KimiChatService Load(string directory, EngineOptions? engineOptions = null, string? modelId = null,
-        ILoggerFactory? loggerFactory = null, IProgress<LoadProgress>? progress = null)
+        ILoggerFactory? loggerFactory = null, IProgress<LoadProgress>? progress = null, KimiModelLoadOptions? loadOptions = null)
     {
         var tokenizer = KimiTokenizer.FromModelDirectory(directory);
         var template = ChatTemplate.FromModelDirectory(directory);
-        var model = KimiModel.Load(directory, progress);
+        var model = KimiModel.Load(directory, loadOptions ?? new KimiModelLoadOptions(), progress);
         try { return new KimiChatService(model, tokenizer, template, engineOptions, modelId, loggerFactory); }
         catch { model.Dispose(); throw; }
     }
