@@ -397,7 +397,7 @@ internal static unsafe class Int4Kernels
             int c0 = g * Group, c1 = Math.Min(cols, c0 + Group), isum = 0;
             for (int c = c0; c < c1; c++)
                 isum += ((bytes[c >> 1] >> (4 * (c & 1))) & 0xF) * xq.Natural[c];
-            isum -= 8 * xq.GroupSums[g];
+            isum -= xq.GroupOffsets[g];
             sum = MathF.FusedMultiplyAdd(isum, Scale(scales, g) * xq.GroupScales[g], sum);
         }
         return sum;
@@ -506,12 +506,13 @@ internal sealed unsafe class QuantizedActivations : IDisposable, IRowJob
     /// <summary>Bytes per token (the layout's stride).</summary>
     internal long Stride => _stride;
 
-    public readonly struct Token(byte* blocks, sbyte* natural, float* groupScales, int* groupSums)
+    public readonly struct Token(byte* blocks, sbyte* natural, float* groupScales, int* groupOffsets)
     {
         public readonly byte* Blocks = blocks;
         public readonly sbyte* Natural = natural;
         public readonly float* GroupScales = groupScales;
-        public readonly int* GroupSums = groupSums;
+        /// <summary>8·Σ xq over group g: what the weights' +8 nibble offset adds to the group's integer sum.</summary>
+        public readonly int* GroupOffsets = groupOffsets;
     }
 
     private byte* _memory;
@@ -606,7 +607,7 @@ internal sealed unsafe class QuantizedActivations : IDisposable, IRowJob
                 }
             }
             token.GroupScales[g] = amax / 127f;
-            token.GroupSums[g] = sum;
+            token.GroupOffsets[g] = 8 * sum;
         }
         int first = 0;
         if (UseVectors && _superblocks > 0)

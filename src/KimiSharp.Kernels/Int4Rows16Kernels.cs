@@ -135,7 +135,7 @@ internal static unsafe class Int4Rows16Kernels
                 {
                     int s = 0;
                     for (int c = 0; c < Group; c++) s += Element(w, row, g * Group + c) * xq.Natural[g * Group + c];
-                    s -= 8 * xq.GroupSums[g];
+                    s -= xq.GroupOffsets[g];
                     acc = MathF.FusedMultiplyAdd(s * xq.GroupScales[g], Scale(w, row, g), acc);
                 }
                 y[t * yStride + r] = acc;
@@ -234,7 +234,7 @@ internal static unsafe class Int4Rows16Kernels
     /// <summary>acc + float(s − 8·Σxq_g)·dx_g·scale_g: a group's exact integer sum into one token's 16 row accumulators.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Accumulate(Vector512<int> sum, QuantizedActivations.Token x, int g, Vector512<float> scale, Vector512<float> acc) =>
-        Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(sum - Vector512.Create(8 * x.GroupSums[g])) * x.GroupScales[g], scale, acc);
+        Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(sum - Vector512.Create(x.GroupOffsets[g])) * x.GroupScales[g], scale, acc);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Block1(WeightMatrix w, int block, QuantizedActivations.Token x, float* y, bool prefetch)
@@ -258,7 +258,7 @@ internal static unsafe class Int4Rows16Kernels
             var s = GroupSum(w0 & nibble, w1 & nibble, w2 & nibble, w3 & nibble,
                 Avx512BW.ShiftRightLogical(w0.AsUInt16(), 4).AsByte() & nibble, Avx512BW.ShiftRightLogical(w1.AsUInt16(), 4).AsByte() & nibble,
                 Avx512BW.ShiftRightLogical(w2.AsUInt16(), 4).AsByte() & nibble, Avx512BW.ShiftRightLogical(w3.AsUInt16(), 4).AsByte() & nibble,
-                x.Natural + g * Group, ones) - Vector512.Create(8 * x.GroupSums[g]);
+                x.Natural + g * Group, ones) - Vector512.Create(x.GroupOffsets[g]);
             acc = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(s) * x.GroupScales[g], Scales(scales + g * Rows), acc);
         }
         acc.Store(y);
