@@ -143,8 +143,8 @@ public sealed class MlaAttention
 
     /// <summary>
     /// Causal attention of every head. Expanded (prefill): one head per work item, its queries 4 tokens at a time
-    /// against the expanded keys and values. Absorbed (decode): four parallel steps per token, each split so that the
-    /// latent cache is read from memory once for all heads, not once per thread: fold kv_b_proj into every head's
+    /// against the head's expanded keys and values, gathered into dense blocks first. Absorbed (decode): four parallel
+    /// steps per token, each split so that the latent cache is read from memory once for all heads, not once per thread: fold kv_b_proj into every head's
     /// query (heads split), score every head against blocks of positions (positions split), softmax, mix the latents
     /// for every head in 64-column chunks (columns split), project each mixed latent to the head's value (heads split).
     /// The products are <see cref="AttentionKernels"/>', whose per-element arithmetic does not depend on the split.
@@ -242,14 +242,37 @@ public sealed class MlaAttention
         private void AttendExpanded(int h, float* expanded, float* ropeKeys, float* scores)
         {
             var a = _a;
-            int kvWidth = a._heads * (a._nope + a._vDim);
-            float* keys = expanded + h * (a._nope + a._vDim), values = keys + a._nope;
+            int perHead = a._nope + a._vDim, kvWidth = a._heads * perHead;
+            // The head's keys and values, gathered out of the [context, heads, nope + v] expansion into two dense
+            // blocks: every pass over them then streams contiguous rows instead of 512-byte pieces a whole
+            // expansion row apart (the products, and so the results, are the same).
+            long need = (long)_context * perHead;
+            var gathered = t_headKv is { } buffer && buffer.Length >= need ? buffer : t_headKv = new float[need];
+            fixed (float* kv = gathered)
+            {
+                float* keys = kv, values = kv + (long)_context * a._nope;
+                for (int s = 0; s < _context; s++)
+                {
+                    float* row = expanded + (long)s * kvWidth + h * perHead;
+                    new ReadOnlySpan<float>(row, a._nope).CopyTo(new Span<float>(keys + (long)s * a._nope, a._nope));
+                    new ReadOnlySpan<float>(row + a._nope, a._vDim).CopyTo(new Span<float>(values + (long)s * a._vDim, a._vDim));
+                }
+                AttendExpanded(h, keys, values, ropeKeys, scores);
+            }
+        }
+
+        [ThreadStatic] private static float[]? t_headKv;
+
+        /// <summary>Causal attention of head <paramref name="h"/>'s queries over its dense keys [context, nope] and values [context, v].</summary>
+        private void AttendExpanded(int h, float* keys, float* values, float* ropeKeys, float* scores)
+        {
+            var a = _a;
             long qStride = (long)a._heads * a._qkDim;
             for (int t0 = 0; t0 < _tokens; t0 += TokenBlock)
             {
                 int n = Math.Min(TokenBlock, _tokens - t0), span = _start + t0 + n;
                 float* q = _q + ((long)t0 * a._heads + h) * a._qkDim;
-                AttentionKernels.Scores(q, qStride, q + a._nope, qStride, n, keys, kvWidth, a._nope, ropeKeys, a._ropeDim, a._ropeDim,
+                AttentionKernels.Scores(q, qStride, q + a._nope, qStride, n, keys, a._nope, a._nope, ropeKeys, a._ropeDim, a._ropeDim,
                     span, a._rope.SoftmaxScale, scores, _context);
                 for (int i = 0; i < n; i++)
                 {
@@ -258,7 +281,7 @@ public sealed class MlaAttention
                     Ops.Softmax(new Span<float>(scores + (long)i * _context, visible));
                     new Span<float>(scores + (long)i * _context + visible, span - visible).Clear();
                 }
-                AttentionKernels.WeightedSum(scores, _context, n, values, kvWidth, a._vDim, span,
+                AttentionKernels.WeightedSum(scores, _context, n, values, a._vDim, a._vDim, span,
                     _out + ((long)t0 * a._heads + h) * a._vDim, (long)a._heads * a._vDim);
             }
         }
