@@ -34,8 +34,13 @@ public static class KernelThreading
         return (int)Math.Min(rows, Math.Min(s_maxThreads * 16L, work / MinParallelWork + 1));
     }
 
-    /// <summary>Runs <paramref name="job"/> over [0, rows) split into <paramref name="parts"/> contiguous ranges.</summary>
-    public static void ParallelRows(int rows, int parts, IRowJob job)
+    /// <summary>
+    /// Runs <paramref name="job"/> over [0, rows) split into <paramref name="parts"/> contiguous ranges. With
+    /// <paramref name="taper"/> the ranges shrink linearly from first to last (the first twice the mean, the last about
+    /// 2/parts of it), so the threads finish together: a job ends when its slowest thread's last range does, and
+    /// decode runs dozens of jobs a token.
+    /// </summary>
+    public static void ParallelRows(int rows, int parts, IRowJob job, bool taper = false)
     {
         parts = Math.Min(parts, rows);
         if (parts <= 1 || s_maxThreads <= 1 || WorkerPool.InsideJob)
@@ -56,8 +61,13 @@ public static class KernelThreading
                 }
             }
         }
-        pool.Run(rows, parts, job);
+        pool.Run(rows, parts, job, taper);
     }
+
+    /// <summary>Where part <paramref name="part"/> of <paramref name="parts"/> starts: uniform, or tapered (rows·(1 − (1 − p/P)²)).</summary>
+    internal static int PartStart(int rows, int part, int parts, bool taper) => taper
+        ? (int)((long)rows * part * (2L * parts - part) / ((long)parts * parts))
+        : (int)((long)rows * part / parts);
 
     /// <summary>
     /// One job at a time: the caller publishes it, wakes the workers, claims parts like they do, then waits for the
@@ -79,6 +89,7 @@ public static class KernelThreading
         private int _users;
         private IRowJob? _job;
         private int _rows, _parts, _nextPart, _doneParts;
+        private bool _taper;
         private Exception? _failure;
         private int _sleepers;
 
@@ -100,7 +111,7 @@ public static class KernelThreading
             lock (_sleepGate) Monitor.PulseAll(_sleepGate);
         }
 
-        public void Run(int rows, int parts, IRowJob job)
+        public void Run(int rows, int parts, IRowJob job, bool taper)
         {
             if (!Monitor.TryEnter(_runGate))
             {
@@ -113,7 +124,7 @@ public static class KernelThreading
                 Interlocked.Exchange(ref _jobGeneration, -1);
                 var spin = new SpinWait();
                 while (Volatile.Read(ref _users) != 0) spin.SpinOnce(-1);
-                _job = job; _rows = rows; _parts = parts; _failure = null;
+                _job = job; _rows = rows; _parts = parts; _taper = taper; _failure = null;
                 _nextPart = 0; _doneParts = 0;
                 long generation = _generation + 1;
                 Volatile.Write(ref _jobGeneration, generation);
@@ -144,11 +155,12 @@ public static class KernelThreading
         {
             var job = _job!;
             int rows = _rows, parts = _parts;
+            bool taper = _taper;
             while (true)
             {
                 int part = Interlocked.Increment(ref _nextPart) - 1;
                 if (part >= parts) return;
-                int start = (int)((long)rows * part / parts), end = (int)((long)rows * (part + 1) / parts);
+                int start = PartStart(rows, part, parts, taper), end = PartStart(rows, part + 1, parts, taper);
                 try
                 {
                     if (end > start) job.Run(start, end);

@@ -69,7 +69,7 @@ public sealed unsafe class MatVecBatch : IRowJob
         int rows = _firstRow[_count];
         int parts = KernelThreading.PartsFor(work, rows);
         if (parts <= 1) Run(0, rows);
-        else KernelThreading.ParallelRows(rows, parts, this);
+        else KernelThreading.ParallelRows(rows, parts, this, taper: true);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -228,7 +228,7 @@ public static unsafe class MatrixKernels
             long work = (long)rows * w1.Cols * tokens;
             int parts = KernelThreading.PartsFor(work, rows);
             if (parts <= 1) job.Run(0, rows);
-            else KernelThreading.ParallelRows(rows, parts, job);
+            else KernelThreading.ParallelRows(rows, parts, job, taper: tokens == 1);
         }
         finally
         {

@@ -473,7 +473,7 @@ public sealed unsafe class KernelPathsTests : IDisposable
                 {
                     int rows = 1 + round % 37;
                     var output = new long[rows];
-                    KernelThreading.ParallelRows(rows, Math.Min(rows, 1 + round % 9), new SumJob(output));
+                    KernelThreading.ParallelRows(rows, Math.Min(rows, 1 + round % 9), new SumJob(output), taper: round % 2 == 1);
                     for (int r = 0; r < rows; r++) Assert.Equal((long)r * r + 1, output[r]);
                 }
                 if (threads > 1)
@@ -486,6 +486,35 @@ public sealed unsafe class KernelPathsTests : IDisposable
         finally
         {
             KernelThreading.MaxThreads = saved;
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(7, 7)]
+    [InlineData(100, 32)]
+    [InlineData(22528, 32)]
+    [InlineData(163840, 32)]
+    public void Tapered_parts_cover_the_rows_in_order_and_shrink_toward_the_end(int rows, int parts)
+    {
+        int previous = 0, previousSize = rows;
+        for (int p = 1; p <= parts; p++)
+        {
+            int start = KernelThreading.PartStart(rows, p - 1, parts, taper: true), end = KernelThreading.PartStart(rows, p, parts, taper: true);
+            Assert.Equal(previous, start);
+            Assert.True(end >= start);
+            // Sizes never grow (up to one row of rounding).
+            Assert.True(end - start <= previousSize + 1, $"part {p - 1}: {end - start} rows after {previousSize}");
+            previous = end;
+            previousSize = end - start;
+        }
+        Assert.Equal(rows, previous);
+        if (rows >= 1000)
+        {
+            // The first part is about twice the mean, the last about 1/parts of the mean.
+            double mean = (double)rows / parts;
+            Assert.InRange(KernelThreading.PartStart(rows, 1, parts, taper: true), 1.8 * mean, 2.0 * mean);
+            Assert.InRange(rows - KernelThreading.PartStart(rows, parts - 1, parts, taper: true), 0.5 * mean / parts, 2.0 * mean / parts);
         }
     }
 
