@@ -15,15 +15,19 @@ public static class BenchCommand
 {
     public static int Run(CommandLine options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
-        options.AllowOnly("model", "threads", "prompt", "gen", "rounds", "int8", "bandwidth-mb", "profile");
+        options.AllowOnly("model", "threads", "prompt", "gen", "rounds", "int8", "float32", "bandwidth-mb", "profile");
         string modelDir = options.Require("model");
         if (options.Int("threads") is int threads)
             KernelThreading.MaxThreads = threads >= 1 ? threads : throw new UsageException("--threads must be at least 1");
         int prompt = options.Int("prompt") ?? 512, gen = options.Int("gen") ?? 64, rounds = options.Int("rounds") ?? 3;
         int bandwidthMb = options.Int("bandwidth-mb") ?? 1024;
         if (prompt < 1 || gen < 1 || rounds < 1) throw new UsageException("--prompt, --gen and --rounds must be at least 1");
+        // Quantized CPU engines multiply quantized weights with quantized activations (llama.cpp's Q4_0 × Q8_0), so the
+        // bench measures that mode by default; --float32 measures the exact path chat and serve use without --int8.
+        bool float32 = options.Flag("float32");
+        if (float32 && options.Flag("int8")) throw new UsageException("--int8 and --float32 exclude each other");
         bool previousInt8 = MatrixKernels.Int8Activations;
-        MatrixKernels.Int8Activations = options.Flag("int8");
+        MatrixKernels.Int8Activations = !float32;
         try
         {
             ForwardProfile.Enabled = options.Has("profile");

@@ -32,7 +32,7 @@ public static class CliApp
           kimi serve [--model DIR] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--name ID]
               OpenAI- and Anthropic-compatible HTTP server (/v1/chat/completions, /v1/messages, …).
               chat, generate and serve take --int8: INT4 weights multiply int8-quantized activations (repacked at load),
-              the fast mode kimi bench --int8 measures, within quantization error of the exact float32 default.
+              the fast mode kimi bench measures, within quantization error of the exact float32 default.
           kimi chat-template --messages FILE.json [--tools FILE.json] [--template FILE.jinja | --model DIR]
                              [--var name=json ...] [--no-generation-prompt]
               Print the prompt a chat template renders for a conversation.
@@ -56,8 +56,10 @@ public static class CliApp
               Mean loss and perplexity of a model on a text file.
           kimi info --model DIR
               Print the model's architecture, weight formats and size.
-          kimi bench --model DIR [--threads N] [--prompt 512] [--gen 64] [--rounds 3] [--int8] [--profile]
+          kimi bench --model DIR [--threads N] [--prompt 512] [--gen 64] [--rounds 3] [--float32] [--profile]
               Prefill and decode tokens/s, weight bytes per decoded token, measured memory bandwidth, roofline fraction.
+              Measures int8 activations on repacked INT4 weights (the fast mode, as llama.cpp's quantized kernels run);
+              --float32 measures the exact float32 path instead.
               --profile adds the time spent in each part of the forward pass (attention, experts, lm_head, …).
           kimi init-random --config FILE --out DIR [--quant int4|int4-all|fp8|bf16] [--seed N] [--shard-mb N] [--tokenizer bytes]
               Write a random-weight checkpoint of the config.json-style shape in FILE (int4: routed experts INT4);

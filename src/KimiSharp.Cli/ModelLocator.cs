@@ -36,7 +36,7 @@ internal static class ModelLocator
 
     /// <summary>
     /// <c>--int8</c>: INT4 weights multiply int8-quantized activations with integer dot products, repacked at load
-    /// (what <c>kimi bench --int8</c> measures): several times faster, within quantization error of the exact float32
+    /// (what <c>kimi bench</c> measures by default): several times faster, within quantization error of the exact float32
     /// default. Call before <see cref="LoadChat"/>; disposing restores the previous mode.
     /// </summary>
     public static IDisposable ActivationMode(CommandLine options)

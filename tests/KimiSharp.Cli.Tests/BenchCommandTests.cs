@@ -65,18 +65,21 @@ public sealed class BenchCommandTests : IDisposable
         File.WriteAllText(config, SmallConfig);
         string dir = Path.Combine(_scratch, "model");
         Assert.Equal(0, (await Run("init-random", "--config", config, "--out", dir, "--quant", "int4")).Code);
-        foreach (var extra in new[] { Array.Empty<string>(), ["--int8", "--profile"] })
+        // The default measures int8 activations on repacked weights (as --int8 says explicitly); --float32 the exact path.
+        foreach (var extra in new[] { Array.Empty<string>(), ["--int8", "--profile"], ["--float32"] })
         {
+            bool float32 = extra.Contains("--float32"), profile = extra.Contains("--profile");
             var (code, output, error) = await Run(["bench", "--model", dir, "--threads", "2", "--prompt", "8", "--gen", "4", "--rounds", "1", "--bandwidth-mb", "8", .. extra]);
             Assert.True(code == 0, error);
             foreach (var label in new[] { "prefill", "decode", "decode (0)", "weights/tok", "cache/tok", "bandwidth", "roofline", "decode/roof", "peak RSS" })
                 Assert.Contains(label, output);
             // Decoding 4 tokens after an 8-token prompt reads the cache at a mean context of 8 + 4/2.
             Assert.Contains("at its mean context 10)", output);
-            Assert.Equal(extra.Length > 0, output.Contains("INT4 weights repacked into 16-row blocks", StringComparison.Ordinal));
+            Assert.Equal(!float32, output.Contains("INT4 weights repacked into 16-row blocks", StringComparison.Ordinal));
+            Assert.Contains(float32 ? "activations float32" : "activations int8", output);
             // --profile: one line per phase, with prefill and decode times that are not all zero.
-            Assert.Equal(extra.Length > 0, output.Contains("profile (last round", StringComparison.Ordinal));
-            if (extra.Length > 0)
+            Assert.Equal(profile, output.Contains("profile (last round", StringComparison.Ordinal));
+            if (profile)
             {
                 // Every phase has a line "name  prefill-ms ms share %  decode-ms ms share %"; the shares add up to 100.
                 var rows = Enum.GetNames<ForwardPhase>().Select(name =>
@@ -103,5 +106,8 @@ public sealed class BenchCommandTests : IDisposable
         File.WriteAllText(config, SmallConfig);
         Assert.Equal(2, (await Run("init-random", "--config", config, "--out", Path.Combine(_scratch, "q"), "--quant", "int3")).Code);
         Assert.Equal(2, (await Run("bench", "--model", _scratch, "--prompt", "0")).Code);
+        var (code, _, error) = await Run("bench", "--model", _scratch, "--int8", "--float32");
+        Assert.Equal(2, code);
+        Assert.Contains("--int8 and --float32 exclude each other", error);
     }
 }
