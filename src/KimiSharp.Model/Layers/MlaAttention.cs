@@ -144,10 +144,11 @@ public sealed class MlaAttention
     /// <summary>
     /// Causal attention of every head. Expanded (prefill): one head per work item, its queries 4 tokens at a time
     /// against the head's expanded keys and values, gathered into dense blocks first. Absorbed (decode): four parallel
-    /// steps per token, each split so that the latent cache is read from memory once for all heads, not once per thread: fold kv_b_proj into every head's
-    /// query (heads split), score every head against blocks of positions (positions split), softmax, mix the latents
-    /// for every head in 64-column chunks (columns split), project each mixed latent to the head's value (heads split).
-    /// The products are <see cref="AttentionKernels"/>', whose per-element arithmetic does not depend on the split.
+    /// steps per token, each split so that the latent cache is read from memory once for all heads, not once per
+    /// thread: fold kv_b_proj into every head's query (heads split), score every head against blocks of positions
+    /// (positions split), softmax, mix the latents for every head in 64-column chunks (columns split), project each
+    /// mixed latent to the head's value (heads split). The products are <see cref="AttentionKernels"/>', whose
+    /// per-element arithmetic does not depend on the split.
     /// </summary>
     private sealed unsafe class HeadJob : IRowJob
     {
