@@ -132,7 +132,9 @@ public class OpsBenchmarks : IDescribesWork
 
 /// <summary>
 /// MLA attention over a latent cache, one thread: absorbed decode (16 heads' scores against Positions latents of 512 +
-/// rope 64, then their weighted sums of the latents), and kv_b_proj folded into one head's query (128 INT4 rows of 512).
+/// rope 64, then their weighted sums of the latents), and kv_b_proj folded into one head's query (128 INT4 rows of
+/// 512): in float32, and in the int8 mode through the head's transposed key copy; plus the int8 value projection of
+/// one head's mixed latent (128 rows of the 16-row copy).
 /// </summary>
 public unsafe class AttentionBenchmarks : IDescribesWork, IDisposable
 {
@@ -144,8 +146,11 @@ public unsafe class AttentionBenchmarks : IDescribesWork, IDisposable
     private float* _queries, _ropeQueries, _latents, _ropeKeys, _scores, _mixed;
     private WeightMatrix? _kvB;
     private float[] _alphas = [], _absorbed = [];
-    private int* _packed;
-    private ushort* _scales;
+    private int* _packed, _packedHead;
+    private ushort* _scales, _scalesHead;
+    private WeightMatrix? _head16;
+    private TransposedRowBlocks? _keysTransposed;
+    private NativeArena? _arena;
 
     [GlobalSetup]
     public void Setup()
@@ -172,7 +177,22 @@ public unsafe class AttentionBenchmarks : IDescribesWork, IDisposable
         _alphas = new float[Nope];
         for (int i = 0; i < Nope; i++) _alphas[i] = (float)(rng.NextDouble() * 2 - 1);
         _absorbed = new float[Latent];
+
+        // One head of kv_b_proj (128 key rows, then 128 value rows) in the 16-row layout, and its transposed key copy.
+        var head = new float[2 * Nope * Latent];
+        for (int i = 0; i < head.Length; i++) head[i] = (float)(rng.NextDouble() * 2 - 1) * 0.02f;
+        var hq = WeightEncoding.QuantizeInt4Packed(head, 2 * Nope, Latent, 32);
+        _packedHead = (int*)NativeMemory.AlignedAlloc((nuint)(hq.Packed.Length * 4), 64);
+        hq.Packed.CopyTo(new Span<int>(_packedHead, hq.Packed.Length));
+        _scalesHead = (ushort*)NativeMemory.AlignedAlloc((nuint)(hq.Scales.Length * 2), 64);
+        hq.Scales.CopyTo(new Span<ushort>(_scalesHead, hq.Scales.Length));
+        _head16 = WeightMatrix.FromPackedInt(_packedHead, _scalesHead, 2 * Nope, Latent, 4, 32).RepackRows16();
+        _arena = new NativeArena(1 << 20);
+        _keysTransposed = TransposedRowBlocks.Create(_head16, 0, 2 * Nope, Nope, 1, _arena);
+        _values = new float[Nope];
     }
+
+    private float[] _values = [];
 
     [Benchmark]
     public void Scores() => AttentionKernels.Scores(_queries, Latent, _ropeQueries, Rope, Heads, _latents, Latent, Latent, _ropeKeys, Rope, Rope,
@@ -184,20 +204,32 @@ public unsafe class AttentionBenchmarks : IDescribesWork, IDisposable
     [Benchmark]
     public void FoldKvBIntoQuery() => MatrixKernels.AddScaledRows(_kvB!, 0, _alphas, _absorbed);
 
+    [Benchmark]
+    public void FoldKvBIntoQueryInt8() => _keysTransposed!.TransposeMultiplyInt8(0, _alphas, _absorbed);
+
+    [Benchmark]
+    public void ProjectValuesInt8() => MatrixKernels.DotRowsInt8(_head16!, Nope, new ReadOnlySpan<float>(_mixed, Latent), _values);
+
     public (double Bytes, double Flops) Work(string method) => method switch
     {
         nameof(Scores) => (4.0 * Positions * (Latent + Rope) + 4.0 * Heads * (Latent + Rope + Positions), 2.0 * Heads * Positions * (Latent + Rope)),
         nameof(WeightedSum) => (4.0 * Positions * Latent + 4.0 * Heads * (Positions + Latent), 2.0 * Heads * Positions * Latent),
         nameof(FoldKvBIntoQuery) => (Nope * (Latent / 2.0 + Latent / 32 * 2.0) + 8.0 * Latent, 2.0 * Nope * Latent),
+        // The transposed copy (nibbles + its unit scales, one per 32 key rows) and the source's scales for the factors.
+        nameof(FoldKvBIntoQueryInt8) => (Nope * Latent / 2.0 + Latent * (Nope / 32) * 2.0 + Nope * (Latent / 32) * 2.0 + 8.0 * Latent, 2.0 * Nope * Latent),
+        nameof(ProjectValuesInt8) => (Nope * (Latent / 2.0 + Latent / 32 * 2.0) + 4.0 * (Latent + Nope), 2.0 * Nope * Latent),
         _ => (0, 0),
     };
 
     [GlobalCleanup]
     public void Dispose()
     {
-        foreach (var p in new[] { (nint)_queries, (nint)_ropeQueries, (nint)_latents, (nint)_ropeKeys, (nint)_scores, (nint)_mixed, (nint)_packed, (nint)_scales })
+        foreach (var p in new[] { (nint)_queries, (nint)_ropeQueries, (nint)_latents, (nint)_ropeKeys, (nint)_scores, (nint)_mixed, (nint)_packed, (nint)_scales,
+                     (nint)_packedHead, (nint)_scalesHead })
             if (p != 0) NativeMemory.AlignedFree((void*)p);
         _queries = _ropeQueries = _latents = _ropeKeys = _scores = _mixed = null;
-        _packed = null; _scales = null;
+        _packed = _packedHead = null; _scales = _scalesHead = null;
+        _arena?.Dispose();
+        _arena = null;
     }
 }
