@@ -70,15 +70,13 @@ internal static unsafe class Int4Kernels
         int groups = w.Cols / Group;
         var idxLo = Vector512.Create(0u, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
         var idxHi = Vector512.Create(2u, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-        var toTop = Vector512.Create(28u, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16, 12, 8, 4, 0);
-        var flip = Vector128.Create(0x88888888u);
         Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
         float* x0 = x, x1 = x + xStride, x2 = x + 2 * xStride, x3 = x + 3 * xStride;
         for (int g = 0; g < groups; g++)
         {
-            var packed = (Vector128.Load(words + 4 * g) ^ flip).ToVector256Unsafe().ToVector512Unsafe();
-            var lo = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(packed, idxLo), toTop).AsInt32(), 28));
-            var hi = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(packed, idxHi), toTop).AsInt32(), 28));
+            var packed = Vector128.Load(words + 4 * g).ToVector256Unsafe().ToVector512Unsafe();
+            var lo = Nibbles(packed, idxLo);
+            var hi = Nibbles(packed, idxHi);
             var scale = Vector512.Create(Scale(scales, g));
             int c = g * Group;
             var t0 = Vector512.FusedMultiplyAdd(hi, Vector512.Load(x0 + c + 16), lo * Vector512.Load(x0 + c));
@@ -121,8 +119,6 @@ internal static unsafe class Int4Kernels
         int groups = w.Cols / Group;
         var idxLo = Vector512.Create(0u, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
         var idxHi = Vector512.Create(2u, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-        var toTop = Vector512.Create(28u, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16, 12, 8, 4, 0);
-        var flip = Vector128.Create(0x88888888u);
         Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default;
         for (int g = 0; g < groups; g++)
         {
@@ -134,12 +130,12 @@ internal static unsafe class Int4Kernels
             }
             var xl = Vector512.Load(xg);
             var xh = Vector512.Load(xg + 16);
-            var p0 = (Vector128.Load(words0 + 4 * g) ^ flip).ToVector256Unsafe().ToVector512Unsafe();
-            var p1 = (Vector128.Load(words1 + 4 * g) ^ flip).ToVector256Unsafe().ToVector512Unsafe();
-            var lo0 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(p0, idxLo), toTop).AsInt32(), 28));
-            var hi0 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(p0, idxHi), toTop).AsInt32(), 28));
-            var lo1 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(p1, idxLo), toTop).AsInt32(), 28));
-            var hi1 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(p1, idxHi), toTop).AsInt32(), 28));
+            var p0 = Vector128.Load(words0 + 4 * g).ToVector256Unsafe().ToVector512Unsafe();
+            var p1 = Vector128.Load(words1 + 4 * g).ToVector256Unsafe().ToVector512Unsafe();
+            var lo0 = Nibbles(p0, idxLo);
+            var hi0 = Nibbles(p0, idxHi);
+            var lo1 = Nibbles(p1, idxLo);
+            var hi1 = Nibbles(p1, idxHi);
             var t0 = Vector512.FusedMultiplyAdd(hi0, xh, lo0 * xl);
             var t1 = Vector512.FusedMultiplyAdd(hi1, xh, lo1 * xl);
             if ((g & 1) == 0)
@@ -191,37 +187,43 @@ internal static unsafe class Int4Kernels
         return acc0 + acc1;
     }
 
+    /// <summary>
+    /// 16 weights as floats: lane i takes word <paramref name="index"/>[i] of <paramref name="packed"/> shifted right by
+    /// 4·(i mod 8), and its low nibble (stored q + 8) picks q from a 16-entry table: two permutes and a shift for 16
+    /// values, with exactly the floats a sign extension and conversion would give.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Nibbles(Vector512<uint> packed, Vector512<uint> index) =>
+        Avx512F.PermuteVar16x32(Vector512.Create(-8f, -7f, -6f, -5f, -4f, -3f, -2f, -1f, 0f, 1f, 2f, 3f, 4f, 5f, 6f, 7f),
+            Avx512F.ShiftRightLogicalVariable(Avx512F.PermuteVar16x32(packed, index),
+                Vector512.Create(0u, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28)).AsInt32());
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float DotFull512(uint* words, ushort* scales, float* x, int groups)
     {
         if (groups == 0) return 0;
         var idxLo = Vector512.Create(0u, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
         var idxHi = Vector512.Create(2u, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-        // Moves nibble i of a word to the top 4 bits; an arithmetic shift by 28 then sign-extends it.
-        var toTop = Vector512.Create(28u, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16, 12, 8, 4, 0);
-        var flip = Vector128.Create(0x88888888u); // stored q+8 → (q+8)^8 is q's two's-complement nibble
         Vector512<float> acc0 = default, acc1 = default;
         int g = 0;
         for (; g + 2 <= groups; g += 2)
         {
             if ((g & 3) == 0) Sse.Prefetch0((byte*)(words + 4 * g) + PrefetchDistance);
-            acc0 = Group512(words, scales, x, g, idxLo, idxHi, toTop, flip, acc0);
-            acc1 = Group512(words, scales, x, g + 1, idxLo, idxHi, toTop, flip, acc1);
+            acc0 = Group512(words, scales, x, g, idxLo, idxHi, acc0);
+            acc1 = Group512(words, scales, x, g + 1, idxLo, idxHi, acc1);
         }
-        if (g < groups) acc0 = Group512(words, scales, x, g, idxLo, idxHi, toTop, flip, acc0);
+        if (g < groups) acc0 = Group512(words, scales, x, g, idxLo, idxHi, acc0);
         return Vector512.Sum(acc0 + acc1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Group512(uint* words, ushort* scales, float* x, int g,
-        Vector512<uint> idxLo, Vector512<uint> idxHi, Vector512<uint> toTop, Vector128<uint> flip, Vector512<float> acc)
+        Vector512<uint> idxLo, Vector512<uint> idxHi, Vector512<float> acc)
     {
-        var packed = (Vector128.Load(words + 4 * g) ^ flip).ToVector256Unsafe().ToVector512Unsafe();
-        var lo = Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(packed, idxLo), toTop).AsInt32(), 28);
-        var hi = Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(packed, idxHi), toTop).AsInt32(), 28);
+        var packed = Vector128.Load(words + 4 * g).ToVector256Unsafe().ToVector512Unsafe();
         float* xg = x + g * Group;
-        var t = Avx512F.ConvertToVector512Single(lo) * Vector512.Load(xg);
-        t = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(hi), Vector512.Load(xg + 16), t);
+        var t = Nibbles(packed, idxLo) * Vector512.Load(xg);
+        t = Vector512.FusedMultiplyAdd(Nibbles(packed, idxHi), Vector512.Load(xg + 16), t);
         return Vector512.FusedMultiplyAdd(t, Vector512.Create(Scale(scales, g)), acc);
     }
 
@@ -235,8 +237,6 @@ internal static unsafe class Int4Kernels
     {
         var idxLo = Vector512.Create(0u, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
         var idxHi = Vector512.Create(2u, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-        var toTop = Vector512.Create(28u, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16, 12, 8, 4, 0);
-        var flip = Vector128.Create(0x88888888u);
         // The rows are read 64 columns at a time, so each row's lines are wanted again and again: fetch whole rows
         // (and their scales) a few rows ahead during the first pass, so the later passes find them in cache.
         const int Ahead = 8;
@@ -254,14 +254,14 @@ internal static unsafe class Int4Kernels
                 uint* words = (uint*)(w.Data + row * w.RowBytes) + 4 * g;
                 ushort* scales = (ushort*)w.Scales + (long)row * w.ScaleStride + g;
                 var a = Vector512.Create(alphas[d]);
-                var p0 = (Vector128.Load(words) ^ flip).ToVector256Unsafe().ToVector512Unsafe();
-                var p1 = (Vector128.Load(words + 4) ^ flip).ToVector256Unsafe().ToVector512Unsafe();
+                var p0 = Vector128.Load(words).ToVector256Unsafe().ToVector512Unsafe();
+                var p1 = Vector128.Load(words + 4).ToVector256Unsafe().ToVector512Unsafe();
                 var s0 = Vector512.Create(Scale(scales, 0));
                 var s1 = Vector512.Create(Scale(scales, 1));
-                var v0 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(p0, idxLo), toTop).AsInt32(), 28)) * s0;
-                var v1 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(p0, idxHi), toTop).AsInt32(), 28)) * s0;
-                var v2 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(p1, idxLo), toTop).AsInt32(), 28)) * s1;
-                var v3 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(p1, idxHi), toTop).AsInt32(), 28)) * s1;
+                var v0 = Nibbles(p0, idxLo) * s0;
+                var v1 = Nibbles(p0, idxHi) * s0;
+                var v2 = Nibbles(p1, idxLo) * s1;
+                var v3 = Nibbles(p1, idxHi) * s1;
                 y0 = Vector512.FusedMultiplyAdd(a, v0, y0); y1 = Vector512.FusedMultiplyAdd(a, v1, y1);
                 y2 = Vector512.FusedMultiplyAdd(a, v2, y2); y3 = Vector512.FusedMultiplyAdd(a, v3, y3);
             }
@@ -284,13 +284,10 @@ internal static unsafe class Int4Kernels
     {
         var idxLo = Vector512.Create(0u, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
         var idxHi = Vector512.Create(2u, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-        var toTop = Vector512.Create(28u, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16, 12, 8, 4, 0);
-        var packed = (Vector128.Load(words + 4 * g) ^ Vector128.Create(0x88888888u)).ToVector256Unsafe().ToVector512Unsafe();
-        var lo = Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(packed, idxLo), toTop).AsInt32(), 28);
-        var hi = Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogicalVariable(Avx512F.PermuteVar16x32(packed, idxHi), toTop).AsInt32(), 28);
+        var packed = Vector128.Load(words + 4 * g).ToVector256Unsafe().ToVector512Unsafe();
         var scale = Vector512.Create(Scale(scales, g));
-        (Avx512F.ConvertToVector512Single(lo) * scale).Store(destination);
-        (Avx512F.ConvertToVector512Single(hi) * scale).Store(destination + 16);
+        (Nibbles(packed, idxLo) * scale).Store(destination);
+        (Nibbles(packed, idxHi) * scale).Store(destination + 16);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
