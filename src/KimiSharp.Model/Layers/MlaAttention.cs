@@ -143,19 +143,20 @@ public sealed class MlaAttention
 
     /// <summary>
     /// Causal attention of every head. Expanded (prefill): one head per work item, its queries 4 tokens at a time
-    /// against the head's expanded keys and values, gathered into dense blocks first. Absorbed (decode): four parallel
-    /// steps per token, each split so that the latent cache is read from memory once for all heads, not once per
-    /// thread: fold kv_b_proj into every head's query (heads split), score every head against blocks of positions
-    /// (positions split), softmax, mix the latents for every head in 64-column chunks (columns split), project each
-    /// mixed latent to the head's value (heads split). The products are <see cref="AttentionKernels"/>', whose
-    /// per-element arithmetic does not depend on the split.
+    /// against the head's expanded keys and values, gathered into dense blocks first. Absorbed (decode): three parallel
+    /// steps per token. Fold kv_b_proj into every head's query (heads split); attend every head over chunks of positions
+    /// (chunks split: each chunk's scores, their exponentials against the chunk's maximum and the weighted sum of its
+    /// latents, so each cached latent is read once, by one thread, while it is in cache); then per head combine the
+    /// chunks into the softmax-weighted latent and project it to the head's value (heads split). Chunk sizes follow the
+    /// context alone and the products are <see cref="AttentionKernels"/>', whose per-element arithmetic does not depend
+    /// on the split, so the thread count never changes a result.
     /// </summary>
     private sealed unsafe class HeadJob : IRowJob
     {
         private const int TokenBlock = 4;
-        /// <summary>Positions per scoring work item and columns per mixing work item.</summary>
-        private const int PositionChunk = 64, ColumnChunk = 64;
-        private enum Step { Expanded, Fold, Scores, Mix, Values }
+        private enum Step { Expanded, Fold, Attend, Values }
+        /// <summary>Positions per chunk at least, and chunks per decoded token at most (chunks grow with the context past that).</summary>
+        private const int MinChunk = 64, MaxChunks = 64;
 
         private readonly MlaAttention _a;
         private readonly KvCache _cache;
@@ -165,7 +166,11 @@ public sealed class MlaAttention
         private float[] _scratch = [];
         private Step _step;
         private int _token;
-        private float* _latents, _ropeKeys, _scores, _absorbedQueries, _mixed;
+        private float* _latents, _ropeKeys, _scores, _absorbedQueries, _mixed, _partials, _chunkMax, _chunkSum;
+        private int _chunk, _chunks;
+
+        /// <summary>Positions per chunk for a token that sees <paramref name="visible"/>: fixed by the context alone, never by the thread count.</summary>
+        private static int ChunkFor(int visible) => Math.Max(MinChunk, (visible + MaxChunks - 1) / MaxChunks);
 
         public HeadJob(MlaAttention attention, int layer, KvCache cache, float* q, float* output, int tokens, int start)
         {
@@ -187,9 +192,16 @@ public sealed class MlaAttention
             _scratch = ws.Array("attn.scratch", Units * (long)TokenBlock * _context);
         }
 
-        /// <summary>Scratch: scores [heads, context], absorbed queries [heads, latent], mixed latents [heads, latent].</summary>
-        public void PrepareAbsorbed() =>
-            _scratch = _cache.Workspace.Array("attn.scratch", (long)_a._heads * (_context + 2 * _a._latentDim));
+        /// <summary>
+        /// Scratch: scores [heads, context], absorbed queries [heads, latent], mixed latents [heads, latent], and per
+        /// position chunk its heads' partial mixes [chunks, heads, latent], score maxima and exponential sums [chunks, heads].
+        /// </summary>
+        public void PrepareAbsorbed()
+        {
+            // No token's chunk count exceeds this: ⌈visible/64⌉ up to 64 chunks of 64, then 64 (or fewer) longer ones.
+            int heads = _a._heads, chunks = Math.Min(MaxChunks, (_context + MinChunk - 1) / MinChunk);
+            _scratch = _cache.Workspace.Array("attn.scratch", (long)heads * (_context + 2 * _a._latentDim) + (long)chunks * heads * (_a._latentDim + 2));
+        }
 
         public void RunParallel(int units, long work)
         {
@@ -208,21 +220,23 @@ public sealed class MlaAttention
             {
                 _latents = latents; _ropeKeys = ropeKeys;
                 _scores = scratch; _absorbedQueries = scratch + (long)heads * _context; _mixed = _absorbedQueries + (long)heads * latentDim;
+                _partials = _mixed + (long)heads * latentDim;
                 for (int t = 0; t < _tokens; t++)
                 {
                     _token = t;
                     int visible = _start + t + 1;
                     _step = Step.Fold;
                     RunParallel(heads, (long)heads * a._nope * latentDim);
-                    _step = Step.Scores;
-                    RunParallel((visible + PositionChunk - 1) / PositionChunk, (long)heads * visible * (latentDim + a._ropeDim));
-                    for (int h = 0; h < heads; h++) Ops.Softmax(new Span<float>(_scores + (long)h * _context, visible));
-                    _step = Step.Mix;
-                    RunParallel((latentDim + ColumnChunk - 1) / ColumnChunk, (long)heads * visible * latentDim);
+                    _chunk = ChunkFor(visible);
+                    _chunks = (visible + _chunk - 1) / _chunk;
+                    _chunkMax = _partials + (long)_chunks * heads * latentDim;
+                    _chunkSum = _chunkMax + (long)_chunks * heads;
+                    _step = Step.Attend;
+                    RunParallel(_chunks, (long)heads * visible * (2 * latentDim + a._ropeDim));
                     _step = Step.Values;
                     RunParallel(heads, (long)heads * a._vDim * latentDim);
                 }
-                _latents = _ropeKeys = _scores = _absorbedQueries = _mixed = null;
+                _latents = _ropeKeys = _scores = _absorbedQueries = _mixed = _partials = _chunkMax = _chunkSum = null;
             }
         }
 
@@ -287,6 +301,26 @@ public sealed class MlaAttention
             }
         }
 
+        /// <summary>
+        /// Head <paramref name="head"/>'s mixed latent from its chunks, in chunk order: with M the largest chunk maximum,
+        /// w_u = exp(m_u − M) and L = Σ w_u·l_u, mixed = Σ_u (w_u / L)·partial_u — the softmax-weighted sum over all positions.
+        /// </summary>
+        private void Combine(int head)
+        {
+            int heads = _a._heads, latentDim = _a._latentDim;
+            float max = float.NegativeInfinity, total = 0;
+            for (int u = 0; u < _chunks; u++) max = MathF.Max(max, _chunkMax[u * heads + head]);
+            for (int u = 0; u < _chunks; u++) total += MathF.Exp(_chunkMax[u * heads + head] - max) * _chunkSum[u * heads + head];
+            var mixed = new Span<float>(_mixed + (long)head * latentDim, latentDim);
+            for (int u = 0; u < _chunks; u++)
+            {
+                float weight = MathF.Exp(_chunkMax[u * heads + head] - max) / total;
+                var partial = new ReadOnlySpan<float>(_partials + ((long)u * heads + head) * latentDim, latentDim);
+                if (u == 0) TensorPrimitives.Multiply(partial, weight, mixed);
+                else TensorPrimitives.MultiplyAdd(partial, weight, mixed, mixed);
+            }
+        }
+
         /// <summary>One work item of the current absorbed step for token <see cref="_token"/>.</summary>
         private void RunAbsorbedUnit(int unit)
         {
@@ -308,23 +342,30 @@ public sealed class MlaAttention
                     }
                     break;
                 }
-                case Step.Scores:
+                case Step.Attend:
                 {
-                    int first = unit * PositionChunk, count = Math.Min(PositionChunk, visible - first);
+                    // One chunk of positions for every head: scores, their exponentials against the chunk's own
+                    // maximum, and the exponential-weighted sum of the chunk's latents. The value step combines chunks.
+                    int first = unit * _chunk, count = Math.Min(_chunk, visible - first);
                     AttentionKernels.Scores(_absorbedQueries, latentDim, q + a._nope, a._qkDim, heads,
                         _latents + (long)first * latentDim, latentDim, latentDim, _ropeKeys + (long)first * a._ropeDim, a._ropeDim, a._ropeDim,
                         count, a._rope.SoftmaxScale, _scores + first, _context);
-                    break;
-                }
-                case Step.Mix:
-                {
-                    // Σ p·c̃ for every head over one chunk of the latent's columns.
-                    int first = unit * ColumnChunk, count = Math.Min(ColumnChunk, latentDim - first);
-                    AttentionKernels.WeightedSum(_scores, _context, heads, _latents + first, latentDim, count, visible, _mixed + first, latentDim);
+                    for (int h = 0; h < heads; h++)
+                    {
+                        var row = new Span<float>(_scores + (long)h * _context + first, count);
+                        float max = TensorPrimitives.Max(row);
+                        TensorPrimitives.Subtract(row, max, row);
+                        TensorPrimitives.Exp(row, row);
+                        _chunkMax[unit * heads + h] = max;
+                        _chunkSum[unit * heads + h] = Reductions.Sum(row);
+                    }
+                    AttentionKernels.WeightedSum(_scores + first, _context, heads, _latents + (long)first * latentDim, latentDim, latentDim, count,
+                        _partials + (long)unit * heads * latentDim, latentDim);
                     break;
                 }
                 case Step.Values:
                 {
+                    Combine(unit);
                     // The value projection W_UV applied once to the head's mixed latent; with int8 activations, by the
                     // int8 kernels on kv_b_proj's 16-row copy, as prefill's expansion computes it.
                     var output = new Span<float>(_out + ((long)t * heads + unit) * a._vDim, a._vDim);
