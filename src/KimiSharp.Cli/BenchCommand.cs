@@ -24,8 +24,8 @@ public static class BenchCommand
         if (prompt < 1 || gen < 1 || rounds < 1) throw new UsageException("--prompt, --gen and --rounds must be at least 1");
         // Quantized CPU engines multiply quantized weights with quantized activations (llama.cpp's Q4_0 × Q8_0), so the
         // bench measures that mode by default; --float32 measures the exact path chat and serve use without --int8.
-        bool float32 = options.Flag("float32");
-        if (float32 && options.Flag("int8")) throw new UsageException("--int8 and --float32 exclude each other");
+        bool float32 = options.Flag("float32"), int8 = options.Flag("int8");
+        if (float32 && int8) throw new UsageException("--int8 and --float32 exclude each other");
         bool previousInt8 = MatrixKernels.Int8Activations;
         MatrixKernels.Int8Activations = !float32;
         try

@@ -109,5 +109,8 @@ public sealed class BenchCommandTests : IDisposable
         var (code, _, error) = await Run("bench", "--model", _scratch, "--int8", "--float32");
         Assert.Equal(2, code);
         Assert.Contains("--int8 and --float32 exclude each other", error);
+        (code, _, error) = await Run("bench", "--model", _scratch, "--int8", "yes");
+        Assert.Equal(2, code);
+        Assert.Contains("--int8 takes no value (got 'yes')", error);
     }
 }
