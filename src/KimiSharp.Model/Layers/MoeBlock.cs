@@ -196,7 +196,7 @@ public sealed class MoeBlock
             fixed (float* pw = weights)
             {
                 job.Prepare(px, chosen, tokens, ws);
-                // One expert per work item: claimed dynamically, so experts with more tokens balance out.
+                // One expert per work item, largest first, claimed dynamically, so experts with more tokens balance out.
                 if (KernelThreading.PartsFor((long)slots * hidden * Experts[0].Width * 3, count) <= 1) job.Run(0, count);
                 else KernelThreading.ParallelRows(count, count, job);
                 combine.Prepare(job, po, pc, pw);
@@ -222,7 +222,7 @@ public sealed class MoeBlock
 
         private float* _x;
         private float[] _outputs = [];
-        private int[] _start = [], _slotToken = [], _slotOf = [];
+        private int[] _start = [], _slotToken = [], _slotOf = [], _order = [], _sizeKeys = [];
         private int _hidden;
         private bool _int8;
 
@@ -253,6 +253,11 @@ public sealed class MoeBlock
                     _slotToken[slot] = t;
                     _slotOf[t * k + j] = slot;
                 }
+            // Work items in decreasing expert size (most tokens first), so the last items a thread claims are the
+            // smallest and the threads finish together; each expert's outputs are its own, so the order changes nothing else.
+            if (_order.Length < count) { _order = new int[count]; _sizeKeys = new int[count]; }
+            for (int e = 0; e < count; e++) { _order[e] = e; _sizeKeys[e] = -(_start[e + 1] - _start[e]); }
+            Array.Sort(_sizeKeys, _order, 0, count);
         }
 
         public void Run(int first, int end)
@@ -265,9 +270,9 @@ public sealed class MoeBlock
 
         private void RunExperts(int first, int end)
         {
-            for (int e = first; e < end; e++)
+            for (int item = first; item < end; item++)
             {
-                int from = _start[e], n = _start[e + 1] - from;
+                int e = _order[item], from = _start[e], n = _start[e + 1] - from;
                 if (n == 0) continue;
                 // Inputs gathered into this thread's buffer (grown when needed): only the outputs need a row per slot.
                 long inputs = (long)n * _hidden;
