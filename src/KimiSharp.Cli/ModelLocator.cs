@@ -1,6 +1,6 @@
 using KimiSharp.Engine;
-using KimiSharp.Kernels;
 using KimiSharp.Engine.Chat;
+using KimiSharp.Kernels;
 using KimiSharp.Model;
 
 namespace KimiSharp.Cli;

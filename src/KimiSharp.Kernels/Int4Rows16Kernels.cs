@@ -231,7 +231,7 @@ internal static unsafe class Int4Rows16Kernels
         h3 = Avx512BW.ShiftRightLogical(w3.AsUInt16(), 4).AsByte() & nibble;
     }
 
-    /// <summary>acc + float(s − 8·Σxq_g)·dx_g·scale_g: a group's exact integer sum into one token's 16 row accumulators.</summary>
+    /// <summary>fma(float(s − 8·Σxq_g)·dx_g, scale_g, acc): a group's exact integer sum into one token's 16 row accumulators.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Accumulate(Vector512<int> sum, QuantizedActivations.Token x, int g, Vector512<float> scale, Vector512<float> acc) =>
         Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(sum - Vector512.Create(x.GroupOffsets[g])) * x.GroupScales[g], scale, acc);
@@ -254,12 +254,8 @@ internal static unsafe class Int4Rows16Kernels
                 Sse.Prefetch1(b + DecodePrefetchDistance); Sse.Prefetch1(b + DecodePrefetchDistance + 64);
                 Sse.Prefetch1(b + DecodePrefetchDistance + 128); Sse.Prefetch1(b + DecodePrefetchDistance + 192);
             }
-            var w0 = Vector512.Load(b); var w1 = Vector512.Load(b + 64); var w2 = Vector512.Load(b + 128); var w3 = Vector512.Load(b + 192);
-            var s = GroupSum(w0 & nibble, w1 & nibble, w2 & nibble, w3 & nibble,
-                Avx512BW.ShiftRightLogical(w0.AsUInt16(), 4).AsByte() & nibble, Avx512BW.ShiftRightLogical(w1.AsUInt16(), 4).AsByte() & nibble,
-                Avx512BW.ShiftRightLogical(w2.AsUInt16(), 4).AsByte() & nibble, Avx512BW.ShiftRightLogical(w3.AsUInt16(), 4).AsByte() & nibble,
-                x.Natural + g * Group, ones) - Vector512.Create(x.GroupOffsets[g]);
-            acc = Vector512.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(s) * x.GroupScales[g], Scales(scales + g * Rows), acc);
+            Unpack(b, nibble, out var l0, out var l1, out var l2, out var l3, out var h0, out var h1, out var h2, out var h3);
+            acc = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x.Natural + g * Group, ones), x, g, Scales(scales + g * Rows), acc);
         }
         acc.Store(y);
     }

@@ -36,7 +36,7 @@ public sealed class MlaAttention
     public float[]? KvABias { get; init; }
     public required float[] KvANorm { get; init; }
     public required WeightMatrix KvBProj { get; init; }
-    /// <summary>kv_b_proj repacked for the int8 kernels, when the load made that copy: prefill expands the latents with it.</summary>
+    /// <summary>kv_b_proj repacked for the int8 kernels, when the load made that copy: prefill expands the latents with it, int8 decode projects the values.</summary>
     public WeightMatrix? KvBProjRows16 { get; init; }
     /// <summary>Each head's key rows of that copy, transposed: int8 decode folds them into the queries with the int8 kernels.</summary>
     public TransposedRowBlocks? KvBKeysTransposed { get; init; }

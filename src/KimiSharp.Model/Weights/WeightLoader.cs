@@ -64,8 +64,8 @@ internal sealed unsafe class WeightLoader(CheckpointTensors tensors, ModelConfig
     /// <summary>
     /// An INT4 weight read into the arena in the 16-row layout; null when there is no arena, the shape does not block
     /// (CanRepackRows16: 4-bit, group 32) or the CPU lacks the kernels. <see cref="MatMulLinear"/> uses it in place of
-    /// the stored weight; kv_b_proj keeps both (prefill expands the latents with the copy, decode folds the stored rows
-    /// into the queries), which costs its size once more.
+    /// the stored weight; kv_b_proj keeps both (prefill expands the latents with the copy and int8 decode projects values
+    /// with it; float32 decode folds the stored rows into the queries), which costs its size once more.
     /// </summary>
     public WeightMatrix? Rows16Copy(WeightMatrix weight, string module)
     {
