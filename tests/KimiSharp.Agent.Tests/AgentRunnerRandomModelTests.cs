@@ -1,3 +1,4 @@
+using KimiSharp.Testing;
 using System.Text.Json.Nodes;
 using KimiSharp.Agent.Tools;
 using KimiSharp.Engine;

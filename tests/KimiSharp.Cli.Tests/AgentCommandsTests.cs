@@ -1,3 +1,4 @@
+using KimiSharp.Testing;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;

@@ -1,3 +1,4 @@
+using KimiSharp.Testing;
 using KimiSharp.Kernels;
 using KimiSharp.Model.Checkpoints;
 using KimiSharp.Engine.Chat;

@@ -116,6 +116,9 @@ public sealed class ConfigTests
         { "kv_lora_rank", o => o["kv_lora_rank"] = "big" },
         { "rope_scaling.factor", o => o["rope_scaling"] = new JsonObject { ["type"] = "yarn" } },
         { "quantization_config.quant_method", o => o["quantization_config"] = new JsonObject { ["quant_method"] = "gptq" } },
+        { "max_position_embeddings", o => o["max_position_embeddings"] = 2_000_000_000 },
+        { "rope_scaling.original_max_position_embeddings", o => o["rope_scaling"] = new JsonObject
+            { ["type"] = "yarn", ["factor"] = 2.0, ["original_max_position_embeddings"] = 1 << 30 } },
         { "quantization_config.format", o => o["quantization_config"] = new JsonObject { ["quant_method"] = "compressed-tensors", ["format"] = "int-quantized" } },
     };
 
@@ -125,6 +128,15 @@ public sealed class ConfigTests
     {
         var e = Assert.Throws<ModelConfigException>(() => ModelConfig.Parse(Edit(GoldenConfig(), edit)));
         Assert.Contains(key, e.Message);
+    }
+
+    [Fact]
+    public void A_context_written_in_exponent_form_is_bounded_too()
+    {
+        string json = System.Text.RegularExpressions.Regex.Replace(GoldenConfig(), "\"max_position_embeddings\"\\s*:\\s*\\d+", "\"max_position_embeddings\": 2e9");
+        Assert.Contains("2e9", json);
+        var e = Assert.Throws<ModelConfigException>(() => ModelConfig.Parse(json));
+        Assert.Contains("max_position_embeddings", e.Message);
     }
 
     [Fact]

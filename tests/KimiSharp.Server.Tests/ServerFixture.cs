@@ -1,3 +1,4 @@
+using KimiSharp.Testing;
 using KimiSharp.Engine;
 using KimiSharp.Engine.Chat;
 using KimiSharp.Model.Checkpoints;

@@ -175,6 +175,9 @@ public sealed record ModelConfig
         return yarn;
     }
 
+    /// <summary>The longest context a config may declare.</summary>
+    public const int MaxSupportedPositions = 1 << 24;
+
     private void Validate()
     {
         static void Require(bool ok, string message) { if (!ok) throw new ModelConfigException("config.json: " + message); }
@@ -183,6 +186,11 @@ public sealed record ModelConfig
         Require(QLoraRank is null or > 0, $"q_lora_rank must be positive or null, got {QLoraRank}");
         Require(RmsNormEps > 0, $"rms_norm_eps must be positive, got {RmsNormEps}");
         Require(RopeTheta > 0, $"rope_theta must be positive, got {RopeTheta}");
+        // Positions index rotary tables and size the context the engine offers; 2^24 is 64× Kimi K2's 256K window.
+        Require(MaxPositionEmbeddings <= MaxSupportedPositions,
+            $"max_position_embeddings {MaxPositionEmbeddings} is beyond the supported {MaxSupportedPositions} positions");
+        Require(Yarn is null || Yarn.OriginalMaxPositionEmbeddings <= MaxSupportedPositions,
+            $"rope_scaling.original_max_position_embeddings {Yarn?.OriginalMaxPositionEmbeddings} is beyond the supported {MaxSupportedPositions} positions");
         Require(NSharedExperts >= 0, $"n_shared_experts must be ≥ 0, got {NSharedExperts}");
         Require(FirstKDenseReplace >= 0, $"first_k_dense_replace must be ≥ 0, got {FirstKDenseReplace}");
         Require(MoeLayerFreq >= 1, $"moe_layer_freq must be ≥ 1, got {MoeLayerFreq}");

@@ -22,7 +22,6 @@ public enum AttentionMode
 /// </summary>
 public sealed class MlaAttention
 {
-    private readonly ModelConfig _config;
     private readonly RotaryEmbedding _rope;
     private readonly int _heads, _nope, _ropeDim, _vDim, _latentDim, _qkDim;
     private readonly float _eps;
@@ -45,7 +44,6 @@ public sealed class MlaAttention
 
     public MlaAttention(ModelConfig config, RotaryEmbedding rope)
     {
-        _config = config;
         _rope = rope;
         _heads = config.NumAttentionHeads;
         _nope = config.QkNopeHeadDim;

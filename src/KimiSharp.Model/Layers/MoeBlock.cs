@@ -24,60 +24,12 @@ public sealed class MoeBlock
     public void Route(ReadOnlySpan<float> routerLogits, Span<int> experts, Span<float> weights, Span<float> scratch)
     {
         int count = _config.NRoutedExperts, k = _config.NumExpertsPerTok;
-        int groups = _config.NGroup, perGroup = count / groups;
         var scores = scratch[..count];
         var choice = scratch.Slice(count, count);
         TensorPrimitives.Sigmoid(routerLogits, scores);
         TensorPrimitives.Add(scores, ChoiceBias, choice);
-
-        if (groups > 1)
-        {
-            // A group is worth the sum of its two best biased scores; experts outside the best topk_group groups
-            // are excluded. DeepSeek's inference code excludes them with −∞; Hugging Face writes 0.0, which only
-            // differs when biased scores go negative — we exclude them outright.
-            Span<float> groupScores = stackalloc float[groups];
-            for (int g = 0; g < groups; g++)
-            {
-                var member = choice.Slice(g * perGroup, perGroup);
-                float best = float.NegativeInfinity, second = float.NegativeInfinity;
-                foreach (float v in member)
-                {
-                    if (v > best) { second = best; best = v; }
-                    else if (v > second) second = v;
-                }
-                groupScores[g] = best + second;
-            }
-            Span<bool> kept = stackalloc bool[groups];
-            for (int pick = 0; pick < _config.TopkGroup; pick++)
-            {
-                int bestGroup = -1;
-                for (int g = 0; g < groups; g++)
-                    if (!kept[g] && (bestGroup < 0 || groupScores[g] > groupScores[bestGroup])) bestGroup = g;
-                kept[bestGroup] = true;
-            }
-            for (int g = 0; g < groups; g++)
-                if (!kept[g]) choice.Slice(g * perGroup, perGroup).Fill(float.NegativeInfinity);
-        }
-
-        // Top-k by biased score; on a tie the lower expert index wins.
-        float sum = 0;
-        for (int j = 0; j < k; j++)
-        {
-            int best = -1;
-            for (int e = 0; e < count; e++)
-            {
-                float v = choice[e];
-                if (!(v > float.NegativeInfinity)) continue; // excluded group, or already taken (NaN)
-                if (best < 0 || v > choice[best]) best = e;
-            }
-            experts[j] = best;
-            weights[j] = scores[best];
-            sum += scores[best];
-            choice[best] = float.NaN; // taken: NaN never compares greater
-        }
-        float scale = (float)_config.RoutedScalingFactor;
-        if (k > 1 && _config.NormTopkProb) scale /= sum + 1e-20f;
-        for (int j = 0; j < k; j++) weights[j] *= scale;
+        ExpertRouting.ChooseExperts(choice, _config.NGroup, _config.TopkGroup, experts[..k]);
+        ExpertRouting.Weigh<float>(scores, experts[..k], _config.NormTopkProb, _config.RoutedScalingFactor, weights[..k]);
     }
 
     /// <summary>order = the choices 0…k−1 sorted by their expert id (ids are distinct): the order expert outputs are added in.</summary>

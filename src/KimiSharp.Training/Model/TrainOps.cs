@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using KimiSharp.Model.Layers;
 
 namespace KimiSharp.Training;
 
@@ -357,55 +358,15 @@ public static class TrainOps
     public static void Route<T>(RouterShape r, ReadOnlySpan<T> logits, ReadOnlySpan<float> bias, Span<int> chosen, Span<T> weights, Span<T> scores)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int count = r.Experts, perGroup = count / r.Groups;
+        int count = r.Experts;
         Span<double> choice = stackalloc double[count];
         for (int e = 0; e < count; e++)
         {
             scores[e] = T.One / (T.One + T.Exp(-logits[e]));
             choice[e] = double.CreateChecked(scores[e]) + bias[e];
         }
-        if (r.Groups > 1)
-        {
-            Span<double> groupScore = stackalloc double[r.Groups];
-            for (int g = 0; g < r.Groups; g++)
-            {
-                double best = double.NegativeInfinity, second = double.NegativeInfinity;
-                foreach (double v in choice.Slice(g * perGroup, perGroup))
-                {
-                    if (v > best) { second = best; best = v; }
-                    else if (v > second) second = v;
-                }
-                groupScore[g] = best + second;
-            }
-            Span<bool> kept = stackalloc bool[r.Groups];
-            for (int pick = 0; pick < r.TopkGroup; pick++)
-            {
-                int bestGroup = -1;
-                for (int g = 0; g < r.Groups; g++)
-                    if (!kept[g] && (bestGroup < 0 || groupScore[g] > groupScore[bestGroup])) bestGroup = g;
-                kept[bestGroup] = true;
-            }
-            for (int g = 0; g < r.Groups; g++)
-                if (!kept[g]) choice.Slice(g * perGroup, perGroup).Fill(double.NegativeInfinity);
-        }
-        T sum = T.Zero;
-        for (int j = 0; j < r.TopK; j++)
-        {
-            int best = -1;
-            for (int e = 0; e < count; e++)
-            {
-                double v = choice[e];
-                if (!(v > double.NegativeInfinity)) continue;
-                if (best < 0 || v > choice[best]) best = e;
-            }
-            chosen[j] = best;
-            weights[j] = scores[best];
-            sum += scores[best];
-            choice[best] = double.NaN;
-        }
-        T scale = T.CreateChecked(r.ScalingFactor);
-        if (r.TopK > 1 && r.NormTopkProb) scale /= sum + T.CreateChecked(1e-20);
-        for (int j = 0; j < r.TopK; j++) weights[j] *= scale;
+        ExpertRouting.ChooseExperts(choice, r.Groups, r.TopkGroup, chosen[..r.TopK]);
+        ExpertRouting.Weigh<T>(scores, chosen[..r.TopK], r.NormTopkProb, r.ScalingFactor, weights[..r.TopK]);
     }
 
     /// <summary>

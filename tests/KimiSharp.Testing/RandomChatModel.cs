@@ -1,7 +1,7 @@
 using KimiSharp.Model.Checkpoints;
 using KimiSharp.Tokens;
 
-namespace KimiSharp.Engine.Chat;
+namespace KimiSharp.Testing;
 
 /// <summary>
 /// A chat-capable model folder with random weights: a byte-level Kimi tokenizer (256 byte ranks plus Kimi's special
