@@ -46,7 +46,7 @@ public static class BenchCommand
         var loadClock = Stopwatch.StartNew();
         // Int8 runs repack the INT4 weights in memory into the int8 kernels' 16-row layout (counted in the load time).
         bool repack = MatrixKernels.Int8Activations;
-        using var model = KimiModel.Load(modelDir, new KimiModelLoadOptions { RepackInt4ForInt8 = repack });
+        using var model = KimiModel.Load(modelDir, new KimiModelLoadOptions { Activations = repack ? ActivationPrecision.Int8 : ActivationPrecision.Float32 });
         double loadSeconds = loadClock.Elapsed.TotalSeconds;
         var c = model.Config;
         if (prompt + gen > c.MaxPositionEmbeddings) throw new UsageException($"--prompt + --gen exceed the context limit {c.MaxPositionEmbeddings}");

@@ -30,7 +30,7 @@ internal static class ModelLocator
     {
         string dir = Resolve(options);
         using var bar = new ConsoleProgress(stderr, $"loading {Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)))}");
-        var load = new KimiModelLoadOptions { RepackInt4ForInt8 = MatrixKernels.Int8Activations };
+        var load = new KimiModelLoadOptions { Activations = MatrixKernels.Int8Activations ? ActivationPrecision.Int8 : ActivationPrecision.Float32 };
         return KimiChatService.Load(dir, engine, options.Get("name"), progress: bar, loadOptions: load);
     }
 

@@ -27,6 +27,26 @@ public static unsafe class MatrixKernels
         set => t_int8Activations = value;
     }
 
+    /// <summary>
+    /// Runs <paramref name="body"/> with <see cref="Int8Activations"/> set as <paramref name="activations"/> says on
+    /// this thread, and restores the caller's setting after: how a model applies its own setting on whichever thread
+    /// runs its forward pass (the engine's, a test's, a benchmark's).
+    /// </summary>
+    public static ActivationScope UseActivations(ActivationPrecision activations)
+    {
+        var scope = new ActivationScope(t_int8Activations);
+        t_int8Activations = activations == ActivationPrecision.Int8;
+        return scope;
+    }
+
+    /// <summary>Restores the thread's activation setting when disposed.</summary>
+    public readonly struct ActivationScope : IDisposable
+    {
+        private readonly bool _previous;
+        internal ActivationScope(bool previous) => _previous = previous;
+        public void Dispose() => t_int8Activations = _previous;
+    }
+
     /// <summary>w[row, :] · x.</summary>
     public static float DotRow(WeightMatrix w, int row, ReadOnlySpan<float> x)
     {

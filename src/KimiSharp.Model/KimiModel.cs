@@ -45,6 +45,12 @@ public sealed class KimiModel : IDisposable
 
     private NativeArena? _arena;
 
+    /// <summary>
+    /// How this model's forward passes multiply activations, on whatever thread they run (the setting travels with
+    /// the model, not with the thread that loaded it). Starts as <see cref="KimiModelLoadOptions.Activations"/>.
+    /// </summary>
+    public ActivationPrecision Activations { get; set; }
+
     /// <summary>Weights repacked into 16-row blocks at load (<see cref="KimiModelLoadOptions.RepackInt4ForInt8"/>).</summary>
     public int RepackedWeights { get; private init; }
 
@@ -62,7 +68,7 @@ public sealed class KimiModel : IDisposable
         var config = ModelConfig.Load(directory);
         var tensors = CheckpointTensors.Open(directory,
             progress is null ? null : new Progress<(int Done, int Total)>(p => progress.Report(new LoadProgress("mapping", p.Done, p.Total))));
-        var arena = options.RepackInt4ForInt8 ? new NativeArena() : null;
+        var arena = options.RepackInt4ForInt8 || options.Activations == ActivationPrecision.Int8 ? new NativeArena() : null;
         var w = new WeightLoader(tensors, config) { RepackArena = arena };
         try
         {
@@ -77,7 +83,7 @@ public sealed class KimiModel : IDisposable
             }
             var finalNorm = w.Vector("model.norm.weight", hidden);
             var lmHead = config.TieWordEmbeddings ? embedding : w.MatMulLinear("lm_head", vocab, hidden); // only ever multiplied whole
-            return new KimiModel(directory, config, tensors, rope, embedding, layers, finalNorm, lmHead) { RepackedWeights = w.Repacked, _arena = arena };
+            return new KimiModel(directory, config, tensors, rope, embedding, layers, finalNorm, lmHead) { RepackedWeights = w.Repacked, _arena = arena, Activations = options.Activations };
         }
         catch
         {
@@ -183,6 +189,7 @@ public sealed class KimiModel : IDisposable
             if ((uint)token >= (uint)vocab)
                 throw new ArgumentOutOfRangeException(nameof(tokens), token, $"token id {token} is outside the vocabulary (vocab_size {vocab})");
         cache.Reserve(count);
+        using var activations = MatrixKernels.UseActivations(Activations);
 
         var ws = cache.Workspace;
         var h = ws.Get("model.h", (long)count * hidden);
@@ -259,4 +266,10 @@ public sealed record KimiModelLoadOptions
     /// on repacked weights, but slowly: turn this on only for int8 use. CPUs without AVX-512BW keep the stored layout.
     /// </summary>
     public bool RepackInt4ForInt8 { get; init; }
+
+    /// <summary>
+    /// The model's <see cref="KimiModel.Activations"/>. <see cref="ActivationPrecision.Int8"/> also repacks the INT4
+    /// weights (as <see cref="RepackInt4ForInt8"/>), the layout its kernels read fastest.
+    /// </summary>
+    public ActivationPrecision Activations { get; init; } = ActivationPrecision.Float32;
 }

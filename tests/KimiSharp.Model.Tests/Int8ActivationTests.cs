@@ -42,10 +42,8 @@ public sealed class Int8ActivationTests : IDisposable
     {
         using var model = Load(repack: repack);
         int vocab = model.Config.VocabSize;
-        bool saved = MatrixKernels.Int8Activations;
-        try
+        model.Activations = ActivationPrecision.Int8;
         {
-            MatrixKernels.Int8Activations = true;
             var whole = model.Logits(Tokens);
             var cache = model.CreateCache();
             var split = new float[whole.Length];
@@ -66,10 +64,6 @@ public sealed class Int8ActivationTests : IDisposable
             model.Forward(Tokens.AsSpan(6, 2), c2, two, mode: Layers.AttentionMode.Absorbed);
             Assert.Equal(one, two.AsSpan(0, vocab).ToArray());
         }
-        finally
-        {
-            MatrixKernels.Int8Activations = saved;
-        }
     }
 
     [Fact]
@@ -79,16 +73,10 @@ public sealed class Int8ActivationTests : IDisposable
         // logits by far more than the rounding itself (that is why the mode is opt-in).
         using var model = Load(experts: 0);
         var exact = model.Logits(Tokens);
-        bool saved = MatrixKernels.Int8Activations;
         float[] approximate;
-        try
+        model.Activations = ActivationPrecision.Int8;
         {
-            MatrixKernels.Int8Activations = true;
             approximate = model.Logits(Tokens);
-        }
-        finally
-        {
-            MatrixKernels.Int8Activations = saved;
         }
         var (maxDiff, maxRef) = LogitComparison.MaxDifference(exact, approximate);
         Assert.True(maxDiff > 0, "int8 mode must actually quantize");
@@ -113,21 +101,48 @@ public sealed class Int8ActivationTests : IDisposable
         Assert.All(model.Layers, layer => Assert.NotNull(layer.Attention.KvBKeysTransposed));
         int vocab = model.Config.VocabSize;
         var decoded = new float[Tokens.Length * vocab];
-        bool saved = MatrixKernels.Int8Activations;
-        try
+        model.Activations = ActivationPrecision.Int8;
         {
-            MatrixKernels.Int8Activations = true;
             var cache = model.CreateCache();
             for (int t = 0; t < Tokens.Length; t++)
                 model.Forward(Tokens.AsSpan(t, 1), cache, decoded.AsSpan(t * vocab, vocab), mode: Layers.AttentionMode.Absorbed);
         }
-        finally
-        {
-            MatrixKernels.Int8Activations = saved;
-        }
         var (maxDiff, maxRef) = LogitComparison.MaxDifference(exact, decoded);
         Assert.True(maxDiff > 0, "int8 mode must actually quantize");
         Assert.True(maxDiff <= 0.05 * maxRef, $"relative error {maxDiff / maxRef:E2}");
+    }
+
+    private static T OnNewThread<T>(Func<T> work)
+    {
+        T result = default!;
+        var thread = new Thread(() => result = work());
+        thread.Start();
+        thread.Join();
+        return result;
+    }
+
+    [Fact]
+    public void The_model_carries_its_activation_setting_to_whichever_thread_runs_it()
+    {
+        // A model loaded for int8 and run on another thread (as the engine runs it) computes exactly what it computes
+        // on the loading thread, and not the float32 result: the setting travels with the model, not the thread.
+        string dir = Write(8);
+        using var int8 = KimiModel.Load(dir, new KimiModelLoadOptions { Activations = ActivationPrecision.Int8 });
+        Assert.Equal(ActivationPrecision.Int8, int8.Activations);
+        Assert.True(int8.RepackedWeights > 0, "int8 models are repacked for the int8 kernels");
+        var here = int8.Logits(Tokens);
+        var elsewhere = OnNewThread(() => int8.Logits(Tokens));
+        Assert.Equal(here, elsewhere);
+        Assert.False(MatrixKernels.Int8Activations, "the forward restores the calling thread's setting");
+
+        using var exact = KimiModel.Load(dir);
+        var reference = OnNewThread(() => exact.Logits(Tokens));
+        var (maxDiff, _) = LogitComparison.MaxDifference(reference, elsewhere);
+        Assert.True(maxDiff > 0, "the int8 model on another thread must quantize its activations");
+
+        // The calling thread's kernel setting does not leak into a float32 model.
+        using (MatrixKernels.UseActivations(ActivationPrecision.Int8))
+            Assert.Equal(reference, exact.Logits(Tokens));
     }
 
     [Fact]
@@ -135,14 +150,16 @@ public sealed class Int8ActivationTests : IDisposable
     {
         string dir = Write(8);
         var before = Directory.GetFiles(dir, "*.safetensors").Select(f => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(f)))).ToArray();
-        bool saved = MatrixKernels.Int8Activations;
         float[] plain, repacked;
-        try
         {
-            MatrixKernels.Int8Activations = true;
-            using (var model = Load(repack: false)) plain = model.Logits(Tokens);
+            using (var model = Load(repack: false))
+            {
+                model.Activations = ActivationPrecision.Int8;
+                plain = model.Logits(Tokens);
+            }
             using (var model = Load(repack: true))
             {
+                model.Activations = ActivationPrecision.Int8;
                 // The routed experts' shapes block into 16 rows (64 × 160, 160 × 64); the others stay as stored.
                 var expert = model.Layers[1].Moe!.Experts[0];
                 Assert.Equal(WeightFormat.PackedInt4Rows16, expert.Gate.Format);
@@ -154,10 +171,6 @@ public sealed class Int8ActivationTests : IDisposable
                 Assert.Equal(2 * 9 * 3 + model.Layers.Count, model.RepackedWeights);
                 repacked = model.Logits(Tokens);
             }
-        }
-        finally
-        {
-            MatrixKernels.Int8Activations = saved;
         }
         // Same integer sums, combined in another float order: equal up to rounding.
         var (maxDiff, maxRef) = LogitComparison.MaxDifference(plain, repacked);
