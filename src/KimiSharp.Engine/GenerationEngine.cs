@@ -43,7 +43,9 @@ public sealed class EngineBusyException(string message) : Exception(message);
 
 /// <summary>
 /// Runs generation requests against one model with continuous batching: new requests join between steps,
-/// finished ones leave, each sequence has its own KV cache, and the total stays within a memory budget.
+/// finished ones leave, each sequence has its own KV cache, and the total stays within a memory budget. Each step is
+/// one forward pass over every running sequence (prompt chunks and decode tokens together), so the weights stream
+/// once per step however many sequences run.
 /// Results do not depend on what else is running: every sequence computes exactly what it would alone.
 /// </summary>
 public sealed class GenerationEngine : IAsyncDisposable
@@ -58,6 +60,10 @@ public sealed class GenerationEngine : IAsyncDisposable
     private readonly SemaphoreSlim _wake = new(0);
     private readonly CancellationTokenSource _shutdown = new();
     private readonly Thread _loop;
+    private readonly List<Sequence> _batch = [];
+    private readonly BatchWorkspace _workspace = new();
+    private ForwardSegment[] _segments = [];
+    private float[] _logits = [];
     private long _reservedBytes;
     private int _queued;
 
@@ -138,21 +144,13 @@ public sealed class GenerationEngine : IAsyncDisposable
                 continue;
             }
             var stopwatch = Stopwatch.StartNew();
-            int tokensThisStep = 0;
+            int tokensThisStep = StepBatch();
             for (int i = 0; i < _active.Count; i++)
             {
                 var s = _active[i];
-                try { tokensThisStep += Step(s); }
-                catch (Exception e)
-                {
-                    _logger.LogError(e, "generation failed");
-                    s.Fail(e);
-                }
-                if (s.IsDone)
-                {
-                    Retire(s);
-                    _active.RemoveAt(i--);
-                }
+                if (!s.IsDone) continue;
+                Retire(s);
+                _active.RemoveAt(i--);
             }
             Statistics.RecordStep(tokensThisStep, stopwatch.Elapsed, _active.Count, _waiting.Count);
         }
@@ -190,32 +188,84 @@ public sealed class GenerationEngine : IAsyncDisposable
         }
     }
 
-    /// <summary>One step of one sequence: a prompt chunk, or one decoded token. Returns tokens computed.</summary>
-    private int Step(Sequence s)
+    /// <summary>
+    /// One engine step: a single forward pass over every running sequence's next tokens — a prompt chunk for those
+    /// still reading their prompt, one token for those decoding — then a sample for each that produced one.
+    /// Returns the tokens computed.
+    /// </summary>
+    private int StepBatch()
     {
-        if (s.IsCancelled) { s.Finish(FinishReason.Cancelled); return 0; }
-        var cache = s.Cache!;
-        int vocab = _model.Config.VocabSize;
-        if (!s.PromptDone)
+        _batch.Clear();
+        int tokens = 0;
+        foreach (var s in _active)
         {
-            if (cache.Length == 0 && _options.EnablePrefixCache)
+            if (s.IsDone) continue;
+            if (s.IsCancelled) { s.Finish(FinishReason.Cancelled); continue; }
+            var cache = s.Cache!;
+            if (!s.PromptDone)
             {
-                s.CachedTokens = _prefixCache.Reuse(s.Prompt, cache);
-                Statistics.RecordPrefix(s.Prompt.Length, s.CachedTokens);
+                if (cache.Length == 0 && _options.EnablePrefixCache && !s.PrefixLookedUp)
+                {
+                    s.PrefixLookedUp = true;
+                    s.CachedTokens = _prefixCache.Reuse(s.Prompt, cache);
+                    Statistics.RecordPrefix(s.Prompt.Length, s.CachedTokens);
+                }
+                int start = cache.Length;
+                int count = Math.Min(_options.PrefillChunkTokens, s.Prompt.Length - start);
+                s.StepTokens = s.Prompt.AsMemory(start, count);
             }
-            int start = cache.Length;
-            int count = Math.Min(_options.PrefillChunkTokens, s.Prompt.Length - start);
-            bool last = start + count == s.Prompt.Length;
-            _model.Forward(s.Prompt.AsSpan(start, count), cache, s.Logits, lastOnly: true);
-            if (!last) return count;
-            s.PromptDone = true;
-            s.Post(new PromptProcessed(s.Prompt.Length, s.CachedTokens));
-            SampleNext(s);
-            return count;
+            else
+            {
+                s.NextToken[0] = s.LastToken;
+                s.StepTokens = s.NextToken;
+            }
+            _batch.Add(s);
+            tokens += s.StepTokens.Length;
         }
-        _model.Forward([s.LastToken], cache, s.Logits, lastOnly: true);
-        SampleNext(s);
-        return 1;
+        if (_batch.Count == 0) return 0;
+
+        var segments = _segments.Length >= _batch.Count ? _segments : _segments = new ForwardSegment[Math.Max(_batch.Count, 2 * _segments.Length)];
+        for (int i = 0; i < _batch.Count; i++) segments[i] = new ForwardSegment(_batch[i].StepTokens, _batch[i].Cache!);
+        int vocab = _model.Config.VocabSize;
+        if (_logits.Length < (long)_batch.Count * vocab) _logits = new float[(long)Math.Max(_batch.Count, _options.MaxBatchSize) * vocab];
+        try
+        {
+            _model.Forward(segments.AsSpan(0, _batch.Count), _logits, _workspace);
+        }
+        catch (Exception e)
+        {
+            // The inputs were validated on admission, so a failure here is the engine's own: every sequence in the
+            // pass is failed rather than continued from a cache in an unknown state.
+            _logger.LogError(e, "generation failed");
+            foreach (var s in _batch) s.Fail(e);
+            return 0;
+        }
+        finally
+        {
+            Array.Clear(segments, 0, _batch.Count); // drop the caches' references until the next step
+        }
+
+        for (int i = 0; i < _batch.Count; i++)
+        {
+            var s = _batch[i];
+            try
+            {
+                _logits.AsSpan(i * vocab, vocab).CopyTo(s.Logits);
+                if (!s.PromptDone)
+                {
+                    if (s.Cache!.Length < s.Prompt.Length) continue;
+                    s.PromptDone = true;
+                    s.Post(new PromptProcessed(s.Prompt.Length, s.CachedTokens));
+                }
+                SampleNext(s);
+            }
+            catch (Exception e)
+            {
+                _logger.LogError(e, "sampling failed");
+                s.Fail(e);
+            }
+        }
+        return tokens;
     }
 
     private void SampleNext(Sequence s)
@@ -274,6 +324,10 @@ public sealed class GenerationEngine : IAsyncDisposable
         public List<int> Generated { get; } = [];
         public KvCache? Cache { get; set; }
         public bool PromptDone { get; set; }
+        public bool PrefixLookedUp { get; set; }
+        /// <summary>The tokens this step feeds: a prompt chunk, or <see cref="NextToken"/>.</summary>
+        public ReadOnlyMemory<int> StepTokens { get; set; }
+        public int[] NextToken { get; } = new int[1];
         public int CachedTokens { get; set; }
         public int LastToken { get; set; }
         public bool IsDone { get; private set; }

@@ -178,20 +178,75 @@ public sealed class KimiModel : IDisposable
     public void Forward(ReadOnlySpan<int> tokens, KvCache cache, Span<float> logits, bool lastOnly = false,
         AttentionMode mode = AttentionMode.Auto, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(cache);
+        if (tokens.Length == 0) return;
+        var ws = cache.Workspace;
+        var segments = ws.Segments(1);
+        segments[0] = new AttentionSegment(cache, 0, tokens.Length, mode);
+        ForwardRows(tokens, segments, lastOnly, logits, ws, cancellationToken);
+    }
+
+    /// <summary>
+    /// One forward pass over new tokens of several sequences at once (continuous batching): every weight matrix runs
+    /// once over all their rows — MoE tokens grouped by expert across sequences — while each sequence attends over its
+    /// own cache. Writes, segment after segment, the logits of each segment's last token (<paramref name="lastOnly"/>:
+    /// [segments, vocab]) or of all its tokens ([tokens, vocab]). Each sequence gets exactly the logits it would get
+    /// alone: every output element has one reduction order whatever else shares the batch.
+    /// </summary>
+    public void Forward(ReadOnlySpan<ForwardSegment> segments, Span<float> logits, BatchWorkspace workspace,
+        bool lastOnly = true, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(workspace);
+        if (segments.Length == 0) return;
+        int total = 0;
+        for (int i = 0; i < segments.Length; i++)
+        {
+            var segment = segments[i];
+            if (segment.Cache is null) throw new ArgumentException($"segment {i} has no cache", nameof(segments));
+            if (segment.Tokens.Length == 0) throw new ArgumentException($"segment {i} has no tokens", nameof(segments));
+            for (int j = 0; j < i; j++)
+                if (ReferenceEquals(segment.Cache, segments[j].Cache))
+                    throw new ArgumentException($"segments {j} and {i} share a cache", nameof(segments));
+            total = checked(total + segment.Tokens.Length);
+        }
+        var ws = workspace.Workspace;
+        var attention = ws.Segments(segments.Length);
+        var tokens = workspace.Tokens(total);
+        int row = 0;
+        for (int i = 0; i < segments.Length; i++)
+        {
+            var segment = segments[i];
+            segment.Tokens.Span.CopyTo(tokens.AsSpan(row));
+            attention[i] = new AttentionSegment(segment.Cache, row, segment.Tokens.Length, segment.Mode);
+            row += segment.Tokens.Length;
+        }
+        ForwardRows(tokens.AsSpan(0, total), attention, lastOnly, logits, ws, cancellationToken);
+    }
+
+    /// <summary>
+    /// The forward pass over rows that belong to <paramref name="segments"/>: logits of each segment's last row
+    /// (<paramref name="lastOnly"/>) or of every row.
+    /// </summary>
+    private void ForwardRows(ReadOnlySpan<int> tokens, AttentionSegment[] segments, bool lastOnly, Span<float> logits,
+        ForwardWorkspace ws, CancellationToken cancellationToken)
+    {
         int count = tokens.Length, hidden = Config.HiddenSize, vocab = Config.VocabSize;
-        if (count == 0) return;
-        if (cache.Layers != Config.NumHiddenLayers || cache.LatentDim != Config.KvLoraRank || cache.RopeDim != Config.QkRopeHeadDim)
-            throw new ArgumentException("the cache was made for a different model", nameof(cache));
-        long logitRows = lastOnly ? 1 : count;
+        var parts = segments.AsSpan(0, ws.SegmentCount);
+        foreach (var segment in parts)
+        {
+            var cache = segment.Cache;
+            if (cache.Layers != Config.NumHiddenLayers || cache.LatentDim != Config.KvLoraRank || cache.RopeDim != Config.QkRopeHeadDim)
+                throw new ArgumentException("the cache was made for a different model", nameof(segments));
+        }
+        long logitRows = lastOnly ? parts.Length : count;
         if (logits.Length < logitRows * vocab)
             throw new ArgumentException($"logits buffer holds {logits.Length} values; {logitRows}×{vocab} needed", nameof(logits));
         foreach (int token in tokens)
             if ((uint)token >= (uint)vocab)
                 throw new ArgumentOutOfRangeException(nameof(tokens), token, $"token id {token} is outside the vocabulary (vocab_size {vocab})");
-        cache.Reserve(count);
+        foreach (var segment in parts) segment.Cache.Reserve(segment.Tokens);
         using var activations = MatrixKernels.UseActivations(Activations);
 
-        var ws = cache.Workspace;
         var h = ws.Get("model.h", (long)count * hidden);
         var x = ws.Get("model.x", (long)count * hidden);
         var delta = ws.Get("model.delta", (long)count * hidden);
@@ -202,7 +257,12 @@ public sealed class KimiModel : IDisposable
         int pairs = Rope.Pairs;
         var cos = ws.Get("model.cos", (long)count * pairs);
         var sin = ws.Get("model.sin", (long)count * pairs);
-        for (int t = 0; t < count; t++) Rope.Angles(cache.Length + t, cos.Slice(t * pairs, pairs), sin.Slice(t * pairs, pairs));
+        foreach (var segment in parts)
+            for (int i = 0; i < segment.Tokens; i++)
+            {
+                int t = segment.FirstRow + i;
+                Rope.Angles(segment.Cache.Length + i, cos.Slice(t * pairs, pairs), sin.Slice(t * pairs, pairs));
+            }
 
         float eps = (float)Config.RmsNormEps;
         for (int l = 0; l < Layers.Count; l++)
@@ -212,7 +272,7 @@ public sealed class KimiModel : IDisposable
             clock = ForwardProfile.Start();
             for (int t = 0; t < count; t++) Ops.RmsNorm(h.Slice(t * hidden, hidden), layer.InputNorm, eps, x.Slice(t * hidden, hidden));
             ForwardProfile.Stop(ForwardPhase.Norms, clock);
-            layer.Attention.Forward(l, x, delta, count, cache, cos, sin, mode);
+            layer.Attention.Forward(l, x, delta, count, parts, ws, cos, sin);
             clock = ForwardProfile.Start();
             TensorPrimitives.Add(h, delta, h);
             ForwardProfile.Stop(ForwardPhase.Residual, clock);
@@ -231,12 +291,19 @@ public sealed class KimiModel : IDisposable
             TensorPrimitives.Add(h, delta, h);
             ForwardProfile.Stop(ForwardPhase.Residual, clock);
         }
-        cache.Commit(count);
+        foreach (var segment in parts) segment.Cache.Commit(segment.Tokens);
 
         clock = ForwardProfile.Start();
-        int first = lastOnly ? count - 1 : 0;
-        for (int t = first; t < count; t++) Ops.RmsNorm(h.Slice(t * hidden, hidden), FinalNorm, eps, x.Slice((t - first) * hidden, hidden));
-        MatrixKernels.MatMul(LmHead, x[..((count - first) * hidden)], logits, count - first);
+        int rows = 0;
+        if (lastOnly)
+            foreach (var segment in parts)
+            {
+                int t = segment.FirstRow + segment.Tokens - 1;
+                Ops.RmsNorm(h.Slice(t * hidden, hidden), FinalNorm, eps, x.Slice(rows++ * hidden, hidden));
+            }
+        else
+            for (int t = 0; t < count; t++) Ops.RmsNorm(h.Slice(t * hidden, hidden), FinalNorm, eps, x.Slice(rows++ * hidden, hidden));
+        MatrixKernels.MatMul(LmHead, x[..(rows * hidden)], logits, rows);
         ForwardProfile.Stop(ForwardPhase.LmHead, clock);
     }
 
@@ -254,6 +321,21 @@ public sealed class KimiModel : IDisposable
         _tensors.Dispose();
         _arena?.Dispose();
     }
+}
+
+/// <summary>
+/// One sequence's new tokens in a batched <see cref="KimiModel.Forward(ReadOnlySpan{ForwardSegment}, Span{float}, BatchWorkspace, bool, CancellationToken)"/>:
+/// they are appended to <paramref name="Cache"/> at positions Cache.Length….
+/// </summary>
+public readonly record struct ForwardSegment(ReadOnlyMemory<int> Tokens, KvCache Cache, AttentionMode Mode = AttentionMode.Auto);
+
+/// <summary>Scratch of batched forward passes, kept between steps so a running batch allocates nothing per step. One caller at a time.</summary>
+public sealed class BatchWorkspace
+{
+    private int[] _tokens = [];
+    internal ForwardWorkspace Workspace { get; } = new();
+
+    internal int[] Tokens(int count) => _tokens.Length >= count ? _tokens : _tokens = new int[Math.Max(count, 2 * _tokens.Length)];
 }
 
 /// <summary>How <see cref="KimiModel.Load(string, KimiModelLoadOptions, IProgress{LoadProgress}?)"/> prepares the weights.</summary>

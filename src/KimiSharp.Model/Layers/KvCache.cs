@@ -107,10 +107,26 @@ public sealed class ContextLengthExceededException(string message, int requested
     public int Limit { get; } = limit;
 }
 
+/// <summary>Rows [FirstRow, FirstRow + Tokens) of a batched forward belong to the sequence of <paramref name="Cache"/>.</summary>
+internal readonly record struct AttentionSegment(KvCache Cache, int FirstRow, int Tokens, AttentionMode Mode);
+
 /// <summary>Scratch buffers of one forward pass, kept between calls so decoding allocates nothing per token.</summary>
 internal sealed class ForwardWorkspace
 {
     private readonly Dictionary<string, float[]> _buffers = [];
+
+    private AttentionSegment[] _segments = [];
+
+    /// <summary>How many entries of the last <see cref="Segments"/> array belong to the current pass.</summary>
+    public int SegmentCount { get; private set; }
+
+    /// <summary>A reusable array for <paramref name="count"/> segments of one forward pass.</summary>
+    public AttentionSegment[] Segments(int count)
+    {
+        if (_segments.Length < count) _segments = new AttentionSegment[Math.Max(count, 2 * _segments.Length)];
+        SegmentCount = count;
+        return _segments;
+    }
 
     /// <summary>Reusable multi-product job (a decoded token's experts run as one parallel job).</summary>
     public KimiSharp.Kernels.MatVecBatch Batch { get; } = new();

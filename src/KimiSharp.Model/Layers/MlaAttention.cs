@@ -57,17 +57,15 @@ public sealed class MlaAttention
     }
 
     /// <summary>
-    /// Attends <paramref name="tokens"/> new tokens (at positions cache.Length…) over the cache plus themselves,
-    /// appending their latents to layer <paramref name="layer"/> of the cache. x: [tokens, hidden] normalized input;
-    /// output: [tokens, hidden].
+    /// Attends a batch of new tokens from one or more sequences: <paramref name="segments"/> say which rows of
+    /// <paramref name="x"/> belong to which sequence's cache. Every matrix runs once over all the rows; each sequence
+    /// attends over its own cache (at positions cache.Length…) plus its own new tokens, and its latents are appended
+    /// to layer <paramref name="layer"/> of that cache. x: [tokens, hidden] normalized input; output: [tokens, hidden];
+    /// cos/sin: each row's rotary angles.
     /// </summary>
-    internal void Forward(int layer, ReadOnlySpan<float> x, Span<float> output, int tokens, KvCache cache,
-        ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, AttentionMode mode)
+    internal void Forward(int layer, ReadOnlySpan<float> x, Span<float> output, int tokens, ReadOnlySpan<AttentionSegment> segments,
+        ForwardWorkspace ws, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
     {
-        var ws = cache.Workspace;
-        int start = cache.Length, context = start + tokens;
-        int pairs = _ropeDim / 2;
-
         // Queries [tokens, heads, nope + rope].
         // The query projection and kv_a_proj_with_mqa read the same input: one parallel job for both.
         int kvWidth = _latentDim + _ropeDim;
@@ -88,11 +86,35 @@ public sealed class MlaAttention
             }
             MatrixKernels.MatMul(QBProj!, qa, q, tokens);
         }
-
         ForwardProfile.Stop(ForwardPhase.AttentionProjections, clock);
 
-        // Latents and the shared rope key, written straight into the cache.
+        var attended = ws.Get("attn.out", (long)tokens * _heads * _vDim);
+        foreach (var segment in segments)
+        {
+            int first = segment.FirstRow, count = segment.Tokens, pairs = _ropeDim / 2;
+            Attend(layer, segment.Cache, count, segment.Mode,
+                q.Slice(first * _heads * _qkDim, count * _heads * _qkDim), kva.Slice(first * kvWidth, count * kvWidth),
+                attended.Slice(first * _heads * _vDim, count * _heads * _vDim),
+                cos.Slice(first * pairs, count * pairs), sin.Slice(first * pairs, count * pairs));
+        }
+
         clock = ForwardProfile.Start();
+        MatrixKernels.MatMul(OProj, attended, output, tokens);
+        if (OBias is not null)
+            for (int t = 0; t < tokens; t++)
+                TensorPrimitives.Add(output.Slice(t * OProj.Rows, OProj.Rows), OBias, output.Slice(t * OProj.Rows, OProj.Rows));
+        ForwardProfile.Stop(ForwardPhase.AttentionOutput, clock);
+    }
+
+    /// <summary>One sequence's share of <see cref="Forward"/>: its latents into its cache, then its heads' attention.</summary>
+    private void Attend(int layer, KvCache cache, int tokens, AttentionMode mode, Span<float> q, Span<float> kva,
+        Span<float> attended, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
+    {
+        int start = cache.Length, context = start + tokens;
+        int pairs = _ropeDim / 2, kvWidth = _latentDim + _ropeDim;
+
+        // Latents and the shared rope key, written straight into the cache.
+        long clock = ForwardProfile.Start();
         var latents = cache.Latents(layer, start, tokens);
         var ropeKeys = cache.RopeKeys(layer, start, tokens);
         for (int t = 0; t < tokens; t++)
@@ -106,10 +128,8 @@ public sealed class MlaAttention
             for (int h = 0; h < _heads; h++)
                 Ops.RotatePairs(q.Slice((t * _heads + h) * _qkDim + _nope, _ropeDim), cos.Slice(t * pairs, pairs), sin.Slice(t * pairs, pairs));
         }
-
         ForwardProfile.Stop(ForwardPhase.AttentionLatents, clock);
 
-        var attended = ws.Get("attn.out", (long)tokens * _heads * _vDim);
         bool absorbed = mode == AttentionMode.Absorbed || (mode == AttentionMode.Auto && tokens == 1);
         unsafe
         {
@@ -131,12 +151,6 @@ public sealed class MlaAttention
                 ForwardProfile.Stop(ForwardPhase.AttentionHeads, clock);
             }
         }
-        clock = ForwardProfile.Start();
-        MatrixKernels.MatMul(OProj, attended, output, tokens);
-        if (OBias is not null)
-            for (int t = 0; t < tokens; t++)
-                TensorPrimitives.Add(output.Slice(t * OProj.Rows, OProj.Rows), OBias, output.Slice(t * OProj.Rows, OProj.Rows));
-        ForwardProfile.Stop(ForwardPhase.AttentionOutput, clock);
     }
 
     /// <summary>
