@@ -15,7 +15,7 @@ public static class BenchCommand
 {
     public static int Run(CommandLine options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
-        options.AllowOnly("model", "threads", "prompt", "gen", "rounds", "int8", "float32", "bandwidth-mb", "profile");
+        options.AllowOnly("model", "threads", "prompt", "gen", "rounds", "int8", "float32", "bandwidth-mb", "profile", "concurrency");
         string modelDir = options.Require("model");
         if (options.Int("threads") is int threads)
             KernelThreading.MaxThreads = threads >= 1 ? threads : throw new UsageException("--threads must be at least 1");
@@ -26,12 +26,13 @@ public static class BenchCommand
         // bench measures that mode by default; --float32 measures the exact path chat and serve use without --int8.
         bool float32 = options.Flag("float32"), int8 = options.Flag("int8");
         if (float32 && int8) throw new UsageException("--int8 and --float32 exclude each other");
+        int[] concurrency = ParseLevels(options.Get("concurrency"));
         bool previousInt8 = MatrixKernels.Int8Activations;
         MatrixKernels.Int8Activations = !float32;
         try
         {
             ForwardProfile.Enabled = options.Has("profile");
-            return Measure(modelDir, prompt, gen, rounds, bandwidthMb, stdout, cancellationToken);
+            return Measure(modelDir, prompt, gen, rounds, bandwidthMb, concurrency, stdout, cancellationToken);
         }
         finally
         {
@@ -40,7 +41,7 @@ public static class BenchCommand
         }
     }
 
-    private static int Measure(string modelDir, int prompt, int gen, int rounds, int bandwidthMb, TextWriter stdout, CancellationToken cancellationToken)
+    private static int Measure(string modelDir, int prompt, int gen, int rounds, int bandwidthMb, int[] concurrency, TextWriter stdout, CancellationToken cancellationToken)
     {
 
         var loadClock = Stopwatch.StartNew();
@@ -139,7 +140,23 @@ public static class BenchCommand
         }
         if (peak > 0)
             stdout.WriteLine($"peak RSS     {peak / 1e6,8:F1} MB         ({(double)peak / (model.CheckpointBytes + kvBytes):F3}× checkpoint {model.CheckpointBytes / 1e6:F1} MB + KV cache {kvBytes / 1e6:F1} MB; largest resident set after a prefill or decode phase, the bandwidth probe's buffer excluded; process high-water mark {ResidentBytes("VmHWM:") / 1e6:F1} MB)");
+        if (concurrency.Length > 0)
+            ConcurrencyBench.RunAsync(model, concurrency, prompt, gen, bandwidthMb, stdout, cancellationToken).GetAwaiter().GetResult();
         return 0;
+    }
+
+    /// <summary><c>--concurrency 1,4,16</c>: the request counts to measure side by side (none when absent).</summary>
+    private static int[] ParseLevels(string? text)
+    {
+        if (text is null) return [];
+        var levels = new List<int>();
+        foreach (string item in text.Split(','))
+        {
+            if (!int.TryParse(item.Trim(), out int n) || n < 1 || n > 1024)
+                throw new UsageException($"--concurrency takes request counts between 1 and 1024 separated by commas (got '{item}' in '{text}')");
+            levels.Add(n);
+        }
+        return levels.ToArray();
     }
 
     /// <summary>Bytes of weights one decode step reads: all dense weights, k experts per MoE layer (all experts are the same size), lm_head, one embedding row.</summary>

@@ -99,6 +99,31 @@ public sealed class BenchCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Bench_concurrency_reports_each_level_through_the_engine()
+    {
+        string config = Path.Combine(_scratch, "config-in.json");
+        File.WriteAllText(config, SmallConfig);
+        string dir = Path.Combine(_scratch, "model-c");
+        Assert.Equal(0, (await Run("init-random", "--config", config, "--out", dir, "--quant", "int4")).Code);
+        var (code, output, error) = await Run("bench", "--model", dir, "--prompt", "8", "--gen", "4", "--rounds", "1", "--bandwidth-mb", "8", "--concurrency", "1,3");
+        Assert.True(code == 0, error);
+        var rows = output.Split('\n').Select(l => System.Text.RegularExpressions.Regex.Match(l,
+            @"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+) %")).Where(m => m.Success).ToArray();
+        Assert.Equal(["1", "3"], rows.Select(m => m.Groups[1].Value));
+        foreach (var row in rows)
+        {
+            double experts = double.Parse(row.Groups[6].Value, System.Globalization.CultureInfo.InvariantCulture);
+            int n = int.Parse(row.Groups[1].Value);
+            // A decode step of n tokens touches between top-k (3) and min(n·k, all 8) distinct experts per layer.
+            Assert.InRange(experts, 3, Math.Min(8, 3 * n));
+            Assert.True(double.Parse(row.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) > 0, row.Value);
+        }
+        (code, _, error) = await Run("bench", "--model", dir, "--concurrency", "4,0");
+        Assert.Equal(2, code);
+        Assert.Contains("--concurrency", error);
+    }
+
+    [Fact]
     public async Task Bad_options_are_usage_errors()
     {
         Assert.Equal(2, (await Run("init-random", "--config", "x.json")).Code);

@@ -99,6 +99,22 @@ public sealed class MoeBlock
             TensorPrimitives.MultiplyAdd(hiddenBuffer.AsSpan(j * hidden, hidden), weights[order[j]], output, output);
     }
 
+    private long _passes, _expertsTouched;
+
+    /// <summary>Forward passes through this block, and the distinct routed experts they touched in all (each touched expert's weights stream once per pass).</summary>
+    public (long Passes, long ExpertsTouched) Usage => (Interlocked.Read(ref _passes), Interlocked.Read(ref _expertsTouched));
+
+    private void CountTouchedExperts(ReadOnlySpan<float> chosen, ForwardWorkspace ws)
+    {
+        var seen = ws.Get("moe.seen", _config.NRoutedExperts);
+        seen.Clear();
+        int distinct = 0;
+        foreach (float id in chosen)
+            if (seen[(int)id] == 0) { seen[(int)id] = 1; distinct++; }
+        Interlocked.Increment(ref _passes);
+        Interlocked.Add(ref _expertsTouched, distinct);
+    }
+
     /// <summary>output[t] = Σ_j w_tj·Expert_j(x[t]) + Shared(x[t]); experts run once on all the tokens routed to them.</summary>
     internal void Forward(ReadOnlySpan<float> x, Span<float> output, int tokens, ForwardWorkspace ws)
     {
@@ -118,6 +134,7 @@ public sealed class MoeBlock
         }
 
         ForwardProfile.Stop(ForwardPhase.Router, clock);
+        CountTouchedExperts(chosen[..(tokens * k)], ws);
 
         if (tokens == 1)
         {
