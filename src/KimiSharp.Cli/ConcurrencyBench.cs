@@ -2,6 +2,7 @@ using System.Diagnostics;
 using KimiSharp.Engine;
 using KimiSharp.Kernels;
 using KimiSharp.Model;
+using KimiSharp.Model.Layers;
 
 namespace KimiSharp.Cli;
 
@@ -51,7 +52,7 @@ internal static class ConcurrencyBench
     private static async Task<LevelResult> RunLevelAsync(KimiModel model, int n, int prompt, int gen, CancellationToken cancellationToken)
     {
         var c = model.Config;
-        long kvBytes = (long)n * (prompt + gen) * 4L * c.NumHiddenLayers * (c.KvLoraRank + c.QkRopeHeadDim);
+        long kvBytes = (long)n * (prompt + gen) * KvCache.BytesPerTokenFor(c);
         await using var engine = new GenerationEngine(model, new EngineOptions
         {
             MaxBatchSize = n, MaxQueueLength = n, EnablePrefixCache = false, KvCacheBudgetBytes = Math.Max(kvBytes * 2, 1L << 30),

@@ -95,7 +95,7 @@ public sealed class GenerationEngine : IAsyncDisposable
             throw new ContextLengthExceededException(
                 $"the prompt has {prompt.Count} tokens; the model's context limit is {limit} (max_position_embeddings), leaving no room to generate", prompt.Count, limit);
         int reservedTokens = Math.Min(limit, prompt.Count + options.MaxTokens);
-        long bytes = (long)reservedTokens * new KvCacheSize(_model).BytesPerToken;
+        long bytes = (long)reservedTokens * KvCache.BytesPerTokenFor(_model.Config);
         if (bytes > _options.KvCacheBudgetBytes)
             throw new RequestTooLargeException(
                 $"the request needs {bytes >> 20} MiB of KV cache ({prompt.Count} prompt + {options.MaxTokens} max tokens) but the budget is {_options.KvCacheBudgetBytes >> 20} MiB");
@@ -303,12 +303,6 @@ public sealed class GenerationEngine : IAsyncDisposable
         _wake.Release();
         await Task.Run(() => _loop.Join()).ConfigureAwait(false);
         _shutdown.Dispose();
-    }
-
-    /// <summary>Per-token KV-cache size of a model, without allocating a cache.</summary>
-    private readonly record struct KvCacheSize(KimiModel Model)
-    {
-        public long BytesPerToken => 4L * Model.Config.NumHiddenLayers * (Model.Config.KvLoraRank + Model.Config.QkRopeHeadDim);
     }
 
     private sealed class Sequence(int[] prompt, GenerationOptions options, int reservedTokens, long reservedBytes,

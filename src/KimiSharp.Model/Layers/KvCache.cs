@@ -48,7 +48,15 @@ public sealed class KvCache
     }
 
     /// <summary>Bytes held per cached token across all layers.</summary>
-    public long BytesPerToken => 4L * Layers * (LatentDim + RopeDim);
+    public long BytesPerToken => BytesPerTokenOf(Layers, LatentDim, RopeDim);
+
+    /// <summary>
+    /// Bytes a cache of <paramref name="config"/>'s model holds per token, without making one: every layer keeps one
+    /// float32 latent (kv_lora_rank) and one rope key (qk_rope_head_dim) per token — MLA's whole KV cache.
+    /// </summary>
+    public static long BytesPerTokenFor(ModelConfig config) => BytesPerTokenOf(config.NumHiddenLayers, config.KvLoraRank, config.QkRopeHeadDim);
+
+    private static long BytesPerTokenOf(int layers, int latentDim, int ropeDim) => sizeof(float) * (long)layers * (latentDim + ropeDim);
 
     /// <summary>Makes room for <paramref name="additional"/> more tokens, or throws if that passes the context limit.</summary>
     internal void Reserve(int additional)
