@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
 using KimiSharp.Model;
@@ -52,20 +51,12 @@ public sealed class GenerationEngine : IAsyncDisposable
 {
     private readonly KimiModel _model;
     private readonly EngineOptions _options;
-    private readonly ILogger _logger;
-    private readonly ConcurrentQueue<Sequence> _incoming = new();
-    private readonly LinkedList<Sequence> _waiting = new();
-    private readonly List<Sequence> _active = [];
-    private readonly PrefixCache _prefixCache = new();
+    private readonly Scheduler _scheduler;
+    private readonly ModelRunner _runner;
+    private readonly List<Sequence> _batch = [];
     private readonly SemaphoreSlim _wake = new(0);
     private readonly CancellationTokenSource _shutdown = new();
     private readonly Thread _loop;
-    private readonly List<Sequence> _batch = [];
-    private readonly BatchWorkspace _workspace = new();
-    private ForwardSegment[] _segments = [];
-    private float[] _logits = [];
-    private long _reservedBytes;
-    private int _queued;
 
     public KimiModel Model => _model;
     public EngineStatistics Statistics { get; } = new();
@@ -74,7 +65,8 @@ public sealed class GenerationEngine : IAsyncDisposable
     {
         _model = model;
         _options = options ?? new EngineOptions();
-        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _scheduler = new Scheduler(model, _options, Statistics);
+        _runner = new ModelRunner(model, (ILogger?)logger ?? NullLogger.Instance);
         _loop = new Thread(RunLoop) { IsBackground = true, Name = "kimi-engine" };
         _loop.Start();
     }
@@ -99,14 +91,9 @@ public sealed class GenerationEngine : IAsyncDisposable
         if (bytes > _options.KvCacheBudgetBytes)
             throw new RequestTooLargeException(
                 $"the request needs {bytes >> 20} MiB of KV cache ({prompt.Count} prompt + {options.MaxTokens} max tokens) but the budget is {_options.KvCacheBudgetBytes >> 20} MiB");
-        if (Interlocked.Increment(ref _queued) > _options.MaxQueueLength + _options.MaxBatchSize)
-        {
-            Interlocked.Decrement(ref _queued);
-            throw new EngineBusyException($"the server is busy: {_options.MaxQueueLength} requests are already waiting");
-        }
         var channel = Channel.CreateUnbounded<GenerationEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         var sequence = new Sequence(prompt.ToArray(), options, reservedTokens, bytes, channel.Writer, vocab);
-        _incoming.Enqueue(sequence);
+        _scheduler.Enqueue(sequence);
         _wake.Release();
         return Read(channel.Reader, sequence, cancellationToken);
     }
@@ -132,169 +119,25 @@ public sealed class GenerationEngine : IAsyncDisposable
         }
     }
 
+    /// <summary>The engine's thread: admit, schedule a step, run it, retire what finished; sleep when idle.</summary>
     private void RunLoop()
     {
         var token = _shutdown.Token;
         while (!token.IsCancellationRequested)
         {
-            Admit();
-            if (_active.Count == 0)
+            _scheduler.Admit();
+            if (_scheduler.Running == 0)
             {
                 try { _wake.Wait(token); } catch (OperationCanceledException) { break; }
                 continue;
             }
             var stopwatch = Stopwatch.StartNew();
-            int tokensThisStep = StepBatch();
-            for (int i = 0; i < _active.Count; i++)
-            {
-                var s = _active[i];
-                if (!s.IsDone) continue;
-                Retire(s);
-                _active.RemoveAt(i--);
-            }
-            Statistics.RecordStep(tokensThisStep, stopwatch.Elapsed, _active.Count, _waiting.Count);
+            int tokens = _scheduler.ScheduleStep(_batch);
+            _runner.Run(_batch);
+            _scheduler.RetireFinished();
+            Statistics.RecordStep(tokens, stopwatch.Elapsed, _scheduler.Running, _scheduler.Waiting);
         }
-        foreach (var s in _active) s.Fail(new ObjectDisposedException(nameof(GenerationEngine)));
-        foreach (var s in _waiting) s.Fail(new ObjectDisposedException(nameof(GenerationEngine)));
-    }
-
-    /// <summary>Moves queued requests into the batch while slots and memory allow (first come, first served).</summary>
-    private void Admit()
-    {
-        while (_incoming.TryDequeue(out var s)) _waiting.AddLast(s);
-        for (var node = _waiting.First; node is not null;)
-        {
-            var next = node.Next;
-            var s = node.Value;
-            if (s.IsCancelled)
-            {
-                _waiting.Remove(node);
-                s.Finish(FinishReason.Cancelled);
-                Interlocked.Decrement(ref _queued);
-            }
-            node = next;
-        }
-        while (_waiting.First is { } first && _active.Count < _options.MaxBatchSize)
-        {
-            var s = first.Value;
-            // Parked prefix caches are evictable; running sequences are not, so a request that does not fit
-            // beside them waits until some finish.
-            if (s.ReservedBytes > _options.KvCacheBudgetBytes - _reservedBytes) break;
-            _prefixCache.TrimTo(_options.KvCacheBudgetBytes - _reservedBytes - s.ReservedBytes);
-            _waiting.RemoveFirst();
-            _reservedBytes += s.ReservedBytes;
-            s.Cache = _model.CreateCache(s.ReservedTokens);
-            _active.Add(s);
-        }
-    }
-
-    /// <summary>
-    /// One engine step: a single forward pass over every running sequence's next tokens — a prompt chunk for those
-    /// still reading their prompt, one token for those decoding — then a sample for each that produced one.
-    /// Returns the tokens computed.
-    /// </summary>
-    private int StepBatch()
-    {
-        _batch.Clear();
-        int tokens = 0;
-        foreach (var s in _active)
-        {
-            if (s.IsDone) continue;
-            if (s.IsCancelled) { s.Finish(FinishReason.Cancelled); continue; }
-            var cache = s.Cache!;
-            if (!s.PromptDone)
-            {
-                if (cache.Length == 0 && _options.EnablePrefixCache && !s.PrefixLookedUp)
-                {
-                    s.PrefixLookedUp = true;
-                    s.CachedTokens = _prefixCache.Reuse(s.Prompt, cache);
-                    Statistics.RecordPrefix(s.Prompt.Length, s.CachedTokens);
-                }
-                int start = cache.Length;
-                int count = Math.Min(_options.PrefillChunkTokens, s.Prompt.Length - start);
-                s.StepTokens = s.Prompt.AsMemory(start, count);
-            }
-            else
-            {
-                s.NextToken[0] = s.LastToken;
-                s.StepTokens = s.NextToken;
-            }
-            _batch.Add(s);
-            tokens += s.StepTokens.Length;
-        }
-        if (_batch.Count == 0) return 0;
-
-        var segments = _segments.Length >= _batch.Count ? _segments : _segments = new ForwardSegment[Math.Max(_batch.Count, 2 * _segments.Length)];
-        for (int i = 0; i < _batch.Count; i++) segments[i] = new ForwardSegment(_batch[i].StepTokens, _batch[i].Cache!);
-        int vocab = _model.Config.VocabSize;
-        if (_logits.Length < (long)_batch.Count * vocab) _logits = new float[(long)Math.Max(_batch.Count, _options.MaxBatchSize) * vocab];
-        try
-        {
-            _model.Forward(segments.AsSpan(0, _batch.Count), _logits, _workspace);
-        }
-        catch (Exception e)
-        {
-            // The inputs were validated on admission, so a failure here is the engine's own: every sequence in the
-            // pass is failed rather than continued from a cache in an unknown state.
-            _logger.LogError(e, "generation failed");
-            foreach (var s in _batch) s.Fail(e);
-            return 0;
-        }
-        finally
-        {
-            Array.Clear(segments, 0, _batch.Count); // drop the caches' references until the next step
-        }
-
-        for (int i = 0; i < _batch.Count; i++)
-        {
-            var s = _batch[i];
-            try
-            {
-                _logits.AsSpan(i * vocab, vocab).CopyTo(s.Logits);
-                if (!s.PromptDone)
-                {
-                    if (s.Cache!.Length < s.Prompt.Length) continue;
-                    s.PromptDone = true;
-                    s.Post(new PromptProcessed(s.Prompt.Length, s.CachedTokens));
-                }
-                SampleNext(s);
-            }
-            catch (Exception e)
-            {
-                _logger.LogError(e, "sampling failed");
-                s.Fail(e);
-            }
-        }
-        return tokens;
-    }
-
-    private void SampleNext(Sequence s)
-    {
-        var top = s.Options.TopLogprobs > 0 ? new TokenLogprob[s.Options.TopLogprobs] : null;
-        int token = s.Sampler.Sample(s.Logits, out float logprob, top);
-        s.Generated.Add(token);
-        s.LastToken = token;
-        s.Post(new TokenGenerated(token, logprob, top));
-        if (s.Options.StopTokens.Contains(token) || s.Options.Constraint?.IsComplete == true) s.Finish(FinishReason.Stop);
-        else if (s.Generated.Count >= s.Options.MaxTokens || s.Cache!.Length + 1 >= _model.Config.MaxPositionEmbeddings)
-            s.Finish(FinishReason.Length);
-    }
-
-    private void Retire(Sequence s)
-    {
-        _reservedBytes -= s.ReservedBytes;
-        Interlocked.Decrement(ref _queued);
-        if (_options.EnablePrefixCache && s.Cache is { Length: > 0 } cache && s.Error is null)
-        {
-            cache.ReleaseWorkspace();
-            // The cache holds the prompt and every generated token but the last (it was never fed back).
-            var tokens = new int[cache.Length];
-            s.Prompt.AsSpan(0, Math.Min(s.Prompt.Length, cache.Length)).CopyTo(tokens);
-            for (int i = s.Prompt.Length; i < cache.Length; i++) tokens[i] = s.Generated[i - s.Prompt.Length];
-            _prefixCache.Add(tokens, cache);
-            _prefixCache.TrimTo(Math.Max(0, _options.KvCacheBudgetBytes - _reservedBytes));
-        }
-        s.Cache = null;
+        _scheduler.FailAll(new ObjectDisposedException(nameof(GenerationEngine)));
     }
 
     public async ValueTask DisposeAsync()
@@ -303,48 +146,5 @@ public sealed class GenerationEngine : IAsyncDisposable
         _wake.Release();
         await Task.Run(() => _loop.Join()).ConfigureAwait(false);
         _shutdown.Dispose();
-    }
-
-    private sealed class Sequence(int[] prompt, GenerationOptions options, int reservedTokens, long reservedBytes,
-        ChannelWriter<GenerationEvent> writer, int vocab)
-    {
-        private volatile bool _cancelled;
-        public int[] Prompt { get; } = prompt;
-        public GenerationOptions Options { get; } = options;
-        public int ReservedTokens { get; } = reservedTokens;
-        public long ReservedBytes { get; } = reservedBytes;
-        public Sampler Sampler { get; } = new(options, vocab);
-        public float[] Logits { get; } = new float[vocab];
-        public List<int> Generated { get; } = [];
-        public KvCache? Cache { get; set; }
-        public bool PromptDone { get; set; }
-        public bool PrefixLookedUp { get; set; }
-        /// <summary>The tokens this step feeds: a prompt chunk, or <see cref="NextToken"/>.</summary>
-        public ReadOnlyMemory<int> StepTokens { get; set; }
-        public int[] NextToken { get; } = new int[1];
-        public int CachedTokens { get; set; }
-        public int LastToken { get; set; }
-        public bool IsDone { get; private set; }
-        public bool IsCancelled => _cancelled;
-        public Exception? Error { get; private set; }
-
-        public void Cancel() => _cancelled = true;
-        public void Post(GenerationEvent e) => writer.TryWrite(e);
-
-        public void Finish(FinishReason reason)
-        {
-            if (IsDone) return;
-            IsDone = true;
-            writer.TryWrite(new GenerationFinished(reason, Prompt.Length, Generated.Count, CachedTokens));
-            writer.TryComplete();
-        }
-
-        public void Fail(Exception e)
-        {
-            if (IsDone) return;
-            IsDone = true;
-            Error = e;
-            writer.TryComplete(e);
-        }
     }
 }
