@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using KimiSharp.Agent;
@@ -13,30 +14,57 @@ internal static class EvalCommand
 {
     public static readonly IReadOnlyList<string> Suites = ["tool-use"];
 
-    public static async Task<int> RunAsync(CommandLine options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    public static Command Create()
     {
-        options.AllowOnly("model", "suite", "horizons", "tasks", "seed", "out", "transcripts", "name", "threads", "max-steps", "max-tokens");
-        string suite = options.Require("suite");
-        if (!Suites.Contains(suite))
-            throw new UsageException($"unknown suite '{suite}' (known: {string.Join(", ", Suites)})");
-        if (options.Int("threads") is int threads) Kernels.KernelThreading.MaxThreads = Math.Max(1, threads);
+        var model = ModelLocator.ModelOption();
+        var suite = new Option<string>("--suite")
+        {
+            Description = "The task suite", HelpName = string.Join('|', Suites), Required = true,
+            CustomParser = r => r.Tokens.Count == 0 ? "" : Suites.Contains(r.Tokens[^1].Value) ? r.Tokens[^1].Value
+                : Fail(r, $"unknown suite '{r.Tokens[^1].Value}' (known: {string.Join(", ", Suites)})"),
+        };
+        suite.CompletionSources.Add([.. Suites]);
+        var horizons = CliOptions.Parsed("--horizons", "1,3,10,50,100,300", "Horizons (planned tool calls) to run, comma-separated [default: 1,3,10,50,100,300]", ParseHorizons);
+        var tasks = CliOptions.OptionalInt("--tasks", "Tasks per horizon [default: 50 (h ≤ 3), 20 (≤ 10), 30 (≤ 50), 10 (≤ 100), 5 beyond]", min: 1);
+        var seed = CliOptions.OptionalInt("--seed", "Seed of the held-out task generator [default: 777]");
+        var output = CliOptions.Text("--out", "report.json", "Also write the report as JSON");
+        var transcripts = CliOptions.Text("--transcripts", "runs.jsonl", "Write one JSON line per task (prompt, expected, outcome, answer, conversation)");
+        var name = ModelLocator.NameOption();
+        var threads = CliOptions.Threads();
+        var maxSteps = CliOptions.OptionalInt("--max-steps", "Agent steps per task before it stops [default: 400]", min: 1);
+        var maxTokens = CliOptions.OptionalInt("--max-tokens", "Tokens per agent step [default: the agent's]", min: 1);
+        var command = new Command("eval", """
+            Run held-out tool-use tasks by horizon through the agent loop and print success rate, tool calls,
+            malformed-call rate and tokens per horizon as a markdown table.
+            """)
+        {
+            model, suite, horizons, tasks, seed, output, transcripts, name, threads, maxSteps, maxTokens,
+        };
+        command.SetAction(async (r, ct) =>
+        {
+            if (r.GetValue(threads) is int count) Kernels.KernelThreading.MaxThreads = count;
+            var agent = new AgentOptions();
+            if (r.GetValue(maxSteps) is int steps) agent = agent with { MaxSteps = steps };
+            if (r.GetValue(maxTokens) is int perStep) agent = agent with { MaxTokensPerStep = perStep };
+            var eval = new ToolUseEvalOptions { Agent = agent };
+            if (r.GetValue(horizons) is { } list) eval = eval with { Horizons = list };
+            if (r.GetValue(tasks) is int perHorizon) eval = eval with { TasksPerHorizon = perHorizon };
+            if (r.GetValue(seed) is int s) eval = eval with { Seed = s };
+            return await RunAsync(r.GetValue(model), r.GetValue(name), eval, r.GetValue(output), r.GetValue(transcripts), r.Out(), r.Err(), ct);
+        });
+        return command;
+    }
 
-        var agent = new AgentOptions();
-        if (options.Int("max-steps") is int maxSteps)
-            agent = agent with { MaxSteps = maxSteps >= 1 ? maxSteps : throw new UsageException("--max-steps must be at least 1") };
-        if (options.Int("max-tokens") is int maxTokens)
-            agent = agent with { MaxTokensPerStep = maxTokens >= 1 ? maxTokens : throw new UsageException("--max-tokens must be at least 1") };
-        var eval = new ToolUseEvalOptions { Agent = agent };
-        if (options.Has("horizons")) eval = eval with { Horizons = ParseHorizons(options.Require("horizons")) };
-        if (options.Int("tasks") is int tasks)
-            eval = eval with { TasksPerHorizon = tasks >= 1 ? tasks : throw new UsageException("--tasks must be at least 1") };
-        if (options.Int("seed") is int seed) eval = eval with { Seed = seed };
-        string? outPath = options.Get("out");
-        if (outPath is null && options.Has("out")) throw new UsageException("--out needs a value");
-        string? transcriptsPath = options.Get("transcripts");
-        if (transcriptsPath is null && options.Has("transcripts")) throw new UsageException("--transcripts needs a value");
+    private static string Fail(System.CommandLine.Parsing.ArgumentResult result, string message)
+    {
+        result.AddError(message);
+        return "";
+    }
 
-        await using var service = ModelLocator.LoadChat(options, stderr);
+    private static async Task<int> RunAsync(string? modelDir, string? name, ToolUseEvalOptions eval, string? outPath, string? transcriptsPath,
+        TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    {
+        await using var service = ModelLocator.LoadChat(modelDir, name, stderr);
         bool live = ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected;
         using var transcripts = transcriptsPath is null ? null : new TranscriptWriter(transcriptsPath);
         var progress = new EvalProgress(stderr, live, transcripts);
