@@ -69,7 +69,7 @@ internal static class ChatCommand
     private static async Task<int> RunAsync(KimiChatService service, string[] question, string? system, bool tools,
         GenerationOptions generation, AgentOptions agentOptions, TextWriter stdout, CancellationToken cancellationToken)
     {
-        bool color = ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected;
+        bool color = Terminal.Colors(stdout); // a terminal that takes colours (not NO_COLOR, not redirected)
         var conversation = new JsonArray();
         if (system is not null) conversation.Add(new JsonObject { ["role"] = "system", ["content"] = system });
 

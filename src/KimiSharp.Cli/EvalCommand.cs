@@ -1,3 +1,4 @@
+using Spectre.Console;
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
@@ -65,11 +66,11 @@ internal static class EvalCommand
         TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
         await using var service = ModelLocator.LoadChat(modelDir, name, stderr);
-        bool live = ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected;
         using var transcripts = transcriptsPath is null ? null : new TranscriptWriter(transcriptsPath);
-        var progress = new EvalProgress(stderr, live, transcripts);
-        var report = await ToolUseEvaluation.RunAsync(service, eval, progress, cancellationToken);
-        progress.Done();
+        var report = Terminal.Live(stderr) is { } console
+            ? await Terminal.Bars(console).StartAsync(context =>
+                ToolUseEvaluation.RunAsync(service, eval, new EvalProgress(stderr, context, transcripts), cancellationToken))
+            : await ToolUseEvaluation.RunAsync(service, eval, new EvalProgress(stderr, null, transcripts), cancellationToken);
         if (transcripts is not null) stdout.WriteLine($"transcripts written to {transcriptsPath}");
         stdout.WriteLine(report.ToMarkdown());
         if (outPath is not null)
@@ -128,11 +129,11 @@ internal static class EvalCommand
         public void Dispose() => _writer.Dispose();
     }
 
-    /// <summary>A status line on a terminal (rewritten in place), one plain line per task otherwise; feeds the transcript.</summary>
-    private sealed class EvalProgress(TextWriter writer, bool live, TranscriptWriter? transcripts) : IProgress<ToolUseEvalProgress>
+    /// <summary>A progress bar per horizon on a terminal, one plain line per task otherwise; feeds the transcript.</summary>
+    private sealed class EvalProgress(TextWriter writer, ProgressContext? bars, TranscriptWriter? transcripts) : IProgress<ToolUseEvalProgress>
     {
-        private readonly object _gate = new();
-        private int _width;
+        private readonly Lock _gate = new();
+        private ProgressTask? _horizon;
 
         public void Report(ToolUseEvalProgress p)
         {
@@ -141,38 +142,22 @@ internal static class EvalCommand
                 transcripts?.Write(p);
                 if (p.Task == 0)
                 {
-                    if (!live) writer.WriteLine($"horizon {p.Horizon}: {p.Tasks} tasks");
-                    else Draw($"horizon {p.Horizon}: task 1/{p.Tasks} …");
+                    if (bars is null) writer.WriteLine($"horizon {p.Horizon}: {p.Tasks} tasks");
+                    else _horizon = bars.AddTask($"horizon {p.Horizon}", maxValue: p.Tasks);
                     return;
                 }
                 string rate = (100.0 * p.Successes / p.Task).ToString("F0", CultureInfo.InvariantCulture) + "%";
-                if (live)
+                if (_horizon is not null)
                 {
-                    string line = p.Task < p.Tasks
-                        ? $"horizon {p.Horizon}: task {p.Task + 1}/{p.Tasks} … success so far {p.Successes}/{p.Task} ({rate})"
-                        : $"horizon {p.Horizon}: {p.Successes}/{p.Tasks} ({rate})";
-                    Draw(line);
-                    if (p.Task == p.Tasks) { writer.WriteLine(); _width = 0; }
+                    _horizon.Value = p.Task;
+                    _horizon.Description = Terminal.Plain($"horizon {p.Horizon}: {p.Successes}/{p.Task} succeeded ({rate})");
+                    return;
                 }
-                else
-                {
-                    var r = p.LastResult;
-                    writer.WriteLine($"horizon {p.Horizon} task {p.Task}/{p.Tasks}: {(p.LastSucceeded ? "ok" : "fail")}" +
-                        (r is null ? "" : $" ({r.StopReason}, {r.ToolCalls} calls, {r.MalformedCalls} malformed, {r.GeneratedTokens} tokens)") +
-                        $" — success {p.Successes}/{p.Task} ({rate})");
-                }
+                var r = p.LastResult;
+                writer.WriteLine($"horizon {p.Horizon} task {p.Task}/{p.Tasks}: {(p.LastSucceeded ? "ok" : "fail")}" +
+                    (r is null ? "" : $" ({r.StopReason}, {r.ToolCalls} calls, {r.MalformedCalls} malformed, {r.GeneratedTokens} tokens)") +
+                    $" — success {p.Successes}/{p.Task} ({rate})");
             }
-        }
-
-        private void Draw(string line)
-        {
-            writer.Write("\r" + line + new string(' ', Math.Max(0, _width - line.Length)));
-            _width = line.Length;
-        }
-
-        public void Done()
-        {
-            lock (_gate) { if (live && _width > 0) writer.WriteLine(); _width = 0; }
         }
     }
 }

@@ -40,17 +40,10 @@ public static class ExportGgufCommand
 
         var gguf = DeepSeek2GgufLayout.Build(model, matrixType, Path.GetFileName(Path.GetFullPath(modelDir).TrimEnd(Path.DirectorySeparatorChar)));
         string partial = outPath + ".partial";
-        var lastReport = Stopwatch.StartNew();
-        var progress = new SyncProgress<(int Done, int Total, long Bytes)>(p =>
-        {
-            if (p.Done < p.Total && lastReport.Elapsed.TotalSeconds < 1) return;
-            lastReport.Restart();
-            stderr.WriteLine($"export-gguf: {p.Done}/{p.Total} tensors, {p.Bytes / 1e6:F0} MB, {clock.Elapsed.TotalSeconds:F0} s");
-        });
         long size;
         try
         {
-            size = gguf.Write(partial, progress, cancellationToken);
+            size = Write(gguf, partial, stderr, clock, cancellationToken);
             File.Move(partial, outPath, overwrite: true);
         }
         catch
@@ -65,9 +58,25 @@ public static class ExportGgufCommand
         return 0;
     }
 
-    /// <summary>Runs the callback on the reporting thread (unlike <see cref="Progress{T}"/>, which posts to the thread pool).</summary>
-    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    /// <summary>Writes the file with a progress bar on a terminal, or a plain line at most once a second otherwise.</summary>
+    private static long Write(GgufWriter gguf, string path, TextWriter stderr, Stopwatch clock, CancellationToken cancellationToken)
     {
-        public void Report(T value) => report(value);
+        if (Terminal.Live(stderr) is { } console)
+            return Terminal.Bars(console).Start(context =>
+            {
+                var task = context.AddTask("export-gguf", maxValue: gguf.TensorCount);
+                return gguf.Write(path, new SyncProgress<(int Done, int Total, long Bytes)>(p =>
+                {
+                    task.Value = p.Done;
+                    task.Description = Terminal.Plain($"export-gguf: {p.Done}/{p.Total} tensors, {p.Bytes / 1e6:F0} MB");
+                }), cancellationToken);
+            });
+        var lastReport = Stopwatch.StartNew();
+        return gguf.Write(path, new SyncProgress<(int Done, int Total, long Bytes)>(p =>
+        {
+            if (p.Done < p.Total && lastReport.Elapsed.TotalSeconds < 1) return;
+            lastReport.Restart();
+            stderr.WriteLine($"export-gguf: {p.Done}/{p.Total} tensors, {p.Bytes / 1e6:F0} MB, {clock.Elapsed.TotalSeconds:F0} s");
+        }), cancellationToken);
     }
 }

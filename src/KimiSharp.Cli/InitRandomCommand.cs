@@ -28,11 +28,11 @@ public static class InitRandomCommand
             config, output, quant, seed, shardMb, tokenizer,
         };
         command.SetAction(r => Run(r.GetValue(config)!, r.GetValue(output)!, r.GetValue(quant)!, r.GetValue(seed), r.GetValue(shardMb),
-            r.GetValue(tokenizer) is not null, r.Out()));
+            r.GetValue(tokenizer) is not null, r.Out(), r.Err()));
         return command;
     }
 
-    public static int Run(string configPath, string outDir, string quant, int? seed, int? shardMb, bool byteTokenizer, TextWriter stdout)
+    public static int Run(string configPath, string outDir, string quant, int? seed, int? shardMb, bool byteTokenizer, TextWriter stdout, TextWriter stderr)
     {
         var format = quant switch
         {
@@ -49,7 +49,7 @@ public static class InitRandomCommand
         if (byteTokenizer)
             parsed = parsed with { VocabSize = KimiSharp.Tokens.TokenizerFiles.Write(outDir, KimiSharp.Tokens.TokenizerFiles.ByteRanks()) };
         var clock = Stopwatch.StartNew();
-        var files = RandomCheckpoint.Write(outDir, parsed);
+        var files = Terminal.Spin(stderr, $"writing {outDir}", () => RandomCheckpoint.Write(outDir, parsed));
         long bytes = files.Sum(f => new FileInfo(Path.Combine(outDir, f)).Length);
         if (byteTokenizer) files = [.. files, "tiktoken.model", "tokenizer_config.json"];
         stdout.WriteLine($"wrote {outDir}: {files.Count} files, {bytes / 1e6:F1} MB ({quant}) in {clock.Elapsed.TotalSeconds:F1} s");

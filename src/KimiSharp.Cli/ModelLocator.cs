@@ -6,7 +6,7 @@ using KimiSharp.Model;
 
 namespace KimiSharp.Cli;
 
-/// <summary>Finds the model folder a command should use and loads it with a progress bar.</summary>
+/// <summary>Finds the model folder a command should use and loads it (with a progress bar on a terminal).</summary>
 internal static class ModelLocator
 {
     /// <summary>Where the project's own default model lives, relative to the repository root.</summary>
@@ -41,9 +41,20 @@ internal static class ModelLocator
     public static KimiChatService LoadChat(string? model, string? name, TextWriter stderr, EngineOptions? engine = null)
     {
         string dir = Resolve(model);
-        using var bar = new ConsoleProgress(stderr, $"loading {Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)))}");
+        string label = $"loading {Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)))}";
         var load = new KimiModelLoadOptions { RepackInt4ForInt8 = MatrixKernels.Int8Activations };
-        return KimiChatService.Load(dir, engine, name, progress: bar, loadOptions: load);
+        if (Terminal.Live(stderr) is not { } console) return KimiChatService.Load(dir, engine, name, loadOptions: load);
+        return Terminal.Bars(console).Start(context =>
+        {
+            var task = context.AddTask(Terminal.Plain(label), maxValue: 1);
+            return KimiChatService.Load(dir, engine, name, loadOptions: load, progress: new SyncProgress<LoadProgress>(p =>
+            {
+                if (p.Total <= 0) return;
+                task.Description = Terminal.Plain($"{label}: {p.Stage}");
+                task.MaxValue = p.Total;
+                task.Value = p.Done;
+            }));
+        });
     }
 
     /// <summary>
@@ -61,26 +72,5 @@ internal static class ModelLocator
     private sealed class Restore(Action restore) : IDisposable
     {
         public void Dispose() => restore();
-    }
-}
-
-/// <summary>A one-line progress bar on stderr while a checkpoint maps and its layers load (only on a terminal).</summary>
-internal sealed class ConsoleProgress(TextWriter writer, string label) : IProgress<LoadProgress>, IDisposable
-{
-    private readonly bool _enabled = ReferenceEquals(writer, Console.Error) && !Console.IsErrorRedirected;
-    private bool _drawn;
-
-    public void Report(LoadProgress value)
-    {
-        if (!_enabled || value.Total <= 0) return;
-        const int width = 30;
-        int filled = (int)((long)width * value.Done / value.Total);
-        writer.Write($"\r{label} [{new string('#', filled)}{new string('.', width - filled)}] {value.Done}/{value.Total} {value.Stage}   ");
-        _drawn = true;
-    }
-
-    public void Dispose()
-    {
-        if (_drawn) writer.Write("\r" + new string(' ', label.Length + 60) + "\r");
     }
 }

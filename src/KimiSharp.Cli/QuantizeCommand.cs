@@ -21,7 +21,7 @@ internal static class QuantizeCommand
             "fp8" => QuantizationTarget.Fp8Block,
             "bf16" => QuantizationTarget.Bf16,
             _ => QuantizationTarget.Int4Experts,
-        }, r.Out()));
+        }, r.Out(), r.Err()));
         return command;
     }
 
@@ -35,9 +35,9 @@ internal static class QuantizeCommand
         return command;
     }
 
-    public static int Quantize(string modelDir, string output, QuantizationTarget target, TextWriter stdout)
+    public static int Quantize(string modelDir, string output, QuantizationTarget target, TextWriter stdout, TextWriter stderr)
     {
-        int count = PostTrainingQuantizer.Quantize(modelDir, output, target);
+        int count = Terminal.Spin(stderr, $"quantizing {modelDir} into {output}", () => PostTrainingQuantizer.Quantize(modelDir, output, target));
         stdout.WriteLine($"quantized {count} weights to {target switch { QuantizationTarget.Int4Experts => "INT4 (routed experts, group 32)", QuantizationTarget.Fp8Block => "FP8 (128×128 blocks)", _ => "BF16" }} in {output}");
         return 0;
     }

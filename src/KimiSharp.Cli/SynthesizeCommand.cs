@@ -35,18 +35,16 @@ internal static class SynthesizeCommand
     public static int Run(string output, int count, int seed, int window, int maxChunks, SynthesisOptions synthesis, string? templatePath,
         int recall, TextWriter stdout, CancellationToken cancellationToken)
     {
-        bool live = ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected;
-        var progress = new SyncProgress<(int Done, int Total)>(p =>
-        {
-            if (live && (p.Done % 200 == 0 || p.Done == p.Total))
+        var template = templatePath is not null ? Tokens.Templates.ChatTemplate.FromFile(templatePath) : null;
+        SynthesisReport Synthesize(IProgress<(int Done, int Total)>? progress) =>
+            SynthesisPipeline.Run(output, count, seed, new ContextWindow(window), maxChunks, synthesis, progress, cancellationToken, template);
+        var report = Terminal.Live(stdout) is { } console
+            ? Terminal.Bars(console).Start(context =>
             {
-                int width = 24, filled = (int)((long)width * p.Done / p.Total);
-                stdout.Write($"\r[{new string('#', filled)}{new string('.', width - filled)}] {p.Done}/{p.Total} trajectories   ");
-            }
-        });
-        var report = SynthesisPipeline.Run(output, count, seed, new ContextWindow(window), maxChunks, synthesis, progress, cancellationToken,
-            templatePath is not null ? Tokens.Templates.ChatTemplate.FromFile(templatePath) : null);
-        if (live) stdout.WriteLine();
+                var task = context.AddTask("trajectories", maxValue: count);
+                return Synthesize(new SyncProgress<(int Done, int Total)>(p => { task.MaxValue = p.Total; task.Value = p.Done; }));
+            })
+            : Synthesize(null);
         stdout.Write(report.ToMarkdown());
         if (recall > 0)
         {

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Spectre.Console;
 using KimiSharp.Model.Configuration;
 using KimiSharp.Training.Runs;
 
@@ -72,10 +73,12 @@ internal static class TrainCommand
     {
         try { return TrainConfig.Load(path); }
         catch (FormatException e) { throw new UsageException(e.Message); }
-        catch (ModelConfigException e) when (e.Message.StartsWith(ModelFilePrefix, StringComparison.Ordinal))
+        catch (ModelConfigException e)
         {
+            // The model config parser speaks of "config.json", a model folder's file; here the model is part of the user's file.
+            string message = e.Message.StartsWith(ModelFilePrefix, StringComparison.Ordinal) ? e.Message[ModelFilePrefix.Length..] : e.Message;
             string where = ReferencedModelConfig(path) is { } referenced ? $"model_config {referenced}" : "model";
-            throw new ModelConfigException($"{path}: {where}: {e.Message[ModelFilePrefix.Length..]}", e);
+            throw new ModelConfigException($"{path}: {where}: {message}", e);
         }
     }
 
@@ -96,17 +99,17 @@ internal static class TrainCommand
     public static int Run(string configPath, bool resume, string? exportTo, TextWriter stdout, CancellationToken cancellationToken)
     {
         var config = LoadConfig(configPath);
-        bool live = ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected;
+        // On a terminal a progress bar shows the latest step's metrics (the last line stays); elsewhere one line per step.
+        var console = Terminal.Live(stdout);
+        ProgressTask? bar = null;
+        string lastLine = "";
         var progress = new SyncProgress<StepMetrics>(m =>
         {
-            string line = $"step {m.Step + 1}/{config.Steps}  loss {m.Loss:F4}  lr {m.LearningRate:G3}  {m.TokensPerSecond:F0} tok/s  " +
-                          $"max logit {m.MaxAttentionLogit:F1}{(m.HeadsClipped > 0 ? $" ({m.HeadsClipped} heads clipped)" : "")}  expert load max/mean−1 {m.ExpertMaxViolation:F2}";
-            if (live)
-            {
-                int width = 24, filled = (int)((long)width * (m.Step + 1) / config.Steps);
-                stdout.Write($"\r[{new string('#', filled)}{new string('.', width - filled)}] {line}   ");
-            }
-            else stdout.WriteLine(line);
+            lastLine = $"step {m.Step + 1}/{config.Steps}  loss {m.Loss:F4}  lr {m.LearningRate:G3}  {m.TokensPerSecond:F0} tok/s  " +
+                       $"max logit {m.MaxAttentionLogit:F1}{(m.HeadsClipped > 0 ? $" ({m.HeadsClipped} heads clipped)" : "")}  expert load max/mean−1 {m.ExpertMaxViolation:F2}";
+            if (bar is null) { stdout.WriteLine(lastLine); return; }
+            bar.Value = m.Step + 1;
+            bar.Description = Terminal.Plain($"loss {m.Loss:F4}  {m.TokensPerSecond:F0} tok/s  max logit {m.MaxAttentionLogit:F1}");
         });
         if (exportTo is not null)
         {
@@ -115,8 +118,12 @@ internal static class TrainCommand
             return 0;
         }
         var trainer = new Trainer(config, progress);
-        int last = trainer.Run(resume, cancellationToken);
-        if (live) stdout.WriteLine();
+        int last = console is null ? trainer.Run(resume, cancellationToken) : Terminal.Bars(console).Start(context =>
+        {
+            bar = context.AddTask("training", maxValue: config.Steps);
+            return trainer.Run(resume, cancellationToken);
+        });
+        if (console is not null && lastLine.Length > 0) stdout.WriteLine(lastLine);
         stdout.WriteLine(last == config.Steps - 1
             ? $"done: {config.Steps} steps; model in {trainer.FinalDirectory}, metrics in {trainer.MetricsPath}"
             : $"stopped after step {last + 1}; resume with --resume (state in {trainer.StateDirectory})");
