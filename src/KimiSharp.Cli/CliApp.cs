@@ -53,7 +53,9 @@ public static class CliApp
         if (bare) args = ["--help"];
         else if (args[0] == "help") args = [.. args[1..], "--help"];
 
-        var result = root.Parse(args);
+        // No response files: a prompt such as "@alice hi" is text, not a file of arguments. No option bundling either:
+        // there are no one-letter options to bundle, and "-3" stays a value.
+        var result = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null, EnablePosixBundling = false });
         string verb = result.CommandResult.Command is RootCommand ? "kimi" : $"kimi {result.CommandResult.Command.Name}";
         if (result.Action is ParseErrorAction)
         {

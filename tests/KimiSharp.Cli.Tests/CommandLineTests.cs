@@ -97,6 +97,16 @@ public sealed class CommandLineTests : IDisposable
         Assert.Contains(Path.Combine(_scratch, "none"), error);
     }
 
+    [Fact]
+    public async Task Option_values_starting_with_an_at_sign_are_text_not_response_files()
+    {
+        string messages = Path.Combine(_scratch, "m.json");
+        File.WriteAllText(messages, """[{"role":"user","content":"hi"}]""");
+        var (code, output, error) = await Kimi.Run("chat-template", "--messages", messages, "--var", "@who=x");
+        Assert.True(code == 0, error);
+        Assert.Contains("hi", output);
+    }
+
     [Theory]
     [InlineData("1,,2")]
     [InlineData("1,2,")]
