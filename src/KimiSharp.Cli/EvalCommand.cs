@@ -33,7 +33,7 @@ internal static class EvalCommand
         var name = ModelLocator.NameOption();
         var threads = CliOptions.Threads();
         var maxSteps = CliOptions.OptionalInt("--max-steps", "Agent steps per task before it stops [default: 400]", min: 1);
-        var maxTokens = CliOptions.OptionalInt("--max-tokens", "Tokens per agent step [default: the agent's]", min: 1);
+        var maxTokens = CliOptions.OptionalInt("--max-tokens", "Tokens per agent step [default: 384]", min: 1);
         var command = new Command("eval", """
             Run held-out tool-use tasks by horizon through the agent loop and print success rate, tool calls,
             malformed-call rate and tokens per horizon as a markdown table.

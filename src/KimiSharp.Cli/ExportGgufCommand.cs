@@ -31,7 +31,6 @@ public static class ExportGgufCommand
 
     public static int Run(string modelDir, string outPath, GgmlType matrixType, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken = default)
     {
-
         var clock = Stopwatch.StartNew();
         using var model = KimiModel.Load(modelDir);
         var c = model.Config;

@@ -34,7 +34,7 @@ internal static class TrainCommand
     {
         var config = CliOptions.Text("--config", "FILE", "The training config (JSON: model, data, optimizer, steps, out, …; see README)");
         var resume = CliOptions.Flag("--resume", "Continue the run from its saved state");
-        var exportState = CliOptions.Text("--export-state", "DIR", "Write the run's saved state as a Hugging Face model folder and stop");
+        var exportState = CliOptions.Text("--export-state", "DIR", "Export the run's latest saved state as a Hugging Face model folder (also while it trains) and stop");
         var threads = CliOptions.Threads();
         var experiment = CliOptions.Parsed("--experiment", "qk-clip", "Run a built-in experiment instead: qk-clip (Muon without clip, MuonClip and AdamW on the copy task)",
             text => text == "qk-clip" ? text : throw new UsageException($"unknown experiment '{text}' (qk-clip)"));
