@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -13,25 +14,44 @@ namespace KimiSharp.Cli;
 /// </summary>
 public static class BenchCommand
 {
-    public static int Run(CommandLine options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    public static Command Create()
     {
-        options.AllowOnly("model", "threads", "prompt", "gen", "rounds", "int8", "float32", "bandwidth-mb", "profile", "concurrency");
-        string modelDir = options.Require("model");
-        if (options.Int("threads") is int threads)
-            KernelThreading.MaxThreads = threads >= 1 ? threads : throw new UsageException("--threads must be at least 1");
-        int prompt = options.Int("prompt") ?? 512, gen = options.Int("gen") ?? 64, rounds = options.Int("rounds") ?? 3;
-        int bandwidthMb = options.Int("bandwidth-mb") ?? 1024;
-        if (prompt < 1 || gen < 1 || rounds < 1) throw new UsageException("--prompt, --gen and --rounds must be at least 1");
+        var model = CliOptions.Required("--model", "DIR", "The model folder to measure");
+        var threads = CliOptions.Threads();
+        var prompt = CliOptions.Int("--prompt", "Prompt tokens per prefill (pp)", 512, min: 1);
+        var gen = CliOptions.Int("--gen", "Tokens decoded per round (tg)", 64, min: 1);
+        var rounds = CliOptions.Int("--rounds", "Measured rounds (the medians are reported)", 3, min: 1);
+        var int8 = CliOptions.Flag("--int8", "Int8 activations on repacked INT4 weights (the default; as llama.cpp's quantized kernels run)");
+        var float32 = CliOptions.Flag("--float32", "Measure the exact float32 path instead");
+        var bandwidthMb = CliOptions.Int("--bandwidth-mb", "Buffer size of the memory bandwidth probe, in MiB", 1024, min: 1, helpName: "MB");
+        var profile = CliOptions.Flag("--profile", "Add the time spent in each part of the forward pass (attention, experts, lm_head, …)");
+        var concurrency = CliOptions.Parsed("--concurrency", "N,N,…",
+            "Also run N requests at once through the engine for each N (e.g. 1,4,16): aggregate and per-sequence decode t/s, time to first token, batch roofline",
+            ParseLevels);
+        var command = new Command("bench", """
+            Prefill and decode tokens/s, weight bytes per decoded token, measured memory bandwidth, roofline fraction.
+            Measures int8 activations on repacked INT4 weights by default (the fast mode); --float32 the exact path.
+            """)
+        {
+            model, threads, prompt, gen, rounds, int8, float32, bandwidthMb, profile, concurrency,
+        };
+        command.Exclusive(int8, float32, "--int8 and --float32 exclude each other");
+        command.SetAction((r, ct) => Task.FromResult(Run(r.GetValue(model)!, r.GetValue(threads), r.GetValue(prompt), r.GetValue(gen),
+            r.GetValue(rounds), r.GetValue(float32), r.GetValue(bandwidthMb), r.GetValue(profile), r.GetValue(concurrency) ?? [], r.Out(), ct)));
+        return command;
+    }
+
+    public static int Run(string modelDir, int? threads, int prompt, int gen, int rounds, bool float32, int bandwidthMb, bool profile,
+        int[] concurrency, TextWriter stdout, CancellationToken cancellationToken)
+    {
+        if (threads is int count) KernelThreading.MaxThreads = count;
         // Quantized CPU engines multiply quantized weights with quantized activations (llama.cpp's Q4_0 × Q8_0), so the
         // bench measures that mode by default; --float32 measures the exact path chat and serve use without --int8.
-        bool float32 = options.Flag("float32"), int8 = options.Flag("int8");
-        if (float32 && int8) throw new UsageException("--int8 and --float32 exclude each other");
-        int[] concurrency = ParseLevels(options.Get("concurrency"));
         bool previousInt8 = MatrixKernels.Int8Activations;
         MatrixKernels.Int8Activations = !float32;
         try
         {
-            ForwardProfile.Enabled = options.Has("profile");
+            ForwardProfile.Enabled = profile;
             return Measure(modelDir, prompt, gen, rounds, bandwidthMb, concurrency, stdout, cancellationToken);
         }
         finally
@@ -146,9 +166,8 @@ public static class BenchCommand
     }
 
     /// <summary><c>--concurrency 1,4,16</c>: the request counts to measure side by side (none when absent).</summary>
-    private static int[] ParseLevels(string? text)
+    private static int[] ParseLevels(string text)
     {
-        if (text is null) return [];
         var levels = new List<int>();
         foreach (string item in text.Split(','))
         {

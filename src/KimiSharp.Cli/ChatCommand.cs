@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Text;
 using System.Text.Json.Nodes;
 using KimiSharp.Agent;
@@ -19,39 +20,62 @@ internal static class ChatCommand
 {
     private const string Dim = "\u001b[2m", Reset = "\u001b[0m", Cyan = "\u001b[36m", Red = "\u001b[31m";
 
-    public static async Task<int> RunAsync(CommandLine options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    public static Command Create()
     {
-        options.AllowPositional().AllowOnly("model", "max-tokens", "temperature", "system", "seed", "name", "threads",
-            "no-tools", "max-steps", "int8");
-        using var activations = ModelLocator.ActivationMode(options);
-        if (options.Int("threads") is int threads) Kernels.KernelThreading.MaxThreads = Math.Max(1, threads);
-        bool tools = !options.Has("no-tools");
-        if (options.Get("no-tools") is { } stray)
+        var model = ModelLocator.ModelOption();
+        var question = new Argument<string[]>("question")
         {
-            // "--no-tools question": the parser took the question for the flag's value.
-            if (options.Positional.Count > 0) throw new UsageException($"--no-tools takes no value (got '{stray}')");
-            options.Positional.Add(stray);
-        }
-        if (!tools && options.Has("max-steps")) throw new UsageException("--max-steps needs tools (drop --no-tools)");
-        var generation = new GenerationOptions
-        {
-            // Agent steps are short and greedy by default (as in evaluation); plain chat keeps its sampling defaults.
-            MaxTokens = options.Int("max-tokens") ?? (tools ? 384 : 1024),
-            Temperature = (float)(options.Double("temperature") ?? (tools ? 0 : 0.6)),
-            Seed = options.Int("seed"),
+            Description = "Answer this one question and exit (words are joined); without it, chat interactively",
+            Arity = ArgumentArity.ZeroOrMore,
         };
-        if (generation.MaxTokens < 1) throw new UsageException("--max-tokens must be at least 1");
-        var agentOptions = new AgentOptions { Generation = generation, MaxTokensPerStep = generation.MaxTokens };
-        if (options.Int("max-steps") is int maxSteps)
-            agentOptions = agentOptions with { MaxSteps = maxSteps >= 1 ? maxSteps : throw new UsageException("--max-steps must be at least 1") };
-        await using var service = ModelLocator.LoadChat(options, stderr);
-        bool color = ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected;
-        var conversation = new JsonArray();
-        if (options.Get("system") is { } system) conversation.Add(new JsonObject { ["role"] = "system", ["content"] = system });
-
-        if (options.Positional.Count > 0)
+        var noTools = CliOptions.Flag("--no-tools", "Plain chat: no built-in tools, temperature 0.6 and 1024 tokens by default");
+        var maxTokens = CliOptions.OptionalInt("--max-tokens", "Tokens per answer (per agent step with tools) [default: 384 with tools, 1024 without]", min: 1);
+        var temperature = CliOptions.OptionalNumber("--temperature", "Sampling temperature [default: 0 (greedy) with tools, 0.6 without]", min: 0, helpName: "T");
+        var system = CliOptions.Text("--system", "TEXT", "A system prompt");
+        var seed = CliOptions.OptionalInt("--seed", "Sampling seed");
+        var maxSteps = CliOptions.OptionalInt("--max-steps", "Agent steps per question before it stops [default: 400]", min: 1);
+        var name = ModelLocator.NameOption();
+        var threads = CliOptions.Threads();
+        var int8 = ModelLocator.Int8Option();
+        var command = new Command("chat", """
+            Chat in the terminal (thinking shown dimmed; /reset, /thinking, /exit), or answer one question.
+            By default the model may call the built-in tools (calculator, convert_units, calendar, lookup, memory), run by the
+            agent loop: calls show as → name(args), results as ← result.
+            """)
         {
-            conversation.Add(new JsonObject { ["role"] = "user", ["content"] = string.Join(' ', options.Positional) });
+            model, question, noTools, maxTokens, temperature, system, seed, maxSteps, name, threads, int8,
+        };
+        command.Exclusive(noTools, maxSteps, "--max-steps needs tools (drop --no-tools)");
+        command.SetAction(async (r, ct) =>
+        {
+            using var activations = ModelLocator.ActivationMode(r.GetValue(int8));
+            if (r.GetValue(threads) is int count) Kernels.KernelThreading.MaxThreads = count;
+            bool tools = !r.GetValue(noTools);
+            var generation = new GenerationOptions
+            {
+                // Agent steps are short and greedy by default (as in evaluation); plain chat keeps its sampling defaults.
+                MaxTokens = r.GetValue(maxTokens) ?? (tools ? 384 : 1024),
+                Temperature = (float)(r.GetValue(temperature) ?? (tools ? 0 : 0.6)),
+                Seed = r.GetValue(seed),
+            };
+            var agentOptions = new AgentOptions { Generation = generation, MaxTokensPerStep = generation.MaxTokens };
+            if (r.GetValue(maxSteps) is int steps) agentOptions = agentOptions with { MaxSteps = steps };
+            await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err());
+            return await RunAsync(service, r.GetValue(question) ?? [], r.GetValue(system), tools, generation, agentOptions, r.Out(), ct);
+        });
+        return command;
+    }
+
+    private static async Task<int> RunAsync(KimiChatService service, string[] question, string? system, bool tools,
+        GenerationOptions generation, AgentOptions agentOptions, TextWriter stdout, CancellationToken cancellationToken)
+    {
+        bool color = Terminal.Colors(stdout); // a terminal that takes colours (not NO_COLOR, not redirected)
+        var conversation = new JsonArray();
+        if (system is not null) conversation.Add(new JsonObject { ["role"] = "system", ["content"] = system });
+
+        if (question.Length > 0)
+        {
+            conversation.Add(new JsonObject { ["role"] = "user", ["content"] = string.Join(' ', question) });
             if (tools) await AgentTurn(service, conversation, agentOptions, stdout, color, collapse: false, cancellationToken);
             else await Turn(service, conversation, generation, stdout, color, collapse: false, cancellationToken);
             return 0;
@@ -70,7 +94,7 @@ internal static class ChatCommand
                 case "": continue;
                 case "/reset":
                     conversation.Clear();
-                    if (options.Get("system") is { } s) conversation.Add(new JsonObject { ["role"] = "system", ["content"] = s });
+                    if (system is not null) conversation.Add(new JsonObject { ["role"] = "system", ["content"] = system });
                     stdout.WriteLine("(conversation cleared)");
                     continue;
                 case "/thinking":

@@ -61,8 +61,7 @@ internal static class ConcurrencyBench
         var options = new GenerationOptions { Temperature = 0, MaxTokens = gen };
         var firstToken = new double[n];
         var finished = new double[n];
-        int started = 0;
-        (long Passes, long Touched) decodeStart = default;
+        var usageBefore = Usage(model);
         var clock = Stopwatch.StartNew();
         var runs = new Task[n];
         for (int i = 0; i < n; i++)
@@ -79,7 +78,6 @@ internal static class ConcurrencyBench
                     {
                         first = false;
                         firstToken[index] = clock.Elapsed.TotalSeconds;
-                        if (Interlocked.Increment(ref started) == n) decodeStart = Usage(model);
                     }
                     else if (e is GenerationFinished) finished[index] = clock.Elapsed.TotalSeconds;
                 }
@@ -90,7 +88,7 @@ internal static class ConcurrencyBench
         double decodeSeconds = finished.Max() - firstToken.Max();
         double aggregate = decodeSeconds > 0 ? (double)n * (gen - 1) / decodeSeconds : 0;
         return new LevelResult(aggregate, firstToken.Average() * 1e3, firstToken.Max() * 1e3,
-            end.Passes - decodeStart.Passes, end.Touched - decodeStart.Touched);
+            end.Passes - usageBefore.Passes, end.Touched - usageBefore.Touched);
     }
 
     private static (long Passes, long Touched) Usage(KimiModel model)
@@ -99,7 +97,7 @@ internal static class ConcurrencyBench
         foreach (var layer in model.Layers)
             if (layer.Moe is { } moe)
             {
-                var (p, t) = moe.Usage;
+                var (p, t) = moe.DecodeUsage;
                 passes += p;
                 touched += t;
             }

@@ -1,3 +1,5 @@
+using Spectre.Console;
+using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using KimiSharp.Agent;
@@ -13,35 +15,62 @@ internal static class EvalCommand
 {
     public static readonly IReadOnlyList<string> Suites = ["tool-use"];
 
-    public static async Task<int> RunAsync(CommandLine options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    public static Command Create()
     {
-        options.AllowOnly("model", "suite", "horizons", "tasks", "seed", "out", "transcripts", "name", "threads", "max-steps", "max-tokens");
-        string suite = options.Require("suite");
-        if (!Suites.Contains(suite))
-            throw new UsageException($"unknown suite '{suite}' (known: {string.Join(", ", Suites)})");
-        if (options.Int("threads") is int threads) Kernels.KernelThreading.MaxThreads = Math.Max(1, threads);
+        var model = ModelLocator.ModelOption();
+        var suite = new Option<string>("--suite")
+        {
+            Description = "The task suite", HelpName = string.Join('|', Suites), Required = true,
+            CustomParser = r => r.Tokens.Count == 0 ? "" : Suites.Contains(r.Tokens[^1].Value) ? r.Tokens[^1].Value
+                : Fail(r, $"unknown suite '{r.Tokens[^1].Value}' (known: {string.Join(", ", Suites)})"),
+        };
+        suite.CompletionSources.Add([.. Suites]);
+        var horizons = CliOptions.Parsed("--horizons", "1,3,10,50,100,300", "Horizons (planned tool calls) to run, comma-separated [default: 1,3,10,50,100,300]", ParseHorizons);
+        var tasks = CliOptions.OptionalInt("--tasks", "Tasks per horizon [default: 50 (h ≤ 3), 20 (≤ 10), 30 (≤ 50), 10 (≤ 100), 5 beyond]", min: 1);
+        var seed = CliOptions.OptionalInt("--seed", "Seed of the held-out task generator [default: 777]");
+        var output = CliOptions.Text("--out", "report.json", "Also write the report as JSON");
+        var transcripts = CliOptions.Text("--transcripts", "runs.jsonl", "Write one JSON line per task (prompt, expected, outcome, answer, conversation)");
+        var name = ModelLocator.NameOption();
+        var threads = CliOptions.Threads();
+        var maxSteps = CliOptions.OptionalInt("--max-steps", "Agent steps per task before it stops [default: 400]", min: 1);
+        var maxTokens = CliOptions.OptionalInt("--max-tokens", "Tokens per agent step [default: 384]", min: 1);
+        var command = new Command("eval", """
+            Run held-out tool-use tasks by horizon through the agent loop and print success rate, tool calls,
+            malformed-call rate and tokens per horizon as a markdown table.
+            """)
+        {
+            model, suite, horizons, tasks, seed, output, transcripts, name, threads, maxSteps, maxTokens,
+        };
+        command.SetAction(async (r, ct) =>
+        {
+            if (r.GetValue(threads) is int count) Kernels.KernelThreading.MaxThreads = count;
+            var agent = new AgentOptions();
+            if (r.GetValue(maxSteps) is int steps) agent = agent with { MaxSteps = steps };
+            if (r.GetValue(maxTokens) is int perStep) agent = agent with { MaxTokensPerStep = perStep };
+            var eval = new ToolUseEvalOptions { Agent = agent };
+            if (r.GetValue(horizons) is { } list) eval = eval with { Horizons = list };
+            if (r.GetValue(tasks) is int perHorizon) eval = eval with { TasksPerHorizon = perHorizon };
+            if (r.GetValue(seed) is int s) eval = eval with { Seed = s };
+            return await RunAsync(r.GetValue(model), r.GetValue(name), eval, r.GetValue(output), r.GetValue(transcripts), r.Out(), r.Err(), ct);
+        });
+        return command;
+    }
 
-        var agent = new AgentOptions();
-        if (options.Int("max-steps") is int maxSteps)
-            agent = agent with { MaxSteps = maxSteps >= 1 ? maxSteps : throw new UsageException("--max-steps must be at least 1") };
-        if (options.Int("max-tokens") is int maxTokens)
-            agent = agent with { MaxTokensPerStep = maxTokens >= 1 ? maxTokens : throw new UsageException("--max-tokens must be at least 1") };
-        var eval = new ToolUseEvalOptions { Agent = agent };
-        if (options.Has("horizons")) eval = eval with { Horizons = ParseHorizons(options.Require("horizons")) };
-        if (options.Int("tasks") is int tasks)
-            eval = eval with { TasksPerHorizon = tasks >= 1 ? tasks : throw new UsageException("--tasks must be at least 1") };
-        if (options.Int("seed") is int seed) eval = eval with { Seed = seed };
-        string? outPath = options.Get("out");
-        if (outPath is null && options.Has("out")) throw new UsageException("--out needs a value");
-        string? transcriptsPath = options.Get("transcripts");
-        if (transcriptsPath is null && options.Has("transcripts")) throw new UsageException("--transcripts needs a value");
+    private static string Fail(System.CommandLine.Parsing.ArgumentResult result, string message)
+    {
+        result.AddError(message);
+        return "";
+    }
 
-        await using var service = ModelLocator.LoadChat(options, stderr);
-        bool live = ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected;
+    private static async Task<int> RunAsync(string? modelDir, string? name, ToolUseEvalOptions eval, string? outPath, string? transcriptsPath,
+        TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    {
+        await using var service = ModelLocator.LoadChat(modelDir, name, stderr);
         using var transcripts = transcriptsPath is null ? null : new TranscriptWriter(transcriptsPath);
-        var progress = new EvalProgress(stderr, live, transcripts);
-        var report = await ToolUseEvaluation.RunAsync(service, eval, progress, cancellationToken);
-        progress.Done();
+        var report = Terminal.Live(stderr) is { } console
+            ? await Terminal.Bars(console).StartAsync(context =>
+                ToolUseEvaluation.RunAsync(service, eval, new EvalProgress(stderr, context, transcripts), cancellationToken))
+            : await ToolUseEvaluation.RunAsync(service, eval, new EvalProgress(stderr, null, transcripts), cancellationToken);
         if (transcripts is not null) stdout.WriteLine($"transcripts written to {transcriptsPath}");
         stdout.WriteLine(report.ToMarkdown());
         if (outPath is not null)
@@ -100,11 +129,11 @@ internal static class EvalCommand
         public void Dispose() => _writer.Dispose();
     }
 
-    /// <summary>A status line on a terminal (rewritten in place), one plain line per task otherwise; feeds the transcript.</summary>
-    private sealed class EvalProgress(TextWriter writer, bool live, TranscriptWriter? transcripts) : IProgress<ToolUseEvalProgress>
+    /// <summary>A progress bar per horizon on a terminal, one plain line per task otherwise; feeds the transcript.</summary>
+    private sealed class EvalProgress(TextWriter writer, ProgressContext? bars, TranscriptWriter? transcripts) : IProgress<ToolUseEvalProgress>
     {
-        private readonly object _gate = new();
-        private int _width;
+        private readonly Lock _gate = new();
+        private ProgressTask? _horizon;
 
         public void Report(ToolUseEvalProgress p)
         {
@@ -113,38 +142,22 @@ internal static class EvalCommand
                 transcripts?.Write(p);
                 if (p.Task == 0)
                 {
-                    if (!live) writer.WriteLine($"horizon {p.Horizon}: {p.Tasks} tasks");
-                    else Draw($"horizon {p.Horizon}: task 1/{p.Tasks} …");
+                    if (bars is null) writer.WriteLine($"horizon {p.Horizon}: {p.Tasks} tasks");
+                    else _horizon = bars.AddTask($"horizon {p.Horizon}", maxValue: p.Tasks);
                     return;
                 }
                 string rate = (100.0 * p.Successes / p.Task).ToString("F0", CultureInfo.InvariantCulture) + "%";
-                if (live)
+                if (_horizon is not null)
                 {
-                    string line = p.Task < p.Tasks
-                        ? $"horizon {p.Horizon}: task {p.Task + 1}/{p.Tasks} … success so far {p.Successes}/{p.Task} ({rate})"
-                        : $"horizon {p.Horizon}: {p.Successes}/{p.Tasks} ({rate})";
-                    Draw(line);
-                    if (p.Task == p.Tasks) { writer.WriteLine(); _width = 0; }
+                    _horizon.Value = p.Task;
+                    _horizon.Description = Terminal.Plain($"horizon {p.Horizon}: {p.Successes}/{p.Task} succeeded ({rate})");
+                    return;
                 }
-                else
-                {
-                    var r = p.LastResult;
-                    writer.WriteLine($"horizon {p.Horizon} task {p.Task}/{p.Tasks}: {(p.LastSucceeded ? "ok" : "fail")}" +
-                        (r is null ? "" : $" ({r.StopReason}, {r.ToolCalls} calls, {r.MalformedCalls} malformed, {r.GeneratedTokens} tokens)") +
-                        $" — success {p.Successes}/{p.Task} ({rate})");
-                }
+                var r = p.LastResult;
+                writer.WriteLine($"horizon {p.Horizon} task {p.Task}/{p.Tasks}: {(p.LastSucceeded ? "ok" : "fail")}" +
+                    (r is null ? "" : $" ({r.StopReason}, {r.ToolCalls} calls, {r.MalformedCalls} malformed, {r.GeneratedTokens} tokens)") +
+                    $" — success {p.Successes}/{p.Task} ({rate})");
             }
-        }
-
-        private void Draw(string line)
-        {
-            writer.Write("\r" + line + new string(' ', Math.Max(0, _width - line.Length)));
-            _width = line.Length;
-        }
-
-        public void Done()
-        {
-            lock (_gate) { if (live && _width > 0) writer.WriteLine(); _width = 0; }
         }
     }
 }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using KimiSharp.Engine;
 using KimiSharp.Engine.Chat;
 using KimiSharp.Tokens.Parsing;
@@ -7,20 +8,41 @@ namespace KimiSharp.Cli;
 /// <summary><c>kimi generate</c>: raw completion of a prompt, streamed to stdout.</summary>
 internal static class GenerateCommand
 {
-    public static async Task<int> RunAsync(CommandLine options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    public static Command Create()
     {
-        options.AllowOnly("model", "prompt", "max-tokens", "temperature", "top-p", "seed", "name", "threads", "int8");
-        using var activations = ModelLocator.ActivationMode(options);
-        if (options.Int("threads") is int threads) Kernels.KernelThreading.MaxThreads = Math.Max(1, threads);
-        string prompt = options.Require("prompt");
-        var generation = new GenerationOptions
+        var model = ModelLocator.ModelOption();
+        var prompt = CliOptions.Required("--prompt", "TEXT", "The text to continue (special tokens allowed)");
+        var maxTokens = CliOptions.Int("--max-tokens", "Tokens to generate", 128, min: 1);
+        var temperature = CliOptions.Number("--temperature", "Sampling temperature (0: greedy)", 0, min: 0, helpName: "T");
+        var topP = CliOptions.Number("--top-p", "Nucleus sampling mass", 1, min: 0, max: 1, helpName: "P");
+        var seed = CliOptions.OptionalInt("--seed", "Sampling seed");
+        var name = ModelLocator.NameOption();
+        var threads = CliOptions.Threads();
+        var int8 = ModelLocator.Int8Option();
+        var command = new Command("generate", "Raw text completion, no chat template.")
         {
-            MaxTokens = options.Int("max-tokens") ?? 128,
-            Temperature = (float)(options.Double("temperature") ?? 0),
-            TopP = (float)(options.Double("top-p") ?? 1),
-            Seed = options.Int("seed"),
+            model, prompt, maxTokens, temperature, topP, seed, name, threads, int8,
         };
-        await using var service = ModelLocator.LoadChat(options, stderr);
+        command.SetAction(async (r, ct) =>
+        {
+            using var activations = ModelLocator.ActivationMode(r.GetValue(int8));
+            if (r.GetValue(threads) is int count) Kernels.KernelThreading.MaxThreads = count;
+            var generation = new GenerationOptions
+            {
+                MaxTokens = r.GetValue(maxTokens),
+                Temperature = (float)r.GetValue(temperature),
+                TopP = (float)r.GetValue(topP),
+                Seed = r.GetValue(seed),
+            };
+            await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err());
+            return await RunAsync(service, r.GetValue(prompt)!, generation, r.Out(), r.Err(), ct);
+        });
+        return command;
+    }
+
+    private static async Task<int> RunAsync(KimiChatService service, string prompt, GenerationOptions generation,
+        TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    {
         var tokens = service.Tokenizer.Encode(prompt, allowSpecial: true);
         ChatCompleted? done = null;
         await foreach (var e in service.CompleteAsync(tokens, generation, [], cancellationToken))

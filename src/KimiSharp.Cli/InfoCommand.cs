@@ -1,3 +1,4 @@
+using System.CommandLine;
 using KimiSharp.Kernels;
 using KimiSharp.Model;
 
@@ -6,10 +7,17 @@ namespace KimiSharp.Cli;
 /// <summary><c>kimi info</c>: what a model folder holds.</summary>
 public static class InfoCommand
 {
-    public static int Run(CommandLine options, TextWriter stdout, TextWriter stderr)
+    public static Command Create()
     {
-        options.AllowOnly("model");
-        using var model = KimiModel.Load(options.Require("model"));
+        var model = CliOptions.Required("--model", "DIR", "The model folder");
+        var command = new Command("info", "Print the model's architecture, weight formats and size.") { model };
+        command.SetAction(r => Run(r.GetValue(model)!, r.Out(), r.Err()));
+        return command;
+    }
+
+    public static int Run(string modelDir, TextWriter stdout, TextWriter stderr)
+    {
+        using var model = KimiModel.Load(modelDir);
         ConfigWarnings.Report(model.Config, stderr);
         var c = model.Config;
         int moeLayers = Enumerable.Range(0, c.NumHiddenLayers).Count(c.IsMoeLayer);

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using KimiSharp.Model.Checkpoints;
@@ -11,38 +12,46 @@ namespace KimiSharp.Cli;
 /// </summary>
 public static class InitRandomCommand
 {
-    public static int Run(CommandLine options, TextWriter stdout, TextWriter stderr)
+    public static Command Create()
     {
-        options.AllowOnly("config", "out", "quant", "seed", "shard-mb", "tokenizer");
-        string configPath = options.Require("config");
-        string outDir = options.Require("out");
-        string quant = options.Get("quant") ?? "int4";
+        var config = CliOptions.Required("--config", "FILE", "A config.json-style file giving the shape (missing keys keep the defaults)");
+        var output = CliOptions.Required("--out", "DIR", "The model folder to write");
+        var quant = CliOptions.Choice("--quant", "Storage: int4 (routed experts INT4, the rest BF16), int4-all (every linear INT4), fp8 (block FP8) or bf16",
+            "int4", "int4", "int4-all", "fp8", "bf16");
+        var seed = CliOptions.OptionalInt("--seed", "Seed of the random weights");
+        var shardMb = CliOptions.OptionalInt("--shard-mb", "Shard the safetensors at this many MB of tensor data", min: 1, helpName: "MB");
+        var tokenizer = CliOptions.Parsed("--tokenizer", "bytes", "bytes: also write a byte-level Kimi tokenizer so chat and serve work on the model",
+            text => text == "bytes" ? text : throw new UsageException($"--tokenizer must be 'bytes', got '{text}'"));
+        tokenizer.CompletionSources.Add("bytes");
+        var command = new Command("init-random", "Write a random-weight checkpoint of the config.json-style shape in FILE, in the real storage formats.")
+        {
+            config, output, quant, seed, shardMb, tokenizer,
+        };
+        command.SetAction(r => Run(r.GetValue(config)!, r.GetValue(output)!, r.GetValue(quant)!, r.GetValue(seed), r.GetValue(shardMb),
+            r.GetValue(tokenizer) is not null, r.Out(), r.Err()));
+        return command;
+    }
+
+    public static int Run(string configPath, string outDir, string quant, int? seed, int? shardMb, bool byteTokenizer, TextWriter stdout, TextWriter stderr)
+    {
         var format = quant switch
         {
-            "int4" or "int4-all" => CheckpointFormat.Int4,
             "fp8" => CheckpointFormat.Fp8,
             "bf16" => CheckpointFormat.Bf16,
-            var q => throw new UsageException($"--quant must be int4, int4-all, fp8 or bf16, got '{q}'"),
+            _ => CheckpointFormat.Int4,
         };
         var parsed = ParseConfig(File.ReadAllText(configPath), configPath) with { Format = format, Int4AllLinears = quant == "int4-all" };
-        if (options.Int("seed") is int seed) parsed = parsed with { Seed = seed };
-        if (options.Int("shard-mb") is int shardMb)
-            parsed = parsed with { MaxShardBytes = shardMb >= 1 ? shardMb * 1_000_000L : throw new UsageException("--shard-mb must be at least 1") };
+        if (seed is int s) parsed = parsed with { Seed = s };
+        if (shardMb is int mb) parsed = parsed with { MaxShardBytes = mb * 1_000_000L };
 
         // --tokenizer bytes: also write a byte-level Kimi tokenizer (256 byte ranks + Kimi's special tokens) sized to
         // the model, so chat, serve and the APIs run end to end on the random model.
-        switch (options.Get("tokenizer"))
-        {
-            case null: break;
-            case "bytes":
-                parsed = parsed with { VocabSize = KimiSharp.Tokens.TokenizerFiles.Write(outDir, KimiSharp.Tokens.TokenizerFiles.ByteRanks()) };
-                break;
-            case var other: throw new UsageException($"--tokenizer must be 'bytes', got '{other}'");
-        }
+        if (byteTokenizer)
+            parsed = parsed with { VocabSize = KimiSharp.Tokens.TokenizerFiles.Write(outDir, KimiSharp.Tokens.TokenizerFiles.ByteRanks()) };
         var clock = Stopwatch.StartNew();
-        var files = RandomCheckpoint.Write(outDir, parsed);
+        var files = Terminal.Spin(stderr, $"writing {outDir}", () => RandomCheckpoint.Write(outDir, parsed));
         long bytes = files.Sum(f => new FileInfo(Path.Combine(outDir, f)).Length);
-        if (options.Get("tokenizer") is not null) files = [.. files, "tiktoken.model", "tokenizer_config.json"];
+        if (byteTokenizer) files = [.. files, "tiktoken.model", "tokenizer_config.json"];
         stdout.WriteLine($"wrote {outDir}: {files.Count} files, {bytes / 1e6:F1} MB ({quant}) in {clock.Elapsed.TotalSeconds:F1} s");
         return 0;
     }

@@ -1,3 +1,5 @@
+using System.CommandLine;
+using System.Globalization;
 using KimiSharp.Kernels;
 using KimiSharp.Model;
 using KimiSharp.Model.Layers;
@@ -7,19 +9,42 @@ namespace KimiSharp.Cli;
 /// <summary><c>kimi logits</c>: the verification tool. Writes float32 logits [tokens, vocab] for every position.</summary>
 public static class LogitsCommand
 {
-    public static async Task<int> RunAsync(CommandLine options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    public static Command Create()
     {
-        options.AllowOnly("model", "tokens", "out", "incremental", "threads");
-        string modelDir = options.Require("model");
-        string outPath = options.Require("out");
-        int[] tokens = ParseTokens(options.Require("tokens"));
-        if (options.Int("threads") is int threads)
-            KernelThreading.MaxThreads = threads >= 1 ? threads : throw new UsageException("--threads must be at least 1");
-        bool incremental = options.Has("incremental");
+        var model = CliOptions.Required("--model", "DIR", "The model folder (config.json and *.safetensors)");
+        var tokens = new Option<int[]>("--tokens")
+        {
+            Description = "Token ids, comma-separated (e.g. 1,2,3)", HelpName = "IDS", Required = true, Arity = ArgumentArity.ExactlyOne,
+            CustomParser = r =>
+            {
+                if (r.Tokens.Count == 0) return [];
+                try { return ParseTokens(r.Tokens[^1].Value); }
+                catch (UsageException e) { r.AddError(e.Message); return []; }
+            },
+        };
+        var output = CliOptions.Required("--out", "FILE", "Where to write the logits (little-endian float32, [tokens, vocab])");
+        var incremental = CliOptions.Flag("--incremental", "Feed the tokens one at a time through the KV cache");
+        var threads = CliOptions.Threads();
+        var command = new Command("logits",
+            "Run the model over token ids and write little-endian float32 logits [tokens, vocab] (the verification tool).")
+        {
+            model, tokens, output, incremental, threads,
+        };
+        command.SetAction((r, ct) => RunAsync(r.GetValue(model)!, r.GetValue(tokens)!, r.GetValue(output)!, r.GetValue(incremental),
+            r.GetValue(threads), r.Err(), ct));
+        return command;
+    }
+
+    public static async Task<int> RunAsync(string modelDir, int[] tokens, string outPath, bool incremental, int? threads,
+        TextWriter stderr, CancellationToken cancellationToken)
+    {
+        if (threads is int count) KernelThreading.MaxThreads = count;
 
         using var model = KimiModel.Load(modelDir);
         ConfigWarnings.Report(model.Config, stderr);
         int vocab = model.Config.VocabSize;
+        foreach (int token in tokens)
+            if (token >= vocab) throw new ArgumentException($"--tokens: token id {token} is outside the vocabulary (vocab_size {vocab}, ids 0 to {vocab - 1})");
         var logits = new float[(long)tokens.Length * vocab];
         if (incremental)
         {
@@ -49,12 +74,16 @@ public static class LogitsCommand
 
     public static int[] ParseTokens(string text)
     {
-        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        if (parts.Length == 0) throw new UsageException("--tokens needs at least one token id");
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        if (parts is [""]) throw new UsageException("--tokens needs at least one token id");
         var tokens = new int[parts.Length];
         for (int i = 0; i < parts.Length; i++)
-            if (!int.TryParse(parts[i], out tokens[i]) || tokens[i] < 0)
+        {
+            // "1,,2" is a typo, not two tokens: an empty item is refused rather than skipped.
+            if (parts[i].Length == 0) throw new UsageException($"--tokens: item {i + 1} of '{text}' is empty (token ids are separated by single commas)");
+            if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out tokens[i]))
                 throw new UsageException($"--tokens: '{parts[i]}' is not a non-negative integer token id");
+        }
         return tokens;
     }
 }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using KimiSharp.Engine;
 using KimiSharp.Engine.Chat;
 using KimiSharp.Kernels;
@@ -5,15 +6,26 @@ using KimiSharp.Model;
 
 namespace KimiSharp.Cli;
 
-/// <summary>Finds the model folder a command should use and loads it with a progress bar.</summary>
+/// <summary>Finds the model folder a command should use and loads it (with a progress bar on a terminal).</summary>
 internal static class ModelLocator
 {
     /// <summary>Where the project's own default model lives, relative to the repository root.</summary>
     public const string DefaultModelPath = "models/k2-nano";
 
-    public static string Resolve(CommandLine options)
+    /// <summary><c>--model DIR</c> where it may be left out (chat, generate, serve, eval): then KIMI_MODEL or the checkout's default.</summary>
+    public static Option<string?> ModelOption() =>
+        CliOptions.Text("--model", "DIR", $"The model folder [default: $KIMI_MODEL, else {DefaultModelPath} in this checkout]");
+
+    /// <summary><c>--name ID</c>: the model id the APIs report.</summary>
+    public static Option<string?> NameOption() => CliOptions.Text("--name", "ID", "The model id to report [default: the folder's name]");
+
+    /// <summary><c>--int8</c> for chat, generate and serve.</summary>
+    public static Option<bool> Int8Option() => CliOptions.Flag("--int8",
+        "INT4 weights multiply int8-quantized activations (repacked at load): the fast mode kimi bench measures, within quantization error of the exact float32 default");
+
+    public static string Resolve(string? given)
     {
-        if (options.Get("model") is { } given) return given;
+        if (given is not null) return given;
         if (Environment.GetEnvironmentVariable("KIMI_MODEL") is { Length: > 0 } fromEnv) return fromEnv;
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
@@ -26,12 +38,23 @@ internal static class ModelLocator
             "(or set KIMI_MODEL).");
     }
 
-    public static KimiChatService LoadChat(CommandLine options, TextWriter stderr, EngineOptions? engine = null)
+    public static KimiChatService LoadChat(string? model, string? name, TextWriter stderr, EngineOptions? engine = null)
     {
-        string dir = Resolve(options);
-        using var bar = new ConsoleProgress(stderr, $"loading {Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)))}");
+        string dir = Resolve(model);
+        string label = $"loading {Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)))}";
         var load = new KimiModelLoadOptions { Activations = MatrixKernels.Int8Activations ? ActivationPrecision.Int8 : ActivationPrecision.Float32 };
-        return KimiChatService.Load(dir, engine, options.Get("name"), progress: bar, loadOptions: load);
+        if (Terminal.Live(stderr) is not { } console) return KimiChatService.Load(dir, engine, name, loadOptions: load);
+        return Terminal.Bars(console).Start(context =>
+        {
+            var task = context.AddTask(Terminal.Plain(label), maxValue: 1);
+            return KimiChatService.Load(dir, engine, name, loadOptions: load, progress: new SyncProgress<LoadProgress>(p =>
+            {
+                if (p.Total <= 0) return;
+                task.Description = Terminal.Plain($"{label}: {p.Stage}");
+                task.MaxValue = p.Total;
+                task.Value = p.Done;
+            }));
+        });
     }
 
     /// <summary>
@@ -39,36 +62,15 @@ internal static class ModelLocator
     /// (what <c>kimi bench</c> measures by default): several times faster, within quantization error of the exact float32
     /// default. Call before <see cref="LoadChat"/>; disposing restores the previous mode.
     /// </summary>
-    public static IDisposable ActivationMode(CommandLine options)
+    public static IDisposable ActivationMode(bool int8)
     {
         bool previous = MatrixKernels.Int8Activations;
-        MatrixKernels.Int8Activations = options.Flag("int8") || previous;
+        MatrixKernels.Int8Activations = int8 || previous;
         return new Restore(() => MatrixKernels.Int8Activations = previous);
     }
 
     private sealed class Restore(Action restore) : IDisposable
     {
         public void Dispose() => restore();
-    }
-}
-
-/// <summary>A one-line progress bar on stderr while a checkpoint maps and its layers load (only on a terminal).</summary>
-internal sealed class ConsoleProgress(TextWriter writer, string label) : IProgress<LoadProgress>, IDisposable
-{
-    private readonly bool _enabled = ReferenceEquals(writer, Console.Error) && !Console.IsErrorRedirected;
-    private bool _drawn;
-
-    public void Report(LoadProgress value)
-    {
-        if (!_enabled || value.Total <= 0) return;
-        const int width = 30;
-        int filled = (int)((long)width * value.Done / value.Total);
-        writer.Write($"\r{label} [{new string('#', filled)}{new string('.', width - filled)}] {value.Done}/{value.Total} {value.Stage}   ");
-        _drawn = true;
-    }
-
-    public void Dispose()
-    {
-        if (_drawn) writer.Write("\r" + new string(' ', label.Length + 60) + "\r");
     }
 }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using KimiSharp.Model;
 using KimiSharp.Model.Checkpoints;
 using KimiSharp.Tokens.Tokenization;
@@ -7,31 +8,47 @@ namespace KimiSharp.Cli;
 /// <summary><c>kimi quantize</c> (post-training INT4 / FP8) and <c>kimi perplexity</c> (to measure what it cost).</summary>
 internal static class QuantizeCommand
 {
-    public static int Quantize(CommandLine options, TextWriter stdout)
+    public static Command CreateQuantize()
     {
-        options.AllowOnly("model", "out", "quant");
-        var target = options.Get("quant") switch
+        var model = CliOptions.Required("--model", "DIR", "The model folder to quantize");
+        var output = CliOptions.Required("--out", "DIR", "Where to write the quantized model folder");
+        var quant = CliOptions.Choice("--quant", "int4: routed experts as K2 Thinking's INT4 (group 32); fp8: DeepSeek-V3's 128×128 block FP8; bf16",
+            "int4", "int4", "fp8", "bf16");
+        var command = new Command("quantize",
+            "Post-training quantization to K2 Thinking's INT4 (routed experts) or DeepSeek-V3's FP8 block format.") { model, output, quant };
+        command.SetAction(r => Quantize(r.GetValue(model)!, r.GetValue(output)!, r.GetValue(quant) switch
         {
-            null or "int4" => QuantizationTarget.Int4Experts,
             "fp8" => QuantizationTarget.Fp8Block,
             "bf16" => QuantizationTarget.Bf16,
-            var q => throw new UsageException($"--quant must be int4, fp8 or bf16, got '{q}'"),
-        };
-        string output = options.Require("out");
-        int count = PostTrainingQuantizer.Quantize(options.Require("model"), output, target);
+            _ => QuantizationTarget.Int4Experts,
+        }, r.Out(), r.Err()));
+        return command;
+    }
+
+    public static Command CreatePerplexity()
+    {
+        var model = CliOptions.Required("--model", "DIR", "The model folder");
+        var text = CliOptions.Required("--text", "FILE", "A UTF-8 text file");
+        var window = CliOptions.Int("--window", "Tokens per evaluation window", 512, min: 2);
+        var command = new Command("perplexity", "Mean loss and perplexity of a model on a text file.") { model, text, window };
+        command.SetAction((r, ct) => Perplexity(r.GetValue(model)!, r.GetValue(text)!, r.GetValue(window), r.Out(), ct));
+        return command;
+    }
+
+    public static int Quantize(string modelDir, string output, QuantizationTarget target, TextWriter stdout, TextWriter stderr)
+    {
+        int count = Terminal.Spin(stderr, $"quantizing {modelDir} into {output}", () => PostTrainingQuantizer.Quantize(modelDir, output, target));
         stdout.WriteLine($"quantized {count} weights to {target switch { QuantizationTarget.Int4Experts => "INT4 (routed experts, group 32)", QuantizationTarget.Fp8Block => "FP8 (128×128 blocks)", _ => "BF16" }} in {output}");
         return 0;
     }
 
-    public static int Perplexity(CommandLine options, TextWriter stdout, CancellationToken cancellationToken)
+    public static Task<int> Perplexity(string dir, string textPath, int window, TextWriter stdout, CancellationToken cancellationToken)
     {
-        options.AllowOnly("model", "text", "window");
-        string dir = options.Require("model");
         var tokenizer = KimiTokenizer.FromModelDirectory(dir);
-        var tokens = tokenizer.Encode(File.ReadAllText(options.Require("text")), allowSpecial: false).ToArray();
+        var tokens = tokenizer.Encode(File.ReadAllText(textPath), allowSpecial: false).ToArray();
         using var model = KimiModel.Load(dir);
-        double nll = Evaluation.MeanNegativeLogLikelihood(model, tokens, options.Int("window") ?? 512, cancellationToken);
+        double nll = Evaluation.MeanNegativeLogLikelihood(model, tokens, window, cancellationToken);
         stdout.WriteLine($"{tokens.Length} tokens: loss {nll:F4} nats/token, perplexity {Math.Exp(nll):F3}");
-        return 0;
+        return Task.FromResult(0);
     }
 }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using KimiSharp.Synthesis;
 using KimiSharp.Training.Runs;
 
@@ -9,34 +10,59 @@ namespace KimiSharp.Cli;
 /// </summary>
 internal static class RlCommand
 {
-    public static async Task<int> RunAsync(CommandLine options, TextWriter stdout, CancellationToken cancellationToken)
+    public static Command Create()
     {
-        options.AllowOnly("config", "from", "out", "iterations", "tasks", "samples", "steps", "lr", "adam-lr", "temperature", "budget", "eval-tasks", "seed", "threads", "horizons");
-        if (options.Int("threads") is int threads) Kernels.KernelThreading.MaxThreads = Math.Max(1, threads);
-        TrainConfig config;
-        try { config = TrainConfig.Load(options.Require("config")); }
-        catch (FormatException e) { throw new UsageException(e.Message); }
-        string from = options.Require("from");
+        var d = new PolicyGradientOptions();
+        var config = CliOptions.Required("--config", "SFT.json", "The kimi train config of the SFT run");
+        var from = CliOptions.Required("--from", "RUN", "The finished kimi train run (its final/ and state/)");
+        var output = CliOptions.Required("--out", "DIR", "Where the RL runs and report.md go");
+        var iterations = CliOptions.Int("--iterations", "Sample-then-train iterations", d.Iterations, min: 1);
+        var tasks = CliOptions.Int("--tasks", "Tasks sampled per iteration", d.TasksPerIteration, min: 1);
+        var samples = CliOptions.Int("--samples", "Trajectories per task (their mean reward is the baseline)", d.SamplesPerTask, min: 2);
+        var steps = CliOptions.Int("--steps", "Optimizer steps per iteration", d.StepsPerIteration, min: 1);
+        var lr = CliOptions.Number("--lr", "Muon learning rate", d.LearningRate, min: 0, helpName: "LR");
+        var adamLr = CliOptions.Number("--adam-lr", "AdamW learning rate (embeddings, norms, head)", d.AdamLearningRate, min: 0, helpName: "LR");
+        var temperature = CliOptions.Number("--temperature", "Sampling temperature of the trajectories", d.Temperature, min: 0, helpName: "T");
+        var budget = CliOptions.Int("--budget", "Tokens one sampled run may generate (past it: reward 0)", (int)d.TokenBudget, min: 1);
+        var evalTasks = CliOptions.Int("--eval-tasks", "Greedy held-out tasks per horizon, before and after", d.EvalTasksPerHorizon, min: 1);
+        var seed = CliOptions.Int("--seed", "Seed of the sampled tasks", d.Seed);
+        var threads = CliOptions.Threads();
+        var horizons = CliOptions.Parsed("--horizons", "1,2,3", $"Horizons (tool calls) of the sampled tasks [default: {string.Join(',', d.Horizons)}]", EvalCommand.ParseHorizons);
+        var command = new Command("rl", """
+            Policy-gradient stage on a finished kimi train run: sampled tool-use trajectories, reward = task success,
+            advantage = reward − the task's mean; reports greedy success before and after, by horizon.
+            """)
+        {
+            config, from, output, iterations, tasks, samples, steps, lr, adamLr, temperature, budget, evalTasks, seed, threads, horizons,
+        };
+        command.SetAction(async (r, ct) =>
+        {
+            if (r.GetValue(threads) is int count) Kernels.KernelThreading.MaxThreads = count;
+            var rl = new PolicyGradientOptions
+            {
+                Iterations = r.GetValue(iterations),
+                TasksPerIteration = r.GetValue(tasks),
+                SamplesPerTask = r.GetValue(samples),
+                StepsPerIteration = r.GetValue(steps),
+                LearningRate = (float)r.GetValue(lr),
+                AdamLearningRate = (float)r.GetValue(adamLr),
+                Temperature = (float)r.GetValue(temperature),
+                TokenBudget = r.GetValue(budget),
+                EvalTasksPerHorizon = r.GetValue(evalTasks),
+                Seed = r.GetValue(seed),
+                Horizons = r.GetValue(horizons) ?? d.Horizons,
+            };
+            return await RunAsync(r.GetValue(config)!, r.GetValue(from)!, r.GetValue(output)!, rl, r.Out(), ct);
+        });
+        return command;
+    }
+
+    private static async Task<int> RunAsync(string configPath, string from, string output, PolicyGradientOptions rl, TextWriter stdout,
+        CancellationToken cancellationToken)
+    {
+        var config = TrainCommand.LoadConfig(configPath);
         if (!File.Exists(Path.Combine(from, "final", "config.json")) || !Directory.Exists(Path.Combine(from, "state")))
             throw new UsageException($"'{from}' is not a finished kimi train run (needs final/ and state/)");
-        var defaults = new PolicyGradientOptions();
-        var rl = new PolicyGradientOptions
-        {
-            Iterations = options.Int("iterations") ?? defaults.Iterations,
-            TasksPerIteration = options.Int("tasks") ?? defaults.TasksPerIteration,
-            SamplesPerTask = options.Int("samples") ?? defaults.SamplesPerTask,
-            StepsPerIteration = options.Int("steps") ?? defaults.StepsPerIteration,
-            LearningRate = (float)(options.Double("lr") ?? defaults.LearningRate),
-            AdamLearningRate = (float)(options.Double("adam-lr") ?? defaults.AdamLearningRate),
-            Temperature = (float)(options.Double("temperature") ?? defaults.Temperature),
-            TokenBudget = options.Int("budget") ?? defaults.TokenBudget,
-            EvalTasksPerHorizon = options.Int("eval-tasks") ?? defaults.EvalTasksPerHorizon,
-            Seed = options.Int("seed") ?? defaults.Seed,
-            Horizons = options.Has("horizons") ? EvalCommand.ParseHorizons(options.Require("horizons")) : defaults.Horizons,
-        };
-        if (rl.Iterations < 1 || rl.TasksPerIteration < 1 || rl.SamplesPerTask < 2 || rl.StepsPerIteration < 1)
-            throw new UsageException("--iterations, --tasks and --steps must be at least 1 and --samples at least 2 (the group mean is the baseline)");
-        string output = options.Require("out");
         var report = await PolicyGradientStage.RunAsync(config, from, output, rl, new SyncProgress<string>(stdout.WriteLine), cancellationToken);
         stdout.WriteLine();
         stdout.Write(report.ToMarkdown());

@@ -1,3 +1,5 @@
+using System.CommandLine;
+using KimiSharp.Engine.Chat;
 using Microsoft.Extensions.Logging;
 using KimiSharp.Engine;
 using KimiSharp.Server;
@@ -7,23 +9,44 @@ namespace KimiSharp.Cli;
 /// <summary><c>kimi serve</c>: the OpenAI- and Anthropic-compatible server.</summary>
 internal static class ServeCommand
 {
-    public static async Task<int> RunAsync(CommandLine options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    public static Command Create()
     {
-        options.AllowOnly("model", "host", "port", "api-key", "name", "kv-budget-mb", "max-batch", "threads", "int8");
-        using var activations = ModelLocator.ActivationMode(options);
-        if (options.Int("threads") is int threads) Kernels.KernelThreading.MaxThreads = Math.Max(1, threads);
-        var engine = new EngineOptions
+        var model = ModelLocator.ModelOption();
+        var host = CliOptions.Text("--host", "ADDRESS", "The address to listen on", "127.0.0.1");
+        var port = CliOptions.Int("--port", "The port to listen on", 8000, min: 0, helpName: "PORT");
+        var apiKey = CliOptions.Text("--api-key", "KEY", "Require this key (Bearer or x-api-key) [default: $KIMI_API_KEY, else none]");
+        var name = ModelLocator.NameOption();
+        var kvBudget = CliOptions.Int("--kv-budget-mb", "KV cache memory shared by the running requests, in MiB", 2048, min: 1, helpName: "MB");
+        var maxBatch = CliOptions.Int("--max-batch", "Requests decoded together", 16, min: 1);
+        var threads = CliOptions.Threads();
+        var int8 = ModelLocator.Int8Option();
+        var command = new Command("serve", "OpenAI- and Anthropic-compatible HTTP server (/v1/chat/completions, /v1/messages, …).")
         {
-            KvCacheBudgetBytes = (options.Int("kv-budget-mb") ?? 2048) * (1L << 20),
-            MaxBatchSize = options.Int("max-batch") ?? 16,
+            model, host, port, apiKey, name, kvBudget, maxBatch, threads, int8,
         };
-        await using var service = ModelLocator.LoadChat(options, stderr, engine);
-        var server = new KimiServer(service, new ServerOptions
+        command.SetAction(async (r, ct) =>
         {
-            Host = options.Get("host") ?? "127.0.0.1",
-            Port = options.Int("port") ?? 8000,
-            ApiKey = options.Get("api-key") ?? Environment.GetEnvironmentVariable("KIMI_API_KEY"),
-        }, logging => logging.AddSimpleConsoleLogging());
+            using var activations = ModelLocator.ActivationMode(r.GetValue(int8));
+            if (r.GetValue(threads) is int count) Kernels.KernelThreading.MaxThreads = count;
+            var engine = new EngineOptions
+            {
+                KvCacheBudgetBytes = r.GetValue(kvBudget) * (1L << 20),
+                MaxBatchSize = r.GetValue(maxBatch),
+            };
+            await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err(), engine);
+            var server = new KimiServer(service, new ServerOptions
+            {
+                Host = r.GetValue(host)!,
+                Port = r.GetValue(port),
+                ApiKey = r.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("KIMI_API_KEY"),
+            }, logging => logging.AddSimpleConsoleLogging());
+            return await RunAsync(service, server, r.Out(), ct);
+        });
+        return command;
+    }
+
+    private static async Task<int> RunAsync(KimiChatService service, KimiServer server, TextWriter stdout, CancellationToken cancellationToken)
+    {
         await using (server)
         {
             await server.StartAsync(cancellationToken);

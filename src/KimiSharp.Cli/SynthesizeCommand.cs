@@ -1,3 +1,4 @@
+using System.CommandLine;
 using KimiSharp.Agent;
 using KimiSharp.Synthesis;
 
@@ -6,36 +7,49 @@ namespace KimiSharp.Cli;
 /// <summary><c>kimi synthesize --out DIR [--count N] [--seed S]</c>: agentic training data through the rubric filter.</summary>
 internal static class SynthesizeCommand
 {
-    public static int Run(CommandLine options, TextWriter stdout, CancellationToken cancellationToken)
+    public static Command Create()
     {
-        options.AllowOnly("out", "count", "seed", "window", "max-chunks", "flaw-rate", "max-cities", "template", "long-share", "recall");
-        string output = options.Require("out");
-        int count = options.Int("count") ?? 20000;
-        if (count < 1) throw new UsageException("--count must be at least 1");
-        double flawRate = options.Double("flaw-rate") ?? 0.08;
-        if (flawRate is < 0 or > 1) throw new UsageException("--flaw-rate must be between 0 and 1");
-        int recall = options.Int("recall") ?? 0;
-        if (recall < 0) throw new UsageException("--recall must be 0 or more");
-        int window = options.Int("window") ?? 4;
-        if (window < 1) throw new UsageException("--window must be at least 1");
-        bool live = ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected;
-        var progress = new SyncProgress<(int Done, int Total)>(p =>
+        var output = CliOptions.Required("--out", "DIR", "Where train.jsonl, trajectories.jsonl, knowledge_base.json and report.md go");
+        var count = CliOptions.Int("--count", "Teacher trajectories to generate", 20000, min: 1);
+        var seed = CliOptions.Int("--seed", "Seed of the task generator", 1);
+        var window = CliOptions.Int("--window", "Agent steps per context chunk: older steps are dropped W at a time (as the agent loop does)", 4, min: 1);
+        var maxChunks = CliOptions.Int("--max-chunks", "Training examples (context chunks) taken from one trajectory at most", 3, min: 1);
+        var flawRate = CliOptions.Number("--flaw-rate", "Probability that a teacher trajectory gets one injected flaw, for the rubric filter to catch", 0.08, min: 0, max: 1, helpName: "P");
+        var maxCities = CliOptions.Int("--max-cities", "Largest number of cities in a long-horizon aggregation (2 calls per city)", 150, min: 2);
+        var template = CliOptions.Text("--template", "chat_template.jinja", "Render the examples with this chat template [default: the built-in Kimi K2 Thinking template]");
+        var longShare = CliOptions.Number("--long-share", "Share of long-horizon aggregations among the trajectories", 0.30, min: 0, max: 1, helpName: "P");
+        var recall = CliOptions.Int("--recall", "Also write recall.txt: this many plain-text copy/recall warm-up documents (text_files for kimi train)", 0, min: 0);
+        var command = new Command("synthesize", """
+            Agentic training data: tool-use tasks with verifiable answers, teacher trajectories through the real tools,
+            a rubric filter (report.md says what it rejected), rendered examples for kimi train.
+            """)
         {
-            if (live && (p.Done % 200 == 0 || p.Done == p.Total))
+            output, count, seed, window, maxChunks, flawRate, maxCities, template, longShare, recall,
+        };
+        command.SetAction((r, ct) => Task.FromResult(Run(r.GetValue(output)!, r.GetValue(count), r.GetValue(seed), r.GetValue(window),
+            r.GetValue(maxChunks), new SynthesisOptions { FlawRate = r.GetValue(flawRate), MaxCities = r.GetValue(maxCities), LongShare = r.GetValue(longShare) },
+            r.GetValue(template), r.GetValue(recall), r.Out(), ct)));
+        return command;
+    }
+
+    public static int Run(string output, int count, int seed, int window, int maxChunks, SynthesisOptions synthesis, string? templatePath,
+        int recall, TextWriter stdout, CancellationToken cancellationToken)
+    {
+        var template = templatePath is not null ? Tokens.Templates.ChatTemplate.FromFile(templatePath) : null;
+        SynthesisReport Synthesize(IProgress<(int Done, int Total)>? progress) =>
+            SynthesisPipeline.Run(output, count, seed, new ContextWindow(window), maxChunks, synthesis, progress, cancellationToken, template);
+        var report = Terminal.Live(stdout) is { } console
+            ? Terminal.Bars(console).Start(context =>
             {
-                int width = 24, filled = (int)((long)width * p.Done / p.Total);
-                stdout.Write($"\r[{new string('#', filled)}{new string('.', width - filled)}] {p.Done}/{p.Total} trajectories   ");
-            }
-        });
-        var report = SynthesisPipeline.Run(output, count, options.Int("seed") ?? 1, new ContextWindow(window),
-            options.Int("max-chunks") ?? 3, new SynthesisOptions { FlawRate = flawRate, MaxCities = Math.Max(2, options.Int("max-cities") ?? 150), LongShare = options.Double("long-share") ?? 0.30 }, progress, cancellationToken,
-            options.Get("template") is { } template ? Tokens.Templates.ChatTemplate.FromFile(template) : null);
-        if (live) stdout.WriteLine();
+                var task = context.AddTask("trajectories", maxValue: count);
+                return Synthesize(new SyncProgress<(int Done, int Total)>(p => { task.MaxValue = p.Total; task.Value = p.Done; }));
+            })
+            : Synthesize(null);
         stdout.Write(report.ToMarkdown());
         if (recall > 0)
         {
             string recallPath = Path.Combine(output, "recall.txt");
-            long characters = RecallCorpus.Write(recallPath, recall, options.Int("seed") ?? 1, cancellationToken: cancellationToken);
+            long characters = RecallCorpus.Write(recallPath, recall, seed, cancellationToken: cancellationToken);
             stdout.WriteLine($"wrote {recallPath}: {recall} copy/recall warm-up documents, {characters:N0} characters");
         }
         stdout.WriteLine($"wrote {Path.Combine(output, "train.jsonl")}, trajectories.jsonl, knowledge_base.json and report.md");

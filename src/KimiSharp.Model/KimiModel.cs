@@ -245,6 +245,7 @@ public sealed class KimiModel : IDisposable
             if ((uint)token >= (uint)vocab)
                 throw new ArgumentOutOfRangeException(nameof(tokens), token, $"token id {token} is outside the vocabulary (vocab_size {vocab})");
         foreach (var segment in parts) segment.Cache.Reserve(segment.Tokens);
+        ws.DecodeOnly = count == parts.Length;
         using var activations = MatrixKernels.UseActivations(Activations);
 
         var h = ws.Get("model.h", (long)count * hidden);

@@ -85,6 +85,7 @@ public sealed class ExportGgufCommandTests : IDisposable
         Assert.True(code == 0, error);
         Assert.Contains("wrote", output);
         Assert.Contains("tensors", error); // progress
+        Assert.DoesNotContain('\u001b', output + error); // captured output: plain lines, no terminal progress bar
         Assert.False(File.Exists(gguf + ".partial"));
 
         var f = GgufFile.Read(gguf);

@@ -66,8 +66,22 @@ public sealed record ModelConfig
     public static ModelConfig Load(string modelDirectory)
     {
         string path = Path.Combine(modelDirectory, "config.json");
+        // A link that leads nowhere is not a missing file: say that it loops, or where it points.
+        if (BrokenLink(new DirectoryInfo(modelDirectory)) is { } folderProblem) throw new ModelConfigException($"{modelDirectory}: {folderProblem}");
+        if (BrokenLink(new FileInfo(path)) is { } fileProblem) throw new ModelConfigException($"{path}: {fileProblem}");
         if (!File.Exists(path)) throw new ModelConfigException($"{path}: not found (a model folder needs config.json)");
         return Parse(File.ReadAllText(path));
+    }
+
+    /// <summary>Why a symbolic link does not lead to a file or folder (a loop, a missing target); null when it does or is no link.</summary>
+    private static string? BrokenLink(FileSystemInfo link)
+    {
+        try
+        {
+            if (link.LinkTarget is null) return null;
+            return link.ResolveLinkTarget(returnFinalTarget: true) is { Exists: false } target ? $"symbolic link to {target.FullName}, which does not exist" : null;
+        }
+        catch (IOException) { return "symbolic link loop (too many levels of symbolic links)"; }
     }
 
     /// <summary>Keys of the K2 family that do not change the forward pass (training, serving and bookkeeping fields).</summary>

@@ -125,6 +125,9 @@ internal sealed class ForwardWorkspace
 
     private AttentionSegment[] _segments = [];
 
+    /// <summary>Whether the current pass feeds one token per sequence (a decode step).</summary>
+    public bool DecodeOnly { get; set; }
+
     /// <summary>How many entries of the last <see cref="Segments"/> array belong to the current pass.</summary>
     public int SegmentCount { get; private set; }
 

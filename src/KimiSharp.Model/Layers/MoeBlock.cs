@@ -101,11 +101,15 @@ public sealed class MoeBlock
 
     private long _passes, _expertsTouched;
 
-    /// <summary>Forward passes through this block, and the distinct routed experts they touched in all (each touched expert's weights stream once per pass).</summary>
-    public (long Passes, long ExpertsTouched) Usage => (Interlocked.Read(ref _passes), Interlocked.Read(ref _expertsTouched));
+    /// <summary>
+    /// Decode passes through this block (every sequence in the pass fed one token), and the distinct routed experts
+    /// they touched in all: each touched expert's weights stream once per pass, so this sizes a decode step's reads.
+    /// </summary>
+    public (long Passes, long ExpertsTouched) DecodeUsage => (Interlocked.Read(ref _passes), Interlocked.Read(ref _expertsTouched));
 
     private void CountTouchedExperts(ReadOnlySpan<float> chosen, ForwardWorkspace ws)
     {
+        if (!ws.DecodeOnly) return;
         var seen = ws.Get("moe.seen", _config.NRoutedExperts);
         seen.Clear();
         int distinct = 0;
