@@ -1,3 +1,4 @@
+using KimiSharp.Kernels;
 using System.CommandLine;
 using KimiSharp.Model;
 using KimiSharp.Model.Checkpoints;
@@ -30,8 +31,10 @@ internal static class QuantizeCommand
         var model = CliOptions.Required("--model", "DIR", "The model folder");
         var text = CliOptions.Required("--text", "FILE", "A UTF-8 text file");
         var window = CliOptions.Int("--window", "Tokens per evaluation window", 512, min: 2);
-        var command = new Command("perplexity", "Mean loss and perplexity of a model on a text file.") { model, text, window };
-        command.SetAction((r, ct) => Perplexity(r.GetValue(model)!, r.GetValue(text)!, r.GetValue(window), r.Out(), ct));
+        var int8 = CliOptions.Flag("--int8", "Int8 activations on repacked INT4 weights (the fast mode), to measure what it costs");
+        var command = new Command("perplexity", "Mean loss and perplexity of a model on a text file.") { model, text, window, int8 };
+        command.SetAction((r, ct) => Perplexity(r.GetValue(model)!, r.GetValue(text)!, r.GetValue(window),
+            r.GetValue(int8) ? ActivationPrecision.Int8 : ActivationPrecision.Float32, r.Out(), ct));
         return command;
     }
 
@@ -42,13 +45,13 @@ internal static class QuantizeCommand
         return 0;
     }
 
-    public static Task<int> Perplexity(string dir, string textPath, int window, TextWriter stdout, CancellationToken cancellationToken)
+    public static Task<int> Perplexity(string dir, string textPath, int window, ActivationPrecision activations, TextWriter stdout, CancellationToken cancellationToken)
     {
         var tokenizer = KimiTokenizer.FromModelDirectory(dir);
         var tokens = tokenizer.Encode(File.ReadAllText(textPath), allowSpecial: false).ToArray();
-        using var model = KimiModel.Load(dir);
+        using var model = KimiModel.Load(dir, new KimiModelLoadOptions { Activations = activations });
         double nll = Evaluation.MeanNegativeLogLikelihood(model, tokens, window, cancellationToken);
-        stdout.WriteLine($"{tokens.Length} tokens: loss {nll:F4} nats/token, perplexity {Math.Exp(nll):F3}");
+        stdout.WriteLine($"{tokens.Length} tokens: loss {nll:F4} nats/token, perplexity {Math.Exp(nll):F3} ({(activations == ActivationPrecision.Int8 ? "int8" : "float32")} activations)");
         return Task.FromResult(0);
     }
 }
