@@ -9,7 +9,7 @@ internal static class ServeCommand
 {
     public static async Task<int> RunAsync(CommandLine options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
-        options.AllowOnly("model", "host", "port", "api-key", "name", "kv-budget-mb", "max-batch", "threads", "int8");
+        options.AllowOnly("model", "host", "port", "api-key", "name", "kv-budget-mb", "max-batch", "threads", "int8", "no-ui");
         using var activations = ModelLocator.ActivationMode(options);
         if (options.Int("threads") is int threads) Kernels.KernelThreading.MaxThreads = Math.Max(1, threads);
         var engine = new EngineOptions
@@ -23,11 +23,12 @@ internal static class ServeCommand
             Host = options.Get("host") ?? "127.0.0.1",
             Port = options.Int("port") ?? 8000,
             ApiKey = options.Get("api-key") ?? Environment.GetEnvironmentVariable("KIMI_API_KEY"),
+            ServeUi = !options.Has("no-ui"),
         }, logging => logging.AddSimpleConsoleLogging());
         await using (server)
         {
             await server.StartAsync(cancellationToken);
-            stdout.WriteLine($"serving {service.ModelId} on {string.Join(", ", server.Urls)} (OpenAI: /v1/chat/completions, Anthropic: /v1/messages). Ctrl+C stops.");
+            stdout.WriteLine($"serving {service.ModelId} on {string.Join(", ", server.Urls)} (OpenAI: /v1/chat/completions, Anthropic: /v1/messages{(options.Has("no-ui") ? "" : "; chat UI: " + server.Urls.First() + "/")}). Ctrl+C stops.");
             await server.WaitForShutdownAsync(cancellationToken);
         }
         return 0;

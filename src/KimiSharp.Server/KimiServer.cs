@@ -18,6 +18,8 @@ public sealed record ServerOptions
     public int Port { get; init; } = 8000;
     /// <summary>When set, every /v1 request needs it as a Bearer token or x-api-key header.</summary>
     public string? ApiKey { get; init; }
+    /// <summary>Serve the browser chat UI at / (and POST /v1/agent/chat, GET /v1/ui/config); <c>kimi serve --no-ui</c> turns it off.</summary>
+    public bool ServeUi { get; init; } = true;
 }
 
 /// <summary>
@@ -79,6 +81,11 @@ public sealed class KimiServer : IAsyncDisposable
         _app.MapPost("/v1/messages", anthropic.Messages);
         _app.MapPost("/tokenize", openAi.Tokenize);
         _app.MapPost("/detokenize", openAi.Detokenize);
+        if (options.ServeUi)
+        {
+            _app.MapPost("/v1/agent/chat", new AgentEndpoint(service).Chat);
+            WebUi.Map(_app, service, options);
+        }
         _app.MapGet("/health", (HttpContext c) => OpenAiApi.Json(c, 200, new JsonObject { ["status"] = "ok", ["model"] = service.ModelId }));
         _app.MapGet("/metrics", (HttpContext c) =>
         {
