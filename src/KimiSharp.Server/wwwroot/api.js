@@ -22,6 +22,8 @@ async function failure(response) {
   return new ApiError(response.status, message || response.statusText, code, retry ? Number(retry) : undefined);
 }
 
+const statusOf = type => ({ invalid_request_error: 400, authentication_error: 401, rate_limit_error: 429 })[type] ?? 500;
+
 export async function getJson(path, apiKey) {
   let response;
   try { response = await fetch(path, { headers: headers(apiKey) }); }
@@ -57,7 +59,8 @@ export async function* stream(path, body, apiKey, signal) {
       if (data === '[DONE]') return;
       if (!data) continue;
       const parsed = JSON.parse(data);
-      if (parsed?.error) throw new ApiError(parsed.error.status ?? 500, parsed.error.message, parsed.error.code);
+      // An error after the stream started arrives as a frame; its type says which status it would have had.
+      if (parsed?.error) throw new ApiError(parsed.error.status ?? statusOf(parsed.error.type), parsed.error.message, parsed.error.code);
       yield { event, data: parsed };
     }
   }

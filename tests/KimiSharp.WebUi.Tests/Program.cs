@@ -1,0 +1,98 @@
+using System.Diagnostics;
+using KimiSharp.Engine.Chat;
+using KimiSharp.Server;
+using Microsoft.Playwright;
+
+namespace KimiSharp.WebUi.Tests;
+
+/// <summary>
+/// Commands beside the tests (<c>dotnet run --project tests/KimiSharp.WebUi.Tests -c Release -- …</c>):
+/// <c>screenshot FILE</c> saves the page answering a k2-nano tool question; <c>report</c> prints the page's load time
+/// from a cold server and the size of its assets.
+/// </summary>
+public static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        if (ChromiumLocator.Path is null) { Console.Error.WriteLine(ChromiumLocator.SkipReason); return 1; }
+        switch (args.FirstOrDefault())
+        {
+            case "screenshot" when args.Length == 2: await Screenshot(args[1]); return 0;
+            case "report": await Report(); return 0;
+            default:
+                Console.Error.WriteLine("usage: screenshot FILE.png | report");
+                return 2;
+        }
+    }
+
+    private static async Task<(KimiChatService, KimiServer)> StartServer()
+    {
+        var service = KimiChatService.Load(WebUiFixture.ModelDirectory);
+        var server = new KimiServer(service, new ServerOptions { Port = 0 }, _ => { });
+        await server.StartAsync();
+        return (service, server);
+    }
+
+    private static Task<IBrowser> Launch(IPlaywright playwright) => playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+    {
+        ExecutablePath = ChromiumLocator.Path, Headless = true, Args = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+    });
+
+    private static async Task Screenshot(string file)
+    {
+        var (service, server) = await StartServer();
+        await using var _ = service;
+        await using var __ = server;
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await Launch(playwright);
+        var page = await browser.NewPageAsync(new BrowserNewPageOptions
+        {
+            BaseURL = WebUiFixture.BaseUrl(server), ViewportSize = new ViewportSize { Width = 1100, Height = 720 }, ColorScheme = ColorScheme.Light,
+        });
+        await page.GotoAsync("/");
+        await page.WaitForSelectorAsync("body[data-ready='true']");
+        foreach (string question in new[] { "What is 17.5% of 2,340 plus 99?", "How many days are there between 2024-03-01 and 2024-12-25?" })
+        {
+            await page.FillAsync("#input", question);
+            await page.PressAsync("#input", "Enter");
+            await page.WaitForFunctionAsync("() => !document.body.classList.contains('streaming')");
+        }
+        // Show the last answer's reasoning opened, as a reader would click it.
+        await page.Locator("details.reasoning").Last.Locator("summary").ClickAsync();
+        await page.Locator("#messages").EvaluateAsync("m => m.scrollTop = m.scrollHeight");
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(file))!);
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = file });
+        Console.WriteLine($"wrote {file}");
+    }
+
+    private static async Task Report()
+    {
+        long raw = 0, compressed = 0;
+        foreach (var asset in KimiSharp.Server.WebUi.Assets.Values.OrderBy(a => a.Name, StringComparer.Ordinal))
+        {
+            Console.WriteLine($"  {asset.Name,-12} {asset.Content.Length,7:N0} B  gzip {asset.Gzip.Length,6:N0} B");
+            raw += asset.Content.Length;
+            compressed += asset.Gzip.Length;
+        }
+        Console.WriteLine($"assets: {KimiSharp.Server.WebUi.Assets.Count} files, {raw:N0} B, {compressed:N0} B gzip-compressed");
+
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await Launch(playwright);
+        var watch = Stopwatch.StartNew();
+        var (service, server) = await StartServer(); // cold: a new server, nothing served yet
+        await using var _ = service;
+        await using var __ = server;
+        double started = watch.Elapsed.TotalMilliseconds;
+        var page = await browser.NewPageAsync(new BrowserNewPageOptions { BaseURL = WebUiFixture.BaseUrl(server) });
+        watch.Restart();
+        await page.GotoAsync("/");
+        double loaded = watch.Elapsed.TotalMilliseconds;
+        await page.WaitForSelectorAsync("body[data-ready='true']");
+        double ready = watch.Elapsed.TotalMilliseconds;
+        Console.WriteLine($"cold server: model loaded and listening in {started:F0} ms; first page load event {loaded:F0} ms, ready (config fetched, chats listed) {ready:F0} ms");
+        watch.Restart();
+        await page.ReloadAsync();
+        await page.WaitForSelectorAsync("body[data-ready='true']");
+        Console.WriteLine($"warm reload to ready: {watch.Elapsed.TotalMilliseconds:F0} ms");
+    }
+}
