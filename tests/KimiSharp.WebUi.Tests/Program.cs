@@ -51,14 +51,16 @@ public static class Program
         });
         await page.GotoAsync("/");
         await page.WaitForSelectorAsync("body[data-ready='true']");
-        foreach (string question in new[] { "What is 17.5% of 2,340 plus 99?", "How many days are there between 2024-03-01 and 2024-12-25?" })
+        // Two chats, so the sidebar has a list; the second (shown) is the README's tool question.
+        foreach (string question in new[] { "How many days are there between 2024-03-01 and 2024-12-25?", "What is 17.5% of 2,340 plus 99?" })
         {
+            await page.ClickAsync("#new-chat");
             await page.FillAsync("#input", question);
             await page.PressAsync("#input", "Enter");
             await page.WaitForFunctionAsync("() => !document.body.classList.contains('streaming')");
         }
-        // Show the last answer's reasoning opened, as a reader would click it.
-        await page.Locator("details.reasoning").Last.Locator("summary").ClickAsync();
+        // Show the first step's reasoning opened, as a reader would click it.
+        await page.Locator("details.reasoning").First.Locator("summary").ClickAsync();
         await page.Locator("#messages").EvaluateAsync("m => m.scrollTop = m.scrollHeight");
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(file))!);
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = file });

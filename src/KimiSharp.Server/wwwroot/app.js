@@ -333,7 +333,7 @@ function footer(conversation, node) {
   const switcher = branchSwitcher(conversation, node);
   if (switcher) actions.append(switcher);
   if (!live) {
-    const copy = el('button', 'copy-answer', '⧉ Copy');
+    const copy = el('button', 'copy-answer', 'Copy');
     copy.type = 'button';
     copy.onclick = () => copyText(node.parts.filter(p => p.type === 'content').map(p => p.text).join(''));
     const regenerate = el('button', 'regenerate', '↻ Regenerate');
@@ -395,7 +395,7 @@ function makePart(part, live) {
   if (part.type === 'tool') {
     const card = el('div', 'tool-card');
     const head = el('div', 'tool-head');
-    head.append(el('span', null, '🔧'), el('span', 'tool-name', part.name), el('span', 'tool-status'));
+    head.append(el('span', 'tool-badge', 'tool'), el('span', 'tool-name', part.name), el('span', 'tool-status'));
     card.append(head, el('div', 'label', 'Arguments'), el('pre', 'tool-args', prettyJson(part.arguments)), el('div', 'label result-label', 'Result'), el('pre', 'tool-result'));
     return card;
   }
@@ -405,7 +405,7 @@ function makePart(part, live) {
 function updatePart(part, element, live) {
   if (part.type === 'reasoning') {
     const summary = element.querySelector('summary');
-    summary.textContent = part.ms === undefined ? (live ? 'Thinking…' : 'Thoughts') : `Thought for ${(part.ms / 1000).toFixed(1)} s`;
+    summary.textContent = part.ms === undefined ? (live ? 'Thinking…' : 'Thoughts') : `Thought for ${Math.max(0.1, part.ms / 1000).toFixed(1)} s`;
     element.querySelector('.reasoning-body').textContent = part.text;
     if (part.ms !== undefined && element.dataset.closed !== 'yes') { element.open = false; element.dataset.closed = 'yes'; }
   } else if (part.type === 'tool') {
@@ -466,7 +466,7 @@ function renderSidebar() {
     rename.title = 'Rename';
     rename.setAttribute('aria-label', 'Rename');
     rename.onclick = () => startRename(c, li);
-    const remove = el('button', 'icon delete', '🗑');
+    const remove = el('button', 'icon delete', '×');
     remove.type = 'button';
     remove.title = 'Delete';
     remove.setAttribute('aria-label', 'Delete');
