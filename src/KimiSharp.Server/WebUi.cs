@@ -4,7 +4,11 @@ using System.Text.Json.Nodes;
 using KimiSharp.Agent.Tools;
 using KimiSharp.Engine.Chat;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace KimiSharp.Server;
 
@@ -29,10 +33,38 @@ public static class WebUi
 
     internal static void Map(IEndpointRouteBuilder app, KimiChatService service, ServerOptions options)
     {
+        _ = Assets; // read and compress the files now, not on the first page load
+        // The first request through a fresh host builds the route matcher and JIT-compiles the pipeline (most of a
+        // second on a busy machine): do it once at startup so the first person to open the page does not wait for it.
+        var lifetime = app.ServiceProvider.GetRequiredService<IHostApplicationLifetime>();
+        var server = app.ServiceProvider.GetRequiredService<IServer>();
+        lifetime.ApplicationStarted.Register(() => _ = Task.Run(() => WarmUpAsync(server, lifetime.ApplicationStopping)));
         app.MapGet("/", (HttpContext c) => Serve(c, "index.html"));
         app.MapGet("/index.html", (HttpContext c) => Serve(c, "index.html"));
         app.MapGet("/ui/{**name}", (HttpContext c, string name) => Serve(c, name));
         app.MapGet("/v1/ui/config", (HttpContext c) => OpenAiApi.Json(c, 200, Config(service, options)));
+    }
+
+    private static async Task WarmUpAsync(IServer server, CancellationToken stopping)
+    {
+        string? address = server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
+        if (address is null) return;
+        var uri = new UriBuilder(address.Replace("://+", "://localhost").Replace("://*", "://localhost"));
+        if (uri.Host is "0.0.0.0" or "[::]" or "::") uri.Host = "127.0.0.1";
+        try
+        {
+            using var http = new HttpClient { BaseAddress = uri.Uri, Timeout = TimeSpan.FromSeconds(30) };
+            foreach (string path in new[] { "/", "/ui/app.js", "/v1/ui/config" })
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, path);
+                request.Headers.AcceptEncoding.ParseAdd("gzip");
+                using var response = await http.SendAsync(request, stopping);
+            }
+        }
+        catch (Exception e) when (e is HttpRequestException or OperationCanceledException or UriFormatException)
+        {
+            // Only a warm-up: the page still works, its first load is just slower.
+        }
     }
 
     /// <summary>What the page needs to know about this server.</summary>

@@ -7,7 +7,7 @@ namespace KimiSharp.WebUi.Tests;
 
 /// <summary>
 /// Commands beside the tests (<c>dotnet run --project tests/KimiSharp.WebUi.Tests -c Release -- …</c>):
-/// <c>screenshot FILE</c> saves the page answering a k2-nano tool question; <c>report</c> prints the page's load time
+/// <c>screenshot FILE [phone] [dark]</c> saves the page answering a k2-nano tool question; <c>report</c> prints the page's load time
 /// from a cold server and the size of its assets.
 /// </summary>
 public static class Program
@@ -17,10 +17,12 @@ public static class Program
         if (ChromiumLocator.Path is null) { Console.Error.WriteLine(ChromiumLocator.SkipReason); return 1; }
         switch (args.FirstOrDefault())
         {
-            case "screenshot" when args.Length == 2: await Screenshot(args[1]); return 0;
+            case "screenshot" when args.Length >= 2 && args.Skip(2).All(a => a is "phone" or "dark"):
+                await Screenshot(args[1], phone: args.Contains("phone"), dark: args.Contains("dark"));
+                return 0;
             case "report": await Report(); return 0;
             default:
-                Console.Error.WriteLine("usage: screenshot FILE.png | report");
+                Console.Error.WriteLine("usage: screenshot FILE.png [phone] [dark] | report");
                 return 2;
         }
     }
@@ -38,7 +40,7 @@ public static class Program
         ExecutablePath = ChromiumLocator.Path, Headless = true, Args = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
     });
 
-    private static async Task Screenshot(string file)
+    private static async Task Screenshot(string file, bool phone, bool dark)
     {
         var (service, server) = await StartServer();
         await using var _ = service;
@@ -47,14 +49,16 @@ public static class Program
         await using var browser = await Launch(playwright);
         var page = await browser.NewPageAsync(new BrowserNewPageOptions
         {
-            BaseURL = WebUiFixture.BaseUrl(server), ViewportSize = new ViewportSize { Width = 1100, Height = 720 }, ColorScheme = ColorScheme.Light,
+            BaseURL = WebUiFixture.BaseUrl(server),
+            ViewportSize = phone ? new ViewportSize { Width = 390, Height = 844 } : new ViewportSize { Width = 1100, Height = 720 },
+            ColorScheme = dark ? ColorScheme.Dark : ColorScheme.Light,
         });
         await page.GotoAsync("/");
         await page.WaitForSelectorAsync("body[data-ready='true']");
         // Two chats, so the sidebar has a list; the second (shown) is the README's tool question.
         foreach (string question in new[] { "How many days are there between 2024-03-01 and 2024-12-25?", "What is 17.5% of 2,340 plus 99?" })
         {
-            await page.ClickAsync("#new-chat");
+            await page.ClickAsync(phone ? "#new-chat-top" : "#new-chat");
             await page.FillAsync("#input", question);
             await page.PressAsync("#input", "Enter");
             await page.WaitForFunctionAsync("() => !document.body.classList.contains('streaming')");
@@ -91,7 +95,13 @@ public static class Program
         double loaded = watch.Elapsed.TotalMilliseconds;
         await page.WaitForSelectorAsync("body[data-ready='true']");
         double ready = watch.Elapsed.TotalMilliseconds;
-        Console.WriteLine($"cold server: model loaded and listening in {started:F0} ms; first page load event {loaded:F0} ms, ready (config fetched, chats listed) {ready:F0} ms");
+        var timing = await page.EvaluateAsync<double[]>("""
+            () => { const n = performance.getEntriesByType('navigation')[0];
+              return [n.responseStart - n.requestStart, n.domContentLoadedEventEnd, n.loadEventEnd]; }
+            """);
+        Console.WriteLine($"cold server: model loaded and listening in {started:F0} ms; then the first page: first byte of / after {timing[0]:F0} ms, " +
+            $"DOMContentLoaded {timing[1]:F0} ms, load {timing[2]:F0} ms (browser clock); ready to chat (config fetched, chats listed) {ready:F0} ms " +
+            $"(wall clock, {loaded:F0} ms to the load event)");
         watch.Restart();
         await page.ReloadAsync();
         await page.WaitForSelectorAsync("body[data-ready='true']");

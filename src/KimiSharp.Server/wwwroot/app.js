@@ -666,7 +666,15 @@ function wire() {
   $('attach-file').onchange = e => { addImages(e.target.files); e.target.value = ''; };
   $('tools').checked = state.settings.tools;
   $('tools').onchange = () => { state.settings.tools = $('tools').checked; store.saveSettings(state.settings); if (!state.current) renderAll(); };
-  $('new-chat').onclick = () => { if (state.streaming) return; state.current = null; localStorage.removeItem('kimi.current'); closeSidebar(); renderSidebar(); renderAll(); $('input').focus(); };
+  $('new-chat').onclick = $('new-chat-top').onclick = () => {
+    if (state.streaming) return;
+    state.current = null;
+    localStorage.removeItem('kimi.current');
+    closeSidebar();
+    renderSidebar();
+    renderAll();
+    $('input').focus();
+  };
   $('search').addEventListener('input', renderSidebar);
   $('export').onclick = exportConversations;
   $('import').onclick = () => $('import-file').click();
@@ -696,13 +704,14 @@ async function start() {
   applyTheme();
   wire();
   renderAll();
+  const config = loadConfig(); // in parallel with opening the stored conversations
   try { state.conversations = await store.loadConversations(); }
   catch (e) { notice(`This browser cannot store conversations: ${e.message}`); }
   const last = localStorage.getItem('kimi.current');
   state.current = state.conversations.find(c => c.id === last) ?? null;
   renderSidebar();
   renderAll();
-  await loadConfig();
+  await config;
   $('input').focus();
   document.body.dataset.ready = 'true';
 }
