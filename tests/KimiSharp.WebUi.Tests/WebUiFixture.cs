@@ -27,9 +27,14 @@ public static class ChromiumLocator
 /// <summary>A [Fact] that runs only where a Chromium exists, and says loudly that it was skipped otherwise.</summary>
 public sealed class BrowserFactAttribute : FactAttribute
 {
-    public BrowserFactAttribute()
+    public BrowserFactAttribute([System.Runtime.CompilerServices.CallerMemberName] string test = "")
     {
-        if (ChromiumLocator.Path is null) Skip = ChromiumLocator.SkipReason;
+        if (ChromiumLocator.Path is null)
+        {
+            Skip = ChromiumLocator.SkipReason;
+            // dotnet test's default output lists skipped tests by name only, so the name carries the reason.
+            DisplayName = $"{test} — SKIPPED: no Chromium, the web UI was not tested in a browser (apt-get install chromium)";
+        }
     }
 }
 
