@@ -53,6 +53,15 @@ public sealed class ChatPageTests(WebUiFixture fixture)
         await Expect(page.Locator("#model-info")).ToContainTextAsync("k2-nano");
         await Expect(page.Locator("#model-info")).ToContainTextAsync("8,192");
         Assert.True(await page.IsCheckedAsync("#tools"), "tools (agent mode) are on by default");
+        await Expect(page.Locator("#attach")).ToBeHiddenAsync(); // k2-nano is text-only
+
+        // Shift+Enter is a new line, not a send.
+        await page.FillAsync("#input", "first line");
+        await page.PressAsync("#input", "Shift+Enter");
+        await page.Keyboard.TypeAsync("second line");
+        await Expect(page.Locator("#input")).ToHaveValueAsync("first line\nsecond line");
+        await Expect(page.Locator(".msg")).ToHaveCountAsync(0);
+
         await Ask(page, ToolQuestion);
 
         var answer = page.Locator(".msg.assistant").Last;
