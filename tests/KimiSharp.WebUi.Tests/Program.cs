@@ -7,7 +7,7 @@ namespace KimiSharp.WebUi.Tests;
 
 /// <summary>
 /// Commands beside the tests (<c>dotnet run --project tests/KimiSharp.WebUi.Tests -c Release -- …</c>):
-/// <c>screenshot FILE [phone] [dark]</c> saves the page answering a k2-nano tool question; <c>report</c> prints the page's load time
+/// <c>screenshot FILE [phone] [dark]</c> saves the page answering a k2-nano tool question; <c>render FILE.md FILE.png [dark]</c> shows how the page renders a Markdown answer; <c>report</c> prints the page's load time
 /// from a cold server and the size of its assets.
 /// </summary>
 public static class Program
@@ -21,8 +21,11 @@ public static class Program
                 await Screenshot(args[1], phone: args.Contains("phone"), dark: args.Contains("dark"));
                 return 0;
             case "report": await Report(); return 0;
+            case "render" when args.Length is 3 or 4 && args.Skip(3).All(a => a == "dark"):
+                await RenderMarkdown(args[1], args[2], dark: args.Length == 4);
+                return 0;
             default:
-                Console.Error.WriteLine("usage: screenshot FILE.png [phone] [dark] | report");
+                Console.Error.WriteLine("usage: screenshot FILE.png [phone] [dark] | report | render FILE.md FILE.png [dark]");
                 return 2;
         }
     }
@@ -68,6 +71,30 @@ public static class Program
         await page.Locator("#messages").EvaluateAsync("m => m.scrollTop = m.scrollHeight");
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(file))!);
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = file });
+        Console.WriteLine($"wrote {file}");
+    }
+
+    private static async Task RenderMarkdown(string markdownFile, string file, bool dark)
+    {
+        var (service, server) = await StartServer();
+        await using var _ = service;
+        await using var __ = server;
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await Launch(playwright);
+        var page = await browser.NewPageAsync(new BrowserNewPageOptions
+        {
+            BaseURL = WebUiFixture.BaseUrl(server), ViewportSize = new ViewportSize { Width = 900, Height = 1000 },
+            ColorScheme = dark ? ColorScheme.Dark : ColorScheme.Light,
+        });
+        await page.GotoAsync("/");
+        await page.WaitForSelectorAsync("body[data-ready='true']");
+        await page.EvaluateAsync("""
+            async text => { const { renderMarkdown } = await import('/ui/markdown.js');
+              const msg = document.createElement('div'); msg.className = 'msg assistant';
+              const md = document.createElement('div'); md.className = 'markdown'; md.append(renderMarkdown(text));
+              msg.append(md); document.getElementById('messages').replaceChildren(msg); }
+            """, File.ReadAllText(markdownFile));
+        await page.Locator("#messages").ScreenshotAsync(new LocatorScreenshotOptions { Path = file });
         Console.WriteLine($"wrote {file}");
     }
 
