@@ -110,6 +110,7 @@ async function generate(conversation, user) {
   const node = addNode(conversation, user.id, { role: 'assistant', parts: [], mode: agent ? 'agent' : 'chat', stats: null });
   touch(conversation);
   renderAll();
+  renderSidebar();
   const controller = new AbortController();
   state.streaming = { controller, conversation, node };
   setStreamingUi(true);
@@ -150,7 +151,7 @@ async function generate(conversation, user) {
     node.stats = stats(usage, timing, end, node);
     state.streaming = null;
     setStreamingUi(false);
-    await touch(conversation);
+    if (!conversation.deleted) await touch(conversation); // deleting it stopped the answer: do not store it again
     views.delete(node.id);
     renderAll();
     renderSidebar();
@@ -495,6 +496,7 @@ function startRename(conversation, li) {
 }
 
 async function removeConversation(conversation) {
+  conversation.deleted = true;
   if (state.streaming?.conversation === conversation) stop();
   await store.deleteConversation(conversation.id);
   state.conversations = state.conversations.filter(c => c !== conversation);
