@@ -40,16 +40,18 @@ public sealed class ChatPageTests(WebUiFixture fixture)
         await Expect(page.Locator("#settings-dialog")).Not.ToBeVisibleAsync();
     }
 
+    /// <summary>Records in window.reasoningWasOpen whether a reasoning panel is ever open (it is while reasoning streams).</summary>
+    private static Task WatchReasoningPanels(IPage page) => page.EvaluateAsync("""
+        () => { window.reasoningWasOpen = false;
+          new MutationObserver(() => { if (document.querySelector('details.reasoning[open]')) window.reasoningWasOpen = true; })
+            .observe(document.getElementById('messages'), { subtree: true, childList: true, attributes: true, attributeFilter: ['open'] }); }
+        """);
+
     [BrowserFact]
     public async Task ToolQuestion_ShowsThinkingThenAToolCardAndTheAnswer()
     {
         var page = await fixture.OpenPage();
-        // Records whether a reasoning panel was ever open (it is open while the reasoning streams).
-        await page.EvaluateAsync("""
-            () => { window.reasoningWasOpen = false;
-              new MutationObserver(() => { if (document.querySelector('details.reasoning[open]')) window.reasoningWasOpen = true; })
-                .observe(document.getElementById('messages'), { subtree: true, childList: true, attributes: true, attributeFilter: ['open'] }); }
-            """);
+        await WatchReasoningPanels(page);
         await Expect(page.Locator("#model-info")).ToContainTextAsync("k2-nano");
         await Expect(page.Locator("#model-info")).ToContainTextAsync("8,192");
         Assert.True(await page.IsCheckedAsync("#tools"), "tools (agent mode) are on by default");
@@ -174,7 +176,11 @@ public sealed class ChatPageTests(WebUiFixture fixture)
             await page.UncheckAsync("#set-thinking");
         });
         await page.ClickAsync("#theme"); // auto → light
+        await WatchReasoningPanels(page);
         await Ask(page, ToolQuestion);
+        // With thinking off the reasoning (k2-nano thinks regardless) stays in closed panels.
+        await Expect(page.Locator(".msg.assistant details.reasoning").First).ToBeAttachedAsync();
+        Assert.False(await page.EvaluateAsync<bool>("() => window.reasoningWasOpen"), "no reasoning panel opens with thinking off");
         var answer = await page.Locator(".msg.assistant .body").InnerTextAsync();
 
         await page.ReloadAsync();
