@@ -60,6 +60,8 @@ public sealed class WebUiFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
+        // Answers take well under a second alone, but the whole suite shares two busy cores: wait generously.
+        Assertions.SetDefaultExpectTimeout(30_000);
         Service = KimiChatService.Load(ModelDirectory, new EngineOptions { MaxBatchSize = 4, MaxQueueLength = 16 });
         BusyService = KimiChatService.Load(ModelDirectory, new EngineOptions { MaxBatchSize = 1, MaxQueueLength = 0 });
         Server = await Start(Service, null);
@@ -103,7 +105,7 @@ public sealed class WebUiFixture : IAsyncLifetime
         {
             BaseURL = BaseUrl(server ?? Server), AcceptDownloads = true, ViewportSize = viewport ?? new ViewportSize { Width = 1200, Height = 800 },
         });
-        context.SetDefaultTimeout(30_000);
+        context.SetDefaultTimeout(60_000);
         var page = await context.NewPageAsync();
         await page.GotoAsync("/");
         await page.WaitForSelectorAsync("body[data-ready='true']");
