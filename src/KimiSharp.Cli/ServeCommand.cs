@@ -20,9 +20,10 @@ internal static class ServeCommand
         var maxBatch = CliOptions.Int("--max-batch", "Requests decoded together", 16, min: 1);
         var threads = CliOptions.Threads();
         var int8 = ModelLocator.Int8Option();
+        var noUi = CliOptions.Flag("--no-ui", "Do not serve the web chat UI at /");
         var command = new Command("serve", "OpenAI- and Anthropic-compatible HTTP server (/v1/chat/completions, /v1/messages, …).")
         {
-            model, host, port, apiKey, name, kvBudget, maxBatch, threads, int8,
+            model, host, port, apiKey, name, kvBudget, maxBatch, threads, int8, noUi,
         };
         command.SetAction(async (r, ct) =>
         {
@@ -39,6 +40,7 @@ internal static class ServeCommand
                 Host = r.GetValue(host)!,
                 Port = r.GetValue(port),
                 ApiKey = r.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("KIMI_API_KEY"),
+                ServeUi = !r.GetValue(noUi),
             }, logging => logging.AddSimpleConsoleLogging());
             return await RunAsync(service, server, r.Out(), ct);
         });
@@ -50,7 +52,7 @@ internal static class ServeCommand
         await using (server)
         {
             await server.StartAsync(cancellationToken);
-            stdout.WriteLine($"serving {service.ModelId} on {string.Join(", ", server.Urls)} (OpenAI: /v1/chat/completions, Anthropic: /v1/messages). Ctrl+C stops.");
+            stdout.WriteLine($"serving {service.ModelId} on {string.Join(", ", server.Urls)} (OpenAI: /v1/chat/completions, Anthropic: /v1/messages{(server.ServesUi ? "; chat UI: " + server.Urls.First() + "/" : "")}). Ctrl+C stops.");
             await server.WaitForShutdownAsync(cancellationToken);
         }
         return 0;

@@ -18,6 +18,8 @@ public sealed record ServerOptions
     public int Port { get; init; } = 8000;
     /// <summary>When set, every /v1 request needs it as a Bearer token or x-api-key header.</summary>
     public string? ApiKey { get; init; }
+    /// <summary>Serve the browser chat UI at / (and POST /v1/agent/chat, GET /v1/ui/config); <c>kimi serve --no-ui</c> turns it off.</summary>
+    public bool ServeUi { get; init; } = true;
 }
 
 /// <summary>
@@ -30,6 +32,9 @@ public sealed class KimiServer : IAsyncDisposable
 
     public KimiChatService Service { get; }
     public ServerMetrics Metrics { get; } = new();
+
+    /// <summary>Whether the web chat UI is served at /.</summary>
+    public bool ServesUi { get; }
 
     /// <summary>The addresses the server listens on, once started.</summary>
     public IReadOnlyList<string> Urls => _app.Urls.ToArray();
@@ -79,6 +84,12 @@ public sealed class KimiServer : IAsyncDisposable
         _app.MapPost("/v1/messages", anthropic.Messages);
         _app.MapPost("/tokenize", openAi.Tokenize);
         _app.MapPost("/detokenize", openAi.Detokenize);
+        ServesUi = options.ServeUi;
+        if (options.ServeUi)
+        {
+            _app.MapPost("/v1/agent/chat", new AgentEndpoint(service).Chat);
+            WebUi.Map(_app, service, options);
+        }
         _app.MapGet("/health", (HttpContext c) => OpenAiApi.Json(c, 200, new JsonObject { ["status"] = "ok", ["model"] = service.ModelId }));
         _app.MapGet("/metrics", (HttpContext c) =>
         {
