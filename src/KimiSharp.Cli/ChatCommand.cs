@@ -48,7 +48,6 @@ internal static class ChatCommand
         command.Exclusive(noTools, maxSteps, "--max-steps needs tools (drop --no-tools)");
         command.SetAction(async (r, ct) =>
         {
-            using var activations = ModelLocator.ActivationMode(r.GetValue(int8));
             if (r.GetValue(threads) is int count) Kernels.KernelThreading.MaxThreads = count;
             bool tools = !r.GetValue(noTools);
             var generation = new GenerationOptions
@@ -60,7 +59,7 @@ internal static class ChatCommand
             };
             var agentOptions = new AgentOptions { Generation = generation, MaxTokensPerStep = generation.MaxTokens };
             if (r.GetValue(maxSteps) is int steps) agentOptions = agentOptions with { MaxSteps = steps };
-            await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err());
+            await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err(), ModelLocator.Activations(r.GetValue(int8)));
             return await RunAsync(service, r.GetValue(question) ?? [], r.GetValue(system), tools, generation, agentOptions, r.Out(), ct);
         });
         return command;

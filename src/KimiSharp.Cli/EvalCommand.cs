@@ -1,3 +1,4 @@
+using KimiSharp.Kernels;
 using Spectre.Console;
 using System.CommandLine;
 using System.Globalization;
@@ -34,12 +35,13 @@ internal static class EvalCommand
         var threads = CliOptions.Threads();
         var maxSteps = CliOptions.OptionalInt("--max-steps", "Agent steps per task before it stops [default: 400]", min: 1);
         var maxTokens = CliOptions.OptionalInt("--max-tokens", "Tokens per agent step [default: 384]", min: 1);
+        var int8 = ModelLocator.Int8Option();
         var command = new Command("eval", """
             Run held-out tool-use tasks by horizon through the agent loop and print success rate, tool calls,
             malformed-call rate and tokens per horizon as a markdown table.
             """)
         {
-            model, suite, horizons, tasks, seed, output, transcripts, name, threads, maxSteps, maxTokens,
+            model, suite, horizons, tasks, seed, output, transcripts, name, threads, maxSteps, maxTokens, int8,
         };
         command.SetAction(async (r, ct) =>
         {
@@ -51,7 +53,7 @@ internal static class EvalCommand
             if (r.GetValue(horizons) is { } list) eval = eval with { Horizons = list };
             if (r.GetValue(tasks) is int perHorizon) eval = eval with { TasksPerHorizon = perHorizon };
             if (r.GetValue(seed) is int s) eval = eval with { Seed = s };
-            return await RunAsync(r.GetValue(model), r.GetValue(name), eval, r.GetValue(output), r.GetValue(transcripts), r.Out(), r.Err(), ct);
+            return await RunAsync(r.GetValue(model), r.GetValue(name), ModelLocator.Activations(r.GetValue(int8)), eval, r.GetValue(output), r.GetValue(transcripts), r.Out(), r.Err(), ct);
         });
         return command;
     }
@@ -62,10 +64,10 @@ internal static class EvalCommand
         return "";
     }
 
-    private static async Task<int> RunAsync(string? modelDir, string? name, ToolUseEvalOptions eval, string? outPath, string? transcriptsPath,
+    private static async Task<int> RunAsync(string? modelDir, string? name, ActivationPrecision activations, ToolUseEvalOptions eval, string? outPath, string? transcriptsPath,
         TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
-        await using var service = ModelLocator.LoadChat(modelDir, name, stderr);
+        await using var service = ModelLocator.LoadChat(modelDir, name, stderr, activations);
         using var transcripts = transcriptsPath is null ? null : new TranscriptWriter(transcriptsPath);
         var report = Terminal.Live(stderr) is { } console
             ? await Terminal.Bars(console).StartAsync(context =>

@@ -25,7 +25,6 @@ internal static class GenerateCommand
         };
         command.SetAction(async (r, ct) =>
         {
-            using var activations = ModelLocator.ActivationMode(r.GetValue(int8));
             if (r.GetValue(threads) is int count) Kernels.KernelThreading.MaxThreads = count;
             var generation = new GenerationOptions
             {
@@ -34,7 +33,7 @@ internal static class GenerateCommand
                 TopP = (float)r.GetValue(topP),
                 Seed = r.GetValue(seed),
             };
-            await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err());
+            await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err(), ModelLocator.Activations(r.GetValue(int8)));
             return await RunAsync(service, r.GetValue(prompt)!, generation, r.Out(), r.Err(), ct);
         });
         return command;

@@ -38,11 +38,12 @@ internal static class ModelLocator
             "(or set KIMI_MODEL).");
     }
 
-    public static KimiChatService LoadChat(string? model, string? name, TextWriter stderr, EngineOptions? engine = null)
+    public static KimiChatService LoadChat(string? model, string? name, TextWriter stderr, ActivationPrecision activations,
+        EngineOptions? engine = null)
     {
         string dir = Resolve(model);
         string label = $"loading {Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir)))}";
-        var load = new KimiModelLoadOptions { Activations = MatrixKernels.Int8Activations ? ActivationPrecision.Int8 : ActivationPrecision.Float32 };
+        var load = new KimiModelLoadOptions { Activations = activations };
         if (Terminal.Live(stderr) is not { } console) return KimiChatService.Load(dir, engine, name, loadOptions: load);
         return Terminal.Bars(console).Start(context =>
         {
@@ -57,20 +58,6 @@ internal static class ModelLocator
         });
     }
 
-    /// <summary>
-    /// <c>--int8</c>: INT4 weights multiply int8-quantized activations with integer dot products, repacked at load
-    /// (what <c>kimi bench</c> measures by default): several times faster, within quantization error of the exact float32
-    /// default. Call before <see cref="LoadChat"/>; disposing restores the previous mode.
-    /// </summary>
-    public static IDisposable ActivationMode(bool int8)
-    {
-        bool previous = MatrixKernels.Int8Activations;
-        MatrixKernels.Int8Activations = int8 || previous;
-        return new Restore(() => MatrixKernels.Int8Activations = previous);
-    }
-
-    private sealed class Restore(Action restore) : IDisposable
-    {
-        public void Dispose() => restore();
-    }
+    /// <summary>The activation precision <c>--int8</c> asks for: the model carries it to whichever thread runs it.</summary>
+    public static ActivationPrecision Activations(bool int8) => int8 ? ActivationPrecision.Int8 : ActivationPrecision.Float32;
 }

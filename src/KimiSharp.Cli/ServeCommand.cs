@@ -27,14 +27,13 @@ internal static class ServeCommand
         };
         command.SetAction(async (r, ct) =>
         {
-            using var activations = ModelLocator.ActivationMode(r.GetValue(int8));
             if (r.GetValue(threads) is int count) Kernels.KernelThreading.MaxThreads = count;
             var engine = new EngineOptions
             {
                 KvCacheBudgetBytes = r.GetValue(kvBudget) * (1L << 20),
                 MaxBatchSize = r.GetValue(maxBatch),
             };
-            await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err(), engine);
+            await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err(), ModelLocator.Activations(r.GetValue(int8)), engine);
             var server = new KimiServer(service, new ServerOptions
             {
                 Host = r.GetValue(host)!,
