@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 /// <summary>
 /// Jinja2's built-in filters (jinja2/filters.py, version 3.1) with transformers' <c>tojson</c> override.

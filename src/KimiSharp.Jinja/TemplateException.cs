@@ -1,4 +1,4 @@
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 /// <summary>What went wrong in a template.</summary>
 public enum TemplateErrorKind

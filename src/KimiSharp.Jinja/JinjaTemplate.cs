@@ -1,4 +1,4 @@
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 /// <summary>
 /// Interpreter settings. The defaults reproduce the environment Hugging Face transformers builds for

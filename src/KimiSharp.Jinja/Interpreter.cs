@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 /// <summary>
 /// Tree-walking evaluator with Jinja2's scoping: <c>{% for %}</c> bodies get a fresh scope per iteration

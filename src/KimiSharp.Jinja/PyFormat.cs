@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 /// <summary>Python's printf-style <c>str % args</c> and <c>str.format()</c>, for the common conversions.</summary>
 internal static class PyFormat

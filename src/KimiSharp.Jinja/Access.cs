@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 /// <summary>
 /// Attribute and item lookup with Jinja2's sandbox rules. <c>x.name</c> tries the Python attribute first

@@ -2,7 +2,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Text;
 
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 /// <summary>Python key equality and hashing for dict keys and <c>in</c> on dicts.</summary>
 internal sealed class PyKeyComparer : IEqualityComparer<JinjaValue>

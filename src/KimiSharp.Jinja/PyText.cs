@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 /// <summary>
 /// Python 3 string semantics on top of .NET UTF-16 strings. Python strings are sequences of code points,
