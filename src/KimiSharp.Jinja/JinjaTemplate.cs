@@ -30,6 +30,9 @@ public sealed record JinjaOptions
     /// <summary>Clock for <c>strftime_now</c> (local time, like Python's naive <c>datetime.now()</c>).</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
+    /// <summary>Output size, string size, loop iteration and time limits of each render.</summary>
+    public JinjaLimits Limits { get; init; } = JinjaLimits.Default;
+
     /// <summary>Extra global functions or values, visible in every render (render variables shadow them).</summary>
     public IReadOnlyDictionary<string, JinjaValue>? Globals { get; init; }
 }

@@ -447,6 +447,7 @@ internal static class PyFormat
         int len = PyText.Length(s);
         if (len >= width)
             return s;
+        RenderBudget.CheckString(width);
         int pad = width - len;
         char align = spec.Align ?? (numeric ? '>' : '<');
         char fill = spec.Fill;
