@@ -70,7 +70,8 @@ internal static class MatcherCore
         {
             if (f.Kind is not (FrameKind.String or FrameKind.FreeKey) || f.A != SNormal) return false;
             var node = (StringNode)f.Node!;
-            if (node.Pattern != null) return false; // every character moves the pattern automaton
+            // A pattern's automaton moves with every character, unless it has reached a state that accepts anything.
+            if (node.Pattern is { } pattern && !pattern.IsUniversal((int)(f.X >> 32))) return false;
             remaining = Math.Max(remaining, node.MaxLength == int.MaxValue ? int.MaxValue : node.MaxLength - f.B);
         }
         return true;

@@ -260,6 +260,7 @@ internal sealed class StringPattern
     /// <summary>Lengths are counted up to this (maxLength, or minLength when unbounded above, as the matcher saturates).</summary>
     private readonly int _bound;
     private readonly bool[] _viable;
+    private readonly bool[] _universal;
 
     public StringPattern(CharDfa dfa, int minLength, int maxLength)
     {
@@ -270,6 +271,15 @@ internal sealed class StringPattern
         if ((long)width * states * Math.Max(1, classes) > MaxWork || (long)width * states > int.MaxValue / 2)
             throw new PatternException($"the pattern with length bounds up to {_bound} needs too large a table");
         _viable = new bool[states * width];
+        _universal = new bool[states];
+        for (int s = 0; s < states; s++)
+        {
+            // Accepting, and every character (the surrogate class aside, which no text holds) keeps the state.
+            bool universal = dfa.IsAccepting(s);
+            for (int k = 0; k < classes && universal; k++)
+                universal = dfa.NextByClass(s, k) == s || (k == dfa.ClassOf(0xD800) && dfa.NextByClass(s, k) < 0);
+            _universal[s] = universal;
+        }
         if (dfa.Start < 0) return;
         bool bounded = maxLength != int.MaxValue;
         for (int s = 0; s < states; s++)
@@ -298,6 +308,12 @@ internal sealed class StringPattern
         for (int k = 0; k < Dfa.ClassCount; k++) if (Dfa.NextByClass(state, k) >= 0) return true;
         return false;
     }
+
+    /// <summary>
+    /// In state <paramref name="state"/> the pattern no longer constrains anything (an unanchored pattern once it has
+    /// matched): plain string content leaves the state as it is, so the mask can take the plain-string fast path.
+    /// </summary>
+    public bool IsUniversal(int state) => _universal[state];
 
     /// <summary>Some string is accepted at all (with the length bounds).</summary>
     public bool Satisfiable => Dfa.Start >= 0 && Viable(Dfa.Start, 0);
