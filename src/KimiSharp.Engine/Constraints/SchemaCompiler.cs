@@ -192,6 +192,7 @@ internal sealed class SchemaCompiler
         {
             var values = s.ContainsKey("const") ? [s["const"]] : ((JsonArray)s["enum"]!).ToList();
             if (types.Count > 0) values = values.Where(v => types.Any(t => HasType(v, t))).ToList();
+            values = values.Where(v => SatisfiesScalarKeywords(s, v, path)).ToList();
             return Literal(values);
         }
 
@@ -286,6 +287,30 @@ internal sealed class SchemaCompiler
         if (Bound(s, "multipleOf") is not double m || !(m > 0) || double.IsInfinity(m))
             throw new ArgumentException($"{path}/multipleOf: must be a number greater than 0");
         return m;
+    }
+
+    private static readonly string[] StringKeywords = ["minLength", "maxLength", "pattern", "format"];
+    private static readonly string[] NumberKeywords = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"];
+
+    /// <summary>
+    /// An enum/const value also obeys the string or number keywords beside it (<c>{"enum": ["a", "bbb"], "maxLength": 2}</c>
+    /// generates only "a"): the value's text is run through those keywords compiled on their own.
+    /// </summary>
+    private bool SatisfiesScalarKeywords(JsonObject s, JsonNode? value, string path)
+    {
+        var kind = value?.GetValueKind() ?? JsonValueKind.Null;
+        string[] keywords = kind == JsonValueKind.String ? StringKeywords : kind == JsonValueKind.Number ? NumberKeywords : [];
+        var check = new JsonObject { ["type"] = kind == JsonValueKind.String ? "string" : "number" };
+        foreach (var k in keywords) if (s.ContainsKey(k)) check[k] = s[k]!.DeepClone();
+        if (check.Count == 1) return true;
+        var root = new JsonRootNode(Compile(check, path), 1);
+        GrammarAnalysis.Run(root);
+        if (root.MinDepth >= GNode.Unsatisfiable) return false;
+        var threads = MatcherCore.Start(root, 1);
+        var scratch = new List<Frame>();
+        foreach (int symbol in JsonText.EncodeValue(value))
+            if ((threads = MatcherCore.Advance(threads, symbol, scratch)).Length == 0) return false;
+        return MatcherCore.IsAccepting(threads);
     }
 
     private static bool IsWhole(double value) => Math.Floor(value) == value;

@@ -181,6 +181,19 @@ public sealed class PatternConstraintTests
     }
 
     [Fact]
+    public void Enum_values_obey_the_string_and_number_keywords_beside_them()
+    {
+        var m = JsonSchemaMatcher.Compile("""{"enum":["ab","abc","x1",5,12,"zz"],"pattern":"^[a-z]+$","maxLength":2,"maximum":10}""");
+        Assert.True(m.Matches("\"ab\""));
+        Assert.True(m.Matches("\"zz\""));
+        Assert.True(m.Matches("5"));
+        Assert.False(m.Matches("\"abc\"")); // too long
+        Assert.False(m.Matches("\"x1\"")); // digit
+        Assert.False(m.Matches("12")); // above maximum
+        Assert.Throws<ArgumentException>(() => JsonSchemaMatcher.Compile("""{"const":"abc","pattern":"^\\d+$"}"""));
+    }
+
+    [Fact]
     public void Unknown_formats_are_annotations()
     {
         var m = JsonSchemaMatcher.Compile("""{"type":"string","format":"x-color"}""");
