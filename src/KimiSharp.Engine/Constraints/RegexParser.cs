@@ -262,7 +262,12 @@ internal sealed class RegexParser
             {
                 _pos++;
                 var high = ClassAtom(out int highChar);
-                if (lowChar < 0 || highChar < 0) throw Error("a class range cannot use \\d, \\w or \\s as an end");
+                if (lowChar < 0 || highChar < 0)
+                {
+                    // [\w-.] : beside a shorthand class the dash is a literal (ECMA-262 Annex B, as browsers read it).
+                    set = set.Union(low).Union(CharSet.Single('-')).Union(high);
+                    continue;
+                }
                 if (highChar < lowChar) throw Error("class range out of order");
                 set = set.Union(CharSet.Of((lowChar, highChar)));
             }

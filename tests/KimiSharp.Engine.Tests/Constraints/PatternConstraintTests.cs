@@ -32,6 +32,7 @@ public sealed class PatternConstraintTests
         ("^a{2,}b{0,1}\\.\\*$", ["aa.*", "aaab.*", "a.*", "aabb.*", "aa.x"]),
         ("^[\\-+]?0x[0-9a-fA-F]+$", ["0x1F", "-0xab", "+0x0", "0x", "0xg", "--0x1"]),
         ("^\\S+ \\S+$", ["a b", "ab", "a  b", "é ü"]),
+        ("^x{,2}$", ["x{,2}", "xx", ""]),
     ];
 
     public static IEnumerable<object[]> CaseIndexes() => Cases.Select((_, i) => new object[] { i });
@@ -50,6 +51,15 @@ public sealed class PatternConstraintTests
             Assert.True(expected == matcher.Matches(JsonSerializer.Serialize(candidate)), $"{pattern} on {JsonSerializer.Serialize(candidate)} (escaped): expected {expected}");
             Assert.True(expected == matcher.Matches(JsonSerializer.Serialize(candidate, RawUtf8)), $"{pattern} on {JsonSerializer.Serialize(candidate)} (raw): expected {expected}");
         }
+    }
+
+    [Fact]
+    public void A_dash_beside_a_shorthand_class_is_literal_as_browsers_read_it()
+    {
+        var m = StringWithPattern("^[\\w-.]+$");
+        Assert.True(m.Matches("\"a-b.c_1\""));
+        Assert.False(m.Matches("\"a b\""));
+        Assert.False(m.Matches("\"a+b\""));
     }
 
     [Fact]
