@@ -27,11 +27,11 @@ internal sealed class Interpreter
     private int _callDepth;
     private int _steps;
 
-    public Interpreter(JinjaTemplate template, SourceMap map)
+    public Interpreter(JinjaTemplate template, SourceMap map, CancellationToken cancellationToken = default)
     {
         _template = template;
         _map = map;
-        _budget = new RenderBudget(template.Options.Limits);
+        _budget = new RenderBudget(template.Options.Limits, cancellationToken);
     }
 
     public JinjaOptions Options => _template.Options;

@@ -51,11 +51,13 @@ internal sealed class RenderBudget
     [ThreadStatic] private static RenderBudget? t_current;
 
     private readonly long _deadline;
+    private readonly CancellationToken _cancellationToken;
     private long _iterations;
 
-    public RenderBudget(JinjaLimits limits)
+    public RenderBudget(JinjaLimits limits, CancellationToken cancellationToken = default)
     {
         Limits = limits;
+        _cancellationToken = cancellationToken;
         _deadline = limits.Timeout == System.Threading.Timeout.InfiniteTimeSpan
             ? long.MaxValue
             : Stopwatch.GetTimestamp() + (long)(limits.Timeout.TotalSeconds * Stopwatch.Frequency);
@@ -105,6 +107,7 @@ internal sealed class RenderBudget
 
     public void CheckTime()
     {
+        _cancellationToken.ThrowIfCancellationRequested();
         if (Stopwatch.GetTimestamp() > _deadline)
             throw new LimitHit(nameof(JinjaLimits.Timeout), $"the render took longer than {Limits.Timeout.TotalSeconds:0.###} s");
     }

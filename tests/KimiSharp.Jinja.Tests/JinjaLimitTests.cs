@@ -78,6 +78,13 @@ public sealed class JinjaLimitTests
     }
 
     [Fact]
+    public void A_cancelled_render_stops()
+    {
+        var template = JinjaTemplate.Parse("{% for i in range(100000) %}{{ i }}{% endfor %}");
+        Assert.ThrowsAny<OperationCanceledException>(() => template.Render(new Dictionary<string, JinjaValue>(), new CancellationToken(canceled: true)));
+    }
+
+    [Fact]
     public void Limits_are_configurable_and_the_defaults_fit_real_templates()
     {
         string source = "{% for i in range(3) %}{% for j in range(100000) %}{{ j % 10 }}{% endfor %}{% endfor %}";
