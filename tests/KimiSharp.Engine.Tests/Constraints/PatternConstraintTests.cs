@@ -254,6 +254,7 @@ public sealed class PatternConstraintTests
     [InlineData("""{"type":"string","pattern":"^(?=a)\\w+$"}""", "pattern", "#")]
     [InlineData("""{"type":"string","pattern":"^(a)\\1$"}""", "pattern", "#")]
     [InlineData("""{"type":"number","multipleOf":0.3}""", "multipleOf", "#")]
+    [InlineData("""{"type":"string","pattern":"^(a|b)*a(a|b){20}$"}""", "pattern", "#")] // needs 2^21 DFA states
     [InlineData("""{"$defs":{"x":{"type":"string"}},"type":"object","properties":{"r":{"$ref":"#/$defs/x","minLength":2}}}""", "minLength", "#/properties/r")]
     [InlineData("""{"allOf":[{"type":"object","properties":{"a":{"type":"string"}}},{"properties":{"a":{"type":"integer"}}}]}""", "allOf", "#")]
     [InlineData("""{"type":"object","properties":{"a":{"type":"string"}},"minProperties":1}""", "minProperties", "#")]
