@@ -83,7 +83,7 @@ public static class CliApp
         }
         catch (Exception e) when (e is ModelConfigException or CheckpointFormatException or ContextLengthExceededException
             or IOException or UnauthorizedAccessException or ArgumentException or System.Text.Json.JsonException or FormatException
-            or KimiSharp.Tokens.Templates.TemplateException or KimiSharp.Tokens.Tokenization.TokenizerFormatException
+            or KimiSharp.Jinja.TemplateException or KimiSharp.Tokens.Tokenization.TokenizerFormatException
             or KimiSharp.Engine.RequestTooLargeException)
         {
             stderr.WriteLine($"{verb}: error: {e.Message}");

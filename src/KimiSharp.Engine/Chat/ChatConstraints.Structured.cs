@@ -41,7 +41,7 @@ internal static partial class ChatConstraints
         return request.ResponseFormat switch
         {
             ResponseFormat.JsonObject => Constraint.Sequence(Constraint.JsonObject(), Constraint.AnyOfTokens(end)).Build(Vocabulary(service)),
-            ResponseFormat.JsonSchema s => Constraint.Sequence(Constraint.Json(s.Schema), Constraint.AnyOfTokens(end)).Build(Vocabulary(service)),
+            ResponseFormat.JsonSchema s => Constraint.Sequence(Constraint.Json(s.Schema, SchemaOptions(s.Strict)), Constraint.AnyOfTokens(end)).Build(Vocabulary(service)),
             _ => null,
         };
     }
@@ -51,8 +51,19 @@ internal static partial class ChatConstraints
 
     private static IReadOnlyList<ToolFunction> Functions(ChatRequest request) =>
         (request.Tools ?? []).Select(t => t?["function"]).OfType<JsonNode>()
-            .Select(f => new ToolFunction(f["name"]!.GetValue<string>(), JsonSchemaMatcher.Compile(f["parameters"]?.DeepClone() ?? new JsonObject())))
+            .Select(f => new ToolFunction(f["name"]!.GetValue<string>(),
+                JsonSchemaMatcher.Compile(f["parameters"]?.DeepClone() ?? new JsonObject(), SchemaOptions(IsStrict(f)))))
             .ToArray();
+
+    private static readonly JsonSchemaOptions s_strictSchemas = JsonSchemaOptions.Default;
+    private static readonly JsonSchemaOptions s_lenientSchemas = JsonSchemaOptions.Default with { Strict = false };
+
+    /// <summary>Strict schemas refuse keywords constrained decoding cannot enforce; lenient ones ignore them.</summary>
+    private static JsonSchemaOptions SchemaOptions(bool strict) => strict ? s_strictSchemas : s_lenientSchemas;
+
+    /// <summary>A tool function's <c>strict</c> (OpenAI's tool shape): absent means strict.</summary>
+    private static bool IsStrict(JsonNode function) =>
+        function["strict"] is not JsonValue v || v.GetValueKind() != System.Text.Json.JsonValueKind.False;
 
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<KimiChatService, TokenVocabulary> s_vocabularies = new();
 

@@ -25,7 +25,14 @@ public abstract record ResponseFormat
     /// <summary>Any JSON object.</summary>
     public sealed record JsonObject : ResponseFormat;
     /// <summary>JSON valid against <paramref name="Schema"/>.</summary>
-    public sealed record JsonSchema(string Name, JsonNode Schema) : ResponseFormat;
+    public sealed record JsonSchema(string Name, JsonNode Schema) : ResponseFormat
+    {
+        /// <summary>
+        /// A schema keyword constrained decoding cannot enforce is an error (<c>ArgumentException</c>: HTTP 400);
+        /// false ignores such keywords (OpenAI's <c>json_schema.strict</c>).
+        /// </summary>
+        public bool Strict { get; init; } = true;
+    }
 }
 
 /// <summary>
@@ -36,7 +43,11 @@ public sealed record ChatRequest
 {
     /// <summary>OpenAI-shaped messages: role, content (string or parts), name, reasoning_content, tool_calls, tool_call_id.</summary>
     public required JsonArray Messages { get; init; }
-    /// <summary>OpenAI-shaped tools: [{"type":"function","function":{"name","description","parameters"}}], or null.</summary>
+    /// <summary>
+    /// OpenAI-shaped tools: [{"type":"function","function":{"name","description","parameters","strict"}}], or null.
+    /// A function's <c>strict</c> (absent = true) decides, as <see cref="ResponseFormat.JsonSchema.Strict"/> does,
+    /// whether unenforceable keywords in its parameters are an error when tool_choice forces a call.
+    /// </summary>
     public JsonArray? Tools { get; init; }
     public ToolChoice ToolChoice { get; init; } = ToolChoice.Auto;
     public ResponseFormat ResponseFormat { get; init; } = new ResponseFormat.Text();

@@ -73,7 +73,7 @@ internal static class GrammarAnalysis
             case RefNode r: return (r.Target.MinDepth, r.Target.Nullable);
             case JsonRootNode j: return (j.Inner.MinDepth <= j.MaxDepth ? 0 : Never, false);
             case LiteralNode l: return (l.Trie.IsEmpty ? Never : l.Trie.Need(SymbolTrie.Root), false);
-            case StringNode s: return (s.MinLength <= s.MaxLength ? 0 : Never, false);
+            case StringNode s: return (s.MinLength <= s.MaxLength && (s.Pattern?.Satisfiable ?? true) ? 0 : Never, false);
             case NumberNode n: return (MatcherCore.Satisfiable(n) ? 0 : Never, false);
             case ObjectNode o:
                 {

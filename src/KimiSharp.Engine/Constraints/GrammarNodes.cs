@@ -64,6 +64,8 @@ internal sealed class StringNode(int minLength, int maxLength) : GNode
     /// <summary><see cref="int.MaxValue"/> when unbounded.</summary>
     public readonly int MaxLength = maxLength;
     public bool CountsLength => MinLength > 0 || MaxLength != int.MaxValue;
+    /// <summary><c>pattern</c>/<c>format</c> automaton over the decoded characters (with the length bounds folded in), or null.</summary>
+    public StringPattern? Pattern;
 }
 
 internal sealed class NumberNode(bool integer, int maxIntegerDigits, int maxFractionDigits, int maxExponentDigits, long? minimum, long? maximum) : GNode
@@ -84,7 +86,12 @@ internal sealed class NumberNode(bool integer, int maxIntegerDigits, int maxFrac
     public bool RealMinimumExclusive;
     public bool RealMaximumExclusive;
 
-    public bool IntegerBounded => Minimum.HasValue || Maximum.HasValue;
+    /// <summary><c>multipleOf</c> of an integer node (positive), or null.</summary>
+    public long? MultipleOf;
+    /// <summary>No exponent (a decimal <c>multipleOf</c> such as 0.01 is enforced as a fraction digit limit).</summary>
+    public bool NoExponent;
+
+    public bool IntegerBounded => Minimum.HasValue || Maximum.HasValue || MultipleOf.HasValue;
     public bool RealBounded => RealMinimum.HasValue || RealMaximum.HasValue;
     public bool Bounded => IntegerBounded || RealBounded;
 }

@@ -15,6 +15,13 @@ public sealed record JsonSchemaOptions
     public int MaxIntegerDigits { get; init; } = 15;
     public int MaxFractionDigits { get; init; } = 15;
     public int MaxExponentDigits { get; init; } = 2;
+    /// <summary>
+    /// A validation keyword the matcher cannot enforce throws <see cref="UnsupportedSchemaKeywordException"/>; when
+    /// false it is ignored (listed in <see cref="JsonSchemaMatcher.IgnoredKeywords"/>). Annotations (title,
+    /// description, examples, default…), unknown keywords and unknown <c>format</c>s are always ignored, as JSON
+    /// Schema treats them as annotations.
+    /// </summary>
+    public bool Strict { get; init; } = true;
 }
 
 /// <summary>
@@ -63,14 +70,18 @@ public readonly struct MatcherState : IEquatable<MatcherState>
 /// are generated, without them <c>additionalProperties</c> (schema/true/false) governs free keys, which must be distinct,
 /// and <c>minProperties</c>/<c>maxProperties</c> bound their number);
 /// array (<c>items</c>, <c>prefixItems</c>/tuple <c>items</c>, <c>additionalItems</c>, <c>minItems</c>, <c>maxItems</c>);
-/// string (<c>minLength</c>, <c>maxLength</c> in code points; <c>format</c> ignored); integer and number
-/// (<c>minimum</c>, <c>maximum</c>, exclusive forms incl. draft-4 booleans; a bounded number is written without exponent,
+/// string (<c>minLength</c>, <c>maxLength</c> in code points; <c>pattern</c>, a regular-expression subset run as a DFA over
+/// the decoded characters (Constraints/README.md lists the subset); <c>format</c> date, time, date-time, uuid, email, hostname, ipv4,
+/// uri); integer and number (<c>minimum</c>, <c>maximum</c>, exclusive forms incl. draft-4 booleans; <c>multipleOf</c>
+/// a whole number, or 10^-n for numbers; a bounded number is written without exponent,
 /// with at most 18 significant digits, and checked exactly in decimal); boolean; null; <c>enum</c>/<c>const</c> of any JSON value (matched in its
 /// compact serialization); <c>anyOf</c>/<c>oneOf</c> (parallel alternatives; oneOf is treated as anyOf), sibling keywords
 /// merged into each alternative; <c>allOf</c> (shallow merge); local <c>$ref</c> (<c>#/$defs/…</c>,
 /// <c>#/definitions/…</c>, <c>#</c>, recursive); <c>true</c>/<c>{}</c> = any value.</para>
-/// <para>Not enforced (listed in <see cref="IgnoredKeywords"/>): pattern, multipleOf,
-/// uniqueItems, contains, min/maxProperties beside properties, patternProperties, propertyNames, not, if/then/else, dependencies.</para>
+/// <para>Not enforceable (an <see cref="UnsupportedSchemaKeywordException"/> for strict schemas, else ignored and listed in
+/// <see cref="IgnoredKeywords"/>): uniqueItems, contains, patternProperties, propertyNames, not, if/then/else,
+/// dependentRequired/dependentSchemas, unevaluated*, min/maxProperties beside properties, keywords beside $ref, allOf parts
+/// that disagree, remote $ref, other multipleOf values, patterns beyond the subset.</para>
 /// <para>Format: no whitespace except (optionally) one space after ':' and ','; numbers have at most
 /// <see cref="JsonSchemaOptions.MaxIntegerDigits"/> integer digits etc.; integers are written without fraction or
 /// exponent; strings are valid UTF-8 with standard escapes and paired surrogate escapes.</para>
@@ -95,7 +106,7 @@ public sealed class JsonSchemaMatcher
 
     /// <summary>Compiles <paramref name="schema"/> (null, <c>true</c> or <c>{}</c>: any JSON value).</summary>
     /// <exception cref="ArgumentException">Malformed or unsatisfiable schema, or bad options.</exception>
-    /// <exception cref="NotSupportedException">A non-local <c>$ref</c>.</exception>
+    /// <exception cref="UnsupportedSchemaKeywordException">A strict schema uses a keyword that cannot be enforced (e.g. a remote <c>$ref</c>).</exception>
     public static JsonSchemaMatcher Compile(JsonNode? schema, JsonSchemaOptions? options = null)
     {
         options ??= JsonSchemaOptions.Default;

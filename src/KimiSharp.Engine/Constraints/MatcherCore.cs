@@ -70,6 +70,8 @@ internal static class MatcherCore
         {
             if (f.Kind is not (FrameKind.String or FrameKind.FreeKey) || f.A != SNormal) return false;
             var node = (StringNode)f.Node!;
+            // A pattern's automaton moves with every character, unless it has reached a state that accepts anything.
+            if (node.Pattern is { } pattern && !pattern.IsUniversal((int)(f.X >> 32))) return false;
             remaining = Math.Max(remaining, node.MaxLength == int.MaxValue ? int.MaxValue : node.MaxLength - f.B);
         }
         return true;
@@ -133,7 +135,7 @@ internal static class MatcherCore
                 LiteralAdvance(l, SymbolTrie.Root, next, symbol, output);
                 break;
             case StringNode s:
-                if (symbol == '"') output.Add(new Frame(next, s, FrameKind.String, 0, SNormal, 0, 0, null));
+                if (symbol == '"') output.Add(new Frame(next, s, FrameKind.String, 0, SNormal, 0, s.Pattern is { } p ? (long)p.Dfa.Start << 32 : 0, null));
                 break;
             case NumberNode n:
                 NumberStart(n, next, symbol, output);
@@ -214,7 +216,9 @@ internal static class MatcherCore
         switch (phase)
         {
             case SNormal:
-                if (symbol == '"') return count < node.MinLength ? StringReject : StringClosed;
+                if (symbol == '"')
+                    return count < node.MinLength || (node.Pattern is { } pattern && !pattern.Dfa.IsAccepting((int)(hash >> 32)))
+                        ? StringReject : StringClosed;
                 if (symbol < 0x20) return StringReject;
                 if (node.CountsLength)
                 {
@@ -274,9 +278,93 @@ internal static class MatcherCore
             default: next = -1; break;
         }
         if (next < 0) return StringReject;
+        if (node.Pattern is { } p && !PatternByte(p, phase, next, symbol, count, ref hash)) return StringReject;
         phase = next;
         return StringContinue;
     }
+
+    /// <summary>
+    /// Runs a string's pattern automaton over the decoded characters: X holds the DFA state (high half) and the
+    /// character being decoded (low half: UTF-8 bits, or \u hex digits, a pending high surrogate in the top 16 bits).
+    /// A byte is refused unless some character it can still become leads to a state that can finish the string.
+    /// </summary>
+    private static bool PatternByte(StringPattern p, int before, int after, int symbol, int count, ref long x)
+    {
+        int state = (int)(x >> 32);
+        uint acc = (uint)x;
+        switch (after)
+        {
+            case SNormal:
+            {
+                int codePoint = before switch
+                {
+                    SNormal => symbol,
+                    SEsc => symbol switch { 'b' => '\b', 'f' => '\f', 'n' => '\n', 'r' => '\r', 't' => '\t', _ => symbol },
+                    SU4 => (int)(acc << 4 | (uint)HexValue(symbol)),
+                    SL4 => SupplementaryBase((int)(acc >> 16)) + (int)(((acc & 0xFFFF) << 4 | (uint)HexValue(symbol)) - 0xDC00),
+                    _ => (int)(acc << 6 | (uint)(symbol & 0x3F)), // SC1: last UTF-8 continuation byte
+                };
+                int target = p.Dfa.Next(state, codePoint);
+                if (target < 0 || !p.Viable(target, count)) return false;
+                x = (long)target << 32;
+                return true;
+            }
+            case SEsc:
+            case SU1:
+                // \u can still spell any character.
+                return p.AnyViable(state, count, 0, CharSet.MaxCodePoint);
+            case SU2 or SU2D or SU3 or SU3H or SU4 or SU4H:
+            {
+                acc = acc << 4 | (uint)HexValue(symbol);
+                int digits = after is SU2 or SU2D ? 1 : after is SU3 or SU3H ? 2 : 3;
+                int lo = (int)acc << 4 * (4 - digits), hi = lo + (1 << 4 * (4 - digits)) - 1;
+                bool viable = p.AnyViable(state, count, lo, hi);
+                int highLo = Math.Max(lo, 0xD800), highHi = Math.Min(hi, 0xDBFF);
+                if (!viable && highLo <= highHi)
+                    viable = p.AnyViable(state, count, SupplementaryBase(highLo), SupplementaryBase(highHi) + 0x3FF);
+                if (!viable) return false;
+                break;
+            }
+            case SNeedBackslash:
+            {
+                int high = (int)(acc << 4 | (uint)HexValue(symbol));
+                if (!p.AnyViable(state, count, SupplementaryBase(high), SupplementaryBase(high) + 0x3FF)) return false;
+                acc = (uint)high << 16;
+                break;
+            }
+            case SNeedU or SL1 or SL2:
+                // Nothing narrows yet: the low surrogate's first digit is always D.
+                if (after == SL2) acc = (acc & 0xFFFF0000) | 0xD;
+                break;
+            case SL3 or SL4:
+            {
+                uint low = (acc & 0xFFFF) << 4 | (uint)HexValue(symbol);
+                int digits = after == SL3 ? 2 : 3, shift = 4 * (4 - digits);
+                int lowLo = Math.Max((int)low << shift, 0xDC00), lowHi = ((int)low << shift) + (1 << shift) - 1;
+                int @base = SupplementaryBase((int)(acc >> 16)) - 0xDC00;
+                if (!p.AnyViable(state, count, @base + lowLo, @base + lowHi)) return false;
+                acc = (acc & 0xFFFF0000) | low;
+                break;
+            }
+            default:
+            {
+                // Inside a UTF-8 sequence: the characters it can still become form a range.
+                int remaining = after == SC1 ? 1 : after is SC2 or SC2E0 or SC2ED ? 2 : 3;
+                bool lead = before == SNormal;
+                acc = lead ? (uint)(symbol & (symbol >= 0xF0 ? 0x07 : symbol >= 0xE0 ? 0x0F : 0x1F)) : acc << 6 | (uint)(symbol & 0x3F);
+                int lo = (int)acc << 6 * remaining, hi = lo + (1 << 6 * remaining) - 1;
+                if (lead) lo = Math.Max(lo, remaining == 1 ? 0x80 : remaining == 2 ? 0x800 : 0x10000); // no overlong forms
+                if (!p.AnyViable(state, count, lo, hi)) return false;
+                break;
+            }
+        }
+        x = (long)state << 32 | acc;
+        return true;
+    }
+
+    private static int SupplementaryBase(int highSurrogate) => 0x10000 + ((highSurrogate - 0xD800) << 10);
+
+    private static int HexValue(int c) => c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
 
     private static void StringStep(Frame f, int symbol, List<Frame> output)
     {
@@ -377,7 +465,7 @@ internal static class MatcherCore
                     { next = NInt; nextCount = count + 1; nextInt = count + 1; nextScaled = scaled * 10 + d; }
                 }
                 else if (!n.Integer && symbol == '.' && (!real || Viable(n, negative, scaled, intDigits, 0))) next = NDot;
-                else if (!n.Integer && !real && symbol is 'e' or 'E') next = NE;
+                else if (!n.Integer && !real && !n.NoExponent && symbol is 'e' or 'E') next = NE;
                 break;
             case NDot:
                 if (d >= 0 && (!real || Viable(n, negative, scaled * 10 + d, intDigits, 1))) { next = NFrac; nextCount = 1; nextScaled = scaled * 10 + d; }
@@ -388,7 +476,7 @@ internal static class MatcherCore
                     if (count < n.MaxFractionDigits && (!real || Viable(n, negative, scaled * 10 + d, intDigits, count + 1)))
                     { next = NFrac; nextCount = count + 1; nextScaled = scaled * 10 + d; }
                 }
-                else if (!real && symbol is 'e' or 'E') next = NE;
+                else if (!real && !n.NoExponent && symbol is 'e' or 'E') next = NE;
                 break;
             case NE:
                 if (symbol is '+' or '-') next = NESign;
@@ -416,7 +504,8 @@ internal static class MatcherCore
         if (n.IntegerBounded)
         {
             long value = negative ? -f.X : f.X;
-            return (n.Minimum is not long min || value >= min) && (n.Maximum is not long max || value <= max);
+            return (n.Minimum is not long min || value >= min) && (n.Maximum is not long max || value <= max)
+                && (n.MultipleOf is not long step || value % step == 0);
         }
         if (n.RealBounded)
         {
@@ -448,14 +537,23 @@ internal static class MatcherCore
     private static bool IntegerViable(NumberNode n, bool negative, long magnitude, int digits)
     {
         long min = n.Minimum ?? long.MinValue, max = n.Maximum ?? long.MaxValue;
-        if (magnitude == 0) return min <= 0 && max >= 0;
+        if (magnitude == 0) return min <= 0 && max >= 0; // 0 is a multiple of anything
         for (int extra = 0; digits + extra <= n.MaxIntegerDigits; extra++)
         {
             long lo = magnitude * PowersOfTen[extra], hi = lo + PowersOfTen[extra] - 1;
             long a = negative ? -hi : lo, b = negative ? -lo : hi;
-            if (Math.Max(a, min) <= Math.Min(b, max)) return true;
+            if (ContainsMultiple(Math.Max(a, min), Math.Min(b, max), n.MultipleOf ?? 1)) return true;
         }
         return false;
+    }
+
+    /// <summary>[lo, hi] holds a multiple of <paramref name="step"/> (|lo|, |hi| ≤ 10^18, so nothing overflows).</summary>
+    private static bool ContainsMultiple(long lo, long hi, long step)
+    {
+        if (lo > hi) return false;
+        long q = lo / step; // truncates towards zero: for negative lo that is already the ceiling
+        if (q * step < lo) q++;
+        return q * step <= hi;
     }
 
     /// <summary>

@@ -9,17 +9,39 @@ internal sealed class SchemaCompiler
 {
     private static readonly HashSet<string> Annotations =
     [
-        "$schema", "$id", "$comment", "$defs", "definitions", "$anchor", "title", "description", "default", "examples",
-        "deprecated", "readOnly", "writeOnly", "format", "contentEncoding", "contentMediaType", "strict", "name",
+        "$schema", "$id", "$comment", "$defs", "definitions", "$anchor", "$dynamicAnchor", "$vocabulary", "title", "description",
+        "default", "examples", "deprecated", "readOnly", "writeOnly", "format", "contentEncoding", "contentMediaType",
+        "contentSchema", "strict", "name",
     ];
 
-    /// <summary>Validation keywords we cannot enforce: generation ignores them (listed in IgnoredKeywords).</summary>
+    /// <summary>Validation keywords we cannot enforce: an error for strict schemas, else ignored (listed in IgnoredKeywords).</summary>
     private static readonly HashSet<string> Unenforced =
     [
-        "pattern", "multipleOf", "uniqueItems", "contains", "minContains", "maxContains",
+        "uniqueItems", "contains", "minContains", "maxContains",
         "patternProperties", "propertyNames", "dependentRequired", "dependentSchemas", "dependencies", "not", "if", "then",
-        "else", "unevaluatedProperties", "unevaluatedItems",
+        "else", "unevaluatedProperties", "unevaluatedItems", "$dynamicRef", "$recursiveRef",
     ];
+
+    /// <summary>
+    /// <c>format</c>s enforced as patterns. Each accepts a subset of the valid strings (what generation needs): dates
+    /// are not checked against month lengths, times take no leap second and an upper-case T/Z, e-mail addresses are
+    /// dot-atoms at a DNS name, URIs are scheme ":" and RFC 3986 characters.
+    /// </summary>
+    private static readonly Dictionary<string, string> FormatPatterns = new(StringComparer.Ordinal)
+    {
+        ["date"] = @"^" + Date + "$",
+        ["time"] = @"^" + Time + "$",
+        ["date-time"] = @"^" + Date + "T" + Time + "$",
+        ["uuid"] = @"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        ["email"] = @"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@" + Label + @"(\." + Label + ")+$",
+        ["hostname"] = @"^" + Label + @"(\." + Label + ")*$",
+        ["ipv4"] = @"^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$",
+        ["uri"] = @"^[A-Za-z][A-Za-z0-9+.-]*:([A-Za-z0-9\-._~!$&'()*+,;=:@/?#\[\]]|%[0-9A-Fa-f]{2})*$",
+    };
+
+    private const string Date = @"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])";
+    private const string Time = @"([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)";
+    private const string Label = @"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
 
     private readonly JsonNode? _root;
     private readonly JsonSchemaOptions _options;
@@ -74,11 +96,19 @@ internal sealed class SchemaCompiler
         return new LiteralNode(builder.Build());
     }
 
+    /// <summary>A validation keyword that cannot be enforced: an error for a strict schema, else ignored and listed.</summary>
+    private void Unenforceable(string path, string keyword, string reason)
+    {
+        if (_options.Strict) throw new UnsupportedSchemaKeywordException(keyword, path, reason);
+        _ignored.Add($"{path}/{keyword}");
+    }
+
+    /// <summary>Ignored in any mode (unknown format: JSON Schema makes format an annotation by default).</summary>
     private void Ignore(string path, string keyword) => _ignored.Add($"{path}/{keyword}");
 
     private GNode Compile(JsonNode? schema, string path)
     {
-        if (++_nesting > 256) throw new NotSupportedException($"{path}: schema nests too deeply (or allOf/$ref loops)");
+        if (++_nesting > 256) throw new ArgumentException($"{path}: schema nests too deeply (or allOf/$ref loops)");
         try { return CompileCore(schema, path); }
         finally { _nesting--; }
     }
@@ -105,18 +135,29 @@ internal sealed class SchemaCompiler
         if (s["$ref"] is JsonNode refNode)
         {
             foreach (var (key, _) in s)
-                if (key != "$ref" && !Annotations.Contains(key)) Ignore(path, key + " (beside $ref)");
-            return Resolve(refNode.GetValue<string>());
+                if (key != "$ref" && !Annotations.Contains(key)) Unenforceable(path, key, "keywords beside $ref are not applied");
+            string reference = refNode is JsonValue rv && rv.GetValueKind() == JsonValueKind.String
+                ? rv.GetValue<string>() : throw new ArgumentException($"{path}/$ref: must be a string");
+            if (!reference.StartsWith('#'))
+            {
+                Unenforceable(path, "$ref", $"only local references (#/...) are resolved, not '{reference}'");
+                return _any;
+            }
+            return Resolve(reference);
         }
 
-        foreach (var (key, _) in s) if (Unenforced.Contains(key)) Ignore(path, key);
+        foreach (var (key, value) in s)
+            if (Unenforced.Contains(key) && !IsNoOp(key, value)) Unenforceable(path, key, "not supported");
 
         if (s["allOf"] is JsonArray allOf)
         {
             var merged = new JsonObject();
             foreach (var (key, value) in s) if (key != "allOf") merged[key] = value?.DeepClone();
-            foreach (var part in allOf) merged = Merge(merged, Deref(part));
-            if (allOf.Count > 1) Ignore(path, "allOf (merged shallowly)");
+            foreach (var part in allOf)
+            {
+                merged = Merge(merged, Deref(part), out string? conflict);
+                if (conflict != null) Unenforceable(path, "allOf", $"its parts disagree on '{conflict}', and they are merged shallowly");
+            }
             return Compile(merged, path + "/allOf");
         }
 
@@ -124,7 +165,7 @@ internal sealed class SchemaCompiler
         if (alternatives != null)
         {
             string keyword = s["anyOf"] is JsonArray ? "anyOf" : "oneOf";
-            if (s["anyOf"] is JsonArray && s["oneOf"] is JsonArray) Ignore(path, "oneOf (beside anyOf)");
+            if (s["anyOf"] is JsonArray && s["oneOf"] is JsonArray) Unenforceable(path, "oneOf", "oneOf beside anyOf is not supported");
             var siblings = new JsonObject();
             foreach (var (key, value) in s)
                 if (key is not ("anyOf" or "oneOf") && !Annotations.Contains(key)) siblings[key] = value?.DeepClone();
@@ -133,7 +174,7 @@ internal sealed class SchemaCompiler
             {
                 var alternative = alternatives[i];
                 string at = $"{path}/{keyword}/{i}";
-                nodes.Add(siblings.Count == 0 ? Compile(alternative, at) : Compile(Merge(siblings.DeepClone().AsObject(), Deref(alternative)), at));
+                nodes.Add(siblings.Count == 0 ? Compile(alternative, at) : Compile(Merge(siblings.DeepClone().AsObject(), Deref(alternative), out _), at));
             }
             return new UnionNode([.. nodes]);
         }
@@ -151,6 +192,7 @@ internal sealed class SchemaCompiler
         {
             var values = s.ContainsKey("const") ? [s["const"]] : ((JsonArray)s["enum"]!).ToList();
             if (types.Count > 0) values = values.Where(v => types.Any(t => HasType(v, t))).ToList();
+            values = values.Where(v => SatisfiesScalarKeywords(s, v, path)).ToList();
             return Literal(values);
         }
 
@@ -158,8 +200,9 @@ internal sealed class SchemaCompiler
         {
             if (s.ContainsKey("properties") || s.ContainsKey("required") || s.ContainsKey("additionalProperties")) types.Add("object");
             else if (s.ContainsKey("items") || s.ContainsKey("prefixItems") || s.ContainsKey("minItems") || s.ContainsKey("maxItems")) types.Add("array");
-            else if (s.ContainsKey("minLength") || s.ContainsKey("maxLength")) types.Add("string");
-            else if (s.ContainsKey("minimum") || s.ContainsKey("maximum") || s.ContainsKey("exclusiveMinimum") || s.ContainsKey("exclusiveMaximum")) types.Add("number");
+            else if (s.ContainsKey("minLength") || s.ContainsKey("maxLength") || s.ContainsKey("pattern")) types.Add("string");
+            else if (s.ContainsKey("minimum") || s.ContainsKey("maximum") || s.ContainsKey("exclusiveMinimum") || s.ContainsKey("exclusiveMaximum")
+                || s.ContainsKey("multipleOf")) types.Add("number");
             else return _any;
         }
 
@@ -173,22 +216,36 @@ internal sealed class SchemaCompiler
         {
             case "object": return CompileObjectType(s, path);
             case "array": return CompileArrayType(s, path);
-            case "string":
-                {
-                    int min = IntKeyword(s, "minLength") ?? 0, max = IntKeyword(s, "maxLength") ?? int.MaxValue;
-                    return new StringNode(Math.Max(0, min), max);
-                }
+            case "string": return CompileString(s, path);
             case "integer":
+            case "number" when MultipleOf(s, path) is { } step && IsWhole(step):
                 {
+                    // A number that must be a multiple of a whole number is generated as an integer (a valid subset).
                     var (min, minExclusive, max, maxExclusive) = Bounds(s);
                     long? low = min is double a ? ClampLong(minExclusive ? Math.Floor(a) + 1 : Math.Ceiling(a)) : null;
                     long? high = max is double b ? ClampLong(maxExclusive ? Math.Ceiling(b) - 1 : Math.Floor(b)) : null;
-                    return Number(_options, true, low, high);
+                    var node = Number(_options, true, low, high);
+                    if (MultipleOf(s, path) is { } m && !(DecimalPlaces(m) is int places && places > 0)) // 0.01 divides every integer
+                    {
+                        if (!IsWhole(m) || m > 1e18) Unenforceable(path, "multipleOf", "an integer's multipleOf must be a whole number up to 1e18, or 10^-n");
+                        else if (m > 1) node.MultipleOf = (long)m;
+                    }
+                    return node;
                 }
             case "number":
                 {
                     var (min, minExclusive, max, maxExclusive) = Bounds(s);
                     var node = Number(_options, false, null, null);
+                    if (MultipleOf(s, path) is { } m)
+                    {
+                        // multipleOf 10^-n: at most n fraction digits, no exponent.
+                        if (DecimalPlaces(m) is int places)
+                        {
+                            node = new NumberNode(false, node.MaxIntegerDigits, Math.Min(places, node.MaxFractionDigits), node.MaxExponentDigits, null, null)
+                            { NoExponent = true };
+                        }
+                        else Unenforceable(path, "multipleOf", "a number's multipleOf must be a whole number or 10^-n");
+                    }
                     // Beyond ±1e17 a bound cannot matter (at most 18 integer digits are written).
                     if (min is double a) { node.RealMinimum = (decimal)Math.Clamp(a, -1e17, 1e17); node.RealMinimumExclusive = minExclusive; }
                     if (max is double b) { node.RealMaximum = (decimal)Math.Clamp(b, -1e17, 1e17); node.RealMaximumExclusive = maxExclusive; }
@@ -199,6 +256,80 @@ internal sealed class SchemaCompiler
             default: throw new ArgumentException($"{path}: unknown type '{type}'");
         }
     }
+
+    private GNode CompileString(JsonObject s, string path)
+    {
+        int min = Math.Max(0, IntKeyword(s, "minLength") ?? 0), max = IntKeyword(s, "maxLength") ?? int.MaxValue;
+        var node = new StringNode(min, max);
+        var automata = new List<RegexNfa>();
+        if (s["pattern"] is JsonNode patternNode)
+        {
+            if (patternNode is not JsonValue v || v.GetValueKind() != JsonValueKind.String)
+                throw new ArgumentException($"{path}/pattern: must be a string");
+            try { automata.Add(new RegexNfa(RegexParser.Parse(v.GetValue<string>()))); }
+            catch (PatternException e) { Unenforceable(path, "pattern", e.Message); }
+        }
+        if (s["format"] is JsonValue formatNode && formatNode.GetValueKind() == JsonValueKind.String)
+        {
+            if (FormatPatterns.TryGetValue(formatNode.GetValue<string>(), out var formatPattern))
+                automata.Add(new RegexNfa(RegexParser.Parse(formatPattern)));
+            else Ignore(path, $"format ({formatNode.GetValue<string>()})");
+        }
+        if (automata.Count == 0) return node;
+        try { node.Pattern = new StringPattern(CharDfa.Build(automata), min, max); }
+        catch (PatternException e) { Unenforceable(path, s.ContainsKey("pattern") ? "pattern" : "format", e.Message); }
+        return node;
+    }
+
+    private double? MultipleOf(JsonObject s, string path)
+    {
+        if (!s.ContainsKey("multipleOf")) return null;
+        if (Bound(s, "multipleOf") is not double m || !(m > 0) || double.IsInfinity(m))
+            throw new ArgumentException($"{path}/multipleOf: must be a number greater than 0");
+        return m;
+    }
+
+    private static readonly string[] StringKeywords = ["minLength", "maxLength", "pattern", "format"];
+    private static readonly string[] NumberKeywords = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"];
+
+    /// <summary>
+    /// An enum/const value also obeys the string or number keywords beside it (<c>{"enum": ["a", "bbb"], "maxLength": 2}</c>
+    /// generates only "a"): the value's text is run through those keywords compiled on their own.
+    /// </summary>
+    private bool SatisfiesScalarKeywords(JsonObject s, JsonNode? value, string path)
+    {
+        var kind = value?.GetValueKind() ?? JsonValueKind.Null;
+        string[] keywords = kind == JsonValueKind.String ? StringKeywords : kind == JsonValueKind.Number ? NumberKeywords : [];
+        var check = new JsonObject { ["type"] = kind == JsonValueKind.String ? "string" : "number" };
+        foreach (var k in keywords) if (s.ContainsKey(k)) check[k] = s[k]!.DeepClone();
+        if (check.Count == 1) return true;
+        var root = new JsonRootNode(Compile(check, path), 1);
+        GrammarAnalysis.Run(root);
+        if (root.MinDepth >= GNode.Unsatisfiable) return false;
+        var threads = MatcherCore.Start(root, 1);
+        var scratch = new List<Frame>();
+        foreach (int symbol in JsonText.EncodeValue(value))
+            if ((threads = MatcherCore.Advance(threads, symbol, scratch)).Length == 0) return false;
+        return MatcherCore.IsAccepting(threads);
+    }
+
+    private static bool IsWhole(double value) => Math.Floor(value) == value;
+
+    /// <summary>n when <paramref name="value"/> is 10^-n (n ≥ 1), else null.</summary>
+    private static int? DecimalPlaces(double value)
+    {
+        for (int n = 1; n <= 18; n++)
+            if (Math.Abs(value - Math.Pow(10, -n)) <= Math.Pow(10, -n) * 1e-9) return n;
+        return null;
+    }
+
+    /// <summary>Keyword values that constrain nothing (e.g. <c>uniqueItems: false</c>).</summary>
+    private static bool IsNoOp(string key, JsonNode? value) => key switch
+    {
+        "uniqueItems" => value is JsonValue v && v.GetValueKind() == JsonValueKind.False,
+        "dependentRequired" or "dependentSchemas" or "dependencies" or "patternProperties" => value is JsonObject { Count: 0 },
+        _ => false,
+    };
 
     private GNode CompileObjectType(JsonObject s, string path)
     {
@@ -232,7 +363,7 @@ internal sealed class SchemaCompiler
         }
         else
             foreach (var k in new[] { "minProperties", "maxProperties" })
-                if (s.ContainsKey(k)) Ignore(path, k + " (with properties)");
+                if (s.ContainsKey(k)) Unenforceable(path, k, "only supported on objects without properties");
         node.Seal();
         return node;
     }
@@ -307,7 +438,7 @@ internal sealed class SchemaCompiler
 
     private JsonNode? Pointer(string reference)
     {
-        if (!reference.StartsWith('#')) throw new NotSupportedException($"only local $ref (#/...) is supported, got '{reference}'");
+        if (!reference.StartsWith('#')) throw new ArgumentException($"only local $ref (#/...) is supported, got '{reference}'");
         JsonNode? current = _root;
         foreach (var raw in reference[1..].Split('/', StringSplitOptions.RemoveEmptyEntries))
         {
@@ -328,9 +459,13 @@ internal sealed class SchemaCompiler
         return schema;
     }
 
-    /// <summary>Shallow conjunction of two object schemas: properties merged, required united, other keys b over a.</summary>
-    private static JsonObject Merge(JsonObject a, JsonNode? b)
+    /// <summary>
+    /// Shallow conjunction of two object schemas: properties merged, required united, other keys b over a.
+    /// <paramref name="conflict"/> names a keyword (or property) both give differently, where b's wins and a's is lost.
+    /// </summary>
+    private static JsonObject Merge(JsonObject a, JsonNode? b, out string? conflict)
     {
+        conflict = null;
         if (b is not JsonObject bo)
         {
             if (b is JsonValue v && v.GetValueKind() == JsonValueKind.False) return new JsonObject { ["enum"] = new JsonArray() };
@@ -340,13 +475,22 @@ internal sealed class SchemaCompiler
         foreach (var (key, value) in bo)
         {
             if (key == "properties" && result["properties"] is JsonObject mine && value is JsonObject theirs)
-                foreach (var (name, schema) in theirs) mine[name] = schema?.DeepClone();
+                foreach (var (name, schema) in theirs)
+                {
+                    if (mine.TryGetPropertyValue(name, out var existing) && !JsonNode.DeepEquals(existing, schema)) conflict ??= $"properties/{name}";
+                    mine[name] = schema?.DeepClone();
+                }
             else if (key == "required" && result["required"] is JsonArray req && value is JsonArray more)
             {
                 var names = req.Select(r => r!.GetValue<string>()).ToHashSet();
                 foreach (var r in more) if (names.Add(r!.GetValue<string>())) req.Add(r.GetValue<string>());
             }
-            else result[key] = value?.DeepClone();
+            else
+            {
+                if (!Annotations.Contains(key) && result.TryGetPropertyValue(key, out var existing) && !JsonNode.DeepEquals(existing, value))
+                    conflict ??= key;
+                result[key] = value?.DeepClone();
+            }
         }
         return result;
     }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using KimiSharp.Jinja;
 
 namespace KimiSharp.Tokens.Templates;
 
@@ -166,7 +167,7 @@ public sealed class ChatTemplate
         vars["messages"] = JinjaValue.FromJson(messages);
         JinjaValue toolsValue = tools is null ? JinjaNone.Instance : JinjaValue.FromJson(tools);
         if (tools is not null && SortsToolKeys)
-            toolsValue = DeepSortKeys(toolsValue);
+            toolsValue = PythonOrdering.SortDictKeysRecursively(toolsValue);
         vars["tools"] = toolsValue;
         vars["documents"] = JinjaNone.Instance;
         vars["add_generation_prompt"] = JinjaValue.From(addGenerationPrompt);
@@ -180,30 +181,12 @@ public sealed class ChatTemplate
     public static JsonNode? SortKeysRecursively(JsonNode? node) => node switch
     {
         JsonObject obj => new JsonObject(obj
-            .OrderBy(p => p.Key, PyText.CodePointComparer)
+            .OrderBy(p => p.Key, PythonOrdering.CodePoint)
             .Select(p => KeyValuePair.Create(p.Key, SortKeysRecursively(p.Value)))),
         JsonArray arr => new JsonArray(arr.Select(SortKeysRecursively).ToArray()),
         null => null,
         _ => node.DeepClone(),
     };
-
-    internal static JinjaValue DeepSortKeys(JinjaValue value)
-    {
-        switch (value)
-        {
-            case JinjaDict d:
-            {
-                var sorted = new JinjaDict();
-                foreach (var key in Filters.StableSort(d.Keys.ToList(), k => k, false))
-                    sorted[key] = DeepSortKeys(d[key]);
-                return sorted;
-            }
-            case JinjaList l:
-                return new JinjaList(l.Items.Select(DeepSortKeys).ToList());
-            default:
-                return value;
-        }
-    }
 
     private static void AddToken(Dictionary<string, JinjaValue> vars, string name, string? value)
     {

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using KimiSharp.Jinja;
 using KimiSharp.Tokens.Templates;
 
 namespace KimiSharp.Tokens.Tests.Templates;

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using KimiSharp.Jinja;
 using KimiSharp.Tokens.Templates;
 
 namespace KimiSharp.Tokens.Tests.Templates;

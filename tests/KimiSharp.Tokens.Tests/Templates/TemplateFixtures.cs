@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using KimiSharp.Jinja;
 using KimiSharp.Tokens.Templates;
 
 namespace KimiSharp.Tokens.Tests.Templates;

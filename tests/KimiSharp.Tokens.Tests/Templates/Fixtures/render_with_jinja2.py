@@ -26,7 +26,8 @@ the C# tests pass the same instant through a fake TimeProvider.
 Outputs:
   expected/<template stem>/<conversation stem>.txt        rendered text, byte for byte (UTF-8, no added newline)
   expected/<template stem>/<conversation stem>.error.json {"type": ..., "message": ...} when Jinja2 raises
-  snippets.expected.json                                  every case of snippets.json with its output or error
+  ../../../KimiSharp.Jinja.Tests/Fixtures/snippets.expected.json
+                                                          every case of snippets.json (beside it) with its output or error
 """
 
 import datetime
@@ -143,8 +144,11 @@ def render_conversations(env):
     return count
 
 
+SNIPPETS_DIR = os.path.join(HERE, "..", "..", "..", "KimiSharp.Jinja.Tests", "Fixtures")
+
+
 def render_snippets(env):
-    with open(os.path.join(HERE, "snippets.json"), encoding="utf-8") as f:
+    with open(os.path.join(SNIPPETS_DIR, "snippets.json"), encoding="utf-8") as f:
         snippets = json.load(f)
     results = []
     for case in snippets:
@@ -156,7 +160,7 @@ def render_snippets(env):
         except Exception as e:
             record["error"] = error_record(e)
         results.append(record)
-    write_text(os.path.join(HERE, "snippets.expected.json"), json.dumps(results, ensure_ascii=False, indent=1) + "\n")
+    write_text(os.path.join(SNIPPETS_DIR, "snippets.expected.json"), json.dumps(results, ensure_ascii=False, indent=1) + "\n")
     return len(results)
 
 

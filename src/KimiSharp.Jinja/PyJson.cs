@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 /// <summary>
 /// Python's <c>json.dumps</c>, which transformers' <c>tojson</c> filter calls with ensure_ascii=False: default

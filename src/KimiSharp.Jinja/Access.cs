@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 /// <summary>
 /// Attribute and item lookup with Jinja2's sandbox rules. <c>x.name</c> tries the Python attribute first
@@ -335,6 +335,7 @@ internal static class Methods
                 {
                     if (items[i] is not JinjaString item)
                         throw new PyException("TypeError", $"sequence item {i}: expected str instance, {items[i].PythonTypeName} found");
+                    RenderBudget.CheckString((long)sb.Length + s.Length + item.Value.Length);
                     if (i > 0)
                         sb.Append(s);
                     sb.Append(item.Value);
@@ -378,6 +379,7 @@ internal static class Methods
                 int len = PyText.Length(s);
                 if (width <= len)
                     return new JinjaString(s);
+                RenderBudget.CheckString(width);
                 int pad = (int)width - len;
                 int left = name switch
                 {
@@ -395,6 +397,7 @@ internal static class Methods
                 int len = PyText.Length(s);
                 if (width <= len)
                     return new JinjaString(s);
+                RenderBudget.CheckString(width);
                 string zeros = new('0', (int)width - len);
                 return new JinjaString(s.Length > 0 && s[0] is '+' or '-' ? s[0] + zeros + s[1..] : zeros + s);
             }

@@ -1,4 +1,4 @@
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 /// <summary>
 /// Interpreter settings. The defaults reproduce the environment Hugging Face transformers builds for
@@ -29,6 +29,9 @@ public sealed record JinjaOptions
 
     /// <summary>Clock for <c>strftime_now</c> (local time, like Python's naive <c>datetime.now()</c>).</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>Output size, string size, loop iteration and time limits of each render.</summary>
+    public JinjaLimits Limits { get; init; } = JinjaLimits.Default;
 
     /// <summary>Extra global functions or values, visible in every render (render variables shadow them).</summary>
     public IReadOnlyDictionary<string, JinjaValue>? Globals { get; init; }
@@ -69,20 +72,22 @@ public sealed class JinjaTemplate
         return new JinjaTemplate(source, name, options, body, map);
     }
 
-    /// <summary>Renders with the given variables.</summary>
-    public string Render(IReadOnlyDictionary<string, JinjaValue> variables)
+    /// <summary>Renders with the given variables, within <see cref="JinjaOptions.Limits"/>.</summary>
+    /// <exception cref="TemplateException">The template failed (<see cref="TemplateLimitExceededException"/>: a limit was hit).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (checked with the clock).</exception>
+    public string Render(IReadOnlyDictionary<string, JinjaValue> variables, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(variables);
-        return new Interpreter(this, _map).Render(_body, variables);
+        return new Interpreter(this, _map, cancellationToken).Render(_body, variables);
     }
 
     /// <summary>Renders with CLR or JSON values, converted by <see cref="JinjaValue.FromObject"/>.</summary>
-    public string Render(IReadOnlyDictionary<string, object?> variables)
+    public string Render(IReadOnlyDictionary<string, object?> variables, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(variables);
         var converted = new Dictionary<string, JinjaValue>(StringComparer.Ordinal);
         foreach (var (k, v) in variables)
             converted[k] = JinjaValue.FromObject(v);
-        return Render(converted);
+        return Render(converted, cancellationToken);
     }
 }

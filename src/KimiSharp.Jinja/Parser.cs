@@ -1,4 +1,4 @@
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 /// <summary>
 /// Recursive-descent parser following jinja2.parser.Parser method by method, so that operator precedence

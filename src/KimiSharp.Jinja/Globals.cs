@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 /// <summary>
 /// Global functions: Jinja2's defaults (<c>range</c> as the sandbox's safe_range, <c>dict</c>, <c>namespace</c>,

@@ -1,4 +1,4 @@
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 // GENERATED from CPython 3.11's unicodedata (str.upper/str.title/str.lower behaviour), not hand-written.
 // .NET's invariant casing is Unicode's simple case mapping; Python applies the full mappings

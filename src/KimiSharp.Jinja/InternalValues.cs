@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 internal enum DictViewKind
 {

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 /// <summary>
 /// Tree-walking evaluator with Jinja2's scoping: <c>{% for %}</c> bodies get a fresh scope per iteration
@@ -18,14 +18,20 @@ internal sealed class Interpreter
 
     private const int MaxCallDepth = 256;
 
+    /// <summary>Evaluation steps between clock reads (reading it on every step would cost more than the steps).</summary>
+    private const int StepsPerTimeCheck = 1024;
+
     private readonly JinjaTemplate _template;
     private readonly SourceMap _map;
+    private readonly RenderBudget _budget;
     private int _callDepth;
+    private int _steps;
 
-    public Interpreter(JinjaTemplate template, SourceMap map)
+    public Interpreter(JinjaTemplate template, SourceMap map, CancellationToken cancellationToken = default)
     {
         _template = template;
         _map = map;
+        _budget = new RenderBudget(template.Options.Limits, cancellationToken);
     }
 
     public JinjaOptions Options => _template.Options;
@@ -43,8 +49,28 @@ internal sealed class Interpreter
         foreach (var (k, v) in variables)
             root.Set(k, v);
         var output = new StringBuilder();
-        Exec(body, root, output);
+        using (_budget.Enter())
+            Exec(body, root, output);
         return output.ToString();
+    }
+
+    /// <summary>Appends rendered text, within <see cref="JinjaLimits.MaxOutputLength"/>.</summary>
+    private void Append(StringBuilder output, string text)
+    {
+        _budget.CheckOutput((long)output.Length + text.Length);
+        output.Append(text);
+    }
+
+    private void Step()
+    {
+        if (++_steps % StepsPerTimeCheck == 0)
+            _budget.CheckTime();
+    }
+
+    private TemplateLimitExceededException Wrap(LimitHit e, int pos)
+    {
+        var (line, col) = _map.Locate(pos);
+        return new TemplateLimitExceededException(e.Limit, e.Message, line, col, _template.Name);
     }
 
     // ---- errors -------------------------------------------------------------------------------
@@ -87,13 +113,14 @@ internal sealed class Interpreter
     {
         try
         {
+            Step();
             switch (node)
             {
                 case TextNode t:
-                    output.Append(t.Text);
+                    Append(output, t.Text);
                     return Flow.Normal;
                 case OutputNode o:
-                    output.Append(Eval(o.Expr, scope).ToString());
+                    Append(output, Eval(o.Expr, scope).ToString());
                     return Flow.Normal;
                 case IfNode i:
                     foreach (var branch in i.Branches)
@@ -128,7 +155,7 @@ internal sealed class Interpreter
                     JinjaValue value = new JinjaString(buffer.ToString());
                     foreach (var f in fb.Filters)
                         value = ApplyFilter(f, value, scope);
-                    output.Append(value.ToString());
+                    Append(output, value.ToString());
                     return Flow.Normal;
                 }
                 case WithNode w:
@@ -153,6 +180,10 @@ internal sealed class Interpreter
         {
             throw Wrap(e, node.Pos);
         }
+        catch (LimitHit e)
+        {
+            throw Wrap(e, node.Pos);
+        }
         catch (Exception e) when (e is not TemplateException and not OutOfMemoryException and not OperationCanceledException)
         {
             throw WrapUnexpected(e, node.Pos);
@@ -169,6 +200,7 @@ internal sealed class Interpreter
             var kept = new List<JinjaValue>();
             foreach (var item in items)
             {
+                _budget.CountIteration();
                 var probe = new Scope(scope);
                 Assign(f.Target, item, probe);
                 if (Eval(f.Filter, probe).IsTruthy)
@@ -188,6 +220,7 @@ internal sealed class Interpreter
         var loop = new LoopContext(items);
         for (int i = 0; i < items.Count; i++)
         {
+            _budget.CountIteration();
             loop.Index0 = i;
             var iterScope = new Scope(scope);
             iterScope.Set("loop", loop);
@@ -306,9 +339,17 @@ internal sealed class Interpreter
     {
         try
         {
-            return EvalCore(expr, scope);
+            Step();
+            var value = EvalCore(expr, scope);
+            if (value is JinjaString s)
+                RenderBudget.CheckString(s.Value.Length);
+            return value;
         }
         catch (PyException e)
+        {
+            throw Wrap(e, expr.Pos);
+        }
+        catch (LimitHit e)
         {
             throw Wrap(e, expr.Pos);
         }

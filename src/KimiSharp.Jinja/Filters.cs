@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 /// <summary>
 /// Jinja2's built-in filters (jinja2/filters.py, version 3.1) with transformers' <c>tojson</c> override.
@@ -189,7 +189,10 @@ internal static class Filters
                     items = items.Select(getter).ToList();
                 }
                 // Without autoescape Jinja2 joins with plain str(), Markup or not.
-                return new JinjaString(string.Join(SoftStr(a[0]), items.Select(SoftStr)));
+                string separator = SoftStr(a[0]);
+                var parts = items.Select(SoftStr).ToList();
+                RenderBudget.CheckString(parts.Sum(p => (long)p.Length) + (long)separator.Length * Math.Max(0, parts.Count - 1));
+                return new JinjaString(string.Join(separator, parts));
             }
             case "list":
                 args.Bind(name, [], []);
@@ -591,9 +594,12 @@ internal static class Filters
 
     private static string Indent(string s, JinjaValue width, bool first, bool blank)
     {
-        string indention = width is JinjaString ws ? ws.Value : new string(' ', (int)Math.Max(0, Methods.IntArg(width)));
+        long spaces = width is JinjaString ? 0 : Math.Max(0, Methods.IntArg(width));
+        RenderBudget.CheckString(spaces);
+        string indention = width is JinjaString ws ? ws.Value : new string(' ', (int)spaces);
         s += "\n"; // Jinja2 appends a newline so that splitlines() keeps a trailing empty line
         var lines = PyText.SplitLines(s);
+        RenderBudget.CheckString(s.Length + (long)lines.Count * indention.Length);
         string rv;
         if (blank)
         {

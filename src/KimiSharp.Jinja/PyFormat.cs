@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 /// <summary>Python's printf-style <c>str % args</c> and <c>str.format()</c>, for the common conversions.</summary>
 internal static class PyFormat
@@ -447,6 +447,7 @@ internal static class PyFormat
         int len = PyText.Length(s);
         if (len >= width)
             return s;
+        RenderBudget.CheckString(width);
         int pad = width - len;
         char align = spec.Align ?? (numeric ? '>' : '<');
         char fill = spec.Fill;

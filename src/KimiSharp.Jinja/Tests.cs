@@ -1,4 +1,4 @@
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 /// <summary>Jinja2's built-in tests (<c>x is name</c>), following jinja2/tests.py.</summary>
 internal static class Tests

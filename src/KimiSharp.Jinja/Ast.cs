@@ -1,4 +1,4 @@
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 // The template AST. Every node carries the source offset of its first token so that runtime errors can name
 // the line and column. Expressions mirror Jinja2's node types (jinja2.nodes) closely enough that the

@@ -1,4 +1,4 @@
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 /// <summary>What went wrong in a template.</summary>
 public enum TemplateErrorKind
@@ -17,13 +17,16 @@ public enum TemplateErrorKind
 
     /// <summary>The sandbox refused an operation (Jinja2's <c>SecurityError</c>).</summary>
     Security,
+
+    /// <summary>A resource limit of <see cref="JinjaLimits"/> was hit (<see cref="TemplateLimitExceededException"/>).</summary>
+    LimitExceeded,
 }
 
 /// <summary>
 /// A template failed to parse or render. <see cref="Description"/> is the bare message (Jinja2's wording where
 /// there is one); <see cref="Exception.Message"/> adds the template name, line and column.
 /// </summary>
-public sealed class TemplateException : Exception
+public class TemplateException : Exception
 {
     public TemplateException(TemplateErrorKind kind, string description, int line, int column, string? templateName = null,
         string? pythonType = null, Exception? innerException = null)
@@ -61,9 +64,26 @@ public sealed class TemplateException : Exception
             TemplateErrorKind.Undefined => "Undefined value",
             TemplateErrorKind.Raised => "Template raised an exception",
             TemplateErrorKind.Security => "Template sandbox violation",
+            TemplateErrorKind.LimitExceeded => "Template limit exceeded",
             _ => "Template error",
         };
         string where = name is null ? $"line {line}, column {column}" : $"{name}, line {line}, column {column}";
         return $"{what} at {where}: {description}";
     }
+}
+
+/// <summary>
+/// A render hit one of its <see cref="JinjaLimits"/>; <see cref="Limit"/> names it (e.g. <c>MaxOutputLength</c>),
+/// and so does the message.
+/// </summary>
+public sealed class TemplateLimitExceededException : TemplateException
+{
+    public TemplateLimitExceededException(string limit, string description, int line, int column, string? templateName = null)
+        : base(TemplateErrorKind.LimitExceeded, $"{description} (JinjaLimits.{limit})", line, column, templateName, "LimitExceeded")
+    {
+        Limit = limit;
+    }
+
+    /// <summary>The name of the <see cref="JinjaLimits"/> property that was exceeded.</summary>
+    public string Limit { get; }
 }

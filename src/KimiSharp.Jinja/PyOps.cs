@@ -2,7 +2,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Text;
 
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 /// <summary>Python key equality and hashing for dict keys and <c>in</c> on dicts.</summary>
 internal sealed class PyKeyComparer : IEqualityComparer<JinjaValue>
@@ -197,6 +197,7 @@ internal static class PyOps
             case JinjaString sa2 when !sa2.IsSafe:
                 throw new PyException("TypeError", $"can only concatenate str (not \"{b.PythonTypeName}\") to str");
             case JinjaList la when b is JinjaList lb:
+                RenderBudget.CheckCollection((long)la.Items.Count + lb.Items.Count);
                 return new JinjaList([.. la.Items, .. lb.Items]);
             case JinjaList:
                 throw new PyException("TypeError", $"can only concatenate list (not \"{b.PythonTypeName}\") to list");
@@ -238,6 +239,12 @@ internal static class PyOps
     {
         if (n < 0)
             n = 0;
+        switch (seq)
+        {
+            case JinjaString str: RenderBudget.CheckString(str.Value.Length * Math.Min(n, int.MaxValue)); break;
+            case JinjaList lst: RenderBudget.CheckCollection(lst.Items.Count * Math.Min(n, int.MaxValue)); break;
+            case JinjaTuple tup: RenderBudget.CheckCollection(tup.Items.Count * Math.Min(n, int.MaxValue)); break;
+        }
         if (n > 10_000_000)
             throw new PyException("OverflowError", "repeat count too large");
         switch (seq)

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace KimiSharp.Tokens.Templates;
+namespace KimiSharp.Jinja;
 
 /// <summary>
 /// Python 3 string semantics on top of .NET UTF-16 strings. Python strings are sequences of code points,
@@ -563,6 +563,13 @@ internal static class PyText
     /// <summary>Python <c>str.replace(old, new, count)</c>.</summary>
     public static string Replace(string s, string oldValue, string newValue, long count)
     {
+        if (newValue.Length > oldValue.Length)
+        {
+            // Refuse an over-long result before building it.
+            long matches = oldValue.Length == 0 ? s.Length + 1L : Count(s, oldValue);
+            if (count >= 0) matches = Math.Min(matches, count);
+            RenderBudget.CheckString(s.Length + matches * (newValue.Length - oldValue.Length));
+        }
         if (count < 0)
         {
             if (oldValue.Length == 0)

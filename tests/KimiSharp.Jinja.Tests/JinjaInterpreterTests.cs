@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
-using KimiSharp.Tokens.Templates;
+using KimiSharp.Jinja;
 
-namespace KimiSharp.Tokens.Tests.Templates;
+namespace KimiSharp.Jinja.Tests;
 
 /// <summary>Targeted tests of the interpreter's Python semantics, errors and options.</summary>
 public sealed class JinjaInterpreterTests

@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
-using KimiSharp.Tokens.Templates;
+using KimiSharp.Jinja;
 
-namespace KimiSharp.Tokens.Tests.Templates;
+namespace KimiSharp.Jinja.Tests;
 
 /// <summary>
 /// Small templates covering one construct each (Fixtures/snippets.json), with the output or error Python
@@ -10,7 +10,7 @@ namespace KimiSharp.Tokens.Tests.Templates;
 public sealed class JinjaSnippetTests
 {
     private static readonly Lazy<Dictionary<string, JsonObject>> Snippets = new(() =>
-        JsonNode.Parse(TemplateFixtures.ReadText(Path.Combine(TemplateFixtures.Root, "snippets.expected.json")))!
+        JsonNode.Parse(JinjaFixtures.ReadText(Path.Combine(JinjaFixtures.Root, "snippets.expected.json")))!
             .AsArray().Select(n => n!.AsObject()).ToDictionary(o => o["name"]!.GetValue<string>()));
 
     public static TheoryData<string> Names()
@@ -36,7 +36,7 @@ public sealed class JinjaSnippetTests
 
         if (snippet["error"] is JsonObject error)
         {
-            var ex = Assert.Throws<TemplateException>(() => JinjaTemplate.Parse(source, TemplateFixtures.JinjaOptions).Render(vars));
+            var ex = Assert.Throws<TemplateException>(() => JinjaTemplate.Parse(source, JinjaFixtures.JinjaOptions).Render(vars));
             string type = error["type"]!.GetValue<string>();
             var expectedKind = type switch
             {
@@ -52,7 +52,7 @@ public sealed class JinjaSnippetTests
         }
 
         string expected = snippet["expected"]!.GetValue<string>();
-        string actual = JinjaTemplate.Parse(source, TemplateFixtures.JinjaOptions).Render(vars);
-        ChatTemplateFixtureTests.AssertSameText(expected, actual);
+        string actual = JinjaTemplate.Parse(source, JinjaFixtures.JinjaOptions).Render(vars);
+        JinjaFixtures.AssertSameText(expected, actual);
     }
 }
