@@ -2,6 +2,7 @@ using KimiSharp.Engine;
 using KimiSharp.Model;
 using KimiSharp.Model.Checkpoints;
 using KimiSharp.Model.Layers;
+using KimiSharp.Tokens.Parsing;
 
 namespace KimiSharp.Engine.Tests;
 

@@ -25,7 +25,11 @@ public abstract record ResponseFormat
     /// <summary>Any JSON object.</summary>
     public sealed record JsonObject : ResponseFormat;
     /// <summary>JSON valid against <paramref name="Schema"/>.</summary>
-    public sealed record JsonSchema(string Name, JsonNode Schema) : ResponseFormat;
+    public sealed record JsonSchema(string Name, JsonNode Schema) : ResponseFormat
+    {
+        /// <summary>True: a schema keyword the constraint compiler cannot enforce is an error; false: it is skipped.</summary>
+        public bool Strict { get; init; } = true;
+    }
 }
 
 /// <summary>
