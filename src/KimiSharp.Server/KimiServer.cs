@@ -69,10 +69,6 @@ public sealed class KimiServer : IAsyncDisposable
                 if (options.ApiKey is not null && !s_openPaths.Contains(context.Request.Path) && !Authorized(context, options.ApiKey))
                     throw new ApiException(401, "authentication_error", "invalid or missing API key (send it as 'Authorization: Bearer KEY' or 'x-api-key: KEY')", code: "invalid_api_key");
                 await next(context);
-                // Routing answers a wrong method (405) with an empty body; clients expect the API's error shape.
-                if (!context.Response.HasStarted && context.Response.StatusCode >= 400)
-                    throw new ApiException(context.Response.StatusCode, "invalid_request_error",
-                        $"{context.Request.Method} {context.Request.Path} is not supported (HTTP {context.Response.StatusCode})");
             }
             catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
             {
