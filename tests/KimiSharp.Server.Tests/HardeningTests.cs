@@ -106,12 +106,16 @@ public sealed class HardeningTests(ServerFixture fixture)
 
     [Theory]
     [MemberData(nameof(MalformedOpenAi))]
-    public async Task Malformed_openai_fields_are_400s_naming_the_field(string name, string body, string mentions)
+    public Task Malformed_openai_fields_are_400s_naming_the_field(string name, string body, string mentions) =>
+        AssertBadRequest("v1/chat/completions", name, body, Chat, OpenAiMessage, mentions);
+
+    /// <summary>Sends <paramref name="body"/> ("MESSAGES|EXTRA FIELDS") and expects a 400 whose message mentions <paramref name="mentions"/>.</summary>
+    private async Task AssertBadRequest(string path, string name, string body, Func<string, string, string> wrap, Func<JsonNode?, string> message, string mentions)
     {
         var parts = body.Split('|');
-        var (status, error, _) = await Send("v1/chat/completions", Json(Chat(parts[0], parts.Length > 1 ? parts[1] : "")));
+        var (status, error, _) = await Send(path, Json(wrap(parts[0], parts.Length > 1 ? parts[1] : "")));
         Assert.True(status == HttpStatusCode.BadRequest, $"{name}: {status} {error}");
-        Assert.Contains(mentions, OpenAiMessage(error));
+        Assert.Contains(mentions, message(error));
     }
 
     [Fact]
@@ -142,13 +146,8 @@ public sealed class HardeningTests(ServerFixture fixture)
 
     [Theory]
     [MemberData(nameof(MalformedAnthropic))]
-    public async Task Anthropic_requests_are_checked_as_strictly_as_anthropic_does(string name, string body, string mentions)
-    {
-        var parts = body.Split('|');
-        var (status, error, _) = await Send("v1/messages", Json(Messages(parts[0], parts.Length > 1 ? parts[1] : "")));
-        Assert.True(status == HttpStatusCode.BadRequest, $"{name}: {status} {error}");
-        Assert.Contains(mentions, AnthropicMessage(error));
-    }
+    public Task Anthropic_requests_are_checked_as_strictly_as_anthropic_does(string name, string body, string mentions) =>
+        AssertBadRequest("v1/messages", name, body, Messages, AnthropicMessage, mentions);
 
     [Fact]
     public async Task A_tool_result_answering_the_previous_tool_use_and_a_signed_thinking_block_are_accepted()
