@@ -181,6 +181,50 @@ public sealed class HardeningTests(ServerFixture fixture)
     }
 }
 
+/// <summary>The one <see cref="Tokens.Parsing.FinishReason"/> and its names in each API.</summary>
+[Collection("server")]
+public sealed class FinishReasonTests(ServerFixture fixture)
+{
+    [Theory]
+    [InlineData(Tokens.Parsing.FinishReason.Stop, "stop", "end_turn")]
+    [InlineData(Tokens.Parsing.FinishReason.StopSequence, "stop", "stop_sequence")]
+    [InlineData(Tokens.Parsing.FinishReason.ToolCalls, "tool_calls", "tool_use")]
+    [InlineData(Tokens.Parsing.FinishReason.Length, "length", "max_tokens")]
+    [InlineData(Tokens.Parsing.FinishReason.Cancelled, "stop", "end_turn")]
+    public void Each_api_names_each_reason(Tokens.Parsing.FinishReason reason, string openAi, string anthropic)
+    {
+        Assert.Equal(openAi, FinishReasons.OpenAi(reason));
+        Assert.Equal(anthropic, FinishReasons.Anthropic(reason));
+    }
+
+    [Fact]
+    public async Task Stop_sequences_and_the_token_limit_reach_both_apis()
+    {
+        using var http = fixture.Http();
+        async Task<JsonNode> Post(string path, string body)
+        {
+            using var response = await http.PostAsync(path, new StringContent(body, Encoding.UTF8, "application/json"));
+            string text = await response.Content.ReadAsStringAsync();
+            Assert.True(response.IsSuccessStatusCode, text);
+            return JsonNode.Parse(text)!;
+        }
+        string Anthropic(string extra) => $$"""{"max_tokens":30,"temperature":0,"messages":[{"role":"user","content":"count"}]{{extra}}}""";
+
+        var full = await Post("v1/messages", Anthropic(""));
+        string text = string.Concat(full["content"]!.AsArray().Where(b => b!["type"]!.GetValue<string>() == "text").Select(b => b!["text"]!.GetValue<string>()));
+        Assert.True(text.Length >= 4, $"too little text to test stop sequences: {full}");
+        string stop = text.Substring(text.Length / 2, 2);
+        var cut = await Post("v1/messages", Anthropic($$""","stop_sequences":[{{System.Text.Json.JsonSerializer.Serialize(stop)}}]"""));
+        Assert.Equal("stop_sequence", cut["stop_reason"]!.GetValue<string>());
+        Assert.Equal(stop, cut["stop_sequence"]!.GetValue<string>());
+
+        var limited = await Post("v1/messages", """{"max_tokens":1,"temperature":0,"messages":[{"role":"user","content":"count"}]}""");
+        Assert.Equal("max_tokens", limited["stop_reason"]!.GetValue<string>());
+        var chat = await Post("v1/chat/completions", """{"max_tokens":1,"temperature":0,"messages":[{"role":"user","content":"count"}]}""");
+        Assert.Equal("length", chat["choices"]![0]!["finish_reason"]!.GetValue<string>());
+    }
+}
+
 /// <summary>A server whose engine takes one request and queues none, so a second one is refused.</summary>
 public sealed class AdmissionTests : IAsyncLifetime
 {

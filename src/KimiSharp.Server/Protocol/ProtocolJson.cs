@@ -105,7 +105,9 @@ internal static class ProtocolJson
     private static void Check(byte[] body)
     {
         var reader = new Utf8JsonReader(body, new JsonReaderOptions { MaxDepth = MaxDepth });
+        // One frame per depth, reused by sibling containers, so the pass allocates per depth, not per object.
         var frames = new List<Frame>();
+        int depth = 0;
         try
         {
             while (reader.Read())
@@ -114,26 +116,27 @@ internal static class ProtocolJson
                 {
                     case JsonTokenType.StartObject:
                     case JsonTokenType.StartArray:
-                        Advance(frames);
-                        frames.Add(new Frame(reader.TokenType == JsonTokenType.StartObject));
+                        Advance(frames, depth);
+                        if (depth == frames.Count) frames.Add(new Frame());
+                        frames[depth++].Reset(reader.TokenType == JsonTokenType.StartObject);
                         break;
                     case JsonTokenType.EndObject:
                     case JsonTokenType.EndArray:
-                        frames.RemoveAt(frames.Count - 1);
+                        depth--;
                         break;
                     case JsonTokenType.PropertyName:
-                        string name = ReadString(ref reader, frames);
-                        var frame = frames[^1];
-                        if (!(frame.Names ??= new HashSet<string>(StringComparer.Ordinal)).Add(name))
-                            throw ApiException.BadRequest($"the key '{name}' appears twice in {Describe(frames, withPending: false)}", Path(frames, withPending: false));
+                        string name = ReadString(ref reader, frames, depth);
+                        var frame = frames[depth - 1];
+                        if (!frame.Names.Add(name))
+                            throw ApiException.BadRequest($"the key '{name}' appears twice in {Describe(frames, depth, withPending: false)}", Path(frames, depth, withPending: false));
                         frame.Pending = name;
                         break;
                     case JsonTokenType.String:
-                        Advance(frames);
-                        if (reader.ValueIsEscaped) ReadString(ref reader, frames);
+                        Advance(frames, depth);
+                        if (reader.ValueIsEscaped) ReadString(ref reader, frames, depth);
                         break;
                     default:
-                        Advance(frames);
+                        Advance(frames, depth);
                         break;
                 }
             }
@@ -147,51 +150,60 @@ internal static class ProtocolJson
         }
     }
 
-    private static string ReadString(ref Utf8JsonReader reader, List<Frame> frames)
+    private static string ReadString(ref Utf8JsonReader reader, List<Frame> frames, int depth)
     {
         try { return reader.GetString()!; }
         catch (InvalidOperationException)
         {
-            string path = Path(frames, withPending: reader.TokenType != JsonTokenType.PropertyName);
+            string path = Path(frames, depth, withPending: reader.TokenType != JsonTokenType.PropertyName);
             throw ApiException.BadRequest($"a string in {(path.Length == 0 ? "the request body" : path)} has an unpaired UTF-16 surrogate escape (\\uD800–\\uDFFF alone)", path.Length == 0 ? null : path);
         }
     }
 
-    private sealed class Frame(bool isObject)
+    /// <summary>An open object or array: the keys seen so far (objects), the last key or index (for error paths).</summary>
+    private sealed class Frame
     {
-        public bool IsObject { get; } = isObject;
-        public HashSet<string>? Names { get; set; }
+        public bool IsObject { get; private set; }
+        public HashSet<string> Names { get; } = new(StringComparer.Ordinal);
         public string? Pending { get; set; }
-        public int Index { get; set; } = -1;
+        public int Index { get; set; }
+
+        public void Reset(bool isObject)
+        {
+            IsObject = isObject;
+            Names.Clear();
+            Pending = null;
+            Index = -1;
+        }
     }
 
-    private static void Advance(List<Frame> frames)
+    private static void Advance(List<Frame> frames, int depth)
     {
-        if (frames.Count > 0 && !frames[^1].IsObject) frames[^1].Index++;
+        if (depth > 0 && !frames[depth - 1].IsObject) frames[depth - 1].Index++;
     }
 
     /// <summary>The path of the value being read, as clients write it: messages[0].content.</summary>
-    private static string Path(List<Frame> frames, bool withPending)
+    private static string Path(List<Frame> frames, int depth, bool withPending)
     {
         var path = new StringBuilder();
-        for (int i = 0; i < frames.Count; i++)
+        for (int i = 0; i < depth; i++)
         {
             var f = frames[i];
-            bool last = i == frames.Count - 1;
+            if (i == depth - 1 && !withPending) break;
             if (f.IsObject)
             {
-                if (f.Pending is null || (last && !withPending)) continue;
+                if (f.Pending is null) continue;
                 if (path.Length > 0) path.Append('.');
                 path.Append(f.Pending);
             }
-            else if (f.Index >= 0 && !(last && !withPending)) path.Append('[').Append(f.Index).Append(']');
+            else if (f.Index >= 0) path.Append('[').Append(f.Index).Append(']');
         }
         return path.ToString();
     }
 
-    private static string Describe(List<Frame> frames, bool withPending)
+    private static string Describe(List<Frame> frames, int depth, bool withPending)
     {
-        string path = Path(frames, withPending);
+        string path = Path(frames, depth, withPending);
         return path.Length == 0 ? "the request body" : path;
     }
 
