@@ -178,20 +178,20 @@ internal sealed partial class OpenAiApi
         return choice;
     }
 
-    private static Engine.Chat.ResponseFormat ParseResponseFormat(Protocol.ResponseFormat? format)
+    private static ResponseFormat ParseResponseFormat(ResponseFormatSpec? format)
     {
-        if (format is null) return new Engine.Chat.ResponseFormat.Text();
+        if (format is null) return new ResponseFormat.Text();
         switch (format.Type)
         {
-            case "text": return new Engine.Chat.ResponseFormat.Text();
-            case "json_object": return new Engine.Chat.ResponseFormat.JsonObject();
+            case "text": return new ResponseFormat.Text();
+            case "json_object": return new ResponseFormat.JsonObject();
             case "json_schema":
                 var spec = format.JsonSchema ?? throw ApiException.BadRequest("response_format.json_schema is required for type json_schema", "response_format.json_schema");
                 if (spec.Schema is not JsonElement schema || schema.ValueKind is not (JsonValueKind.Object or JsonValueKind.True or JsonValueKind.False))
                     throw ApiException.BadRequest("response_format.json_schema.schema must be a JSON schema (an object)", "response_format.json_schema.schema");
                 // Our rule, stricter than OpenAI's default: a keyword the constraint compiler cannot enforce is a 400
                 // unless the request says strict: false.
-                return new Engine.Chat.ResponseFormat.JsonSchema(spec.Name ?? "response", ProtocolJson.ToNode(schema)!) { Strict = spec.Strict ?? true };
+                return new ResponseFormat.JsonSchema(spec.Name ?? "response", ProtocolJson.ToNode(schema)!) { Strict = spec.Strict ?? true };
             case null: throw ApiException.BadRequest("response_format.type is required", "response_format.type");
             default: throw ApiException.BadRequest($"response_format.type '{format.Type}' is not one of text, json_object, json_schema", "response_format.type");
         }

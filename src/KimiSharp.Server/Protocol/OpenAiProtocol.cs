@@ -42,7 +42,7 @@ internal class ChatCompletionRequest : GenerationFields
     public List<ToolDefinition?>? Tools { get; init; }
     /// <summary>"auto", "none", "required" or {"type":"function","function":{"name":…}}.</summary>
     public JsonElement? ToolChoice { get; init; }
-    public ResponseFormat? ResponseFormat { get; init; }
+    public ResponseFormatSpec? ResponseFormat { get; init; }
     /// <summary>vLLM's extra chat-template variables.</summary>
     public Dictionary<string, JsonElement>? ChatTemplateKwargs { get; init; }
     /// <summary>Moonshot's thinking switch, passed to the template.</summary>
@@ -127,7 +127,7 @@ internal sealed class NamedToolChoice
     public FunctionCall? Function { get; init; }
 }
 
-internal sealed class ResponseFormat
+internal sealed class ResponseFormatSpec
 {
     public string? Type { get; init; }
     public JsonSchemaFormat? JsonSchema { get; init; }
