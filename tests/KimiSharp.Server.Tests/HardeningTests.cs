@@ -236,7 +236,7 @@ public sealed class AdmissionTests : IAsyncLifetime
     {
         RandomChatModel.Write(_directory, new RandomCheckpointOptions
         {
-            HiddenSize = 64, NumHiddenLayers = 2, MaxPositionEmbeddings = 4096, Format = CheckpointFormat.Int4, Seed = 5,
+            HiddenSize = 64, NumHiddenLayers = 2, MaxPositionEmbeddings = 8192, Format = CheckpointFormat.Int4, Seed = 5,
         });
         var service = KimiChatService.Load(_directory, new EngineOptions { MaxBatchSize = 1, MaxQueueLength = 0 }, modelId: "busy");
         _server = new KimiServer(service, new ServerOptions { Port = 0, RetryAfterSeconds = 3 });
@@ -255,13 +255,32 @@ public sealed class AdmissionTests : IAsyncLifetime
     private static StringContent Json(string body) => new(body, Encoding.UTF8, "application/json");
 
     [Fact]
+    public async Task A_request_refused_part_way_frees_the_runs_it_had_queued()
+    {
+        // n = 2 on an engine with one slot: the first run is queued, the second refused, so the request is a 429 and
+        // the first run is cancelled unread (EngineTests.Cancelling_a_queued_request_that_was_never_read_frees_it).
+        using var refused = await _http.PostAsync("v1/chat/completions",
+            Json("""{"messages":[{"role":"user","content":"go"}],"n":2,"max_tokens":8000,"temperature":0}"""));
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        var stopwatch = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            using var next = await _http.PostAsync("v1/chat/completions", Json("""{"messages":[{"role":"user","content":"hi"}],"max_tokens":2}"""));
+            if (next.StatusCode == HttpStatusCode.OK) break;
+            Assert.Equal(HttpStatusCode.TooManyRequests, next.StatusCode);
+            Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(2), "the refused request's first run still holds the slot");
+            await Task.Delay(20);
+        }
+    }
+
+    [Fact]
     public async Task A_full_queue_is_a_429_with_retry_after_before_any_stream_starts()
     {
         // Occupy the only slot with a long stream, read far enough that it is surely running.
         using var hold = new CancellationTokenSource();
         var first = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions")
         {
-            Content = Json("""{"messages":[{"role":"user","content":"go"}],"stream":true,"max_tokens":3000,"temperature":1}"""),
+            Content = Json("""{"messages":[{"role":"user","content":"go"}],"stream":true,"max_tokens":8000,"temperature":0}"""),
         };
         using var running = await _http.SendAsync(first, HttpCompletionOption.ResponseHeadersRead, hold.Token);
         Assert.Equal(HttpStatusCode.OK, running.StatusCode);
