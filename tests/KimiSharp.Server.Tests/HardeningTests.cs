@@ -276,15 +276,19 @@ public sealed class AdmissionTests : IAsyncLifetime
     [Fact]
     public async Task A_full_queue_is_a_429_with_retry_after_before_any_stream_starts()
     {
-        // Occupy the only slot with a long stream, read far enough that it is surely running.
-        using var hold = new CancellationTokenSource();
+        // Occupy the only slot with a stream that cannot end early: a JSON string of at least 100000 characters
+        // (constrained decoding masks the end tokens) in at most 8000 tokens.
+        using var hold = new CancellationTokenSource(TimeSpan.FromMinutes(1));
         var first = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions")
         {
-            Content = Json("""{"messages":[{"role":"user","content":"go"}],"stream":true,"max_tokens":8000,"temperature":0}"""),
+            Content = Json("""
+                {"messages":[{"role":"user","content":"go"}],"stream":true,"max_tokens":8000,"temperature":0,
+                 "response_format":{"type":"json_schema","json_schema":{"name":"hold","schema":{"type":"string","minLength":100000}}}}
+                """),
         };
-        using var running = await _http.SendAsync(first, HttpCompletionOption.ResponseHeadersRead, hold.Token);
+        var running = await _http.SendAsync(first, HttpCompletionOption.ResponseHeadersRead, hold.Token);
         Assert.Equal(HttpStatusCode.OK, running.StatusCode);
-        await using var stream = await running.Content.ReadAsStreamAsync(hold.Token);
+        var stream = await running.Content.ReadAsStreamAsync(hold.Token);
         _ = await stream.ReadAsync(new byte[64], hold.Token);
 
         var cases = new (string Path, string Body, bool Anthropic)[]
@@ -312,8 +316,9 @@ public sealed class AdmissionTests : IAsyncLifetime
             else Assert.Equal("rate_limit_error", error["error"]!["type"]!.GetValue<string>());
         }
 
-        // Once the slot is free, requests are served again.
-        hold.Cancel();
+        // Once the holder hangs up, its slot frees and requests are served again.
+        await stream.DisposeAsync();
+        running.Dispose();
         for (int i = 0; i < 100; i++)
         {
             using var again = await _http.PostAsync("v1/chat/completions", Json("""{"messages":[{"role":"user","content":"hi"}],"max_tokens":2}"""));
