@@ -145,7 +145,7 @@ public sealed class AgentRunner
             reasoning.Clear();
             content.Clear();
             calls.Clear();
-            string finish = "stop";
+            var finish = FinishReason.Stop;
             int stepTokens = 0;
             bool budgetCut = remaining < _options.MaxTokensPerStep;
 
@@ -191,7 +191,7 @@ public sealed class AgentRunner
             if (calls.Count == 0)
             {
                 messages.Add(assistant);
-                if (finish == "length")
+                if (finish == FinishReason.Length)
                 {
                     stopReason = budgetCut ? AgentResult.TokenBudget : AgentResult.Length;
                     _logger.LogDebug("agent step {Step} hit the token limit without a tool call", steps);

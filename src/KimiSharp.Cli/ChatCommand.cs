@@ -160,7 +160,7 @@ internal static class ChatCommand
         }
         if (inReasoning) stdout.Write(color ? Reset : "");
         stdout.WriteLine();
-        if (done?.FinishReason == "length") stdout.WriteLine(color ? $"{Dim}(stopped at the token limit){Reset}" : "(stopped at the token limit)");
+        if (done?.FinishReason == FinishReason.Length) stdout.WriteLine(color ? $"{Dim}(stopped at the token limit){Reset}" : "(stopped at the token limit)");
         var message = new JsonObject { ["role"] = "assistant", ["content"] = content.ToString() };
         if (reasoning.Length > 0) message["reasoning_content"] = reasoning.ToString();
         conversation.Add(message);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Threading.Channels;
 using KimiSharp.Model;
 using KimiSharp.Model.Layers;
+using KimiSharp.Tokens.Parsing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -94,14 +95,17 @@ public sealed class GenerationEngine : IAsyncDisposable
         var channel = Channel.CreateUnbounded<GenerationEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         var sequence = new Sequence(prompt.ToArray(), options, reservedTokens, bytes, channel.Writer, vocab);
         _scheduler.Enqueue(sequence);
+        // Registered now, not when enumeration starts: a caller that queued several requests and then gives up
+        // (one of them was refused) frees the others by cancelling, without ever reading them.
+        var registration = cancellationToken.Register(() => { sequence.Cancel(); _wake.Release(); });
         _wake.Release();
-        return Read(channel.Reader, sequence, cancellationToken);
+        return Read(channel.Reader, sequence, registration, cancellationToken);
     }
 
     private async IAsyncEnumerable<GenerationEvent> Read(ChannelReader<GenerationEvent> reader, Sequence sequence,
-        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+        CancellationTokenRegistration registration, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        using var registration = cancellationToken.Register(() => { sequence.Cancel(); _wake.Release(); });
+        using var _ = registration;
         try
         {
             while (await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))

@@ -1,3 +1,4 @@
+using KimiSharp.Tokens.Parsing;
 namespace KimiSharp.Engine;
 
 /// <summary>How one request samples and when it stops (OpenAI-style semantics).</summary>
@@ -52,12 +53,3 @@ public interface ITokenConstraint
     bool IsComplete { get; }
 }
 
-public enum FinishReason
-{
-    /// <summary>A stop token or stop condition.</summary>
-    Stop,
-    /// <summary>max_tokens or the context limit.</summary>
-    Length,
-    /// <summary>The caller cancelled.</summary>
-    Cancelled,
-}

@@ -1,3 +1,4 @@
+using KimiSharp.Tokens.Parsing;
 using KimiSharp.Model;
 using Microsoft.Extensions.Logging;
 

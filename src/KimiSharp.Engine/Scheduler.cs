@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using KimiSharp.Tokens.Parsing;
 using KimiSharp.Model;
 using KimiSharp.Model.Layers;
 

@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using KimiSharp.Tokens.Parsing;
 using KimiSharp.Model.Layers;
 
 namespace KimiSharp.Engine;

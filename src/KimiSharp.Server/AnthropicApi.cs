@@ -1,74 +1,96 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using KimiSharp.Engine.Chat;
+using KimiSharp.Server.Protocol;
 using KimiSharp.Tokens.Parsing;
 
 namespace KimiSharp.Server;
 
 /// <summary>
 /// The Anthropic Messages API (POST /v1/messages) over the same engine: requests are translated into the OpenAI
-/// shape the chat template reads, answers back into content blocks.
+/// shape the chat template reads, answers back into content blocks. Validation is as strict as Anthropic's where
+/// clients rely on it (tool results must answer a tool use, thinking blocks carry a signature).
 /// </summary>
-internal sealed class AnthropicApi(KimiChatService service, OpenAiApi openAi, ServerMetrics metrics)
+internal sealed class AnthropicApi(KimiChatService service, OpenAiApi openAi, ServerMetrics metrics, ServerOptions options)
 {
     /// <summary>Moonshot's Anthropic-compatible endpoint scales temperature: real = requested × 0.6.</summary>
     public const double TemperatureScale = 0.6;
 
-    public ChatRequest Parse(RequestReader r, out bool stream)
+    public ChatRequest Parse(MessagesRequest r)
     {
-        openAi.RequireModel(r.String("model"));
-        if (r.Int("max_tokens") is null) throw ApiException.BadRequest("'max_tokens' is required", "max_tokens");
+        openAi.RequireModel(r.Model);
+        int maxTokens = Fields.Int(r.MaxTokens, "max_tokens", 1, int.MaxValue) ?? throw ApiException.BadRequest("max_tokens is required", "max_tokens");
         var messages = new JsonArray();
-        switch (r["system"])
-        {
-            case null: break;
-            case JsonValue v when v.TryGetValue(out string? text): messages.Add(new JsonObject { ["role"] = "system", ["content"] = text }); break;
-            case JsonArray blocks: messages.Add(new JsonObject { ["role"] = "system", ["content"] = string.Concat(blocks.Select(b => b?["text"]?.GetValue<string>())) }); break;
-            default: throw ApiException.BadRequest("'system' must be a string or an array of text blocks", "system");
-        }
-        var input = r.Array("messages") ?? throw ApiException.BadRequest("'messages' is required", "messages");
-        if (input.Count == 0) throw ApiException.BadRequest("'messages' must not be empty", "messages");
-        for (int i = 0; i < input.Count; i++) Translate(input[i], i, messages);
+        if (System(r.System) is { } system) messages.Add(new JsonObject { ["role"] = "system", ["content"] = system });
+        var input = r.Messages ?? throw ApiException.BadRequest("messages is required", "messages");
+        if (input.Count == 0) throw ApiException.BadRequest("messages must not be empty", "messages");
+        HashSet<string> previousToolUses = [];
+        for (int i = 0; i < input.Count; i++) previousToolUses = Translate(input[i], $"messages[{i}]", previousToolUses, messages);
 
         JsonArray? tools = null;
-        if (r.Array("tools") is { Count: > 0 } declared)
+        if (r.Tools is { Count: > 0 } declared)
         {
             tools = [];
             for (int i = 0; i < declared.Count; i++)
             {
-                var t = declared[i] as JsonObject ?? throw ApiException.BadRequest($"tools[{i}] must be an object", "tools");
-                string name = t["name"] is JsonValue nv && nv.TryGetValue(out string? n) ? n : throw ApiException.BadRequest($"tools[{i}].name is required", "tools");
+                string path = $"tools[{i}]";
+                var t = declared[i] ?? throw ApiException.BadRequest($"{path} must be an object", path);
+                if (t.Name is not { Length: > 0 } name) throw ApiException.BadRequest($"{path}.name is required", $"{path}.name");
                 var function = new JsonObject { ["name"] = name };
-                if (t["description"] is JsonNode d) function["description"] = d.DeepClone();
-                function["parameters"] = t["input_schema"]?.DeepClone() ?? new JsonObject { ["type"] = "object" };
+                if (t.Description is not null) function["description"] = t.Description;
+                if (t.InputSchema is JsonElement schema && schema.ValueKind != JsonValueKind.Object)
+                    throw ApiException.BadRequest($"{path}.input_schema must be a JSON schema (an object)", $"{path}.input_schema");
+                function["parameters"] = t.InputSchema is JsonElement s ? ProtocolJson.ToNode(s) : new JsonObject { ["type"] = "object" };
                 tools.Add(new JsonObject { ["type"] = "function", ["function"] = function });
             }
         }
 
+        // Anthropic's temperature range is 0–1; the engine gets it scaled.
+        double temperature = Fields.Number(r.Temperature, "temperature", 0, 1) ?? 1.0;
+        var stop = new List<string>();
+        if (r.StopSequences is not null)
+            for (int i = 0; i < r.StopSequences.Count; i++)
+                stop.Add(r.StopSequences[i] ?? throw ApiException.BadRequest($"stop_sequences[{i}] must be a string", $"stop_sequences[{i}]"));
         var request = new ChatRequest
         {
             Messages = messages,
             Tools = tools,
-            Generation = OpenAiApi.ParseGeneration(r, defaultMaxTokens: 1024, TemperatureScale),
-            Stop = r.Strings("stop_sequences"),
+            Generation = Fields.Generation(maxTokens, temperature * TemperatureScale, Fields.Number(r.TopP, "top_p", 0, 1),
+                Fields.Int(r.TopK, "top_k", 0, int.MaxValue)),
+            Stop = stop,
         };
-        request = request with { ToolChoice = ParseToolChoice(r["tool_choice"], request) };
-        stream = r.Bool("stream") ?? false;
-        return request;
+        return request with { ToolChoice = ParseToolChoice(r.ToolChoice, request) };
     }
 
-    private static ToolChoice ParseToolChoice(JsonNode? node, ChatRequest request)
+    /// <summary>The system prompt: a string or an array of text blocks.</summary>
+    private static string? System(JsonElement? system)
+    {
+        if (system is not JsonElement e || e.ValueKind == JsonValueKind.Null) return null;
+        if (e.ValueKind == JsonValueKind.String) return e.GetString();
+        if (e.ValueKind != JsonValueKind.Array) throw ApiException.BadRequest("system must be a string or an array of text blocks", "system");
+        var text = new System.Text.StringBuilder();
+        int i = 0;
+        foreach (var item in e.EnumerateArray())
+        {
+            string path = $"system[{i++}]";
+            var block = ProtocolJson.Parse(item, ProtocolJsonContext.Default.ContentBlock, path);
+            if (block.Type != "text") throw ApiException.BadRequest($"{path}.type must be 'text'", $"{path}.type");
+            text.Append(block.Text ?? throw ApiException.BadRequest($"{path}.text is required", $"{path}.text"));
+        }
+        return text.ToString();
+    }
+
+    private static ToolChoice ParseToolChoice(AnthropicToolChoice? node, ChatRequest request)
     {
         if (node is null) return ToolChoice.Auto;
-        string? type = node["type"] is JsonValue t && t.TryGetValue(out string? s) ? s : null;
-        var choice = type switch
+        var choice = node.Type switch
         {
             "auto" => ToolChoice.Auto,
             "none" => ToolChoice.None,
             "any" => ToolChoice.Required,
-            "tool" => node["name"] is JsonValue n && n.TryGetValue(out string? name) ? ToolChoice.Function(name)
-                : throw ApiException.BadRequest("tool_choice of type tool needs a name", "tool_choice"),
-            _ => throw ApiException.BadRequest($"tool_choice type '{type}' is not one of auto, any, tool, none", "tool_choice"),
+            "tool" => node.Name is { } name ? ToolChoice.Function(name)
+                : throw ApiException.BadRequest("tool_choice of type tool needs a name", "tool_choice.name"),
+            _ => throw ApiException.BadRequest($"tool_choice.type '{node.Type}' is not one of auto, any, tool, none", "tool_choice.type"),
         };
         if (choice is ToolChoice.FunctionChoice f && !request.ToolNames.Contains(f.Name))
             throw ApiException.BadRequest($"tool_choice names tool '{f.Name}', which is not among the declared tools", "tool_choice");
@@ -77,74 +99,94 @@ internal sealed class AnthropicApi(KimiChatService service, OpenAiApi openAi, Se
         return choice;
     }
 
-    /// <summary>One Anthropic message → one or more OpenAI messages (tool results become role "tool" messages).</summary>
-    private static void Translate(JsonNode? node, int i, JsonArray output)
+    /// <summary>
+    /// One Anthropic message → one or more OpenAI messages (tool results become role "tool" messages). Returns the
+    /// ids of the tool uses this message makes, which the next message's tool results must answer.
+    /// </summary>
+    private static HashSet<string> Translate(AnthropicMessage? m, string path, HashSet<string> previousToolUses, JsonArray output)
     {
-        if (node is not JsonObject m) throw ApiException.BadRequest($"messages[{i}] must be an object", $"messages[{i}]");
-        string? role = m["role"] is JsonValue rv && rv.TryGetValue(out string? rs) ? rs : null;
+        if (m is null) throw ApiException.BadRequest($"{path} must be an object", path);
+        string? role = m.Role;
         if (role is not ("user" or "assistant"))
-            throw ApiException.BadRequest($"messages[{i}].role '{role}' must be user or assistant", $"messages[{i}].role");
-        if (m["content"] is JsonValue cv && cv.TryGetValue(out string? plain))
+            throw ApiException.BadRequest($"{path}.role '{role}' must be user or assistant", $"{path}.role");
+        HashSet<string> toolUses = [];
+        if (m.Content is JsonElement { ValueKind: JsonValueKind.String } plain)
         {
-            output.Add(new JsonObject { ["role"] = role, ["content"] = plain });
-            return;
+            output.Add(new JsonObject { ["role"] = role, ["content"] = plain.GetString() });
+            return toolUses;
         }
-        if (m["content"] is not JsonArray blocks) throw ApiException.BadRequest($"messages[{i}].content must be a string or an array of blocks", $"messages[{i}].content");
+        if (m.Content is not JsonElement { ValueKind: JsonValueKind.Array } blocks)
+            throw ApiException.BadRequest($"{path}.content must be a string or an array of content blocks", $"{path}.content");
 
         var text = new System.Text.StringBuilder();
         string? reasoning = null;
         var calls = new JsonArray();
-        foreach (var block in blocks)
+        bool anyToolResult = false;
+        int b = 0;
+        foreach (var item in blocks.EnumerateArray())
         {
-            string? type = block?["type"] is JsonValue tv && tv.TryGetValue(out string? ts) ? ts : null;
-            switch (type)
+            string at = $"{path}.content[{b++}]";
+            var block = ProtocolJson.Parse(item, ProtocolJsonContext.Default.ContentBlock, at);
+            switch (block.Type)
             {
                 case "text":
-                    text.Append(block!["text"]?.GetValue<string>());
+                    text.Append(block.Text ?? throw ApiException.BadRequest($"{at}.text is required", $"{at}.text"));
                     break;
                 case "thinking" when role == "assistant":
-                    reasoning = (reasoning ?? "") + block!["thinking"]?.GetValue<string>();
+                    if (block.Signature is null) throw ApiException.BadRequest($"{at}.signature is required for a thinking block", $"{at}.signature");
+                    reasoning = (reasoning ?? "") + (block.Thinking ?? throw ApiException.BadRequest($"{at}.thinking is required", $"{at}.thinking"));
                     break;
-                case "redacted_thinking":
+                case "redacted_thinking" when role == "assistant":
                     break;
                 case "tool_use" when role == "assistant":
+                    string id = block.Id ?? throw ApiException.BadRequest($"{at}.id is required", $"{at}.id");
+                    string name = block.Name ?? throw ApiException.BadRequest($"{at}.name is required", $"{at}.name");
+                    if (block.Input is not JsonElement { ValueKind: JsonValueKind.Object } arguments)
+                        throw ApiException.BadRequest($"{at}.input must be an object", $"{at}.input");
+                    if (!toolUses.Add(id)) throw ApiException.BadRequest($"{at}.id '{id}' is used twice in this message", $"{at}.id");
                     calls.Add(new JsonObject
                     {
-                        ["id"] = block!["id"]?.DeepClone(), ["type"] = "function",
-                        ["function"] = new JsonObject
-                        {
-                            ["name"] = block["name"]?.DeepClone() ?? throw ApiException.BadRequest($"messages[{i}] tool_use needs a name"),
-                            ["arguments"] = (block["input"] ?? new JsonObject()).ToJsonString(),
-                        },
+                        ["id"] = id, ["type"] = "function",
+                        ["function"] = new JsonObject { ["name"] = name, ["arguments"] = arguments.GetRawText() },
                     });
                     break;
                 case "tool_result" when role == "user":
-                    string content = block!["content"] switch
-                    {
-                        JsonValue s when s.TryGetValue(out string? str) => str,
-                        JsonArray parts => string.Concat(parts.Select(p => p?["text"]?.GetValue<string>())),
-                        null => "",
-                        _ => throw ApiException.BadRequest($"messages[{i}] tool_result content must be a string or text blocks"),
-                    };
-                    output.Add(new JsonObject { ["role"] = "tool", ["tool_call_id"] = block["tool_use_id"]?.DeepClone(), ["content"] = content });
+                    string useId = block.ToolUseId ?? throw ApiException.BadRequest($"{at}.tool_use_id is required", $"{at}.tool_use_id");
+                    if (!previousToolUses.Contains(useId))
+                        throw ApiException.BadRequest(
+                            $"{at}.tool_use_id '{useId}' answers no tool_use block of the previous (assistant) message", $"{at}.tool_use_id");
+                    anyToolResult = true;
+                    output.Add(new JsonObject { ["role"] = "tool", ["tool_call_id"] = useId, ["content"] = ToolResultText(block.Content, $"{at}.content") });
                     break;
                 default:
-                    throw ApiException.BadRequest($"messages[{i}] has a content block of type '{type}' that a {role} message cannot carry", $"messages[{i}].content");
+                    throw ApiException.BadRequest($"{at} has type '{block.Type}', which a {role} message cannot carry", $"{at}.type");
             }
         }
-        if (role == "user" && text.Length == 0 && output.Count > 0 && output[^1]?["role"]?.GetValue<string>() == "tool") return;
+        if (role == "user" && text.Length == 0 && anyToolResult) return toolUses;
         var message = new JsonObject { ["role"] = role, ["content"] = text.ToString() };
         if (reasoning is not null) message["reasoning_content"] = reasoning;
         if (calls.Count > 0) message["tool_calls"] = calls;
         output.Add(message);
+        return toolUses;
     }
 
-    private static string StopReason(string finish, bool stoppedBySequence) => finish switch
+    /// <summary>A tool result's content: a string or an array of text blocks.</summary>
+    private static string ToolResultText(JsonElement? content, string path)
     {
-        "length" => "max_tokens",
-        "tool_calls" => "tool_use",
-        _ => stoppedBySequence ? "stop_sequence" : "end_turn",
-    };
+        if (content is not JsonElement e || e.ValueKind == JsonValueKind.Null) return "";
+        if (e.ValueKind == JsonValueKind.String) return e.GetString()!;
+        if (e.ValueKind != JsonValueKind.Array) throw ApiException.BadRequest($"{path} must be a string or an array of text blocks", path);
+        var text = new System.Text.StringBuilder();
+        int i = 0;
+        foreach (var item in e.EnumerateArray())
+        {
+            string at = $"{path}[{i++}]";
+            var block = ProtocolJson.Parse(item, ProtocolJsonContext.Default.ContentBlock, at);
+            if (block.Type == "text") text.Append(block.Text ?? throw ApiException.BadRequest($"{at}.text is required", $"{at}.text"));
+            else if (block.Type != "image") throw ApiException.BadRequest($"{at}.type '{block.Type}' is not text", $"{at}.type");
+        }
+        return text.ToString();
+    }
 
     private static JsonNode ParseInput(string arguments)
     {
@@ -155,23 +197,26 @@ internal sealed class AnthropicApi(KimiChatService service, OpenAiApi openAi, Se
     /// <summary>POST /v1/messages.</summary>
     public async Task Messages(HttpContext context)
     {
-        var r = await RequestReader.ReadAsync(context.Request, context.RequestAborted);
-        var request = Parse(r, out bool stream);
+        var body = await ProtocolJson.ReadBodyAsync(context.Request, options.MaxRequestBodyBytes, context.RequestAborted);
+        var r = ProtocolJson.Parse(body, ProtocolJsonContext.Default.MessagesRequest);
+        var request = Parse(r);
         string id = "msg_" + Guid.NewGuid().ToString("N")[..24];
-        if (stream) await Stream(context, request, id);
-        else await Complete(context, request, id);
+        using var admission = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        var events = Admission.Start([request], service.ChatAsync, admission)[0];
+        if (r.Stream ?? false) await Stream(context, events, id);
+        else await Complete(context, events, id);
     }
 
-    private async Task Complete(HttpContext context, ChatRequest request, string id)
+    private async Task Complete(HttpContext context, IAsyncEnumerable<ChatEvent> events, string id)
     {
         var pieces = new List<ParserEvent>();
         ChatCompleted? done = null;
-        await foreach (var e in service.ChatAsync(request, context.RequestAborted))
+        await foreach (var e in events)
         {
             if (e is ChatOutput o) pieces.Add(o.Piece);
             else if (e is ChatCompleted c) { done = c; metrics.RecordRequest(c.Usage); }
         }
-        pieces.Add(new End(Tokens.Parsing.FinishReason.Stop));
+        pieces.Add(new End(done!.FinishReason));
         var output = ParsedOutput.FromEvents(pieces);
         var content = new JsonArray();
         if (output.Reasoning is { Length: > 0 } reasoning) content.Add(new JsonObject { ["type"] = "thinking", ["thinking"] = reasoning, ["signature"] = "" });
@@ -181,7 +226,7 @@ internal sealed class AnthropicApi(KimiChatService service, OpenAiApi openAi, Se
         await OpenAiApi.Json(context, 200, new JsonObject
         {
             ["id"] = id, ["type"] = "message", ["role"] = "assistant", ["model"] = service.ModelId, ["content"] = content,
-            ["stop_reason"] = StopReason(done!.FinishReason, done.StopSequence is not null), ["stop_sequence"] = done.StopSequence,
+            ["stop_reason"] = FinishReasons.Anthropic(done.FinishReason), ["stop_sequence"] = done.StopSequence,
             ["usage"] = Usage(done.Usage),
         });
     }
@@ -192,7 +237,7 @@ internal sealed class AnthropicApi(KimiChatService service, OpenAiApi openAi, Se
         ["cache_read_input_tokens"] = u.CachedTokens, ["cache_creation_input_tokens"] = 0,
     };
 
-    private async Task Stream(HttpContext context, ChatRequest request, string id)
+    private async Task Stream(HttpContext context, IAsyncEnumerable<ChatEvent> events, string id)
     {
         var ct = context.RequestAborted;
         var sse = await Sse.StartAsync(context);
@@ -235,7 +280,7 @@ internal sealed class AnthropicApi(KimiChatService service, OpenAiApi openAi, Se
         Task Delta(JsonObject delta) =>
             sse.EventAsync("content_block_delta", new JsonObject { ["type"] = "content_block_delta", ["index"] = blockIndex, ["delta"] = delta }, ct);
 
-        await foreach (var e in service.ChatAsync(request, ct))
+        await foreach (var e in events)
         {
             switch (e)
             {
@@ -263,7 +308,7 @@ internal sealed class AnthropicApi(KimiChatService service, OpenAiApi openAi, Se
                     await sse.EventAsync("message_delta", new JsonObject
                     {
                         ["type"] = "message_delta",
-                        ["delta"] = new JsonObject { ["stop_reason"] = StopReason(c.FinishReason, c.StopSequence is not null), ["stop_sequence"] = c.StopSequence },
+                        ["delta"] = new JsonObject { ["stop_reason"] = FinishReasons.Anthropic(c.FinishReason), ["stop_sequence"] = c.StopSequence },
                         ["usage"] = Usage(c.Usage),
                     }, ct);
                     await sse.EventAsync("message_stop", new JsonObject { ["type"] = "message_stop" }, ct);

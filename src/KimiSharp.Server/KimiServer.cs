@@ -16,10 +16,16 @@ public sealed record ServerOptions
     public string Host { get; init; } = "127.0.0.1";
     /// <summary>0 picks a free port (see <see cref="KimiServer.Urls"/>).</summary>
     public int Port { get; init; } = 8000;
-    /// <summary>When set, every /v1 request needs it as a Bearer token or x-api-key header.</summary>
+    /// <summary>When set, every request but GET /health needs it as a Bearer token or x-api-key header.</summary>
     public string? ApiKey { get; init; }
     /// <summary>Serve the browser chat UI at / (and POST /v1/agent/chat, GET /v1/ui/config); <c>kimi serve --no-ui</c> turns it off.</summary>
     public bool ServeUi { get; init; } = true;
+    /// <summary>Largest body of /v1/chat/completions, /v1/completions and /v1/messages (413 beyond).</summary>
+    public int MaxRequestBodyBytes { get; init; } = 4 << 20;
+    /// <summary>Largest body of /tokenize and /detokenize (413 beyond): bounds the tokenizer's memory per request.</summary>
+    public int MaxTokenizeBodyBytes { get; init; } = 1 << 20;
+    /// <summary>The Retry-After of a 429: a queue slot frees whenever any running request finishes.</summary>
+    public int RetryAfterSeconds { get; init; } = 1;
 }
 
 /// <summary>
@@ -29,6 +35,12 @@ public sealed record ServerOptions
 public sealed class KimiServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
+
+    /// <summary>
+    /// The only paths served without the API key. A web UI's static page may be added here; its API calls go to the
+    /// keyed endpoints like any other client's.
+    /// </summary>
+    private static readonly PathString[] s_openPaths = ["/health"];
 
     public KimiChatService Service { get; }
     public ServerMetrics Metrics { get; } = new();
@@ -50,8 +62,8 @@ public sealed class KimiServer : IAsyncDisposable
         _app = builder.Build();
 
         var logger = _app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("KimiSharp.Server");
-        var openAi = new OpenAiApi(service, Metrics);
-        var anthropic = new AnthropicApi(service, openAi, Metrics);
+        var openAi = new OpenAiApi(service, Metrics, options);
+        var anthropic = new AnthropicApi(service, openAi, Metrics, options);
 
         _app.Use(async (context, next) =>
         {
@@ -59,7 +71,9 @@ public sealed class KimiServer : IAsyncDisposable
             bool anthropicShape = context.Request.Path.StartsWithSegments("/v1/messages");
             try
             {
-                if (options.ApiKey is not null && context.Request.Path.StartsWithSegments("/v1") && !Authorized(context, options.ApiKey))
+                // The UI's static page and assets load without a key (it asks for one); every API call it makes is keyed.
+                bool open = s_openPaths.Contains(context.Request.Path) || (options.ServeUi && WebUi.IsUiPath(context.Request.Path));
+                if (options.ApiKey is not null && !open && !Authorized(context, options.ApiKey))
                     throw new ApiException(401, "authentication_error", "invalid or missing API key (send it as 'Authorization: Bearer KEY' or 'x-api-key: KEY')", code: "invalid_api_key");
                 await next(context);
             }
@@ -71,7 +85,7 @@ public sealed class KimiServer : IAsyncDisposable
             {
                 var error = Translate(e);
                 if (error.Status >= 500) logger.LogError(e, "{Method} {Path} failed", context.Request.Method, context.Request.Path);
-                await WriteError(context, error, anthropicShape);
+                await WriteError(context, error, anthropicShape, options.RetryAfterSeconds);
             }
             Metrics.RecordResponse(context.Response.StatusCode);
             logger.LogInformation("{Method} {Path} {Status} {Ms:F0} ms", context.Request.Method, context.Request.Path,
@@ -114,11 +128,11 @@ public sealed class KimiServer : IAsyncDisposable
         RequestTooLargeException t => new ApiException(400, "invalid_request_error", t.Message, "max_tokens", "request_too_large"),
         EngineBusyException b => new ApiException(429, "rate_limit_error", b.Message, code: "rate_limit_exceeded"),
         ArgumentException a => ApiException.BadRequest(a.Message),
-        Microsoft.AspNetCore.Http.BadHttpRequestException b => ApiException.BadRequest(b.Message),
+        Microsoft.AspNetCore.Http.BadHttpRequestException b => new ApiException(b.StatusCode, "invalid_request_error", b.Message),
         _ => new ApiException(500, "server_error", "internal error: " + e.Message),
     };
 
-    private static async Task WriteError(HttpContext context, ApiException error, bool anthropicShape)
+    private static async Task WriteError(HttpContext context, ApiException error, bool anthropicShape, int retryAfterSeconds)
     {
         var body = anthropicShape ? ApiErrors.Anthropic(error) : ApiErrors.OpenAi(error);
         if (context.Response.HasStarted)
@@ -129,6 +143,7 @@ public sealed class KimiServer : IAsyncDisposable
             return;
         }
         context.Response.Clear();
+        if (error.Status == 429) context.Response.Headers.RetryAfter = retryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         await OpenAiApi.Json(context, error.Status, body);
     }
 

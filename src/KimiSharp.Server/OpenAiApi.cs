@@ -1,163 +1,35 @@
 using System.Text;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using KimiSharp.Engine;
 using KimiSharp.Engine.Chat;
+using KimiSharp.Server.Protocol;
 using KimiSharp.Tokens.Parsing;
 
 namespace KimiSharp.Server;
 
 /// <summary>The OpenAI-compatible endpoints: chat completions, completions, models, tokenize/detokenize.</summary>
-internal sealed class OpenAiApi(KimiChatService service, ServerMetrics metrics)
+internal sealed partial class OpenAiApi(KimiChatService service, ServerMetrics metrics, ServerOptions options)
 {
-    private static readonly HashSet<string> s_roles = ["system", "developer", "user", "assistant", "tool"];
-
-    /// <summary>Checks the requested model name against the one served (404 otherwise).</summary>
-    public void RequireModel(string? model)
-    {
-        if (model is not null && model != service.ModelId)
-            throw new ApiException(404, "invalid_request_error", $"the model '{model}' does not exist; this server serves '{service.ModelId}'", "model", "model_not_found");
-    }
-
-    /// <summary>Parses an OpenAI chat-completions body into the engine's request.</summary>
-    public ChatRequest ParseChat(RequestReader r, out int n, out bool stream, out bool includeUsage)
-    {
-        RequireModel(r.String("model"));
-        var messages = r.Array("messages") ?? throw ApiException.BadRequest("'messages' is required", "messages");
-        if (messages.Count == 0) throw ApiException.BadRequest("'messages' must not be empty", "messages");
-        var normalized = new JsonArray();
-        for (int i = 0; i < messages.Count; i++)
-        {
-            if (messages[i] is not JsonObject m) throw ApiException.BadRequest($"messages[{i}] must be an object", $"messages[{i}]");
-            string? role = m["role"] is JsonValue rv && rv.TryGetValue(out string? rs) ? rs : null;
-            if (role is null || !s_roles.Contains(role))
-                throw ApiException.BadRequest($"messages[{i}].role '{role}' is not one of system, developer, user, assistant, tool", $"messages[{i}].role");
-            var copy = (JsonObject)m.DeepClone();
-            if (role == "developer") copy["role"] = "system";
-            if (copy["content"] is not (null or JsonArray) && !(copy["content"] is JsonValue cv && cv.TryGetValue(out string? _)))
-                throw ApiException.BadRequest($"messages[{i}].content must be a string, an array of parts, or null", $"messages[{i}].content");
-            if (role == "tool" && copy["tool_call_id"] is null && copy["name"] is null)
-                throw ApiException.BadRequest($"messages[{i}] (role tool) needs tool_call_id", $"messages[{i}].tool_call_id");
-            if (copy["tool_calls"] is JsonArray calls)
-                foreach (var call in calls)
-                    if (call?["function"]?["name"] is null)
-                        throw ApiException.BadRequest($"messages[{i}].tool_calls entries need function.name", $"messages[{i}].tool_calls");
-            normalized.Add(copy);
-        }
-
-        var tools = r.Array("tools");
-        if (tools is not null)
-            for (int i = 0; i < tools.Count; i++)
-                if (tools[i]?["function"]?["name"] is not JsonValue nameValue || !nameValue.TryGetValue(out string? _))
-                    throw ApiException.BadRequest($"tools[{i}].function.name is required", $"tools[{i}]");
-        var request = new ChatRequest
-        {
-            Messages = normalized,
-            Tools = tools is { Count: > 0 } ? (JsonArray)tools.DeepClone() : null,
-            Generation = ParseGeneration(r, defaultMaxTokens: Math.Min(4096, service.Model.Config.MaxPositionEmbeddings / 2)),
-            Stop = r.Strings("stop"),
-            TemplateVariables = TemplateVariables(r),
-        };
-        request = request with { ToolChoice = ParseToolChoice(r["tool_choice"], request), ResponseFormat = ParseResponseFormat(r["response_format"]) };
-
-        n = r.Int("n") ?? 1;
-        if (n is < 1 or > 8) throw ApiException.BadRequest("'n' must be between 1 and 8", "n");
-        stream = r.Bool("stream") ?? false;
-        includeUsage = r["stream_options"]?["include_usage"] is JsonValue iu && iu.TryGetValue(out bool b) && b;
-        return request;
-    }
-
-    private static IReadOnlyDictionary<string, JsonNode?>? TemplateVariables(RequestReader r)
-    {
-        // vLLM's chat_template_kwargs, plus Moonshot's thinking switch.
-        var vars = new Dictionary<string, JsonNode?>();
-        if (r["chat_template_kwargs"] is JsonObject kwargs)
-            foreach (var (k, v) in kwargs) vars[k] = v?.DeepClone();
-        if (r["thinking"] is JsonNode thinking) vars["thinking"] = thinking.DeepClone();
-        return vars.Count > 0 ? vars : null;
-    }
-
-    public static GenerationOptions ParseGeneration(RequestReader r, int defaultMaxTokens, double temperatureScale = 1.0)
-    {
-        int maxTokens = r.Int("max_completion_tokens") ?? r.Int("max_tokens") ?? defaultMaxTokens;
-        if (maxTokens < 1) throw ApiException.BadRequest("'max_tokens' must be at least 1", "max_tokens");
-        double temperature = (r.Number("temperature") ?? 1.0) * temperatureScale;
-        if (temperature is < 0 or > 2) throw ApiException.BadRequest("'temperature' must be between 0 and 2", "temperature");
-        double topP = r.Number("top_p") ?? 1.0;
-        if (topP is <= 0 or > 1) throw ApiException.BadRequest("'top_p' must be in (0, 1]", "top_p");
-        int topLogprobs = r.Int("top_logprobs") ?? 0;
-        var options = new GenerationOptions
-        {
-            MaxTokens = maxTokens,
-            Temperature = (float)temperature,
-            TopP = (float)topP,
-            TopK = r.Int("top_k") ?? 0,
-            MinP = (float)(r.Number("min_p") ?? 0),
-            PresencePenalty = (float)(r.Number("presence_penalty") ?? 0),
-            FrequencyPenalty = (float)(r.Number("frequency_penalty") ?? 0),
-            Seed = r.Int("seed"),
-            Logprobs = (r.Bool("logprobs") ?? false) || topLogprobs > 0,
-            TopLogprobs = topLogprobs,
-        };
-        try { options.Validate(); }
-        catch (ArgumentException e) { throw ApiException.BadRequest(e.Message); }
-        return options;
-    }
-
-    private static ToolChoice ParseToolChoice(JsonNode? node, ChatRequest request)
-    {
-        ToolChoice choice = node switch
-        {
-            null => ToolChoice.Auto,
-            JsonValue v when v.TryGetValue(out string? s) => s switch
-            {
-                "auto" => ToolChoice.Auto,
-                "none" => ToolChoice.None,
-                "required" => ToolChoice.Required,
-                _ => throw ApiException.BadRequest($"tool_choice '{s}' is not one of auto, none, required", "tool_choice"),
-            },
-            JsonObject o when o["function"]?["name"] is JsonValue nv && nv.TryGetValue(out string? name) => ToolChoice.Function(name),
-            _ => throw ApiException.BadRequest("tool_choice must be auto, none, required or {\"type\":\"function\",\"function\":{\"name\":…}}", "tool_choice"),
-        };
-        var names = request.ToolNames;
-        if (choice is ToolChoice.FunctionChoice f && !names.Contains(f.Name))
-            throw ApiException.BadRequest($"tool_choice names function '{f.Name}', which is not among the declared tools", "tool_choice");
-        if (choice is ToolChoice.RequiredChoice && names.Count == 0)
-            throw ApiException.BadRequest("tool_choice 'required' needs at least one tool", "tool_choice");
-        return choice;
-    }
-
-    private static ResponseFormat ParseResponseFormat(JsonNode? node)
-    {
-        if (node is null) return new ResponseFormat.Text();
-        string? type = node["type"] is JsonValue t && t.TryGetValue(out string? s) ? s : null;
-        return type switch
-        {
-            "text" => new ResponseFormat.Text(),
-            "json_object" => new ResponseFormat.JsonObject(),
-            "json_schema" => node["json_schema"]?["schema"] is JsonNode schema
-                ? new ResponseFormat.JsonSchema(node["json_schema"]?["name"]?.GetValue<string>() ?? "response", schema.DeepClone())
-                : throw ApiException.BadRequest("response_format json_schema needs json_schema.schema", "response_format"),
-            _ => throw ApiException.BadRequest($"response_format type '{type}' is not one of text, json_object, json_schema", "response_format"),
-        };
-    }
-
     /// <summary>POST /v1/chat/completions.</summary>
     public async Task ChatCompletions(HttpContext context)
     {
-        var r = await RequestReader.ReadAsync(context.Request, context.RequestAborted);
-        var request = ParseChat(r, out int n, out bool stream, out bool includeUsage);
+        var body = await ProtocolJson.ReadBodyAsync(context.Request, options.MaxRequestBodyBytes, context.RequestAborted);
+        var chat = ParseChat(ProtocolJson.Parse(body, ProtocolJsonContext.Default.ChatCompletionRequest));
+        var request = chat.Request;
         string id = "chatcmpl-" + Guid.NewGuid().ToString("N")[..24];
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        var runs = Enumerable.Range(0, n).Select(i => i == 0 || request.Generation.Seed is null
+        var runs = Enumerable.Range(0, chat.N).Select(i => i == 0 || request.Generation.Seed is null
             ? request : request with { Generation = request.Generation with { Seed = request.Generation.Seed + i } }).ToArray();
-        if (stream) await StreamChat(context, runs, id, created, includeUsage);
-        else await CompleteChat(context, runs, id, created);
+        using var admission = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        var streams = Admission.Start(runs, service.ChatAsync, admission);
+        if (chat.Stream) await StreamChat(context, runs, streams, id, created, chat.IncludeUsage);
+        else await CompleteChat(context, runs, streams, id, created);
     }
 
-    private async Task CompleteChat(HttpContext context, ChatRequest[] runs, string id, long created)
+    private async Task CompleteChat(HttpContext context, ChatRequest[] runs, IAsyncEnumerable<ChatEvent>[] streams, string id, long created)
     {
-        var ct = context.RequestAborted;
-        var results = await Task.WhenAll(runs.Select(run => Collect(run, ct)));
+        var results = await Task.WhenAll(runs.Select((run, i) => Collect(run, streams[i])));
         var choices = new JsonArray();
         int prompt = 0, completion = 0, cached = 0;
         for (int i = 0; i < results.Length; i++)
@@ -175,7 +47,7 @@ internal sealed class OpenAiApi(KimiChatService service, ServerMetrics metrics)
             {
                 ["index"] = i, ["message"] = message,
                 ["logprobs"] = logprobs is null ? null : new JsonObject { ["content"] = logprobs },
-                ["finish_reason"] = done.FinishReason,
+                ["finish_reason"] = FinishReasons.OpenAi(done.FinishReason),
             });
             prompt = done.Usage.PromptTokens;
             completion += done.Usage.CompletionTokens;
@@ -189,20 +61,20 @@ internal sealed class OpenAiApi(KimiChatService service, ServerMetrics metrics)
         await Json(context, 200, body);
     }
 
-    private async Task<(ParsedOutput Output, ChatCompleted Done, JsonArray? Logprobs)> Collect(ChatRequest request, CancellationToken ct)
+    private async Task<(ParsedOutput Output, ChatCompleted Done, JsonArray? Logprobs)> Collect(ChatRequest request, IAsyncEnumerable<ChatEvent> stream)
     {
         var pieces = new List<ParserEvent>();
         ChatCompleted? done = null;
         JsonArray? logprobs = request.Generation.Logprobs ? [] : null;
-        await foreach (var e in service.ChatAsync(request, ct))
+        await foreach (var e in stream)
             switch (e)
             {
                 case ChatOutput o: pieces.Add(o.Piece); break;
                 case ChatToken t: logprobs?.Add(LogprobEntry(t)); break;
                 case ChatCompleted c: done = c; metrics.RecordRequest(c.Usage); break;
             }
-        pieces.Add(new End(Tokens.Parsing.FinishReason.Stop));
-        return (ParsedOutput.FromEvents(pieces), done!, logprobs);
+        pieces.Add(new End(done!.FinishReason));
+        return (ParsedOutput.FromEvents(pieces), done, logprobs);
     }
 
     private static JsonObject LogprobEntry(ChatToken t) => new()
@@ -217,7 +89,7 @@ internal sealed class OpenAiApi(KimiChatService service, ServerMetrics metrics)
         ["prompt_tokens_details"] = new JsonObject { ["cached_tokens"] = cached },
     };
 
-    private async Task StreamChat(HttpContext context, ChatRequest[] runs, string id, long created, bool includeUsage)
+    private async Task StreamChat(HttpContext context, ChatRequest[] runs, IAsyncEnumerable<ChatEvent>[] streams, string id, long created, bool includeUsage)
     {
         var ct = context.RequestAborted;
         var sse = await Sse.StartAsync(context);
@@ -243,7 +115,7 @@ internal sealed class OpenAiApi(KimiChatService service, ServerMetrics metrics)
         async Task Run(ChatRequest request, int index)
         {
             await Send(new JsonObject { ["role"] = "assistant", ["content"] = "" }, index, null);
-            await foreach (var e in service.ChatAsync(request, ct))
+            await foreach (var e in streams[index])
                 switch (e)
                 {
                     case ChatOutput { Piece: ReasoningDelta d }: await Send(new JsonObject { ["reasoning_content"] = d.Text }, index, null); break;
@@ -272,7 +144,7 @@ internal sealed class OpenAiApi(KimiChatService service, ServerMetrics metrics)
                         Interlocked.Exchange(ref prompt, c.Usage.PromptTokens);
                         Interlocked.Add(ref completion, c.Usage.CompletionTokens);
                         Interlocked.Exchange(ref cached, Math.Max(cached, c.Usage.CachedTokens));
-                        await Send(new JsonObject(), index, c.FinishReason);
+                        await Send(new JsonObject(), index, FinishReasons.OpenAi(c.FinishReason));
                         break;
                 }
         }
@@ -290,31 +162,28 @@ internal sealed class OpenAiApi(KimiChatService service, ServerMetrics metrics)
     /// <summary>POST /v1/completions: raw text completion.</summary>
     public async Task Completions(HttpContext context)
     {
-        var r = await RequestReader.ReadAsync(context.Request, context.RequestAborted);
-        RequireModel(r.String("model"));
-        IReadOnlyList<int> prompt = r["prompt"] switch
-        {
-            JsonValue v when v.TryGetValue(out string? promptText) => service.Tokenizer.Encode(promptText, allowSpecial: false),
-            JsonArray a when a.Count > 0 && a.All(x => x is JsonValue xv && xv.TryGetValue(out int _)) => a.Select(x => x!.GetValue<int>()).ToArray(),
-            _ => throw ApiException.BadRequest("'prompt' must be a string or an array of token ids", "prompt"),
-        };
-        var generation = ParseGeneration(r, defaultMaxTokens: 16);
-        var stop = r.Strings("stop");
-        bool stream = r.Bool("stream") ?? false;
+        var body = await ProtocolJson.ReadBodyAsync(context.Request, options.MaxRequestBodyBytes, context.RequestAborted);
+        var r = ProtocolJson.Parse(body, ProtocolJsonContext.Default.CompletionRequest);
+        RequireModel(r.Model);
+        var prompt = Prompt(r.Prompt);
+        var generation = Generation(r, defaultMaxTokens: 16);
+        var stop = Fields.Strings(r.Stop, "stop");
         string id = "cmpl-" + Guid.NewGuid().ToString("N")[..24];
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        var ct = context.RequestAborted;
-        if (stream)
+        using var admission = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        var events = Admission.Start([prompt], (p, ct) => service.CompleteAsync(p, generation, stop, ct), admission)[0];
+        var ct = admission.Token;
+        if (r.Stream ?? false)
         {
             var sse = await Sse.StartAsync(context);
-            await foreach (var e in service.CompleteAsync(prompt, generation, stop, ct))
+            await foreach (var e in events)
             {
                 if (e is ChatOutput { Piece: ContentDelta d })
                     await sse.DataAsync(CompletionChunk(id, created, d.Text, null), ct);
                 else if (e is ChatCompleted c)
                 {
                     metrics.RecordRequest(c.Usage);
-                    await sse.DataAsync(CompletionChunk(id, created, "", c.FinishReason), ct);
+                    await sse.DataAsync(CompletionChunk(id, created, "", FinishReasons.OpenAi(c.FinishReason)), ct);
                 }
             }
             await sse.DoneAsync(ct);
@@ -322,7 +191,7 @@ internal sealed class OpenAiApi(KimiChatService service, ServerMetrics metrics)
         }
         var text = new StringBuilder();
         ChatCompleted? done = null;
-        await foreach (var e in service.CompleteAsync(prompt, generation, stop, ct))
+        await foreach (var e in events)
         {
             if (e is ChatOutput { Piece: ContentDelta d }) text.Append(d.Text);
             else if (e is ChatCompleted c) { done = c; metrics.RecordRequest(c.Usage); }
@@ -330,9 +199,26 @@ internal sealed class OpenAiApi(KimiChatService service, ServerMetrics metrics)
         await Json(context, 200, new JsonObject
         {
             ["id"] = id, ["object"] = "text_completion", ["created"] = created, ["model"] = service.ModelId,
-            ["choices"] = new JsonArray(new JsonObject { ["text"] = text.ToString(), ["index"] = 0, ["logprobs"] = null, ["finish_reason"] = done!.FinishReason }),
+            ["choices"] = new JsonArray(new JsonObject { ["text"] = text.ToString(), ["index"] = 0, ["logprobs"] = null, ["finish_reason"] = FinishReasons.OpenAi(done!.FinishReason) }),
             ["usage"] = Usage(done.Usage.PromptTokens, done.Usage.CompletionTokens, done.Usage.CachedTokens),
         });
+    }
+
+    /// <summary>A completions prompt: a string, or token ids of this model.</summary>
+    private IReadOnlyList<int> Prompt(JsonElement? prompt)
+    {
+        if (prompt is JsonElement { ValueKind: JsonValueKind.String } text) return service.Tokenizer.Encode(text.GetString()!, allowSpecial: false);
+        if (prompt is not JsonElement { ValueKind: JsonValueKind.Array } array || array.GetArrayLength() == 0)
+            throw ApiException.BadRequest("prompt must be a string or a non-empty array of token ids", "prompt");
+        var ids = new int[array.GetArrayLength()];
+        int i = 0;
+        foreach (var item in array.EnumerateArray())
+        {
+            if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt32(out ids[i]) || ids[i] < 0 || ids[i] >= service.Tokenizer.VocabSize)
+                throw ApiException.BadRequest($"prompt[{i}] is not a token id of this model (0…{service.Tokenizer.VocabSize - 1})", $"prompt[{i}]");
+            i++;
+        }
+        return ids;
     }
 
     private JsonObject CompletionChunk(string id, long created, string text, string? finish) => new()
@@ -355,36 +241,48 @@ internal sealed class OpenAiApi(KimiChatService service, ServerMetrics metrics)
     /// <summary>POST /tokenize: a prompt string, or chat messages rendered through the template (vLLM's shape).</summary>
     public async Task Tokenize(HttpContext context)
     {
-        var r = await RequestReader.ReadAsync(context.Request, context.RequestAborted);
-        RequireModel(r.String("model"));
+        var body = await ProtocolJson.ReadBodyAsync(context.Request, options.MaxTokenizeBodyBytes, context.RequestAborted);
+        var r = ProtocolJson.Parse(body, ProtocolJsonContext.Default.TokenizeRequest);
+        RequireModel(r.Model);
         IReadOnlyList<int> tokens;
-        if (r.Has("messages"))
+        if (r.Messages is not null)
         {
-            var chat = ParseChat(r, out _, out _, out _);
-            tokens = service.Tokenizer.Encode(service.RenderPrompt(chat, r.Bool("add_generation_prompt") ?? true), allowSpecial: true);
+            var chat = ParseChat(r);
+            tokens = service.Tokenizer.Encode(service.RenderPrompt(chat.Request, r.AddGenerationPrompt ?? true), allowSpecial: true);
         }
         else
         {
-            string prompt = r.String("prompt") ?? throw ApiException.BadRequest("'prompt' or 'messages' is required", "prompt");
-            tokens = service.Tokenizer.Encode(prompt, allowSpecial: r.Bool("add_special_tokens") ?? false);
+            string prompt = r.Prompt ?? throw ApiException.BadRequest("prompt or messages is required", "prompt");
+            tokens = service.Tokenizer.Encode(prompt, allowSpecial: r.AddSpecialTokens ?? false);
         }
-        await Json(context, 200, new JsonObject
-        {
-            ["tokens"] = new JsonArray(tokens.Select(t => (JsonNode)t).ToArray()), ["count"] = tokens.Count,
-            ["max_model_len"] = service.Model.Config.MaxPositionEmbeddings,
-        });
+        // Written straight out: a JsonNode per token would cost ~100 bytes each.
+        context.Response.StatusCode = 200;
+        context.Response.ContentType = "application/json";
+        await using var writer = new Utf8JsonWriter(context.Response.BodyWriter);
+        writer.WriteStartObject();
+        writer.WriteStartArray("tokens");
+        foreach (int t in tokens) writer.WriteNumberValue(t);
+        writer.WriteEndArray();
+        writer.WriteNumber("count", tokens.Count);
+        writer.WriteNumber("max_model_len", service.Model.Config.MaxPositionEmbeddings);
+        writer.WriteEndObject();
+        await writer.FlushAsync(context.RequestAborted);
     }
 
     /// <summary>POST /detokenize.</summary>
     public async Task Detokenize(HttpContext context)
     {
-        var r = await RequestReader.ReadAsync(context.Request, context.RequestAborted);
-        RequireModel(r.String("model"));
-        var tokens = r.Array("tokens") ?? throw ApiException.BadRequest("'tokens' is required", "tokens");
+        var body = await ProtocolJson.ReadBodyAsync(context.Request, options.MaxTokenizeBodyBytes, context.RequestAborted);
+        var r = ProtocolJson.Parse(body, ProtocolJsonContext.Default.DetokenizeRequest);
+        RequireModel(r.Model);
+        var tokens = r.Tokens ?? throw ApiException.BadRequest("tokens is required", "tokens");
         var ids = new int[tokens.Count];
         for (int i = 0; i < ids.Length; i++)
-            if (tokens[i] is not JsonValue v || !v.TryGetValue(out ids[i]) || ids[i] < 0 || ids[i] >= service.Tokenizer.VocabSize)
-                throw ApiException.BadRequest($"tokens[{i}] is not a token id of this model (0…{service.Tokenizer.VocabSize - 1})", "tokens");
+        {
+            if (tokens[i] is not long id || id < 0 || id >= service.Tokenizer.VocabSize)
+                throw ApiException.BadRequest($"tokens[{i}] is not a token id of this model (0…{service.Tokenizer.VocabSize - 1})", $"tokens[{i}]");
+            ids[i] = (int)id;
+        }
         await Json(context, 200, new JsonObject { ["prompt"] = service.Tokenizer.Decode(ids) });
     }
 

@@ -8,7 +8,7 @@ namespace KimiSharp.Agent.Tests;
 
 /// <summary>A step the scripted model outputs: reasoning, content, tool calls (name, arguments, parser error) and finish.</summary>
 internal sealed record ScriptedStep(string Reasoning, string Content, (string Name, string Arguments, string? Error)[] Calls,
-    string Finish = "", int Tokens = 10, bool Unterminated = false);
+    FinishReason? Finish = null, int Tokens = 10, bool Unterminated = false);
 
 /// <summary>An <see cref="IAgentModel"/> that replays scripted steps and records every request it got.</summary>
 internal sealed class ScriptedModel(Func<int, ChatRequest, ScriptedStep> script) : IAgentModel
@@ -36,7 +36,7 @@ internal sealed class ScriptedModel(Func<int, ChatRequest, ScriptedStep> script)
             foreach (var piece in Split(arguments)) yield return new ChatOutput(new ToolCallArgumentsDelta(i, piece));
             if (!step.Unterminated) yield return new ChatOutput(new ToolCallEnd(i, arguments, error));
         }
-        string finish = step.Finish.Length > 0 ? step.Finish : step.Calls.Length > 0 ? "tool_calls" : "stop";
+        var finish = step.Finish ?? (step.Calls.Length > 0 ? FinishReason.ToolCalls : FinishReason.Stop);
         yield return new ChatCompleted(finish, new ChatUsage(100, step.Tokens, 0));
     }
 
@@ -136,7 +136,7 @@ public sealed class AgentRunnerTests
     public async Task A_call_cut_off_by_the_token_limit_is_malformed_and_the_run_goes_on()
     {
         var model = new ScriptedModel(
-            new ScriptedStep("", "", [("calculator", """{"expression":"1+""", null)], Finish: "length", Unterminated: true),
+            new ScriptedStep("", "", [("calculator", """{"expression":"1+""", null)], Finish: FinishReason.Length, Unterminated: true),
             new ScriptedStep("", "2", []));
         var (_, result) = await Run(new AgentRunner(model, Toolbox.CreateDefault()), Task("1+1?"));
         Assert.Equal((1, 1, AgentResult.Answer), (result.ToolCalls, result.MalformedCalls, result.StopReason));
@@ -159,7 +159,7 @@ public sealed class AgentRunnerTests
     [Fact]
     public async Task Stops_when_a_step_hits_the_token_limit_without_a_call()
     {
-        var model = new ScriptedModel(new ScriptedStep("thinking forever", "", [], Finish: "length", Tokens: 384));
+        var model = new ScriptedModel(new ScriptedStep("thinking forever", "", [], Finish: FinishReason.Length, Tokens: 384));
         var (_, result) = await Run(new AgentRunner(model, Toolbox.CreateDefault()), Task("?"));
         Assert.Equal(AgentResult.Length, result.StopReason);
         Assert.Null(result.FinalAnswer);

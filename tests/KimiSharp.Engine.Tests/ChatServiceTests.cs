@@ -81,7 +81,7 @@ public sealed class ChatServiceTests(ChatModelFixture fixture) : IClassFixture<C
                 Generation = new GenerationOptions { Temperature = 1, Seed = seed, MaxTokens = 200 },
             };
             var (output, done, _) = await Run(request);
-            Assert.Equal("tool_calls", done.FinishReason);
+            Assert.Equal(FinishReason.ToolCalls, done.FinishReason);
             var call = Assert.Single(output.ToolCalls);
             Assert.Null(call.Error);
             Assert.Equal($"functions.{call.Name}:0", call.Id);
@@ -125,7 +125,7 @@ public sealed class ChatServiceTests(ChatModelFixture fixture) : IClassFixture<C
             Generation = new GenerationOptions { Temperature = 1, Seed = 9, MaxTokens = 300 },
         };
         var (output, done, _) = await Run(request);
-        Assert.Equal("stop", done.FinishReason);
+        Assert.Equal(FinishReason.Stop, done.FinishReason);
         using var doc = JsonDocument.Parse(output.Content);
         Assert.Equal(JsonValueKind.String, doc.RootElement.GetProperty("name").ValueKind);
         Assert.True(doc.RootElement.GetProperty("age").TryGetInt64(out _));
@@ -133,7 +133,7 @@ public sealed class ChatServiceTests(ChatModelFixture fixture) : IClassFixture<C
     }
 
     [Fact]
-    public async Task Stop_strings_cut_the_content_and_finish_with_stop()
+    public async Task Stop_strings_cut_the_content_and_finish_with_the_stop_sequence()
     {
         var request = new ChatRequest { Messages = Messages("count"), Generation = new GenerationOptions { Temperature = 0, MaxTokens = 40 } };
         var full = await Run(request with { Generation = request.Generation with { MaxTokens = 40 } });
@@ -142,6 +142,7 @@ public sealed class ChatServiceTests(ChatModelFixture fixture) : IClassFixture<C
         string stop = content.Substring(content.Length / 2, 2);
         var cut = await Run(request with { Stop = [stop] });
         Assert.Equal(content[..content.IndexOf(stop, StringComparison.Ordinal)], cut.Output.Content);
-        Assert.Equal("stop", cut.Done.FinishReason);
+        Assert.Equal(FinishReason.StopSequence, cut.Done.FinishReason);
+        Assert.Equal(stop, cut.Done.StopSequence);
     }
 }

@@ -2,6 +2,7 @@ using KimiSharp.Engine;
 using KimiSharp.Model;
 using KimiSharp.Model.Checkpoints;
 using KimiSharp.Model.Layers;
+using KimiSharp.Tokens.Parsing;
 
 namespace KimiSharp.Engine.Tests;
 
@@ -176,5 +177,21 @@ public sealed class EngineTests(TinyModelFixture fixture) : IClassFixture<TinyMo
         Assert.Contains("busy", busy.Message);
         cts.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => { await foreach (var _ in running) { } });
+    }
+
+    [Fact]
+    public async Task Cancelling_a_queued_request_that_was_never_read_frees_it()
+    {
+        // A server queues all of a request's runs before reading any, and cancels them if one is refused.
+        await using var engine = new GenerationEngine(Model, new EngineOptions { MaxQueueLength = 1, MaxBatchSize = 1 });
+        var first = engine.GenerateAsync(Prompt(2, 4), new GenerationOptions { MaxTokens = 240, Temperature = 0 });
+        using var cts = new CancellationTokenSource();
+        _ = engine.GenerateAsync(Prompt(3, 4), new GenerationOptions { MaxTokens = 240, Temperature = 0 }, cts.Token);
+        cts.Cancel();
+        var (tokens, _, _) = await Collect(first);
+        for (int i = 0; i < 200 && engine.Statistics.Snapshot() is { Running: > 0 } or { Waiting: > 0 }; i++) await Task.Delay(10);
+        var after = engine.Statistics.Snapshot();
+        Assert.Equal(0, after.Running + after.Waiting);
+        Assert.True(after.TokensComputed <= 4 + tokens.Count, $"the cancelled request was computed: {after}");
     }
 }

@@ -21,7 +21,7 @@ public sealed record ChatUsage(int PromptTokens, int CompletionTokens, int Cache
 }
 
 /// <summary>
-/// The answer is over. <paramref name="FinishReason"/> is OpenAI's: stop, length or tool_calls;
-/// <paramref name="StopSequence"/> is the stop string that ended it, if one did.
+/// The answer is over, for <paramref name="FinishReason"/>; <paramref name="StopSequence"/> is the stop string that
+/// ended it when the reason is <see cref="Tokens.Parsing.FinishReason.StopSequence"/>.
 /// </summary>
-public sealed record ChatCompleted(string FinishReason, ChatUsage Usage, string? StopSequence = null) : ChatEvent;
+public sealed record ChatCompleted(FinishReason FinishReason, ChatUsage Usage, string? StopSequence = null) : ChatEvent;

@@ -63,8 +63,8 @@ public sealed class KimiChatClient(KimiChatService service, bool ownsService = f
                     var final = Update(new UsageContent(usage));
                     final.FinishReason = done.FinishReason switch
                     {
-                        "length" => ChatFinishReason.Length,
-                        "tool_calls" => ChatFinishReason.ToolCalls,
+                        FinishReason.Length => ChatFinishReason.Length,
+                        FinishReason.ToolCalls => ChatFinishReason.ToolCalls,
                         _ => ChatFinishReason.Stop,
                     };
                     yield return final;

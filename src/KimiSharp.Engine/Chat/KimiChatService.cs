@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json.Nodes;
 using KimiSharp.Model;
@@ -59,25 +58,57 @@ public sealed class KimiChatService : IAsyncDisposable
         return Template.Render(request.Messages, tools is { Count: > 0 } ? tools : null, addGenerationPrompt, request.TemplateVariables);
     }
 
-    /// <summary>Generates the assistant's next turn.</summary>
-    public async IAsyncEnumerable<ChatEvent> ChatAsync(ChatRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Generates the assistant's next turn. Everything that can refuse the request (template, context limit,
+    /// KV budget, a full queue: <see cref="EngineBusyException"/>) throws here, before the first event, so a server
+    /// can answer with an error status before it starts a stream. Cancelling <paramref name="cancellationToken"/>
+    /// frees the engine slot even if the events are never read.
+    /// </summary>
+    public IAsyncEnumerable<ChatEvent> ChatAsync(ChatRequest request, CancellationToken cancellationToken = default)
     {
-        string prompt = RenderPrompt(request);
-        var promptTokens = Tokenizer.Encode(prompt, allowSpecial: true);
+        var promptTokens = Tokenizer.Encode(RenderPrompt(request), allowSpecial: true);
         var options = request.Generation with
         {
             StopTokens = _stopTokens,
             Constraint = ChatConstraints.For(request, this),
         };
-        var parser = new KimiTokenStreamParser(Tokenizer);
-        var pieces = new List<ParserEvent>();
-        var stop = new StopStringMatcher(request.Stop);
-        bool sawToolCall = false;
-        string? stoppedBy = null;
-        int completionTokens = 0, cachedTokens = 0;
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        return Start(promptTokens, options, request.Stop, new ParsedPieces(new KimiTokenStreamParser(Tokenizer)), cancellationToken);
+    }
 
-        await foreach (var e in Engine.GenerateAsync(promptTokens, options, linked.Token).ConfigureAwait(false))
+    /// <summary>
+    /// Raw text completion (no chat template): streams the decoded text, ending at the model's end tokens,
+    /// a stop string, or max_tokens. Refusals throw here, as for <see cref="ChatAsync"/>.
+    /// </summary>
+    public IAsyncEnumerable<ChatEvent> CompleteAsync(IReadOnlyList<int> promptTokens, GenerationOptions generation,
+        IReadOnlyList<string> stop, CancellationToken cancellationToken = default) =>
+        Start(promptTokens, generation with { StopTokens = _stopTokens }, stop, new DecodedText(Tokenizer.CreateIncrementalDecoder()), cancellationToken);
+
+    private IAsyncEnumerable<ChatEvent> Start(IReadOnlyList<int> promptTokens, GenerationOptions options, IReadOnlyList<string> stop,
+        IPieceSource source, CancellationToken cancellationToken)
+    {
+        // Linked so a stop string can end the generation (and free its slot) without cancelling the caller.
+        var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        try
+        {
+            var generation = Engine.GenerateAsync(promptTokens, options, linked.Token);
+            return Stream(generation, linked, promptTokens.Count, options.Logprobs, new StopStringMatcher(stop), source);
+        }
+        catch
+        {
+            linked.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The one loop from engine events to chat events: pieces, stop strings, logprobs, the final reason.</summary>
+    private async IAsyncEnumerable<ChatEvent> Stream(IAsyncEnumerable<GenerationEvent> generation, CancellationTokenSource linked,
+        int promptTokens, bool logprobs, StopStringMatcher stop, IPieceSource source)
+    {
+        using var ownedLinked = linked;
+        var pieces = new List<ParserEvent>();
+        var outbox = new List<ChatEvent>();
+        int completionTokens = 0, cachedTokens = 0;
+        await foreach (var e in generation.ConfigureAwait(false))
         {
             switch (e)
             {
@@ -87,89 +118,93 @@ public sealed class KimiChatService : IAsyncDisposable
                     break;
                 case TokenGenerated t:
                     completionTokens++;
-                    if (request.Generation.Logprobs) yield return TokenEvent(t);
+                    if (logprobs) yield return TokenEvent(t);
                     if (_stopTokens.Contains(t.Token)) break; // the end marker is not part of the answer
                     pieces.Clear();
-                    parser.Feed(t.Token, pieces);
-                    foreach (var piece in pieces)
-                    {
-                        if (piece is ToolCallStart) sawToolCall = true;
-                        if (piece is ContentDelta content && stop.Active)
-                        {
-                            var (emit, hit) = stop.Push(content.Text);
-                            if (emit.Length > 0) yield return new ChatOutput(new ContentDelta(emit));
-                            if (hit is not null) { stoppedBy = hit; break; }
-                        }
-                        else yield return new ChatOutput(piece);
-                    }
-                    if (stoppedBy is not null)
+                    source.Feed(t.Token, pieces);
+                    string? hit = Route(pieces, stop, outbox, out _);
+                    foreach (var o in outbox) yield return o;
+                    if (hit is not null)
                     {
                         linked.Cancel(); // frees the engine slot now
-                        yield return new ChatCompleted("stop", new ChatUsage(promptTokens.Count, completionTokens, cachedTokens), stoppedBy);
+                        yield return new ChatCompleted(FinishReason.StopSequence, new ChatUsage(promptTokens, completionTokens, cachedTokens), hit);
                         yield break;
                     }
                     break;
                 case GenerationFinished f:
-                    string tail = stop.Flush();
-                    if (tail.Length > 0) yield return new ChatOutput(new ContentDelta(tail));
                     pieces.Clear();
-                    parser.Finish(pieces, f.Reason == KimiSharp.Engine.FinishReason.Length ? Tokens.Parsing.FinishReason.Length : null);
-                    foreach (var piece in pieces)
-                    {
-                        if (piece is ToolCallStart) sawToolCall = true;
-                        if (piece is End) continue;
-                        yield return new ChatOutput(piece);
-                    }
-                    string reason = f.Reason == KimiSharp.Engine.FinishReason.Length ? "length" : sawToolCall ? "tool_calls" : "stop";
-                    yield return new ChatCompleted(reason, new ChatUsage(f.PromptTokens, f.CompletionTokens, f.CachedTokens));
-                    break;
+                    source.Finish(f.Reason, pieces);
+                    string? lastHit = Route(pieces, stop, outbox, out var ended);
+                    if (lastHit is null && stop.Flush() is { Length: > 0 } tail) outbox.Add(new ChatOutput(new ContentDelta(tail)));
+                    foreach (var o in outbox) yield return o;
+                    var usage = new ChatUsage(f.PromptTokens, f.CompletionTokens, f.CachedTokens);
+                    yield return lastHit is not null ? new ChatCompleted(FinishReason.StopSequence, usage, lastHit)
+                        : new ChatCompleted(ended ?? f.Reason, usage);
+                    yield break;
             }
         }
     }
 
     /// <summary>
-    /// Raw text completion (no chat template): streams the decoded text, ending at the model's end tokens,
-    /// a stop string, or max_tokens.
+    /// Moves <paramref name="pieces"/> to <paramref name="outbox"/> (cleared first), content through the stop-string
+    /// matcher. Returns the stop string that matched (nothing after it is moved); <paramref name="ended"/> is the
+    /// reason of an <see cref="End"/> piece, which is not moved.
     /// </summary>
-    public async IAsyncEnumerable<ChatEvent> CompleteAsync(IReadOnlyList<int> promptTokens, GenerationOptions generation,
-        IReadOnlyList<string> stop, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    private static string? Route(List<ParserEvent> pieces, StopStringMatcher stop, List<ChatEvent> outbox, out FinishReason? ended)
     {
-        var options = generation with { StopTokens = _stopTokens };
-        var decoder = Tokenizer.CreateIncrementalDecoder();
-        var stops = new StopStringMatcher(stop);
-        int completionTokens = 0, cachedTokens = 0;
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        await foreach (var e in Engine.GenerateAsync(promptTokens, options, linked.Token).ConfigureAwait(false))
+        outbox.Clear();
+        ended = null;
+        foreach (var piece in pieces)
         {
-            switch (e)
+            switch (piece)
             {
-                case PromptProcessed p:
-                    cachedTokens = p.CachedTokens;
-                    yield return new ChatStarted(p.PromptTokens, p.CachedTokens);
+                case End end:
+                    ended = end.Reason;
                     break;
-                case TokenGenerated t:
-                    completionTokens++;
-                    if (generation.Logprobs) yield return TokenEvent(t);
-                    if (_stopTokens.Contains(t.Token)) break;
-                    string text = decoder.Push(t.Token);
-                    if (text.Length == 0) break;
-                    if (!stops.Active) { yield return new ChatOutput(new ContentDelta(text)); break; }
-                    var (emit, hit) = stops.Push(text);
-                    if (emit.Length > 0) yield return new ChatOutput(new ContentDelta(emit));
-                    if (hit is not null)
-                    {
-                        linked.Cancel();
-                        yield return new ChatCompleted("stop", new ChatUsage(promptTokens.Count, completionTokens, cachedTokens), hit);
-                        yield break;
-                    }
+                case ContentDelta content when stop.Active:
+                    var (emit, hit) = stop.Push(content.Text);
+                    if (emit.Length > 0) outbox.Add(new ChatOutput(new ContentDelta(emit)));
+                    if (hit is not null) return hit;
                     break;
-                case GenerationFinished f:
-                    string tail = stops.Active ? stops.Flush() + decoder.Flush() : decoder.Flush();
-                    if (tail.Length > 0) yield return new ChatOutput(new ContentDelta(tail));
-                    yield return new ChatCompleted(f.Reason == KimiSharp.Engine.FinishReason.Length ? "length" : "stop",
-                        new ChatUsage(f.PromptTokens, f.CompletionTokens, f.CachedTokens));
+                default:
+                    // Content held back as a possible stop-string prefix goes out first: the content run is over.
+                    if (stop.Active && stop.Flush() is { Length: > 0 } held) outbox.Add(new ChatOutput(new ContentDelta(held)));
+                    outbox.Add(new ChatOutput(piece));
                     break;
             }
+        }
+        return null;
+    }
+
+    /// <summary>Turns generated ids into output pieces: the chat parser, or plain decoded text.</summary>
+    private interface IPieceSource
+    {
+        void Feed(int token, List<ParserEvent> sink);
+        /// <summary>Flushes what is held back and adds an <see cref="End"/> with the final reason.</summary>
+        void Finish(FinishReason engineReason, List<ParserEvent> sink);
+    }
+
+    private sealed class ParsedPieces(KimiTokenStreamParser parser) : IPieceSource
+    {
+        public void Feed(int token, List<ParserEvent> sink) => parser.Feed(token, sink);
+        // A plain stop lets the parser decide (tool calls, or a call cut off); length and cancellation are facts.
+        public void Finish(FinishReason engineReason, List<ParserEvent> sink) =>
+            parser.Finish(sink, engineReason == FinishReason.Stop ? null : engineReason);
+    }
+
+    private sealed class DecodedText(IncrementalDecoder decoder) : IPieceSource
+    {
+        public void Feed(int token, List<ParserEvent> sink)
+        {
+            string text = decoder.Push(token);
+            if (text.Length > 0) sink.Add(new ContentDelta(text));
+        }
+
+        public void Finish(FinishReason engineReason, List<ParserEvent> sink)
+        {
+            string tail = decoder.Flush();
+            if (tail.Length > 0) sink.Add(new ContentDelta(tail));
+            sink.Add(new End(engineReason));
         }
     }
 

@@ -26,7 +26,10 @@ public sealed record ToolCallEnd(int Index, string ArgumentsJson, string? Error)
 /// <summary>The output is complete; always the last event.</summary>
 public sealed record End(FinishReason Reason) : ParserEvent;
 
-/// <summary>Why the output ended (OpenAI's <c>finish_reason</c> values).</summary>
+/// <summary>
+/// Why an output ended: the one type used from the parser through the engine to the HTTP APIs, which name it in
+/// their own words (OpenAI's <c>finish_reason</c>, Anthropic's <c>stop_reason</c>).
+/// </summary>
 public enum FinishReason
 {
     /// <summary>The model ended its turn (<c>&lt;|im_end|&gt;</c> or a stop token) without calling tools.</summary>
@@ -35,6 +38,12 @@ public enum FinishReason
     /// <summary>The model ended its turn after calling tools.</summary>
     ToolCalls,
 
-    /// <summary>Generation was cut off (token limit), possibly inside a tool call.</summary>
+    /// <summary>Generation was cut off (token limit or context limit), possibly inside a tool call.</summary>
     Length,
+
+    /// <summary>A caller-given stop string appeared in the output (which ends before it).</summary>
+    StopSequence,
+
+    /// <summary>The caller cancelled; nobody is left to read the answer.</summary>
+    Cancelled,
 }
