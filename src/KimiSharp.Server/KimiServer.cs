@@ -149,13 +149,6 @@ public sealed class KimiServer : IAsyncDisposable
 
     public Task StartAsync(CancellationToken cancellationToken = default) => _app.StartAsync(cancellationToken);
 
-    /// <summary>Serves until Ctrl+C / SIGTERM or <paramref name="cancellationToken"/>.</summary>
-    public async Task RunAsync(CancellationToken cancellationToken = default)
-    {
-        await _app.StartAsync(cancellationToken);
-        await WaitForShutdownAsync(cancellationToken);
-    }
-
     /// <summary>Returns when the host is asked to stop (Ctrl+C, SIGTERM) or <paramref name="cancellationToken"/> fires.</summary>
     public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) =>
         Microsoft.Extensions.Hosting.HostingAbstractionsHostExtensions.WaitForShutdownAsync(_app, cancellationToken);
