@@ -126,13 +126,13 @@ internal sealed class AgentEndpoint(KimiChatService service)
         if (lastUser < 0) throw ApiException.BadRequest("'messages' needs a user message for the agent to answer", "messages");
 
         int maxTokens = Integer(body, "max_tokens") ?? DefaultMaxTokensPerStep;
-        if (maxTokens < 1) throw ApiException.BadRequest("'max_tokens' must be at least 1", "max_tokens");
+        if (maxTokens < 1) throw ApiException.BadRequest($"max_tokens must be at least 1; got {maxTokens}", "max_tokens");
         int maxSteps = Integer(body, "max_steps") ?? DefaultMaxSteps;
-        if (maxSteps is < 1 or > MaxStepsLimit) throw ApiException.BadRequest($"'max_steps' must be between 1 and {MaxStepsLimit}", "max_steps");
+        if (maxSteps is < 1 or > MaxStepsLimit) throw ApiException.BadRequest($"max_steps must be between 1 and {MaxStepsLimit}; got {maxSteps}", "max_steps");
         double temperature = Number(body, "temperature") ?? 0;
-        if (temperature is < 0 or > 2) throw ApiException.BadRequest("'temperature' must be between 0 and 2", "temperature");
+        if (temperature is < 0 or > 2) throw ApiException.BadRequest(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"temperature must be between 0 and 2; got {temperature}"), "temperature");
         double topP = Number(body, "top_p") ?? 1;
-        if (topP is <= 0 or > 1) throw ApiException.BadRequest("'top_p' must be in (0, 1]", "top_p");
+        if (topP is <= 0 or > 1) throw ApiException.BadRequest(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"top_p must be in (0, 1]; got {topP}"), "top_p");
         var generation = new GenerationOptions { Temperature = (float)temperature, TopP = (float)topP, Seed = Integer(body, "seed"), MaxTokens = maxTokens };
         try { generation.Validate(); }
         catch (ArgumentException e) { throw ApiException.BadRequest(e.Message); }

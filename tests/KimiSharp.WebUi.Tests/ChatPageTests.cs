@@ -277,7 +277,7 @@ public sealed class ChatPageTests(WebUiFixture fixture)
             await Ask(page, "Hello");
             var error = page.Locator(".msg.assistant").Last.Locator(".error-box");
             await Expect(error).ToContainTextAsync("The server refused the request as invalid (400)");
-            await Expect(error).ToContainTextAsync("'temperature' must be between 0 and 2");
+            await Expect(error).ToContainTextAsync("temperature must be between 0 and 2; got 5");
         }
     }
 

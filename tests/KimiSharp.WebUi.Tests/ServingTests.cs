@@ -113,8 +113,8 @@ public sealed class ServingTests(WebUiFixture fixture)
     [Theory]
     [InlineData("{\"messages\":[]}", "'messages' must be a non-empty array")]
     [InlineData("{\"messages\":[{\"role\":\"system\",\"content\":\"x\"}]}", "needs a user message")]
-    [InlineData("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":3}", "'temperature' must be between 0 and 2")]
-    [InlineData("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_steps\":0}", "'max_steps' must be between 1 and 400")]
+    [InlineData("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":3}", "temperature must be between 0 and 2; got 3")]
+    [InlineData("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_steps\":0}", "max_steps must be between 1 and 400; got 0")]
     [InlineData("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"thinking\":\"yes\"}", "'thinking' must be true or false")]
     [InlineData("not json", "not valid JSON")]
     public async Task AgentEndpoint_RefusesBadRequestsWith400(string body, string message)

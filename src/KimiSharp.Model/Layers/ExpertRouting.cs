@@ -25,24 +25,9 @@ public static class ExpertRouting
         {
             int perGroup = count / groups;
             Span<T> groupScores = stackalloc T[groups];
-            for (int g = 0; g < groups; g++)
-            {
-                T best = T.NegativeInfinity, second = T.NegativeInfinity;
-                foreach (T v in choice.Slice(g * perGroup, perGroup))
-                {
-                    if (v > best) { second = best; best = v; }
-                    else if (v > second) second = v;
-                }
-                groupScores[g] = best + second;
-            }
             Span<bool> kept = stackalloc bool[groups];
-            for (int pick = 0; pick < topkGroup; pick++)
-            {
-                int bestGroup = -1;
-                for (int g = 0; g < groups; g++)
-                    if (!kept[g] && (bestGroup < 0 || groupScores[g] > groupScores[bestGroup])) bestGroup = g;
-                kept[bestGroup] = true;
-            }
+            ScoreGroups<T>(choice, groupScores);
+            KeepBestGroups<T>(groupScores, topkGroup, kept);
             for (int g = 0; g < groups; g++)
                 if (!kept[g]) choice.Slice(g * perGroup, perGroup).Fill(T.NegativeInfinity);
         }
@@ -58,6 +43,35 @@ public static class ExpertRouting
             }
             chosen[j] = best;
             choice[best] = T.NaN; // taken: NaN never compares greater
+        }
+    }
+
+    /// <summary>Each group's worth: the sum of its two best biased scores (<c>groupScores.Length</c> equal groups).</summary>
+    public static void ScoreGroups<T>(ReadOnlySpan<T> choice, Span<T> groupScores) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int groups = groupScores.Length, perGroup = choice.Length / groups;
+        for (int g = 0; g < groups; g++)
+        {
+            T best = T.NegativeInfinity, second = T.NegativeInfinity;
+            foreach (T v in choice.Slice(g * perGroup, perGroup))
+            {
+                if (v > best) { second = best; best = v; }
+                else if (v > second) second = v;
+            }
+            groupScores[g] = best + second;
+        }
+    }
+
+    /// <summary>Marks the <paramref name="topkGroup"/> best groups kept; on a tie the lower group index wins.</summary>
+    public static void KeepBestGroups<T>(ReadOnlySpan<T> groupScores, int topkGroup, Span<bool> kept) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        kept.Clear();
+        for (int pick = 0; pick < topkGroup; pick++)
+        {
+            int bestGroup = -1;
+            for (int g = 0; g < groupScores.Length; g++)
+                if (!kept[g] && (bestGroup < 0 || groupScores[g] > groupScores[bestGroup])) bestGroup = g;
+            kept[bestGroup] = true;
         }
     }
 

@@ -352,23 +352,8 @@ internal sealed class Network<T> where T : unmanaged, IFloatingPointIeee754<T>
         if (groups > 1)
         {
             Span<double> groupScore = stackalloc double[groups];
-            for (int g = 0; g < groups; g++)
-            {
-                double best = double.NegativeInfinity, second = double.NegativeInfinity;
-                foreach (double v in choice.Slice(g * per, per))
-                {
-                    if (v > best) { second = best; best = v; }
-                    else if (v > second) second = v;
-                }
-                groupScore[g] = best + second;
-            }
-            for (int pick = 0; pick < _router.TopkGroup; pick++)
-            {
-                int bestGroup = -1;
-                for (int g = 0; g < groups; g++)
-                    if (!kept[g] && (bestGroup < 0 || groupScore[g] > groupScore[bestGroup])) bestGroup = g;
-                kept[bestGroup] = true;
-            }
+            ExpertRouting.ScoreGroups<double>(choice, groupScore);
+            ExpertRouting.KeepBestGroups<double>(groupScore, _router.TopkGroup, kept);
             double keptMin = double.PositiveInfinity, droppedMax = double.NegativeInfinity;
             for (int g = 0; g < groups; g++)
                 if (kept[g]) keptMin = Math.Min(keptMin, groupScore[g]);
