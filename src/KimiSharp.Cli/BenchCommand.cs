@@ -47,33 +47,31 @@ public static class BenchCommand
         if (threads is int count) KernelThreading.MaxThreads = count;
         // Quantized CPU engines multiply quantized weights with quantized activations (llama.cpp's Q4_0 × Q8_0), so the
         // bench measures that mode by default; --float32 measures the exact path chat and serve use without --int8.
-        bool previousInt8 = MatrixKernels.Int8Activations;
-        MatrixKernels.Int8Activations = !float32;
+        var activations = float32 ? ActivationPrecision.Float32 : ActivationPrecision.Int8;
         try
         {
             ForwardProfile.Enabled = profile;
-            return Measure(modelDir, prompt, gen, rounds, bandwidthMb, concurrency, stdout, cancellationToken);
+            return Measure(modelDir, activations, prompt, gen, rounds, bandwidthMb, concurrency, stdout, cancellationToken);
         }
         finally
         {
-            MatrixKernels.Int8Activations = previousInt8;
             ForwardProfile.Enabled = false;
         }
     }
 
-    private static int Measure(string modelDir, int prompt, int gen, int rounds, int bandwidthMb, int[] concurrency, TextWriter stdout, CancellationToken cancellationToken)
+    private static int Measure(string modelDir, ActivationPrecision activations, int prompt, int gen, int rounds, int bandwidthMb, int[] concurrency, TextWriter stdout, CancellationToken cancellationToken)
     {
 
         var loadClock = Stopwatch.StartNew();
         // Int8 runs repack the INT4 weights in memory into the int8 kernels' 16-row layout (counted in the load time).
-        bool repack = MatrixKernels.Int8Activations;
-        using var model = KimiModel.Load(modelDir, new KimiModelLoadOptions { Activations = repack ? ActivationPrecision.Int8 : ActivationPrecision.Float32 });
+        bool repack = activations == ActivationPrecision.Int8;
+        using var model = KimiModel.Load(modelDir, new KimiModelLoadOptions { Activations = activations });
         double loadSeconds = loadClock.Elapsed.TotalSeconds;
         var c = model.Config;
         if (prompt + gen > c.MaxPositionEmbeddings) throw new UsageException($"--prompt + --gen exceed the context limit {c.MaxPositionEmbeddings}");
         long perToken = DecodeBytesPerToken(model);
         stdout.WriteLine($"model        {model.Directory}: {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, {c.NRoutedExperts} experts top-{c.NumExpertsPerTok}, checkpoint {model.CheckpointBytes / 1e6:F1} MB, loaded in {loadSeconds:F2} s{(repack ? $" ({model.RepackedWeights} INT4 weights repacked into 16-row blocks)" : "")}");
-        stdout.WriteLine($"machine      {Environment.ProcessorCount} logical CPUs, {KernelInfo.Describe()}; load average {LoadAverage()}; threads {KernelThreading.MaxThreads}; activations {(MatrixKernels.Int8Activations ? "int8 (per-32 block scales, integer dot products)" : "float32")}");
+        stdout.WriteLine($"machine      {Environment.ProcessorCount} logical CPUs, {KernelInfo.Describe()}; load average {LoadAverage()}; threads {KernelThreading.MaxThreads}; activations {(model.Activations == ActivationPrecision.Int8 ? "int8 (per-32 block scales, integer dot products)" : "float32")}");
 
         var random = new Random(42);
         int[] promptTokens = new int[prompt];
