@@ -164,7 +164,7 @@ public static class BenchCommand
     }
 
     /// <summary><c>--concurrency 1,4,16</c>: the request counts to measure side by side (none when absent).</summary>
-    private static int[] ParseLevels(string text)
+    internal static int[] ParseLevels(string text)
     {
         var levels = new List<int>();
         foreach (string item in text.Split(','))

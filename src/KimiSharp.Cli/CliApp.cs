@@ -35,6 +35,7 @@ public static class CliApp
             QuantizeCommand.CreatePerplexity(),
             InfoCommand.Create(),
             BenchCommand.Create(),
+            ServeBenchCommand.Create(),
             InitRandomCommand.Create(),
         };
         foreach (var option in root.Options)

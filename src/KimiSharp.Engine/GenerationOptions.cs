@@ -22,6 +22,11 @@ public sealed record GenerationOptions
     public long? Seed { get; init; }
     /// <summary>Generation ends (reason <see cref="FinishReason.Stop"/>) after emitting one of these.</summary>
     public IReadOnlyCollection<int> StopTokens { get; init; } = [];
+    /// <summary>
+    /// Keep generating through the model's end tokens until <see cref="MaxTokens"/> (vLLM's <c>ignore_eos</c>): fixed
+    /// output lengths for benchmarks. Stop strings and constraints still end a generation.
+    /// </summary>
+    public bool IgnoreEos { get; init; }
     /// <summary>Report each sampled token's log-probability, and this many alternatives.</summary>
     public int TopLogprobs { get; init; }
     public bool Logprobs { get; init; }

@@ -139,7 +139,7 @@ internal sealed partial class OpenAiApi
     {
         string maxName = r.MaxCompletionTokens is not null ? "max_completion_tokens" : "max_tokens";
         int maxTokens = Fields.Int(r.MaxCompletionTokens ?? r.MaxTokens, maxName, 1, int.MaxValue) ?? defaultMaxTokens;
-        return Fields.Generation(
+        var generation = Fields.Generation(
             maxTokens,
             temperature: Fields.Number(r.Temperature, "temperature", 0, 2) ?? 1.0,
             topP: r.TopP,
@@ -150,6 +150,7 @@ internal sealed partial class OpenAiApi
             seed: Fields.Int(r.Seed, "seed", int.MinValue, int.MaxValue),
             logprobs: r.Logprobs ?? false,
             topLogprobs: Fields.Int(r.TopLogprobs, "top_logprobs", 0, 20) ?? 0);
+        return r.IgnoreEos == true ? generation with { IgnoreEos = true } : generation;
     }
 
     private static ToolChoice ParseToolChoice(JsonElement? node, ChatRequest request)

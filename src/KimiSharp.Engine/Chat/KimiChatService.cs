@@ -69,7 +69,7 @@ public sealed class KimiChatService : IAsyncDisposable
         var promptTokens = Tokenizer.Encode(RenderPrompt(request), allowSpecial: true);
         var options = request.Generation with
         {
-            StopTokens = _stopTokens,
+            StopTokens = request.Generation.IgnoreEos ? [] : _stopTokens,
             Constraint = ChatConstraints.For(request, this),
         };
         return Start(promptTokens, options, request.Stop, new ParsedPieces(new KimiTokenStreamParser(Tokenizer)), cancellationToken);
@@ -81,7 +81,7 @@ public sealed class KimiChatService : IAsyncDisposable
     /// </summary>
     public IAsyncEnumerable<ChatEvent> CompleteAsync(IReadOnlyList<int> promptTokens, GenerationOptions generation,
         IReadOnlyList<string> stop, CancellationToken cancellationToken = default) =>
-        Start(promptTokens, generation with { StopTokens = _stopTokens }, stop, new DecodedText(Tokenizer.CreateIncrementalDecoder()), cancellationToken);
+        Start(promptTokens, generation with { StopTokens = generation.IgnoreEos ? [] : _stopTokens }, stop, new DecodedText(Tokenizer.CreateIncrementalDecoder()), cancellationToken);
 
     private IAsyncEnumerable<ChatEvent> Start(IReadOnlyList<int> promptTokens, GenerationOptions options, IReadOnlyList<string> stop,
         IPieceSource source, CancellationToken cancellationToken)

@@ -27,6 +27,8 @@ internal abstract class GenerationFields
     public JsonElement? Stop { get; init; }
     public bool? Stream { get; init; }
     public StreamOptions? StreamOptions { get; init; }
+    /// <summary>vLLM's extension: generate to max_tokens through end tokens (benchmarks).</summary>
+    public bool? IgnoreEos { get; init; }
 }
 
 internal sealed class StreamOptions
