@@ -248,16 +248,16 @@ public sealed class KimiModel : IDisposable
         ws.DecodeOnly = count == parts.Length;
         using var activations = MatrixKernels.UseActivations(Activations);
 
-        var h = ws.Get("model.h", (long)count * hidden);
-        var x = ws.Get("model.x", (long)count * hidden);
-        var delta = ws.Get("model.delta", (long)count * hidden);
+        var h = ws.Hidden.Get((long)count * hidden);
+        var x = ws.Normed.Get((long)count * hidden);
+        var delta = ws.Delta.Get((long)count * hidden);
         long clock = ForwardProfile.Start();
         for (int t = 0; t < count; t++) MatrixKernels.DecodeRow(Embedding, tokens[t], h.Slice(t * hidden, hidden));
         ForwardProfile.Stop(ForwardPhase.Embedding, clock);
 
         int pairs = Rope.Pairs;
-        var cos = ws.Get("model.cos", (long)count * pairs);
-        var sin = ws.Get("model.sin", (long)count * pairs);
+        var cos = ws.Cos.Get((long)count * pairs);
+        var sin = ws.Sin.Get((long)count * pairs);
         foreach (var segment in parts)
             for (int i = 0; i < segment.Tokens; i++)
             {
@@ -285,7 +285,7 @@ public sealed class KimiModel : IDisposable
             else
             {
                 clock = ForwardProfile.Start();
-                layer.Dense!.Forward(x, delta, count, ws.Get("model.mlpScratch", 2L * count * layer.Dense.Width));
+                layer.Dense!.Forward(x, delta, count, ws.MlpScratch.Get(2L * count * layer.Dense.Width));
                 ForwardProfile.Stop(ForwardPhase.DenseMlp, clock);
             }
             clock = ForwardProfile.Start();

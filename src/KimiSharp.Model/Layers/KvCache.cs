@@ -121,7 +121,35 @@ internal readonly record struct AttentionSegment(KvCache Cache, int FirstRow, in
 /// <summary>Scratch buffers of one forward pass, kept between calls so decoding allocates nothing per token.</summary>
 internal sealed class ForwardWorkspace
 {
-    private readonly Dictionary<string, float[]> _buffers = [];
+    // The model's residual stream, its normalized copy, each sublayer's output, and the rows' rotary angles.
+    public ScratchBuffer Hidden { get; } = new();
+    public ScratchBuffer Normed { get; } = new();
+    public ScratchBuffer Delta { get; } = new();
+    public ScratchBuffer Cos { get; } = new();
+    public ScratchBuffer Sin { get; } = new();
+    public ScratchBuffer MlpScratch { get; } = new();
+
+    // Attention: queries (and their low-rank latents), kv_a output, attended values, expanded keys/values (prefill),
+    // and the head jobs' scores and partial sums.
+    public ScratchBuffer Queries { get; } = new();
+    public ScratchBuffer QueryLatents { get; } = new();
+    public ScratchBuffer KvA { get; } = new();
+    public ScratchBuffer Attended { get; } = new();
+    public ScratchBuffer ExpandedKv { get; } = new();
+    public ScratchBuffer AttentionScratch { get; } = new();
+
+    // Mixture of experts: router logits, the chosen experts and their weights, routing scratch, the shared expert's
+    // scratch, the touched-expert marks, the one-token path's buffers and the batched path's expert outputs.
+    public ScratchBuffer RouterLogits { get; } = new();
+    public ScratchBuffer ChosenExperts { get; } = new();
+    public ScratchBuffer ExpertWeights { get; } = new();
+    public ScratchBuffer RouteScratch { get; } = new();
+    public ScratchBuffer SharedScratch { get; } = new();
+    public ScratchBuffer ExpertSeen { get; } = new();
+    public ScratchBuffer OneTokenInput { get; } = new();
+    public ScratchBuffer OneTokenHidden { get; } = new();
+    public ScratchBuffer OneTokenGateUp { get; } = new();
+    public ScratchBuffer ExpertOutputs { get; } = new();
 
     private AttentionSegment[] _segments = [];
 
@@ -141,18 +169,25 @@ internal sealed class ForwardWorkspace
 
     /// <summary>Reusable multi-product job (a decoded token's experts run as one parallel job).</summary>
     public KimiSharp.Kernels.MatVecBatch Batch { get; } = new();
+}
 
-    /// <summary>The buffer called <paramref name="name"/>, at least <paramref name="length"/> long (it may be longer).</summary>
-    public float[] Array(string name, long length)
+/// <summary>One scratch buffer of a forward pass: grows to the largest size asked for and is kept between calls.</summary>
+internal sealed class ScratchBuffer
+{
+    private float[] _buffer = [];
+
+    /// <summary>The buffer, at least <paramref name="length"/> long (it may be longer).</summary>
+    public float[] Array(long length)
     {
-        if (!_buffers.TryGetValue(name, out var buffer) || buffer.Length < length)
+        if (_buffer.Length < length)
         {
-            long grown = buffer is null ? length : Math.Max(length, Math.Min(2L * buffer.Length, System.Array.MaxLength));
+            long grown = _buffer.Length == 0 ? length : Math.Max(length, Math.Min(2L * _buffer.Length, System.Array.MaxLength));
             // Pinned, so kernels may hold raw pointers into workspace buffers across a whole layer.
-            _buffers[name] = buffer = GC.AllocateArray<float>(checked((int)grown), pinned: true);
+            _buffer = GC.AllocateArray<float>(checked((int)grown), pinned: true);
         }
-        return buffer;
+        return _buffer;
     }
 
-    public Span<float> Get(string name, long length) => Array(name, length).AsSpan(0, checked((int)length));
+    /// <summary>The first <paramref name="length"/> values of the buffer.</summary>
+    public Span<float> Get(long length) => Array(length).AsSpan(0, checked((int)length));
 }

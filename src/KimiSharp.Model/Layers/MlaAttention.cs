@@ -69,14 +69,14 @@ public sealed class MlaAttention
         // Queries [tokens, heads, nope + rope].
         // The query projection and kv_a_proj_with_mqa read the same input: one parallel job for both.
         int kvWidth = _latentDim + _ropeDim;
-        var kva = ws.Get("attn.kva", (long)tokens * kvWidth);
-        var q = ws.Get("attn.q", (long)tokens * _heads * _qkDim);
+        var kva = ws.KvA.Get((long)tokens * kvWidth);
+        var q = ws.Queries.Get((long)tokens * _heads * _qkDim);
         long clock = ForwardProfile.Start();
         if (QProj is not null) MatrixKernels.MatMulPair(QProj, KvAProj, x, q, kva, tokens);
         else
         {
             int rank = QAProj!.Rows;
-            var qa = ws.Get("attn.qa", (long)tokens * rank);
+            var qa = ws.QueryLatents.Get((long)tokens * rank);
             MatrixKernels.MatMulPair(QAProj, KvAProj, x, qa, kva, tokens);
             for (int t = 0; t < tokens; t++)
             {
@@ -88,7 +88,7 @@ public sealed class MlaAttention
         }
         ForwardProfile.Stop(ForwardPhase.AttentionProjections, clock);
 
-        var attended = ws.Get("attn.out", (long)tokens * _heads * _vDim);
+        var attended = ws.Attended.Get((long)tokens * _heads * _vDim);
         foreach (var segment in segments)
         {
             int first = segment.FirstRow, count = segment.Tokens, pairs = _ropeDim / 2;
@@ -198,10 +198,10 @@ public sealed class MlaAttention
         {
             _step = Step.Expanded;
             var ws = _cache.Workspace;
-            _expanded = ws.Array("attn.expanded", (long)_context * _a._heads * (_a._nope + _a._vDim));
+            _expanded = ws.ExpandedKv.Array((long)_context * _a._heads * (_a._nope + _a._vDim));
             MatrixKernels.MatMul(_a.KvBProjRows16 ?? _a.KvBProj, _cache.Latents(_layer, 0, _context), _expanded, _context);
             // Per head: scores of 4 token rows.
-            _scratch = ws.Array("attn.scratch", Units * (long)TokenBlock * _context);
+            _scratch = ws.AttentionScratch.Array(Units * (long)TokenBlock * _context);
         }
 
         /// <summary>
@@ -212,7 +212,7 @@ public sealed class MlaAttention
         {
             // No token's chunk count exceeds this: ⌈visible/64⌉ up to 64 chunks of 64, then 64 (or fewer) longer ones.
             int heads = _a._heads, chunks = Math.Min(MaxChunks, (_context + MinChunk - 1) / MinChunk);
-            _scratch = _cache.Workspace.Array("attn.scratch", (long)heads * (_context + 2 * _a._latentDim) + (long)chunks * heads * (_a._latentDim + 2));
+            _scratch = _cache.Workspace.AttentionScratch.Array((long)heads * (_context + 2 * _a._latentDim) + (long)chunks * heads * (_a._latentDim + 2));
         }
 
         public void RunParallel(int units, long work)

@@ -54,9 +54,9 @@ public sealed class MoeBlock
         OrderByExpert(chosen, order);
 
         int width = Experts.Length > 0 ? Experts[0].Width : 0, sharedWidth = Shared?.Width ?? 0;
-        var hiddenBuffer = ws.Array("moe.one.hidden", (long)k * hidden);
-        var gateUp = ws.Array("moe.one.gateUp", 2L * k * width + 2L * sharedWidth);
-        var xCopy = ws.Array("moe.one.x", hidden);
+        var hiddenBuffer = ws.OneTokenHidden.Array((long)k * hidden);
+        var gateUp = ws.OneTokenGateUp.Array(2L * k * width + 2L * sharedWidth);
+        var xCopy = ws.OneTokenInput.Array(hidden);
         x.CopyTo(xCopy);
         var batch = ws.Batch;
         fixed (float* px = xCopy)
@@ -110,7 +110,7 @@ public sealed class MoeBlock
     private void CountTouchedExperts(ReadOnlySpan<float> chosen, ForwardWorkspace ws)
     {
         if (!ws.DecodeOnly) return;
-        var seen = ws.Get("moe.seen", _config.NRoutedExperts);
+        var seen = ws.ExpertSeen.Get(_config.NRoutedExperts);
         seen.Clear();
         int distinct = 0;
         foreach (float id in chosen)
@@ -123,13 +123,13 @@ public sealed class MoeBlock
     internal void Forward(ReadOnlySpan<float> x, Span<float> output, int tokens, ForwardWorkspace ws)
     {
         int hidden = _config.HiddenSize, count = _config.NRoutedExperts, k = _config.NumExpertsPerTok;
-        var logits = ws.Get("moe.logits", (long)tokens * count);
+        var logits = ws.RouterLogits.Get((long)tokens * count);
         long clock = ForwardProfile.Start();
         MatrixKernels.MatMul(Router, x, logits, tokens);
 
-        var chosen = ws.Get("moe.chosen", (long)tokens * k);      // expert ids, stored as floats for one workspace type
-        var weights = ws.Get("moe.weights", (long)tokens * k);
-        var routeScratch = ws.Get("moe.routeScratch", 2L * count);
+        var chosen = ws.ChosenExperts.Get((long)tokens * k);      // expert ids, stored as floats for one workspace type
+        var weights = ws.ExpertWeights.Get((long)tokens * k);
+        var routeScratch = ws.RouteScratch.Get(2L * count);
         Span<int> ids = stackalloc int[k];
         for (int t = 0; t < tokens; t++)
         {
@@ -150,7 +150,7 @@ public sealed class MoeBlock
 
         clock = ForwardProfile.Start();
         if (Shared is not null)
-            Shared.Forward(x, output, tokens, ws.Get("moe.sharedScratch", 2L * tokens * Shared.Width));
+            Shared.Forward(x, output, tokens, ws.SharedScratch.Get(2L * tokens * Shared.Width));
         else
             output[..(tokens * hidden)].Clear();
         ForwardProfile.Stop(ForwardPhase.SharedExperts, clock);
@@ -211,7 +211,7 @@ public sealed class MoeBlock
             _hidden = c.HiddenSize;
             _int8 = MatrixKernels.Int8Activations; // a per-thread setting: the workers take the caller's
             _x = x;
-            _outputs = ws.Array("moe.expertOut", (long)slots * _hidden);
+            _outputs = ws.ExpertOutputs.Array((long)slots * _hidden);
             if (_start.Length < count + 1) _start = new int[count + 1];
             if (_slotToken.Length < slots) { _slotToken = new int[slots]; _slotOf = new int[slots]; }
             Array.Clear(_start, 0, count + 1);
