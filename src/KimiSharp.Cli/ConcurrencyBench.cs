@@ -37,14 +37,25 @@ internal static class ConcurrencyBench
         {
             cancellationToken.ThrowIfCancellationRequested();
             double bandwidth = MemoryBandwidth.Measure(bandwidthMb * (1L << 20), KernelThreading.MaxThreads, passes: 3);
+            ForwardProfile.Reset();
             var result = await RunLevelAsync(model, n, prompt, gen, cancellationToken);
             double experts = result.Passes > 0 ? (double)result.ExpertsTouched / result.Passes : 0;
             double bytesPerStep = sharedBytes + experts * moeLayers * expertBytes;
             double roofline = n * bandwidth * 1e9 / bytesPerStep;
-            stdout.WriteLine($"{n,4}  {result.Aggregate,13:F1}  {result.Aggregate / n,11:F2}  {result.TtftMeanMs,12:F0}  {result.TtftMaxMs,11:F0}  {experts,18:F1}  {roofline,18:F1}  {result.Aggregate / roofline * 100,9:F1} %  {BenchCommand.ResidentBytes("VmRSS:") / 1e6,6:F0}");
+            string profile = ForwardProfile.Enabled ? "  " + ProfileSummary() : "";
+            stdout.WriteLine($"{n,4}  {result.Aggregate,13:F1}  {result.Aggregate / n,11:F2}  {result.TtftMeanMs,12:F0}  {result.TtftMaxMs,11:F0}  {experts,18:F1}  {roofline,18:F1}  {result.Aggregate / roofline * 100,9:F1} %  {BenchCommand.ResidentBytes("VmRSS:") / 1e6,6:F0}{profile}");
         }
         stdout.WriteLine("  (aggregate: decode tokens of all sequences ÷ the time from the last first token to the last finish; experts/layer/step:");
         stdout.WriteLine($"   distinct routed experts a decode step's tokens touched per MoE layer, of {c.NRoutedExperts}; batch roofline: N × bandwidth ÷ bytes one such step reads)");
+    }
+
+    /// <summary>--profile: the forward's largest parts over the whole level (prefill and decode steps), as shares.</summary>
+    private static string ProfileSummary()
+    {
+        var seconds = ForwardProfile.Seconds();
+        double total = seconds.Values.Sum();
+        if (total <= 0) return "";
+        return string.Join(", ", seconds.OrderByDescending(p => p.Value).Take(4).Select(p => $"{p.Key} {p.Value / total * 100:F0}%"));
     }
 
     private readonly record struct LevelResult(double Aggregate, double TtftMeanMs, double TtftMaxMs, long Passes, long ExpertsTouched);
