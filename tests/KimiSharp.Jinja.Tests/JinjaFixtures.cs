@@ -1,3 +1,4 @@
+using KimiSharp.Testing.Templates;
 using System.Runtime.CompilerServices;
 
 namespace KimiSharp.Jinja.Tests;
@@ -14,19 +15,6 @@ internal static class JinjaFixtures
 
     public static string ReadText(string path) => File.ReadAllText(path, System.Text.Encoding.UTF8);
 
-    /// <summary>Byte equality, with a failure message that points at the first difference.</summary>
-    public static void AssertSameText(string expected, string actual)
-    {
-        if (expected == actual)
-            return;
-        int i = 0;
-        while (i < expected.Length && i < actual.Length && expected[i] == actual[i])
-            i++;
-        int from = Math.Max(0, i - 60);
-        string Context(string s) => System.Text.Json.JsonSerializer.Serialize(s.Substring(Math.Min(from, s.Length), Math.Min(140, Math.Max(0, s.Length - from))));
-        Assert.Fail($"Rendered text differs at offset {i} (expected length {expected.Length}, actual {actual.Length}).\n" +
-                    $"expected: {Context(expected)}\nactual:   {Context(actual)}");
-    }
 
     private static string FindRoot([CallerFilePath] string sourceFile = "")
     {
@@ -42,11 +30,4 @@ internal static class JinjaFixtures
         }
         throw new DirectoryNotFoundException("Cannot find tests/KimiSharp.Jinja.Tests/Fixtures.");
     }
-}
-
-/// <summary>A clock stuck at one local time (local zone = UTC so that GetLocalNow() returns it unchanged).</summary>
-internal sealed class FixedTimeProvider(DateTime localNow) : TimeProvider
-{
-    public override DateTimeOffset GetUtcNow() => new(DateTime.SpecifyKind(localNow, DateTimeKind.Utc));
-    public override TimeZoneInfo LocalTimeZone => TimeZoneInfo.Utc;
 }

@@ -1,3 +1,4 @@
+using KimiSharp.Testing.Templates;
 using System.Text.Json.Nodes;
 using KimiSharp.Jinja;
 

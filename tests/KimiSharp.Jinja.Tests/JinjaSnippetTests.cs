@@ -1,3 +1,4 @@
+using KimiSharp.Testing.Templates;
 using System.Text.Json.Nodes;
 using KimiSharp.Jinja;
 
@@ -53,6 +54,6 @@ public sealed class JinjaSnippetTests
 
         string expected = snippet["expected"]!.GetValue<string>();
         string actual = JinjaTemplate.Parse(source, JinjaFixtures.JinjaOptions).Render(vars);
-        JinjaFixtures.AssertSameText(expected, actual);
+        TextAssert.Same(expected, actual);
     }
 }

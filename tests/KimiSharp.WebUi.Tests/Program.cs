@@ -43,21 +43,44 @@ public static class Program
         ExecutablePath = ChromiumLocator.Path, Headless = true, Args = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
     });
 
+    /// <summary>A k2-nano server and headless Chromium with the page loaded and ready; disposing closes both.</summary>
+    private sealed class ReadyPage : IAsyncDisposable
+    {
+        private readonly IAsyncDisposable _service, _server, _browser;
+        private readonly IPlaywright _playwright;
+        public IPage Page { get; }
+
+        private ReadyPage(IAsyncDisposable service, IAsyncDisposable server, IPlaywright playwright, IAsyncDisposable browser, IPage page) =>
+            (_service, _server, _playwright, _browser, Page) = (service, server, playwright, browser, page);
+
+        public static async Task<ReadyPage> OpenAsync(ViewportSize viewport, bool dark)
+        {
+            var (service, server) = await StartServer();
+            var playwright = await Playwright.CreateAsync();
+            var browser = await Launch(playwright);
+            var page = await browser.NewPageAsync(new BrowserNewPageOptions
+            {
+                BaseURL = WebUiFixture.BaseUrl(server), ViewportSize = viewport, ColorScheme = dark ? ColorScheme.Dark : ColorScheme.Light,
+            });
+            await page.GotoAsync("/");
+            await page.WaitForSelectorAsync("body[data-ready='true']");
+            return new ReadyPage(service, server, playwright, browser, page);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _browser.DisposeAsync();
+            _playwright.Dispose();
+            await _server.DisposeAsync();
+            await _service.DisposeAsync();
+        }
+    }
+
     private static async Task Screenshot(string file, bool phone, bool dark)
     {
-        var (service, server) = await StartServer();
-        await using var _ = service;
-        await using var __ = server;
-        using var playwright = await Playwright.CreateAsync();
-        await using var browser = await Launch(playwright);
-        var page = await browser.NewPageAsync(new BrowserNewPageOptions
-        {
-            BaseURL = WebUiFixture.BaseUrl(server),
-            ViewportSize = phone ? new ViewportSize { Width = 390, Height = 844 } : new ViewportSize { Width = 1100, Height = 720 },
-            ColorScheme = dark ? ColorScheme.Dark : ColorScheme.Light,
-        });
-        await page.GotoAsync("/");
-        await page.WaitForSelectorAsync("body[data-ready='true']");
+        await using var ready = await ReadyPage.OpenAsync(
+            phone ? new ViewportSize { Width = 390, Height = 844 } : new ViewportSize { Width = 1100, Height = 720 }, dark);
+        var page = ready.Page;
         // Two chats, so the sidebar has a list; the second (shown) is the README's tool question.
         foreach (string question in new[] { "How many days are there between 2024-03-01 and 2024-12-25?", "What is 17.5% of 2,340 plus 99?" })
         {
@@ -76,18 +99,8 @@ public static class Program
 
     private static async Task RenderMarkdown(string markdownFile, string file, bool dark)
     {
-        var (service, server) = await StartServer();
-        await using var _ = service;
-        await using var __ = server;
-        using var playwright = await Playwright.CreateAsync();
-        await using var browser = await Launch(playwright);
-        var page = await browser.NewPageAsync(new BrowserNewPageOptions
-        {
-            BaseURL = WebUiFixture.BaseUrl(server), ViewportSize = new ViewportSize { Width = 900, Height = 1000 },
-            ColorScheme = dark ? ColorScheme.Dark : ColorScheme.Light,
-        });
-        await page.GotoAsync("/");
-        await page.WaitForSelectorAsync("body[data-ready='true']");
+        await using var ready = await ReadyPage.OpenAsync(new ViewportSize { Width = 900, Height = 1000 }, dark);
+        var page = ready.Page;
         await page.EvaluateAsync("""
             async text => { const { renderMarkdown } = await import('/ui/markdown.js');
               const msg = document.createElement('div'); msg.className = 'msg assistant';

@@ -47,6 +47,34 @@ public sealed class ConstraintSamplingTests(ITestOutputHelper output)
     private const string JsonishCharacters = "{}[]\":,0123456789.-+eE tfrunlasxyz\\/_é€";
 
     /// <summary>All 256 single bytes, then random JSON-ish strings, then the named special tokens (no bytes).</summary>
+    /// <summary>
+    /// Samples under the constraint with random logits and, before every step, checks that the mask allows exactly
+    /// the tokens whose bytes the matcher accepts from the current state (trie walk, fast paths and mask cache alike).
+    /// </summary>
+    internal static void AssertMaskEqualsMatcher(JsonSchemaMatcher matcher, List<byte[]?> tokens, int seeds, int steps)
+    {
+        var vocabulary = new TokenVocabulary(tokens);
+        for (int seed = 0; seed < seeds; seed++)
+        {
+            var constraint = new JsonConstraint(matcher, vocabulary);
+            var sampler = new Sampler(new GenerationOptions { Temperature = 1, Seed = seed, Constraint = constraint }, vocabulary.Count);
+            var random = new Random(seed);
+            var state = matcher.Start;
+            var logits = new float[vocabulary.Count];
+            for (int step = 0; step < steps && !constraint.IsComplete; step++)
+            {
+                for (int t = 0; t < tokens.Count; t++)
+                {
+                    var probe = state;
+                    Assert.True(matcher.TryAdvance(ref probe, tokens[t]) == constraint.IsAllowed(t), $"token {t} after step {step}");
+                }
+                for (int i = 0; i < logits.Length; i++) logits[i] = (float)(random.NextDouble() * 6 - 3);
+                int token = sampler.Sample(logits, out _, default);
+                Assert.True(matcher.TryAdvance(ref state, tokens[token]));
+            }
+        }
+    }
+
     internal static List<byte[]?> RandomVocabulary(int seed, int randomTokens, int specials)
     {
         var random = new Random(seed);
@@ -120,27 +148,7 @@ public sealed class ConstraintSamplingTests(ITestOutputHelper output)
         // The trie walk, the string fast paths and the mask cache must allow exactly the tokens whose bytes the
         // matcher accepts from the current state.
         var matcher = JsonSchemaMatcher.Compile(FuzzSchemas.All.Single(s => s.Name == name).Schema);
-        var tokens = RandomVocabulary(11, 1500, 0);
-        var vocabulary = new TokenVocabulary(tokens);
-        for (int seed = 0; seed < 4; seed++)
-        {
-            var constraint = new JsonConstraint(matcher, vocabulary);
-            var sampler = new Sampler(new GenerationOptions { Temperature = 1, Seed = seed, Constraint = constraint }, vocabulary.Count);
-            var random = new Random(seed);
-            var state = matcher.Start;
-            var logits = new float[vocabulary.Count];
-            for (int step = 0; step < 60 && !constraint.IsComplete; step++)
-            {
-                for (int t = 0; t < tokens.Count; t++)
-                {
-                    var probe = state;
-                    Assert.True(matcher.TryAdvance(ref probe, tokens[t]) == constraint.IsAllowed(t), $"token {t} after step {step}");
-                }
-                for (int i = 0; i < logits.Length; i++) logits[i] = (float)(random.NextDouble() * 6 - 3);
-                int token = sampler.Sample(logits, out _, default);
-                Assert.True(matcher.TryAdvance(ref state, tokens[token]));
-            }
-        }
+        AssertMaskEqualsMatcher(matcher, RandomVocabulary(11, 1500, 0), seeds: 4, steps: 60);
     }
 
     [Fact]

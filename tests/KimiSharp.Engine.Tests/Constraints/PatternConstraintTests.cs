@@ -114,27 +114,7 @@ public sealed class PatternConstraintTests
             {"type":"object","properties":{"id":{"type":"string","pattern":"^[A-Z]{2}\\d{2,3}$"},"word":{"type":"string","pattern":"é|x","maxLength":5},
              "day":{"type":"string","format":"date"}},"required":["id","word","day"]}
             """);
-        var tokens = PatternVocabulary(5, 800);
-        var vocabulary = new TokenVocabulary(tokens);
-        for (int seed = 0; seed < 3; seed++)
-        {
-            var constraint = new JsonConstraint(matcher, vocabulary);
-            var sampler = new Sampler(new GenerationOptions { Temperature = 1, Seed = seed, Constraint = constraint }, vocabulary.Count);
-            var random = new Random(seed);
-            var state = matcher.Start;
-            var logits = new float[vocabulary.Count];
-            for (int step = 0; step < 40 && !constraint.IsComplete; step++)
-            {
-                for (int t = 0; t < tokens.Count; t++)
-                {
-                    var probe = state;
-                    Assert.True(matcher.TryAdvance(ref probe, tokens[t]) == constraint.IsAllowed(t), $"token {t} after step {step}");
-                }
-                for (int i = 0; i < logits.Length; i++) logits[i] = (float)(random.NextDouble() * 6 - 3);
-                int token = sampler.Sample(logits, out _, default);
-                Assert.True(matcher.TryAdvance(ref state, tokens[token]));
-            }
-        }
+        ConstraintSamplingTests.AssertMaskEqualsMatcher(matcher, PatternVocabulary(5, 800), seeds: 3, steps: 40);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using KimiSharp.Testing.Templates;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using KimiSharp.Jinja;
@@ -46,7 +47,7 @@ public sealed class ChatTemplateFixtureTests
 
         string expected = TemplateFixtures.ReadText(Path.Combine(expectedDir, conversation + ".txt"));
         string actual = chat.Render(messages, tools, addGenerationPrompt, extra);
-        AssertSameText(expected, actual);
+        TextAssert.Same(expected, actual);
     }
 
     [Fact]
@@ -70,17 +71,4 @@ public sealed class ChatTemplateFixtureTests
         Assert.Equal(thinking, ChatTemplate.BuiltInKimiK2Thinking().Source);
     }
 
-    /// <summary>Byte equality, with a failure message that points at the first difference.</summary>
-    internal static void AssertSameText(string expected, string actual)
-    {
-        if (expected == actual)
-            return;
-        int i = 0;
-        while (i < expected.Length && i < actual.Length && expected[i] == actual[i])
-            i++;
-        int from = Math.Max(0, i - 60);
-        string Context(string s) => JsonSerializer.Serialize(s.Substring(Math.Min(from, s.Length), Math.Min(140, Math.Max(0, s.Length - from))));
-        Assert.Fail($"Rendered text differs at offset {i} (expected length {expected.Length}, actual {actual.Length}).\n" +
-                    $"expected: {Context(expected)}\nactual:   {Context(actual)}");
-    }
 }

@@ -1,3 +1,4 @@
+using KimiSharp.Testing.Templates;
 using System.Runtime.CompilerServices;
 using KimiSharp.Jinja;
 using KimiSharp.Tokens.Templates;
@@ -37,11 +38,4 @@ internal static class TemplateFixtures
         }
         throw new DirectoryNotFoundException("Cannot find tests/KimiSharp.Tokens.Tests/Templates/Fixtures.");
     }
-}
-
-/// <summary>A clock stuck at one local time (local zone = UTC so that GetLocalNow() returns it unchanged).</summary>
-internal sealed class FixedTimeProvider(DateTime localNow) : TimeProvider
-{
-    public override DateTimeOffset GetUtcNow() => new(DateTime.SpecifyKind(localNow, DateTimeKind.Utc));
-    public override TimeZoneInfo LocalTimeZone => TimeZoneInfo.Utc;
 }
