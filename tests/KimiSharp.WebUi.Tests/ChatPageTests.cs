@@ -40,11 +40,40 @@ public sealed class ChatPageTests(WebUiFixture fixture)
         await Expect(page.Locator("#settings-dialog")).Not.ToBeVisibleAsync();
     }
 
-    /// <summary>Records in window.reasoningWasOpen whether a reasoning panel is ever open (it is while reasoning streams).</summary>
+    /// <summary>
+    /// Records in window.reasoningWasOpen whether a reasoning panel is ever open (it is while reasoning streams). The page
+    /// renders once per animation frame, so on a loaded machine a whole reasoning block can arrive within one frame and
+    /// never be shown streaming; the page's fetch is therefore paced to hand over one reasoning event per 40 ms.
+    /// </summary>
     private static Task WatchReasoningPanels(IPage page) => page.EvaluateAsync("""
         () => { window.reasoningWasOpen = false;
-          new MutationObserver(() => { if (document.querySelector('details.reasoning[open]')) window.reasoningWasOpen = true; })
-            .observe(document.getElementById('messages'), { subtree: true, childList: true, attributes: true, attributeFilter: ['open'] }); }
+          new MutationObserver(records => {
+              if (document.querySelector('details.reasoning[open]')
+                  || records.some(r => r.attributeName === 'open' && r.oldValue !== null)) window.reasoningWasOpen = true; })
+            .observe(document.getElementById('messages'), { subtree: true, childList: true, attributes: true, attributeOldValue: true, attributeFilter: ['open'] });
+          const realFetch = window.fetch;
+          window.fetch = async (...args) => {
+            const response = await realFetch(...args);
+            if (!String(args[0]).includes('/v1/agent/chat') || !response.body) return response;
+            const reader = response.body.getReader(), decoder = new TextDecoder(), encoder = new TextEncoder();
+            let pending = '';
+            const paced = new ReadableStream({ async pull(controller) {
+              for (;;) {
+                const cut = pending.indexOf('\n\n');
+                if (cut >= 0) {
+                  const event = pending.slice(0, cut + 2); pending = pending.slice(cut + 2);
+                  controller.enqueue(encoder.encode(event));
+                  if (event.startsWith('event: reasoning')) await new Promise(r => setTimeout(r, 40));
+                  return;
+                }
+                const { done, value } = await reader.read();
+                if (done) { if (pending) controller.enqueue(encoder.encode(pending)); controller.close(); return; }
+                pending += decoder.decode(value, { stream: true });
+              }
+            } });
+            return new Response(paced, { status: response.status, statusText: response.statusText, headers: response.headers });
+          };
+        }
         """);
 
     [BrowserFact]
