@@ -57,7 +57,11 @@ internal static class ChatCommand
                 Temperature = (float)(r.GetValue(temperature) ?? (tools ? 0 : 0.6)),
                 Seed = r.GetValue(seed),
             };
-            var agentOptions = new AgentOptions { Generation = generation, MaxTokensPerStep = generation.MaxTokens };
+            var agentOptions = new AgentOptions
+            {
+                Sampling = new Microsoft.Extensions.AI.ChatOptions { Temperature = generation.Temperature, TopP = generation.TopP, Seed = generation.Seed },
+                MaxTokensPerStep = generation.MaxTokens,
+            };
             if (r.GetValue(maxSteps) is int steps) agentOptions = agentOptions with { MaxSteps = steps };
             await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err(), ModelLocator.Activations(r.GetValue(int8)));
             return await RunAsync(service, r.GetValue(question) ?? [], r.GetValue(system), tools, generation, agentOptions, r.Out(), ct);
@@ -174,7 +178,7 @@ internal static class ChatCommand
     private static async Task<string> AgentTurn(KimiChatService service, JsonArray conversation, AgentOptions agentOptions,
         TextWriter stdout, bool color, bool collapse, CancellationToken cancellationToken)
     {
-        var runner = new AgentRunner(service, Toolbox.CreateDefault(), agentOptions);
+        var runner = new AgentRunner(new KimiChatClient(service), Toolbox.CreateDefault().AsFunctions(), agentOptions);
         var (reasoning, result) = await RenderAgentTurn(runner.RunAsync(conversation, cancellationToken), stdout, color, collapse, agentOptions.TokenBudget);
         if (result is not null)
         {

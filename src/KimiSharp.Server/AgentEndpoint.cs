@@ -24,9 +24,9 @@ internal sealed class AgentEndpoint(KimiChatService service)
     public async Task Chat(HttpContext context)
     {
         var ct = context.RequestAborted;
-        var (conversation, options, templateVariables) = await ParseAsync(context.Request, ct);
-        var model = new MeteredAgentModel(service, templateVariables);
-        var runner = new AgentRunner(model, Toolbox.CreateDefault(), options);
+        var (conversation, options) = await ParseAsync(context.Request, ct);
+        var runner = new AgentRunner(new KimiChatClient(service), Toolbox.CreateDefault().AsFunctions(), options);
+        var meter = new Meter();
 
         // The first event is awaited before the stream starts, so a refusal (busy, context too long) still gets its
         // HTTP status and JSON error body instead of a 200 stream.
@@ -42,7 +42,7 @@ internal sealed class AgentEndpoint(KimiChatService service)
         {
             while (any)
             {
-                await WriteEvent(response, events.Current, model, conversation.Count, ct);
+                await WriteEvent(response, events.Current, meter, conversation.Count, ct);
                 any = await events.MoveNextAsync();
             }
         }
@@ -59,10 +59,13 @@ internal sealed class AgentEndpoint(KimiChatService service)
         }
     }
 
-    private static async Task WriteEvent(HttpResponse response, AgentEvent e, MeteredAgentModel model, int inputCount, CancellationToken ct)
+    private static async Task WriteEvent(HttpResponse response, AgentEvent e, Meter model, int inputCount, CancellationToken ct)
     {
         switch (e)
         {
+            case AgentEvent.StepCompleted step:
+                model.Add(step.Usage);
+                break;
             case AgentEvent.ReasoningDelta r:
                 await Frame(response, "reasoning", new JsonObject { ["text"] = r.Text }, ct);
                 break;
@@ -104,7 +107,7 @@ internal sealed class AgentEndpoint(KimiChatService service)
     }
 
     /// <summary>Reads and checks the body: messages (OpenAI shape), max_tokens (per step), temperature, top_p, seed, max_steps, thinking.</summary>
-    private async Task<(JsonArray Conversation, AgentOptions Options, IReadOnlyDictionary<string, JsonNode?>? TemplateVariables)> ParseAsync(
+    private async Task<(JsonArray Conversation, AgentOptions Options)> ParseAsync(
         HttpRequest request, CancellationToken ct)
     {
         JsonNode? node;
@@ -136,14 +139,18 @@ internal sealed class AgentEndpoint(KimiChatService service)
         var generation = new GenerationOptions { Temperature = (float)temperature, TopP = (float)topP, Seed = Integer(body, "seed"), MaxTokens = maxTokens };
         try { generation.Validate(); }
         catch (ArgumentException e) { throw ApiException.BadRequest(e.Message); }
-        Dictionary<string, JsonNode?>? variables = null;
+        bool? thinkingOn = null;
         if (body["thinking"] is JsonNode thinking)
         {
-            if (thinking is not JsonValue tv || !tv.TryGetValue(out bool _)) throw ApiException.BadRequest("'thinking' must be true or false", "thinking");
-            variables = new() { ["thinking"] = thinking.DeepClone() };
+            if (thinking is not JsonValue tv || !tv.TryGetValue(out bool on)) throw ApiException.BadRequest("'thinking' must be true or false", "thinking");
+            thinkingOn = on;
         }
-        var options = new AgentOptions { Generation = generation, MaxTokensPerStep = maxTokens, MaxSteps = maxSteps };
-        return ((JsonArray)messages.DeepClone(), options, variables);
+        var options = new AgentOptions
+        {
+            Sampling = new Microsoft.Extensions.AI.ChatOptions { Temperature = generation.Temperature, TopP = generation.TopP, Seed = generation.Seed },
+            MaxTokensPerStep = maxTokens, MaxSteps = maxSteps, Thinking = thinkingOn,
+        };
+        return ((JsonArray)messages.DeepClone(), options);
     }
 
     private static double? Number(JsonObject body, string name) => body[name] switch
@@ -161,22 +168,18 @@ internal sealed class AgentEndpoint(KimiChatService service)
         return (int)d.Value;
     }
 
-    /// <summary>Runs steps on the service with the request's template variables, adding up their token counts.</summary>
-    private sealed class MeteredAgentModel(KimiChatService service, IReadOnlyDictionary<string, JsonNode?>? templateVariables) : IAgentModel
+    /// <summary>Token counts of the run's steps, added up for the usage event.</summary>
+    private sealed class Meter
     {
-        public int PromptTokens { get; private set; }
-        public int CachedTokens { get; private set; }
-        public int CompletionTokens { get; private set; }
+        public long PromptTokens { get; private set; }
+        public long CachedTokens { get; private set; }
+        public long CompletionTokens { get; private set; }
 
-        public async IAsyncEnumerable<ChatEvent> StepAsync(ChatRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
+        public void Add(StepUsage usage)
         {
-            if (templateVariables is not null) request = request with { TemplateVariables = templateVariables };
-            await foreach (var e in service.ChatAsync(request, cancellationToken).ConfigureAwait(false))
-            {
-                if (e is ChatStarted started) { PromptTokens += started.PromptTokens; CachedTokens += started.CachedTokens; }
-                else if (e is ChatCompleted completed) CompletionTokens += completed.Usage.CompletionTokens;
-                yield return e;
-            }
+            PromptTokens += usage.InputTokens;
+            CachedTokens += usage.CachedInputTokens;
+            CompletionTokens += usage.OutputTokens;
         }
     }
 }

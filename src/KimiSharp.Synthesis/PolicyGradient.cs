@@ -160,10 +160,10 @@ public static class PolicyGradientStage
             var runs = new List<(JsonArray Messages, double Reward)>();
             for (int s = 0; s < options.SamplesPerTask; s++)
             {
-                var agent = new AgentRunner(service, Toolbox.CreateDefault(), new AgentOptions
+                var agent = new AgentRunner(new KimiChatClient(service), Toolbox.CreateDefault().AsFunctions(), new AgentOptions
                 {
                     TokenBudget = options.TokenBudget,
-                    Generation = new GenerationOptions { Temperature = options.Temperature, Seed = options.Seed * 31L + iteration * 1_000_003L + t * 101L + s },
+                    Sampling = new Microsoft.Extensions.AI.ChatOptions { Temperature = options.Temperature, Seed = options.Seed * 31L + iteration * 1_000_003L + t * 101L + s },
                 });
                 var result = await agent.RunToEndAsync(new JsonArray(new JsonObject { ["role"] = "user", ["content"] = task.Prompt }), cancellationToken);
                 double reward = result.StopReason == AgentResult.Answer && task.IsAnsweredBy(result.FinalAnswer) ? 1 : 0;

@@ -106,11 +106,11 @@ public static class ToolUseEvaluation
         IProgress<ToolUseEvalProgress>? progress = null, CancellationToken cancellationToken = default, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(service);
-        return RunAsync(new ChatServiceAgentModel(service), service.ModelId, options, progress, cancellationToken, logger);
+        return RunAsync(new KimiChatClient(service), service.ModelId, options, progress, cancellationToken, logger);
     }
 
     /// <summary>Runs the suite on any step model (tests script one).</summary>
-    public static async Task<ToolUseEvalReport> RunAsync(IAgentModel model, string modelName, ToolUseEvalOptions options,
+    public static async Task<ToolUseEvalReport> RunAsync(Microsoft.Extensions.AI.IChatClient model, string modelName, ToolUseEvalOptions options,
         IProgress<ToolUseEvalProgress>? progress = null, CancellationToken cancellationToken = default, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -136,7 +136,7 @@ public static class ToolUseEvaluation
                     MaxSteps = Math.Min(options.Agent.MaxSteps, 2 * horizon + 6),
                     TokenBudget = Math.Min(options.Agent.TokenBudget, 200L * (horizon + 2)),
                 };
-                var runner = new AgentRunner(model, Toolbox.CreateDefault(), agent, logger);
+                var runner = new AgentRunner(model, Toolbox.CreateDefault().AsFunctions(), agent, logger);
                 var conversation = new JsonArray { new JsonObject { ["role"] = "user", ["content"] = task.Prompt } };
                 AgentResult result = await runner.RunToEndAsync(conversation, cancellationToken).ConfigureAwait(false);
                 bool ok = result.StopReason == AgentResult.Answer && task.IsAnsweredBy(result.FinalAnswer);

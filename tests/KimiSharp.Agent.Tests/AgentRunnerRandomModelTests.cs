@@ -4,6 +4,8 @@ using KimiSharp.Agent.Tools;
 using KimiSharp.Engine;
 using KimiSharp.Engine.Chat;
 using KimiSharp.Model.Checkpoints;
+using Microsoft.Extensions.AI;
+using ChatMessage = Microsoft.Extensions.AI.ChatMessage;
 
 namespace KimiSharp.Agent.Tests;
 
@@ -30,13 +32,15 @@ public sealed class RandomChatModelFixture : IAsyncLifetime
 public sealed class AgentRunnerRandomModelTests(RandomChatModelFixture fixture) : IClassFixture<RandomChatModelFixture>
 {
     /// <summary>Records what the real service is asked, so prompts can be checked against the window.</summary>
-    private sealed class RecordingModel(KimiChatService service) : IAgentModel
+    private sealed class RecordingModel(KimiChatService service) : DelegatingChatClient(new KimiChatClient(service))
     {
         public List<ChatRequest> Requests { get; } = [];
-        public IAsyncEnumerable<ChatEvent> StepAsync(ChatRequest request, CancellationToken cancellationToken)
+        public override IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
+            CancellationToken cancellationToken = default)
         {
-            Requests.Add(request);
-            return service.ChatAsync(request, cancellationToken);
+            var list = messages.ToList();
+            Requests.Add(((KimiChatClient)InnerClient).ToChatRequest(list, options));
+            return base.GetStreamingResponseAsync(list, options, cancellationToken);
         }
     }
 
@@ -51,10 +55,10 @@ public sealed class AgentRunnerRandomModelTests(RandomChatModelFixture fixture) 
         var options = new AgentOptions
         {
             MaxSteps = 4, MaxTokensPerStep = 32, TokenBudget = 100,
-            Generation = new GenerationOptions { Temperature = temperature, Seed = seed },
+            Sampling = new ChatOptions { Temperature = temperature, Seed = seed },
         };
         var model = new RecordingModel(fixture.Service);
-        var runner = new AgentRunner(model, Toolbox.CreateDefault(), options);
+        var runner = new AgentRunner(model, Toolbox.CreateDefault().AsFunctions(), options);
         var events = new List<AgentEvent>();
         await foreach (var e in runner.RunAsync(Task("What is 2+2?"), CancellationToken.None)) events.Add(e);
         var result = Assert.IsType<AgentEvent.Finished>(events[^1]).Result;
@@ -93,9 +97,9 @@ public sealed class AgentRunnerRandomModelTests(RandomChatModelFixture fixture) 
     public async Task Cancellation_stops_a_real_run()
     {
         using var cts = new CancellationTokenSource();
-        var runner = new AgentRunner(fixture.Service, Toolbox.CreateDefault(), new AgentOptions
+        var runner = new AgentRunner(new KimiChatClient(fixture.Service), Toolbox.CreateDefault().AsFunctions(), new AgentOptions
         {
-            MaxSteps = 50, MaxTokensPerStep = 200, Generation = new GenerationOptions { Temperature = 1, Seed = 1 },
+            MaxSteps = 50, MaxTokensPerStep = 200, Sampling = new ChatOptions { Temperature = 1, Seed = 1 },
         });
         int events = 0;
         await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>

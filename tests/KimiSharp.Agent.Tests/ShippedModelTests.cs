@@ -38,7 +38,7 @@ public class ShippedModelTests
     public async Task AgentLoopGetsWellFormedToolCallsFromIt()
     {
         await using var service = KimiChatService.Load(ModelDirectory());
-        var agent = new AgentRunner(service, Toolbox.CreateDefault(), new AgentOptions { MaxSteps = 3 });
+        var agent = new AgentRunner(new KimiChatClient(service), Toolbox.CreateDefault().AsFunctions(), new AgentOptions { MaxSteps = 3 });
         var result = await agent.RunToEndAsync(new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "What is 17.5% of 2,340 plus 99?" }));
         Assert.True(result.ToolCalls >= 1);
         Assert.Equal(0, result.MalformedCalls);

@@ -72,12 +72,12 @@ public sealed class ToolUseEvaluationTests
     public async Task Wrong_or_missing_answers_fail()
     {
         var options = new ToolUseEvalOptions { Horizons = [1], TasksPerHorizon = 3 };
-        var model = new ScriptedModel((_, _) => new ScriptedStep("", "I do not know.", [], Finish: FinishReason.Stop));
+        var model = new ScriptedModel((_, _) => new ScriptedStep("", "I do not know.", [], Finish: Microsoft.Extensions.AI.ChatFinishReason.Stop));
         var report = await ToolUseEvaluation.RunAsync(model, "m", options);
         Assert.Equal(0, report.Horizons[0].Successes);
         Assert.Equal(0, report.MalformedCallRate);
 
-        var cut = new ScriptedModel((_, _) => new ScriptedStep("", "", [], Finish: FinishReason.Length));
+        var cut = new ScriptedModel((_, _) => new ScriptedStep("", "", [], Finish: Microsoft.Extensions.AI.ChatFinishReason.Length));
         var report2 = await ToolUseEvaluation.RunAsync(cut, "m", options);
         Assert.Equal(3, report2.Horizons[0].StopReasons["length"]);
     }

@@ -34,6 +34,9 @@ public sealed class Toolbox
     /// <summary>The tool with this name, or null.</summary>
     public IAgentTool? Find(string name) => _byName.GetValueOrDefault(name);
 
+    /// <summary>The tools as <see cref="Microsoft.Extensions.AI.AIFunction"/>s, for the agent runner.</summary>
+    public IReadOnlyList<AgentToolFunction> AsFunctions() => _tools.Select(t => new AgentToolFunction(t)).ToArray();
+
     /// <summary>Deep copies of the tools' declarations, in order.</summary>
     public JsonArray Declarations()
     {

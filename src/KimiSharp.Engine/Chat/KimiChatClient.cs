@@ -27,9 +27,10 @@ public sealed class KimiChatClient(KimiChatService service, bool ownsService = f
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<AiChatMessage> messages, ChatOptions? options = null,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        var request = ToRequest(messages, options);
+        var request = ToChatRequest(messages, options);
         string responseId = "chatcmpl-" + Guid.NewGuid().ToString("N")[..24];
         var calls = new Dictionary<int, (string Id, string Name)>();
+        var partial = new Dictionary<int, System.Text.StringBuilder>();
         ChatResponseUpdate Update(params AIContent[] contents) => new(ChatRole.Assistant, contents)
         {
             ResponseId = responseId, MessageId = responseId, ModelId = service.ModelId, CreatedAt = DateTimeOffset.UtcNow,
@@ -47,14 +48,20 @@ public sealed class KimiChatClient(KimiChatService service, bool ownsService = f
                     break;
                 case ChatOutput { Piece: ToolCallStart s }:
                     calls[s.Index] = (s.Id, s.Name);
+                    partial[s.Index] = new System.Text.StringBuilder();
+                    break;
+                case ChatOutput { Piece: ToolCallArgumentsDelta a } when partial.TryGetValue(a.Index, out var text):
+                    text.Append(a.Text);
                     break;
                 case ChatOutput { Piece: ToolCallEnd end } when calls.TryGetValue(end.Index, out var call):
-                    var content = new FunctionCallContent(call.Id, call.Name, ParseArguments(end.ArgumentsJson, out var error));
-                    if (end.Error is not null || error is not null)
-                        content.Exception = new InvalidOperationException($"the model wrote invalid arguments for {call.Name}: {end.Error ?? error}");
-                    yield return Update(content);
+                    partial.Remove(end.Index);
+                    yield return Update(CallContent(call.Id, call.Name, end.ArgumentsJson, end.Error));
                     break;
                 case ChatCompleted done:
+                    // A call the output limit cut off is still reported (as malformed), so the caller can answer it.
+                    foreach (var (index, text) in partial.OrderBy(p => p.Key))
+                        yield return Update(CallContent(calls[index].Id, calls[index].Name, text.ToString(), "the call was not terminated"));
+                    partial.Clear();
                     var usage = new UsageDetails
                     {
                         InputTokenCount = done.Usage.PromptTokens, OutputTokenCount = done.Usage.CompletionTokens,
@@ -71,6 +78,20 @@ public sealed class KimiChatClient(KimiChatService service, bool ownsService = f
                     break;
             }
         }
+    }
+
+    /// <summary>Key of <see cref="FunctionCallContent.AdditionalProperties"/> holding the arguments exactly as the model wrote them.</summary>
+    public const string RawArgumentsKey = "raw_arguments";
+
+    private static FunctionCallContent CallContent(string id, string name, string argumentsJson, string? parserError)
+    {
+        var content = new FunctionCallContent(id, name, ParseArguments(argumentsJson, out var error))
+        {
+            AdditionalProperties = new() { [RawArgumentsKey] = argumentsJson },
+        };
+        if (parserError is not null || error is not null)
+            content.Exception = new InvalidOperationException($"the model wrote invalid arguments for {name}: {parserError ?? error}");
+        return content;
     }
 
     private static Dictionary<string, object?>? ParseArguments(string json, out string? error)
@@ -90,7 +111,7 @@ public sealed class KimiChatClient(KimiChatService service, bool ownsService = f
     }
 
     /// <summary>Translates Microsoft.Extensions.AI messages and options into the OpenAI shape Kimi's template reads.</summary>
-    internal ChatRequest ToRequest(IEnumerable<AiChatMessage> messages, ChatOptions? options)
+    public ChatRequest ToChatRequest(IEnumerable<AiChatMessage> messages, ChatOptions? options)
     {
         var json = new JsonArray();
         foreach (var message in messages)
@@ -99,7 +120,12 @@ public sealed class KimiChatClient(KimiChatService service, bool ownsService = f
             if (message.Role == ChatRole.Tool)
             {
                 foreach (var result in message.Contents.OfType<FunctionResultContent>())
-                    json.Add(new JsonObject { ["role"] = "tool", ["tool_call_id"] = result.CallId, ["content"] = ResultText(result.Result) });
+                {
+                    var toolMessage = new JsonObject { ["role"] = "tool", ["tool_call_id"] = result.CallId, ["content"] = ResultText(result.Result) };
+                    // Kimi's template heads a tool message with its name when it has one.
+                    if (message.AuthorName is { Length: > 0 } toolName) toolMessage["name"] = toolName;
+                    json.Add(toolMessage);
+                }
                 continue;
             }
             var item = new JsonObject { ["role"] = message.Role.Value, ["content"] = text };
@@ -113,7 +139,7 @@ public sealed class KimiChatClient(KimiChatService service, bool ownsService = f
                     item["tool_calls"] = new JsonArray(calls.Select(c => (JsonNode)new JsonObject
                     {
                         ["id"] = c.CallId, ["type"] = "function",
-                        ["function"] = new JsonObject { ["name"] = c.Name, ["arguments"] = JsonSerializer.Serialize(c.Arguments ?? new Dictionary<string, object?>(), AIJsonUtilities.DefaultOptions) },
+                        ["function"] = new JsonObject { ["name"] = c.Name, ["arguments"] = RawArguments(c) },
                     }).ToArray());
             }
             json.Add(item);
@@ -161,6 +187,50 @@ public sealed class KimiChatClient(KimiChatService service, bool ownsService = f
             ResponseFormat = format,
             Generation = generation,
             Stop = options?.StopSequences?.ToArray() ?? [],
+            TemplateVariables = ThinkingSwitch(options) is bool thinkingOn ? new Dictionary<string, JsonNode?> { ["thinking"] = thinkingOn } : null,
+        };
+    }
+
+    /// <summary>The arguments as the model wrote them when known (the prompt then shows the model its own text), else serialized.</summary>
+    internal static string RawArguments(FunctionCallContent call) =>
+        call.AdditionalProperties?.TryGetValue(RawArgumentsKey, out var raw) == true && raw is string text ? text
+        : JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>(), AIJsonUtilities.DefaultOptions);
+
+    /// <summary>
+    /// The thinking switch from <see cref="ChatOptions.AdditionalProperties"/>: <c>thinking</c> as a bool, Moonshot's
+    /// <c>{"type": "enabled"|"disabled"}</c>, or <c>chat_template_kwargs.thinking</c>; null when absent.
+    /// </summary>
+    internal static bool? ThinkingSwitch(ChatOptions? options)
+    {
+        var properties = options?.AdditionalProperties;
+        if (properties is null) return null;
+        if (properties.TryGetValue("thinking", out var thinking))
+        {
+            switch (thinking)
+            {
+                case bool b: return b;
+                case JsonElement { ValueKind: JsonValueKind.True or JsonValueKind.False } e: return e.GetBoolean();
+                case JsonElement { ValueKind: JsonValueKind.Object } e when e.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String:
+                    return TypeSwitch(type.GetString());
+                case IDictionary<string, object?> d when d.TryGetValue("type", out var type) && type is string t:
+                    return TypeSwitch(t);
+                default:
+                    throw new ArgumentException("the 'thinking' option must be true, false or {\"type\": \"enabled\"|\"disabled\"}");
+            }
+        }
+        if (properties.TryGetValue("chat_template_kwargs", out var kwargs))
+        {
+            if (kwargs is IDictionary<string, object?> d && d.TryGetValue("thinking", out var value) && value is bool b) return b;
+            if (kwargs is JsonElement { ValueKind: JsonValueKind.Object } e && e.TryGetProperty("thinking", out var t)
+                && t.ValueKind is JsonValueKind.True or JsonValueKind.False) return t.GetBoolean();
+        }
+        return null;
+
+        static bool TypeSwitch(string? type) => type switch
+        {
+            "enabled" => true,
+            "disabled" => false,
+            _ => throw new ArgumentException($"thinking.type must be 'enabled' or 'disabled'; got '{type}'"),
         };
     }
 
