@@ -374,6 +374,7 @@ public sealed class AgentRunner
     private async IAsyncEnumerable<AgentEvent> DispatchAsync(JsonArray messages, PendingCall call, RunState run,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         run.ToolCalls++;
         yield return new AgentEvent.ToolCalled(call.Id, call.Name, call.Arguments);
         var clock = Stopwatch.StartNew();
@@ -408,8 +409,9 @@ public sealed class AgentRunner
         var message = new JsonObject { ["role"] = "tool", ["tool_call_id"] = call.Id, ["name"] = call.Name, ["content"] = content };
         messages.Add(message);
         run.NoteAdded(content);
-        yield return new AgentEvent.ToolReturned(call.Id, call.Name, content, isError) { Elapsed = clock.Elapsed };
+        // The message first: a session that records it has the result, even if the process dies right after.
         yield return new AgentEvent.MessageAdded((JsonObject)message.DeepClone());
+        yield return new AgentEvent.ToolReturned(call.Id, call.Name, content, isError) { Elapsed = clock.Elapsed };
     }
 
     /// <summary>Calls of the last assistant message that no tool message answers yet (a run interrupted mid-step).</summary>

@@ -59,13 +59,17 @@ internal sealed class ContextCompactor(IChatClient model, CompactionOptions opti
         next. Be concrete and brief. Do not call tools.
         """;
 
+    /// <summary>Property marking the summary message (clients send only the fields they know).</summary>
+    public const string SummaryMarker = "compaction_summary";
+
     public async Task<Compacted?> CompactAsync(JsonArray conversation, CancellationToken cancellationToken)
     {
         var (prefix, steps) = ContextWindow.Split(conversation);
         int keep = Math.Min(options.KeepRecentSteps, steps.Count);
         // The task is the last user message; earlier turns and older steps are what gets summarized.
         var system = prefix.Where(m => AgentMessages.Role(m) == "system").ToList();
-        var task = prefix.LastOrDefault(m => AgentMessages.Role(m) == "user");
+        // A summary from an earlier compaction is a user message too: the task is the last one that is not.
+        var task = prefix.LastOrDefault(m => AgentMessages.Role(m) == "user" && m[SummaryMarker] is null);
         var older = prefix.Where(m => AgentMessages.Role(m) != "system" && !ReferenceEquals(m, task)).ToList();
         foreach (var step in steps.Take(steps.Count - keep)) older.AddRange(step);
         if (older.Count == 0) return null;
@@ -84,8 +88,10 @@ internal sealed class ContextCompactor(IChatClient model, CompactionOptions opti
         var messages = new JsonArray();
         foreach (var m in system) messages.Add(m.DeepClone());
         if (task is not null) messages.Add(task.DeepClone());
-        messages.Add(AgentMessages.User($"[Context compacted: the earlier history was replaced by this summary.]\n{summary}\n\n" +
-            "Continue the task from here."));
+        var summaryMessage = AgentMessages.User($"[Context compacted: the earlier history was replaced by this summary.]\n{summary}\n\n" +
+            "Continue the task from here.");
+        summaryMessage[SummaryMarker] = true;
+        messages.Add(summaryMessage);
         foreach (var step in steps.Skip(steps.Count - keep))
             foreach (var m in step) messages.Add(m.DeepClone());
 
