@@ -414,6 +414,9 @@ public sealed class AgentRunner
         yield return new AgentEvent.ToolReturned(call.Id, call.Name, content, isError) { Elapsed = clock.Elapsed };
     }
 
+    /// <summary>Whether the conversation ends with tool calls that have no result yet (a run killed mid-step); running it finishes them first.</summary>
+    public static bool HasPendingCalls(JsonArray messages) => PendingCalls(messages).Count > 0;
+
     /// <summary>Calls of the last assistant message that no tool message answers yet (a run interrupted mid-step).</summary>
     internal static List<PendingCall> PendingCalls(JsonArray messages)
     {

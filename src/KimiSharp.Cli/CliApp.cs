@@ -23,6 +23,8 @@ public static class CliApp
         {
             LogitsCommand.Create(),
             ChatCommand.Create(),
+            Code.CodeCommand.Create(),
+            TraceCommand.Create(),
             EvalCommand.Create(),
             GenerateCommand.Create(),
             ServeCommand.Create(),

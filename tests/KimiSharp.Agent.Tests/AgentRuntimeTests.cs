@@ -37,7 +37,7 @@ public sealed class AgentRuntimeTests : IDisposable
         using (var session = AgentSession.Create(_dir, new JsonObject { ["model"] = "scripted" }))
         {
             path = session.Path;
-            session.AddUser(AgentMessages.User("process items 0-4"));
+            session.AddMessage(AgentMessages.User("process items 0-4"));
             using var kill = new CancellationTokenSource();
             var runner = new AgentRunner(first, [tool.Function]);
             int results = 0;
@@ -65,7 +65,7 @@ public sealed class AgentRuntimeTests : IDisposable
 
     private static JsonArray AppendUser(AgentSession session, string text)
     {
-        session.AddUser(AgentMessages.User(text));
+        session.AddMessage(AgentMessages.User(text));
         return session.Messages;
     }
 
@@ -79,7 +79,7 @@ public sealed class AgentRuntimeTests : IDisposable
         using (var session = AgentSession.Create(_dir, new JsonObject { ["model"] = "scripted", ["workspace"] = "/tmp/x" }))
         {
             path = session.Path;
-            session.AddUser(AgentMessages.User("process item 7"));
+            session.AddMessage(AgentMessages.User("process item 7"));
             result = null!;
             await foreach (var e in session.Record(new AgentRunner(model, [tool.Function]).RunAsync(session.Messages)))
                 if (e is AgentEvent.Finished f) result = f.Result;

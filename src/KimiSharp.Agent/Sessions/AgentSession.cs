@@ -106,8 +106,8 @@ public sealed class AgentSession : IDisposable
         return (records, torn);
     }
 
-    /// <summary>Appends a user message (the start of a task).</summary>
-    public void AddUser(JsonObject message)
+    /// <summary>Appends a message the caller adds (a task, a system prompt).</summary>
+    public void AddMessage(JsonObject message)
     {
         Messages.Add(message.DeepClone());
         Write(Message, new JsonObject { ["message"] = message.DeepClone() });
