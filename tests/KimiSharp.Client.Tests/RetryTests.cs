@@ -213,8 +213,15 @@ public sealed class RetryTests
     [Fact]
     public async Task A_slow_consumer_is_not_mistaken_for_a_silent_server()
     {
-        await using var stub = await StartAsync((_, _, context) => Sse(context,
-            Chunk(new { content = "a" }), Chunk(new { content = "b" }), Chunk(new { content = "c" }), Chunk(new { }, "stop"), "[DONE]"));
+        await using var stub = await StartAsync(async (_, _, context) =>
+        {
+            // Spaced out, so each update needs a fresh read from the socket rather than coming from a buffer.
+            foreach (var chunk in (object[])[Chunk(new { content = "a" }), Chunk(new { content = "b" }), Chunk(new { content = "c" }), Chunk(new { }, "stop"), "[DONE]"])
+            {
+                await Sse(context, chunk);
+                await Task.Delay(100);
+            }
+        });
         using var client = stub.Client(o => o with { RequestTimeout = TimeSpan.FromMilliseconds(400) });
 
         var text = "";

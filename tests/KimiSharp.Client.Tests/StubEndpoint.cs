@@ -72,7 +72,7 @@ public sealed class StubEndpoint : IAsyncDisposable
 
     public static async Task Sse(HttpContext context, params object[] chunks)
     {
-        context.Response.ContentType = "text/event-stream";
+        if (!context.Response.HasStarted) context.Response.ContentType = "text/event-stream";
         foreach (var chunk in chunks)
         {
             string data = chunk as string ?? JsonSerializer.Serialize(chunk);
