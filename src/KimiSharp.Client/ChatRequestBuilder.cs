@@ -33,12 +33,14 @@ internal static class ChatRequestBuilder
         return body;
     }
 
+    /// <summary>The switch for this call: the "thinking" property, else MEAI's reasoning effort (None = off), else the client's.</summary>
     private static bool? Thinking(ChatOptions? options, OpenAICompatibleClientOptions client)
     {
-        if (options?.AdditionalProperties?.TryGetValue(ThinkingProperty, out object? value) != true) return client.Thinking;
+        bool? fallback = options?.Reasoning?.Effort is { } effort ? effort != ReasoningEffort.None : client.Thinking;
+        if (options?.AdditionalProperties?.TryGetValue(ThinkingProperty, out object? value) != true) return fallback;
         return value switch
         {
-            null => client.Thinking,
+            null => fallback,
             bool b => b,
             JsonElement { ValueKind: JsonValueKind.True } => true,
             JsonElement { ValueKind: JsonValueKind.False } => false,

@@ -91,7 +91,7 @@ public sealed partial class OpenAICompatibleChatClient : IChatClient
                 stream = await SendAsync(body, toolCallOffset, cancellationToken).ConfigureAwait(false);
                 if (stream.ErrorStatus is { } status)
                 {
-                    string errorBody = await stream.ReadErrorBodyAsync().ConfigureAwait(false);
+                    string errorBody = await stream.ReadBodyAsync().ConfigureAwait(false);
                     if (!IsRetryable(status) || !canRetry) throw ChatEndpointException.FromStatus(status, errorBody, attempt + 1);
                     failure = new Failure($"{(int)status} ({status}): {ChatEndpointException.ServerMessageOf(errorBody)}", status, RetryAfter(stream.Response));
                 }
@@ -231,7 +231,7 @@ public sealed partial class OpenAICompatibleChatClient : IChatClient
         public IdleTimeout Idle => idle;
         public HttpStatusCode? ErrorStatus => response.IsSuccessStatusCode ? null : response.StatusCode;
 
-        public async Task<string> ReadErrorBodyAsync()
+        public async Task<string> ReadBodyAsync()
         {
             idle.Restart();
             try { return await response.Content.ReadAsStringAsync(idle.Token).ConfigureAwait(false); }
@@ -248,7 +248,7 @@ public sealed partial class OpenAICompatibleChatClient : IChatClient
                 if (response.Content.Headers.ContentType?.MediaType == "application/json")
                 {
                     // A server that does not stream answered with the whole completion.
-                    string body = await ReadErrorBodyAsync().ConfigureAwait(false);
+                    string body = await ReadBodyAsync().ConfigureAwait(false);
                     decoder.DecodeCompletion(body, output);
                     decoder.Complete(output);
                     _ended = true;

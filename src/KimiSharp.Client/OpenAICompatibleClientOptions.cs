@@ -28,7 +28,8 @@ public sealed record OpenAICompatibleClientOptions
 
     /// <summary>
     /// Turns the model's thinking on or off; null sends no switch and leaves the server's default.
-    /// <c>ChatOptions.AdditionalProperties["thinking"]</c> (a bool) overrides it per call.
+    /// Per call, <c>ChatOptions.AdditionalProperties["thinking"]</c> (a bool) overrides it, and so does
+    /// <c>ChatOptions.Reasoning.Effort</c> (<c>None</c> = off, any other effort = on) when that property is absent.
     /// </summary>
     public bool? Thinking { get; init; }
 

@@ -61,6 +61,16 @@ public sealed class RequestTests
         var perCall = Build(s_question, new ChatOptions { AdditionalProperties = new() { ["thinking"] = JsonDocument.Parse("true").RootElement } });
         Assert.Equal("enabled", Text(perCall["thinking"]!["type"]));
 
+        var effortOff = Build(s_question, new ChatOptions { Reasoning = new ReasoningOptions { Effort = ReasoningEffort.None } }, s_options with { Thinking = true });
+        Assert.Equal("disabled", Text(effortOff["thinking"]!["type"]));
+        var effortHigh = Build(s_question, new ChatOptions { Reasoning = new ReasoningOptions { Effort = ReasoningEffort.High } });
+        Assert.Equal("enabled", Text(effortHigh["thinking"]!["type"]));
+        var propertyWins = Build(s_question, new ChatOptions
+        {
+            Reasoning = new ReasoningOptions { Effort = ReasoningEffort.High }, AdditionalProperties = new() { ["thinking"] = false },
+        });
+        Assert.Equal("disabled", Text(propertyWins["thinking"]!["type"]));
+
         var e = Assert.Throws<ArgumentException>(() => Build(s_question, new ChatOptions { AdditionalProperties = new() { ["thinking"] = "yes" } }));
         Assert.Contains("must be a bool", e.Message);
     }
