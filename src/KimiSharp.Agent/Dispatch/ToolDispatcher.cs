@@ -18,6 +18,9 @@ namespace KimiSharp.Agent.Dispatch;
 /// </summary>
 public sealed class ToolDispatcher
 {
+    // Compact: a tool result is read by the model, and indentation only costs tokens.
+    private static readonly JsonSerializerOptions CompactJson = new(AIJsonUtilities.DefaultOptions) { WriteIndented = false };
+
     private readonly Dictionary<string, AIFunction> _byName = new(StringComparer.Ordinal);
     private readonly List<AIFunction> _tools = [];
     private readonly ConcurrentDictionary<string, bool> _approvedForSession = new(StringComparer.Ordinal);
@@ -215,7 +218,7 @@ public sealed class ToolDispatcher
             string text => text,
             JsonElement { ValueKind: JsonValueKind.String } element => element.GetString()!,
             JsonElement element => element.GetRawText(),
-            _ => JsonSerializer.Serialize(value, AIJsonUtilities.DefaultOptions.GetTypeInfo(value.GetType())),
+            _ => JsonSerializer.Serialize(value, CompactJson.GetTypeInfo(value.GetType())),
         });
     }
 
