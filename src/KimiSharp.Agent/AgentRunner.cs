@@ -118,8 +118,8 @@ public sealed record AgentResult(string? FinalAnswer, JsonArray Messages, int To
 }
 
 /// <summary>
-/// Runs a tool call: the agent's built-in dispatcher validates and invokes <see cref="AIFunction"/>s; callers plug in
-/// approvals and hooks by supplying their own.
+/// Runs a tool call. <see cref="Dispatch.ToolDispatcher"/> is the real one (schema validation, approvals, hooks,
+/// timeouts); the swarm and tests supply their own.
 /// </summary>
 public interface IToolDispatcher
 {
@@ -148,7 +148,7 @@ public sealed class AgentRunner
     private readonly HashSet<string> _declaredNames = new(StringComparer.Ordinal);
 
     public AgentRunner(IChatClient model, IEnumerable<AIFunction> tools, AgentOptions? options = null, ILogger? logger = null)
-        : this(model, new FunctionToolDispatcher(tools), options, logger) { }
+        : this(model, new Dispatch.ToolDispatcher(tools), options, logger) { }
 
     public AgentRunner(IChatClient model, IToolDispatcher tools, AgentOptions? options = null, ILogger? logger = null)
     {
@@ -507,62 +507,4 @@ public sealed class AgentRunner
 
         public long ContextTokens(CompactionOptions options) => _measured + options.EstimateTokens(_addedChars);
     }
-}
-
-/// <summary>
-/// The plain dispatcher: finds the <see cref="AIFunction"/> by name, parses the arguments and invokes it; every
-/// failure becomes an <c>error: …</c> result. Approvals and hooks live in richer dispatchers.
-/// </summary>
-public sealed class FunctionToolDispatcher : IToolDispatcher
-{
-    private readonly Dictionary<string, AIFunction> _byName = new(StringComparer.Ordinal);
-
-    public FunctionToolDispatcher(IEnumerable<AIFunction> tools)
-    {
-        ArgumentNullException.ThrowIfNull(tools);
-        var list = new List<AITool>();
-        foreach (var tool in tools)
-        {
-            if (!_byName.TryAdd(tool.Name, tool)) throw new ArgumentException($"duplicate tool name '{tool.Name}'", nameof(tools));
-            list.Add(tool);
-        }
-        Tools = list;
-    }
-
-    public IReadOnlyList<AITool> Tools { get; }
-
-    public async Task<(string Content, bool IsError)> DispatchAsync(string name, string argumentsJson, CancellationToken cancellationToken)
-    {
-        if (!_byName.TryGetValue(name, out var tool))
-            return ($"error: unknown tool '{name}' (known: {string.Join(", ", _byName.Keys)})", true);
-        AIFunctionArguments arguments;
-        try
-        {
-            arguments = string.IsNullOrWhiteSpace(argumentsJson) ? [] : JsonNode.Parse(argumentsJson) is JsonObject obj
-                ? new AIFunctionArguments(obj.ToDictionary(p => p.Key, p => (object?)JsonSerializer.SerializeToElement(p.Value)))
-                : throw new JsonException("not an object");
-        }
-        catch (JsonException e)
-        {
-            return ("error: arguments are not a JSON object: " + e.Message, true);
-        }
-        try
-        {
-            var result = await tool.InvokeAsync(arguments, cancellationToken).ConfigureAwait(false);
-            return result is Tools.ToolResult own ? (own.Content, own.IsError) : (ToolResultText(result), false);
-        }
-        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-        {
-            return ("error: " + e.Message, true);
-        }
-    }
-
-    /// <summary>A tool's return value as the text of its tool message.</summary>
-    public static string ToolResultText(object? result) => result switch
-    {
-        null => "",
-        string s => s,
-        JsonElement { ValueKind: JsonValueKind.String } e => e.GetString()!,
-        _ => JsonSerializer.Serialize(result, AIJsonUtilities.DefaultOptions),
-    };
 }

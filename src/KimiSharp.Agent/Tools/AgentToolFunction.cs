@@ -5,52 +5,82 @@ using Microsoft.Extensions.AI;
 namespace KimiSharp.Agent.Tools;
 
 /// <summary>
-/// One of the k2-nano tools as an <see cref="AIFunction"/>: same schema, same result text (the trained model reads
-/// exactly what it was trained on). Invoking returns the <see cref="ToolResult"/>, so dispatchers keep its error flag.
+/// An <see cref="IAgentTool"/> as an <see cref="AIFunction"/>. The result is exactly the text
+/// <see cref="IAgentTool.Invoke"/> returns, so a model trained on the k2-nano tools sees the same tool messages.
 /// </summary>
-public sealed class AgentToolFunction : AIFunction
+public sealed class AgentToolFunction : AIFunction, IToolResultFunction
 {
-    private readonly IAgentTool _tool;
     private readonly JsonElement _schema;
+    private readonly string _description;
+    private readonly IReadOnlyDictionary<string, object?> _traits;
 
-    public AgentToolFunction(IAgentTool tool)
+    /// <param name="tool">The wrapped tool.</param>
+    /// <param name="readOnly">Whether the tool only reads; none of these tools asks for approval.</param>
+    public AgentToolFunction(IAgentTool tool, bool readOnly)
     {
-        _tool = tool ?? throw new ArgumentNullException(nameof(tool));
-        var function = tool.Declaration["function"] as JsonObject ?? throw new ArgumentException($"tool '{tool.Name}' has no function declaration");
-        Description = function["description"]?.GetValue<string>() ?? "";
-        _schema = JsonSerializer.SerializeToElement(function["parameters"] ?? new JsonObject { ["type"] = "object" });
-        // memory changes state, but only the run's own scratchpad: nothing to approve.
-        AdditionalProperties = ToolTraits.Create(readOnly: tool.Name != "memory", needsApproval: false, source: "builtin");
+        ArgumentNullException.ThrowIfNull(tool);
+        Tool = tool;
+        JsonObject declaration = tool.Declaration;
+        JsonNode? function = declaration["function"];
+        _description = function?["description"]?.GetValue<string>() ?? "";
+        JsonNode parameters = function?["parameters"]?.DeepClone() ?? new JsonObject { ["type"] = "object" };
+        _schema = JsonSerializer.SerializeToElement(parameters);
+        _traits = ToolTraits.Create(readOnly, needsApproval: false, source: "builtin");
     }
 
-    public IAgentTool Tool => _tool;
+    public IAgentTool Tool { get; }
 
-    public override string Name => _tool.Name;
+    public override string Name => Tool.Name;
 
-    public override string Description { get; }
+    public override string Description => _description;
 
     public override JsonElement JsonSchema => _schema;
 
-    public override IReadOnlyDictionary<string, object?> AdditionalProperties { get; }
+    public override IReadOnlyDictionary<string, object?> AdditionalProperties => _traits;
 
-    protected override ValueTask<object?> InvokeCoreAsync(AIFunctionArguments arguments, CancellationToken cancellationToken)
+    /// <summary>These tools answer bad arguments with their own messages, which the model was trained on.</summary>
+    public bool ValidatesOwnArguments => true;
+
+    public ValueTask<ToolResult> InvokeForResultAsync(AIFunctionArguments arguments, CancellationToken cancellationToken)
     {
-        var json = new JsonObject();
-        foreach (var (key, value) in arguments)
-            json[key] = value switch
-            {
-                null => null,
-                JsonElement e => JsonNode.Parse(e.GetRawText()),
-                JsonNode n => n.DeepClone(),
-                _ => JsonSerializer.SerializeToNode(value, AIJsonUtilities.DefaultOptions),
-            };
+        ArgumentNullException.ThrowIfNull(arguments);
+        cancellationToken.ThrowIfCancellationRequested();
+        JsonObject json;
         try
         {
-            return ValueTask.FromResult<object?>(_tool.Invoke(json));
+            json = ToJsonObject(arguments);
+        }
+        catch (Exception e) when (e is JsonException or ArgumentException or NotSupportedException)
+        {
+            return ValueTask.FromResult(ToolResult.Error("arguments are not a JSON object: " + ToolArgs.Clip(e.Message)));
+        }
+        try
+        {
+            return ValueTask.FromResult(Tool.Invoke(json));
         }
         catch (Exception e)
         {
-            return ValueTask.FromResult<object?>(ToolResult.Error(e.Message));
+            // Same as Toolbox.Invoke: a tool that throws still answers with an error result.
+            return ValueTask.FromResult(ToolResult.Error(e.Message));
         }
+    }
+
+    protected override async ValueTask<object?> InvokeCoreAsync(AIFunctionArguments arguments, CancellationToken cancellationToken) =>
+        (await InvokeForResultAsync(arguments, cancellationToken).ConfigureAwait(false)).Content;
+
+    private static JsonObject ToJsonObject(AIFunctionArguments arguments)
+    {
+        var json = new JsonObject();
+        foreach ((string key, object? value) in arguments)
+        {
+            json[key] = value switch
+            {
+                null => null,
+                JsonNode node => node.DeepClone(),
+                JsonElement element => JsonNode.Parse(element.GetRawText()),
+                _ => JsonSerializer.SerializeToNode(value, AIJsonUtilities.DefaultOptions),
+            };
+        }
+        return json;
     }
 }

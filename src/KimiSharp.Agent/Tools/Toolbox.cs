@@ -34,8 +34,14 @@ public sealed class Toolbox
     /// <summary>The tool with this name, or null.</summary>
     public IAgentTool? Find(string name) => _byName.GetValueOrDefault(name);
 
-    /// <summary>The tools as <see cref="Microsoft.Extensions.AI.AIFunction"/>s, for the agent runner.</summary>
-    public IReadOnlyList<AgentToolFunction> AsFunctions() => _tools.Select(t => new AgentToolFunction(t)).ToArray();
+    /// <summary>
+    /// The tools as <see cref="Microsoft.Extensions.AI.AIFunction"/>s, in order, sharing these instances (so a memory
+    /// tool keeps its notes across both views). calculator, convert_units, calendar and lookup are read-only; any
+    /// other tool (memory, custom ones) is not, and none needs approval.
+    /// </summary>
+    public IReadOnlyList<AgentToolFunction> AsFunctions() =>
+        _tools.Select(tool => new AgentToolFunction(tool, readOnly: tool is CalculatorTool or UnitConverterTool or CalendarTool or LookupTool))
+            .ToList();
 
     /// <summary>Deep copies of the tools' declarations, in order.</summary>
     public JsonArray Declarations()
