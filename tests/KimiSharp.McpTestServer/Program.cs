@@ -13,6 +13,14 @@ if (args.Contains("--fail-on-start"))
     return 4;
 }
 
+if (args.Contains("--no-answer"))
+{
+    // Started but never speaks MCP, for connect-timeout tests; it gives up on its own so a leaked one doesn't linger.
+    Console.Error.WriteLine("kimi-mcp-test-server: not answering (--no-answer)");
+    await Task.Delay(TimeSpan.FromSeconds(30));
+    return 5;
+}
+
 var options = new McpServerOptions
 {
     ServerInfo = new Implementation { Name = "kimi-mcp-test-server", Version = "1.0.0" },
@@ -65,6 +73,15 @@ var options = new McpServerOptions
             new McpServerToolCreateOptions { Name = "hang" }),
     ],
 };
+
+// --only a,b: offer just those tools (to give two servers different tool sets).
+int only = Array.IndexOf(args, "--only");
+if (only >= 0 && only + 1 < args.Length)
+{
+    var keep = args[only + 1].Split(',');
+    foreach (var tool in options.ToolCollection.Where(t => !keep.Contains(t.ProtocolTool.Name)).ToList())
+        options.ToolCollection.Remove(tool);
+}
 
 await using var server = McpServer.Create(new StdioServerTransport(options), options);
 await server.RunAsync();

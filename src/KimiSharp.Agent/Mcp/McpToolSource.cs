@@ -64,7 +64,9 @@ public sealed class McpToolSource : IAsyncDisposable
         var clientOptions = new McpClientOptions
         {
             ClientInfo = new Implementation { Name = options.ClientName, Version = options.ClientVersion },
-            InitializationTimeout = options.ConnectTimeout,
+            // Our own token bounds the whole connect; the SDK's timer is only a backstop, set later so that a timeout
+            // is always reported as one.
+            InitializationTimeout = options.ConnectTimeout * 2,
         };
 
         McpClient client;
@@ -77,10 +79,10 @@ public sealed class McpToolSource : IAsyncDisposable
                 client = await McpClient.CreateAsync(transport, clientOptions, NullLoggerFactory.Instance, connectTimeout.Token)
                     .ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (connectTimeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
                 throw new McpServerException(name,
-                    $"MCP server '{name}' ({Describe(config)}) did not finish starting within {Seconds(options.ConnectTimeout)}{stderr.Suffix()}");
+                    $"MCP server '{name}' ({Describe(config)}) did not finish starting within {Seconds(options.ConnectTimeout)}{stderr.Suffix()}", e);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -114,10 +116,10 @@ public sealed class McpToolSource : IAsyncDisposable
                 // This overload follows nextCursor through every page.
                 listed = await _client.ListToolsAsync(cancellationToken: listTimeout.Token).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (listTimeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
                 throw new McpServerException(Name,
-                    $"MCP server '{Name}' did not list its tools within {Seconds(_options.ListTimeout)}{_stderr.Suffix()}");
+                    $"MCP server '{Name}' did not list its tools within {Seconds(_options.ListTimeout)}{_stderr.Suffix()}", e);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -172,7 +174,7 @@ public sealed class McpToolSource : IAsyncDisposable
             {
                 throw;
             }
-            catch (OperationCanceledException e)
+            catch (Exception e) when (callTimeout.IsCancellationRequested)
             {
                 _logger.LogWarning("MCP server {Server}: {Tool} timed out after {Timeout}", Name, tool.Name, _options.CallTimeout);
                 throw new McpToolCallException(Name, tool.Name, McpToolFailure.Timeout,
