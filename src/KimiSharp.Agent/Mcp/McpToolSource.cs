@@ -269,7 +269,9 @@ public sealed class McpToolSource : IAsyncDisposable
     private static string StartFailure(string name, McpServerConfig config, Exception e, StderrTail stderr)
     {
         var details = (e as ClientTransportClosedException)?.Details;
-        string how = details is StdioClientCompletionDetails { ExitCode: { } code } ? $"exited with code {code}" : e.Message;
+        string how = details is StdioClientCompletionDetails { ExitCode: { } code }
+            ? $"exited with code {code}"
+            : config is McpStdioServerConfig ? $"failed to start: {e.Message}" : $"could not be reached: {e.Message}";
         // Process start failures arrive wrapped; the innermost message is the one that says "No such file or directory".
         if (config is McpStdioServerConfig && e.GetBaseException() is System.ComponentModel.Win32Exception start)
             how = $"could not be started: {start.Message}";
