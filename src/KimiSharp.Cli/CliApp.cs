@@ -87,7 +87,7 @@ public static class CliApp
         catch (Exception e) when (e is ModelConfigException or CheckpointFormatException or ContextLengthExceededException
             or IOException or UnauthorizedAccessException or ArgumentException or System.Text.Json.JsonException or FormatException
             or KimiSharp.Jinja.TemplateException or KimiSharp.Tokens.Tokenization.TokenizerFormatException
-            or KimiSharp.Engine.RequestTooLargeException)
+            or KimiSharp.Engine.RequestTooLargeException or KimiSharp.Client.ChatEndpointException or KimiSharp.Agent.Mcp.McpConfigException)
         {
             stderr.WriteLine($"{verb}: error: {e.Message}");
             return BadInput;

@@ -189,12 +189,12 @@ internal sealed class StreamJsonOutput(TextWriter stdout) : IAgentOutput
                 Write(new JsonObject { ["type"] = "compaction", ["tokens_before"] = compacted.TokensBefore, ["summary"] = compacted.Summary });
                 break;
             case AgentEvent.Finished finished:
-                var r = finished.Result;
+                var run = finished.Result;
                 Write(new JsonObject
                 {
-                    ["type"] = "result", ["stop_reason"] = r.StopReason, ["answer"] = r.FinalAnswer, ["steps"] = r.Steps,
-                    ["tool_calls"] = r.ToolCalls, ["malformed_calls"] = r.MalformedCalls, ["input_tokens"] = r.Usage.InputTokens,
-                    ["cached_input_tokens"] = r.Usage.CachedInputTokens, ["output_tokens"] = r.Usage.OutputTokens,
+                    ["type"] = "result", ["stop_reason"] = run.StopReason, ["answer"] = run.FinalAnswer, ["steps"] = run.Steps,
+                    ["tool_calls"] = run.ToolCalls, ["malformed_calls"] = run.MalformedCalls, ["input_tokens"] = run.Usage.InputTokens,
+                    ["cached_input_tokens"] = run.Usage.CachedInputTokens, ["output_tokens"] = run.Usage.OutputTokens,
                 });
                 break;
         }

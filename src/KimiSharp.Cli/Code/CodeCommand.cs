@@ -42,6 +42,7 @@ internal static class CodeCommand
         var prices = CliOptions.Text("--prices", "FILE", "A price table (JSON, per million tokens) for the cost shown [default: Moonshot's K2 list price]");
         var allowFetch = CliOptions.Text("--allow-fetch", "HOSTS", "Comma-separated host names the fetch tool may reach besides loopback");
         var docs = CliOptions.Text("--docs", "DIR", "A folder of .md/.txt documents the search_docs tool searches");
+        var sessionsDir = CliOptions.Text("--sessions-dir", "DIR", "Where this workspace's sessions are kept [default: $KIMI_HOME/sessions/WORKSPACE-HASH, $KIMI_HOME = ~/.kimisharp]");
 
         var command = new Command("code", """
             The terminal coding agent. With an endpoint (--endpoint or $KIMI_BASE_URL, $KIMI_API_KEY, $KIMI_MODEL_NAME) it
@@ -51,7 +52,7 @@ internal static class CodeCommand
             """)
         {
             task, print, workspace, endpoint, apiKey, modelName, localModel, mcp, yolo, plan, resume, sessionId, output, thinking,
-            maxSteps, context, prices, allowFetch, docs,
+            maxSteps, context, prices, allowFetch, docs, sessionsDir,
         };
         command.Exclusive(yolo, plan);
         command.Exclusive(resume, sessionId);
@@ -99,7 +100,9 @@ internal static class CodeCommand
             McpToolset? mcpTools = null;
             if (r.GetValue(mcp) is { } mcpFile)
             {
-                var config = McpConfig.Load(mcpFile);
+                McpConfig config;
+                try { config = await McpConfig.LoadAsync(mcpFile, cancellationToken: ct); }
+                catch (McpConfigException e) { throw new UsageException(e.Message); }
                 mcpTools = await McpToolset.ConnectAsync(config, new McpConnectOptions(), null, ct);
                 foreach (var failure in mcpTools.Failures) view.Error($"MCP server '{failure.ServerName}' is not available: {failure.Message}");
                 tools = [.. tools, .. mcpTools.Tools.Where(t => tools.All(x => x.Name != t.Name))];
@@ -124,7 +127,7 @@ internal static class CodeCommand
             if (r.GetValue(maxSteps) is int steps) agentOptions = agentOptions with { MaxSteps = steps };
 
             var priceTable = local ? PriceTable.Free : r.GetValue(prices) is { } pricesFile ? PriceTable.Load(pricesFile) : PriceTable.Moonshot;
-            string sessions = CodeAgent.SessionsDirectory(root);
+            string sessions = r.GetValue(sessionsDir) is { } chosen ? Path.GetFullPath(chosen) : CodeAgent.SessionsDirectory(root);
             var header = new JsonObject { ["model"] = label, ["endpoint"] = url ?? "in-process", ["workspace"] = root };
             AgentSession NewSession() => AgentSession.Create(sessions, header, priceTable);
             AgentSession session;
