@@ -414,8 +414,16 @@ public sealed class AgentRunner
         yield return new AgentEvent.ToolReturned(call.Id, call.Name, content, isError) { Elapsed = clock.Elapsed };
     }
 
-    /// <summary>Whether the conversation ends with tool calls that have no result yet (a run killed mid-step); running it finishes them first.</summary>
-    public static bool HasPendingCalls(JsonArray messages) => PendingCalls(messages).Count > 0;
+    /// <summary>
+    /// Whether the conversation ends mid-task — with a task not yet answered, tool results the model has not read, or
+    /// tool calls without results (a run killed mid-step) — so that running it again carries the task on.
+    /// </summary>
+    public static bool IsUnfinished(JsonArray messages)
+    {
+        if (messages.Count == 0) return false;
+        string last = AgentMessages.Role(messages[^1]);
+        return last is "user" or "tool" || PendingCalls(messages).Count > 0;
+    }
 
     /// <summary>Calls of the last assistant message that no tool message answers yet (a run interrupted mid-step).</summary>
     internal static List<PendingCall> PendingCalls(JsonArray messages)

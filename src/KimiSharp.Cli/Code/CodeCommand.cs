@@ -148,8 +148,8 @@ internal static class CodeCommand
             if (json) view.Info(session.Path, "session");
             else view.Info($"kimi code — {label}{(local ? " (in process, k2-nano tools)" : "")} in {root}\nsession {session.Id} ({session.Path}); /help for commands", "status");
 
-            // A session killed mid-step has calls without results: finish them before anything else.
-            if (session.Messages.Count > 0 && AgentRunner.HasPendingCalls(session.Messages))
+            // A session killed mid-task (even mid-step, with calls still to answer) carries that task on first.
+            if (AgentRunner.IsUnfinished(session.Messages))
             {
                 view.Info("resuming the interrupted task", "notice");
                 if (await agent.ContinueAsync(ct) is null) return CliApp.Cancelled;
