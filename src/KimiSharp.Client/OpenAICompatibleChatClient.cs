@@ -263,6 +263,11 @@ public sealed partial class OpenAICompatibleChatClient : IChatClient
                     string message = ChatEndpointException.ServerMessageOf(e.EventData) ?? "(no message)";
                     throw new ChatEndpointException($"the chat endpoint reported an error in its stream: {message}", null, message);
                 }
+                catch (OperationCanceledException) when (idle.Expired && decoder.Finished)
+                {
+                    // The answer finished and the server then went quiet instead of closing: keep what came.
+                    data = null;
+                }
                 if (data is null)
                 {
                     // A body that stops before the answer finished is a broken connection, not a short answer.

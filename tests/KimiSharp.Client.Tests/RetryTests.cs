@@ -211,6 +211,23 @@ public sealed class RetryTests
     }
 
     [Fact]
+    public async Task A_server_that_goes_quiet_after_finishing_the_answer_still_gives_the_answer()
+    {
+        await using var stub = await StartAsync(async (_, _, context) =>
+        {
+            await Sse(context, Chunk(new { content = "done" }), Chunk(new { }, "stop"));
+            await Task.Delay(Timeout.Infinite, context.RequestAborted); // no usage, no [DONE], no end of body
+        });
+        using var client = stub.Client(o => o with { RequestTimeout = TimeSpan.FromMilliseconds(300) });
+
+        var response = await client.GetResponseAsync(s_question);
+
+        Assert.Equal("done", response.Text);
+        Assert.Equal(ChatFinishReason.Stop, response.FinishReason);
+        Assert.Equal(1, stub.RequestCount);
+    }
+
+    [Fact]
     public async Task A_slow_consumer_is_not_mistaken_for_a_silent_server()
     {
         await using var stub = await StartAsync(async (_, _, context) =>
