@@ -93,7 +93,7 @@ public sealed partial class OpenAICompatibleChatClient : IChatClient
                 {
                     string errorBody = await stream.ReadBodyAsync().ConfigureAwait(false);
                     if (!IsRetryable(status) || !canRetry) throw ChatEndpointException.FromStatus(status, errorBody, attempt + 1);
-                    failure = new Failure($"{(int)status} ({status}): {ChatEndpointException.ServerMessageOf(errorBody)}", status, RetryAfter(stream.Response));
+                    failure = new Failure($"{(int)status} ({status}): {ChatEndpointException.ServerMessageOf(errorBody)}", RetryAfter(stream.Response));
                 }
                 else
                 {
@@ -105,7 +105,7 @@ public sealed partial class OpenAICompatibleChatClient : IChatClient
             {
                 stream?.Dispose();
                 if (!canRetry) throw Exhausted(reason, e, attempt + 1);
-                failure = new Failure(reason, null, null);
+                failure = new Failure(reason, null);
             }
             catch
             {
@@ -120,7 +120,7 @@ public sealed partial class OpenAICompatibleChatClient : IChatClient
         }
     }
 
-    private sealed record Failure(string Reason, HttpStatusCode? Status, TimeSpan? RetryAfter);
+    private sealed record Failure(string Reason, TimeSpan? RetryAfter);
 
     private async Task<ResponseStream> SendAsync(byte[] body, int toolCallOffset, CancellationToken cancellationToken)
     {
@@ -262,6 +262,11 @@ public sealed partial class OpenAICompatibleChatClient : IChatClient
                 {
                     string message = ChatEndpointException.ServerMessageOf(e.EventData) ?? "(no message)";
                     throw new ChatEndpointException($"the chat endpoint reported an error in its stream: {message}", null, message);
+                }
+                catch (OperationCanceledException) when (idle.Expired && decoder.Finished)
+                {
+                    // The answer finished and the server then went quiet instead of closing: keep what came.
+                    data = null;
                 }
                 if (data is null)
                 {

@@ -107,6 +107,24 @@ public sealed class MoonshotRulesTests
     }
 
     [Fact]
+    public async Task The_streaming_tool_loop_sends_the_reasoning_and_call_it_streamed_back()
+    {
+        var moonshot = new MoonshotStub();
+        await using var stub = await StartAsync(moonshot.Handle);
+        using var client = stub.Client(o => o with { MaxBackoff = TimeSpan.Zero });
+        using var chat = new ChatClientBuilder(client).UseFunctionInvocation().Build();
+
+        var text = "";
+        await foreach (var update in chat.GetStreamingResponseAsync([new ChatMessage(ChatRole.User, "What is 6*7?")], new ChatOptions { Tools = [Calculator()] }))
+            text += update.Text;
+
+        Assert.Equal("6 × 7 = 42", text);
+        var assistant = stub.Requests[^1].Messages[1]!;
+        Assert.Equal(Reasoning, Text(assistant["reasoning_content"]));
+        Assert.Equal("functions.calculator:0", Text(assistant["tool_calls"]![0]!["id"]));
+    }
+
+    [Fact]
     public async Task Streaming_gives_reasoning_a_whole_tool_call_usage_with_cached_tokens_and_the_finish_reason()
     {
         var moonshot = new MoonshotStub();
