@@ -124,7 +124,8 @@ public sealed class ToolDispatcher
                 return null;
         }
 
-        if (readOnly || !ToolTraits.NeedsApproval(tool) || _approvedForSession.ContainsKey(tool.Name)) return null;
+        bool needsApproval = ToolTraits.NeedsApproval(tool) || tool is ApprovalRequiredAIFunction;
+        if (readOnly || !needsApproval || _approvedForSession.ContainsKey(tool.Name)) return null;
 
         IApprover? approver = _options.Approver;
         if (approver is null)
@@ -135,7 +136,7 @@ public sealed class ToolDispatcher
         ApprovalPreview preview;
         try
         {
-            preview = tool is IApprovalPreview previewer
+            preview = Unwrap<IApprovalPreview>(tool) is { } previewer
                 ? await previewer.PreviewAsync(arguments, ct).ConfigureAwait(false)
                 : new ApprovalPreview($"{tool.Name} {Clip(argumentsJson.ReplaceLineEndings(" "), 200)}");
         }
@@ -210,7 +211,7 @@ public sealed class ToolDispatcher
 
     private static async ValueTask<ToolResult> RunToolAsync(AIFunction tool, AIFunctionArguments arguments, CancellationToken ct)
     {
-        if (tool is IToolResultFunction rich) return await rich.InvokeForResultAsync(arguments, ct).ConfigureAwait(false);
+        if (Unwrap<IToolResultFunction>(tool) is { } rich) return await rich.InvokeForResultAsync(arguments, ct).ConfigureAwait(false);
         object? value = await tool.InvokeAsync(arguments, ct).ConfigureAwait(false);
         return ToolResult.Ok(value switch
         {
@@ -240,7 +241,7 @@ public sealed class ToolDispatcher
             return Error(tool.Name, $"arguments are not a JSON object: got {root.ValueKind.ToString().ToLowerInvariant()}",
                 ToolOutcomeKind.InvalidArguments);
 
-        bool selfValidating = tool is IToolResultFunction { ValidatesOwnArguments: true };
+        bool selfValidating = Unwrap<IToolResultFunction>(tool) is { ValidatesOwnArguments: true };
         if (!selfValidating)
         {
             IReadOnlyList<string> errors = ToolArgumentValidator.Validate(tool.JsonSchema, root);
@@ -252,6 +253,13 @@ public sealed class ToolDispatcher
         foreach (JsonProperty property in root.EnumerateObject()) arguments[property.Name] = property.Value;
         return null;
     }
+
+    /// <summary>
+    /// The tool as <typeparamref name="T"/>, looking through <see cref="ApprovalRequiredAIFunction"/> (which only marks
+    /// a function) but not through other wrappers, whose own behaviour must not be bypassed.
+    /// </summary>
+    private static T? Unwrap<T>(AIFunction tool) where T : class =>
+        tool as T ?? (tool is ApprovalRequiredAIFunction marked ? marked.GetService<T>() : null);
 
     private ToolOutcome Finish(ToolOutcome outcome)
     {
