@@ -263,6 +263,8 @@ public sealed class ToolDispatcher
 
     private ToolOutcome Finish(ToolOutcome outcome)
     {
+        _logger.LogDebug("Tool {Tool}: {Kind} in {Duration} ms, {Length} characters",
+            outcome.ToolName, outcome.Kind, (long)outcome.Duration.TotalMilliseconds, outcome.Content.Length);
         if (outcome.Content.Length <= _options.MaxResultChars) return outcome;
         string clipped = outcome.Content[.._options.MaxResultChars]
                          + $"\n[result clipped: {_options.MaxResultChars} of {outcome.Content.Length} characters shown]";
