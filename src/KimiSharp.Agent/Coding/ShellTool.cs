@@ -51,6 +51,10 @@ public sealed class ShellTool(Workspace workspace, CodingToolOptions options) : 
         };
         start.ArgumentList.Add("-c");
         start.ArgumentList.Add(command);
+        // Nobody reads a pager or answers a prompt here.
+        start.Environment["PAGER"] = "cat";
+        start.Environment["GIT_PAGER"] = "cat";
+        start.Environment["GIT_TERMINAL_PROMPT"] = "0";
 
         using var process = new Process { StartInfo = start };
         try

@@ -40,13 +40,15 @@ public sealed class Workspace
 
         string full = Path.GetFullPath(Path.IsPathRooted(path) ? path : Path.Combine(Root, path));
         full = Path.TrimEndingDirectorySeparator(full);
-        if (!IsUnderRoot(full))
-            throw new WorkspaceEscapeException($"path '{path}' is outside the workspace {Root}");
-
         string real = RealPath(full);
         if (!IsUnderRoot(real))
-            throw new WorkspaceEscapeException($"path '{path}' leads through a symlink to '{real}', outside the workspace {Root}");
-        return full;
+        {
+            throw new WorkspaceEscapeException(IsUnderRoot(full)
+                ? $"path '{path}' leads through a symlink to '{real}', outside the workspace {Root}"
+                : $"path '{path}' is outside the workspace {Root}");
+        }
+        // An absolute path through another name for the root (e.g. a symlinked parent) is fine; report it canonically.
+        return IsUnderRoot(full) ? full : real;
     }
 
     /// <summary>True when <paramref name="path"/> resolves inside the root.</summary>

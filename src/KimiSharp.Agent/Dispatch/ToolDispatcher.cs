@@ -132,7 +132,8 @@ public sealed class ToolDispatcher : IToolDispatcher
                 return null;
         }
 
-        if (readOnly || !ToolTraits.NeedsApproval(tool) || _approvedForSession.ContainsKey(tool.Name)) return null;
+        bool needsApproval = ToolTraits.NeedsApproval(tool) || tool is ApprovalRequiredAIFunction;
+        if (readOnly || !needsApproval || _approvedForSession.ContainsKey(tool.Name)) return null;
 
         IApprover? approver = _options.Approver;
         if (approver is null)
@@ -143,7 +144,7 @@ public sealed class ToolDispatcher : IToolDispatcher
         ApprovalPreview preview;
         try
         {
-            preview = tool is IApprovalPreview previewer
+            preview = Unwrap<IApprovalPreview>(tool) is { } previewer
                 ? await previewer.PreviewAsync(arguments, ct).ConfigureAwait(false)
                 : new ApprovalPreview($"{tool.Name} {Clip(argumentsJson.ReplaceLineEndings(" "), 200)}");
         }
@@ -218,7 +219,7 @@ public sealed class ToolDispatcher : IToolDispatcher
 
     private static async ValueTask<ToolResult> RunToolAsync(AIFunction tool, AIFunctionArguments arguments, CancellationToken ct)
     {
-        if (tool is IToolResultFunction rich) return await rich.InvokeForResultAsync(arguments, ct).ConfigureAwait(false);
+        if (Unwrap<IToolResultFunction>(tool) is { } rich) return await rich.InvokeForResultAsync(arguments, ct).ConfigureAwait(false);
         object? value = await tool.InvokeAsync(arguments, ct).ConfigureAwait(false);
         return ToolResult.Ok(value switch
         {
@@ -248,7 +249,7 @@ public sealed class ToolDispatcher : IToolDispatcher
             return Error(tool.Name, $"arguments are not a JSON object: got {root.ValueKind.ToString().ToLowerInvariant()}",
                 ToolOutcomeKind.InvalidArguments);
 
-        bool selfValidating = tool is IToolResultFunction { ValidatesOwnArguments: true };
+        bool selfValidating = Unwrap<IToolResultFunction>(tool) is { ValidatesOwnArguments: true };
         if (!selfValidating)
         {
             IReadOnlyList<string> errors = ToolArgumentValidator.Validate(tool.JsonSchema, root);
@@ -261,8 +262,17 @@ public sealed class ToolDispatcher : IToolDispatcher
         return null;
     }
 
+    /// <summary>
+    /// The tool as <typeparamref name="T"/>, looking through <see cref="ApprovalRequiredAIFunction"/> (which only marks
+    /// a function) but not through other wrappers, whose own behaviour must not be bypassed.
+    /// </summary>
+    private static T? Unwrap<T>(AIFunction tool) where T : class =>
+        tool as T ?? (tool is ApprovalRequiredAIFunction marked ? marked.GetService<T>() : null);
+
     private ToolOutcome Finish(ToolOutcome outcome)
     {
+        _logger.LogDebug("Tool {Tool}: {Kind} in {Duration} ms, {Length} characters",
+            outcome.ToolName, outcome.Kind, (long)outcome.Duration.TotalMilliseconds, outcome.Content.Length);
         if (outcome.Content.Length <= _options.MaxResultChars) return outcome;
         string clipped = outcome.Content[.._options.MaxResultChars]
                          + $"\n[result clipped: {_options.MaxResultChars} of {outcome.Content.Length} characters shown]";

@@ -86,6 +86,17 @@ public class WorkspaceTests
     }
 
     [Fact]
+    public void AnAbsolutePathThroughAnotherNameForTheRootIsInside()
+    {
+        using var temp = new TempFolder();
+        string alias = Path.Combine(temp.Path, "alias");
+        Directory.CreateSymbolicLink(alias, temp.Root);
+        Assert.Equal(temp.InRoot("file.txt"), temp.Workspace.Resolve(Path.Combine(alias, "file.txt")));
+        Assert.Equal(temp.Root, new Workspace(alias).Root);
+        Assert.Throws<WorkspaceEscapeException>(() => temp.Workspace.Resolve(Path.Combine(alias, "..", "outside")));
+    }
+
+    [Fact]
     public void LinkLoopIsAnEscapeErrorNotAHang()
     {
         using var temp = new TempFolder();

@@ -336,6 +336,28 @@ public class ToolDispatcherTests
     }
 
     [Fact]
+    public async Task ApprovalRequiredAIFunctionNeedsApprovalAndKeepsThePreview()
+    {
+        using var temp = new TempFolder();
+        var plain = FakeFunction.Echo("plain");
+        var marked = new ApprovalRequiredAIFunction(plain);
+        AIFunction write = new ApprovalRequiredAIFunction(CodingTools.Create(temp.Workspace).Named("write_file"));
+
+        ToolOutcome refused = await new ToolDispatcher([marked]).DispatchAsync("plain", "{}", CancellationToken.None);
+        Assert.Equal(ToolOutcomeKind.Refused, refused.Kind);
+        Assert.Equal(0, plain.Calls);
+
+        var approver = new ScriptedApprover(ApprovalDecision.ApproveOnce, ApprovalDecision.ApproveOnce);
+        var dispatcher = new ToolDispatcher([marked, write], new ToolDispatcherOptions { Approver = approver });
+        Assert.Equal("echo:", (await dispatcher.DispatchAsync("plain", "{}", CancellationToken.None)).Content);
+        ToolOutcome created = await dispatcher.DispatchAsync("write_file", """{"path":"n.txt","content":"new"}""", CancellationToken.None);
+        Assert.Equal("created n.txt (1 lines)", created.Content);
+        Assert.Equal("plain {}", approver.Requests[0].Summary);
+        Assert.Equal("create n.txt", approver.Requests[1].Summary);
+        Assert.Contains("+new", approver.Requests[1].Diff);
+    }
+
+    [Fact]
     public void DuplicateToolNamesAreRejected()
     {
         var e = Assert.Throws<ArgumentException>(() => new ToolDispatcher([FakeFunction.Echo("a"), FakeFunction.Echo("a")]));
