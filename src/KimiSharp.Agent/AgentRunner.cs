@@ -36,6 +36,8 @@ public sealed record AgentOptions
     public int RepeatStop { get; init; } = 12;
     /// <summary>Summarizing older history before the context fills; null keeps the whole history (or the step window).</summary>
     public CompactionOptions? Compaction { get; init; }
+    /// <summary>Tool-call ids already used elsewhere in the session (outside the conversation the run sees), so new calls never reuse one.</summary>
+    public IReadOnlyCollection<string> ReservedCallIds { get; init; } = [];
     /// <summary>Called when the model answers; returning text continues the run with it as a new user message (a stop hook).</summary>
     public Func<AgentResult, CancellationToken, ValueTask<string?>>? OnStop { get; init; }
 
@@ -171,6 +173,11 @@ public sealed class AgentRunner
         ArgumentNullException.ThrowIfNull(conversation);
         var messages = (JsonArray)conversation.DeepClone();
         var run = new RunState { CallIndex = AgentMessages.ToolCallsInCurrentTask(messages) };
+        run.SeenIds.UnionWith(_options.ReservedCallIds);
+        foreach (var m in messages)
+            if (m?["tool_calls"] is JsonArray earlier)
+                foreach (var c in earlier)
+                    if (c?["id"]?.GetValue<string>() is { Length: > 0 } id) run.SeenIds.Add(id);
         string stopReason = AgentResult.MaxSteps;
         string? finalAnswer = null;
 
@@ -241,10 +248,11 @@ public sealed class AgentRunner
                 foreach (var call in step.Calls)
                 {
                     // Keep the endpoint's id (Moonshot and vLLM match results by it); make one only when it gave none or repeated one.
+                    // (K2's own ids count calls within the prompt the model saw, so across windows and tasks they repeat.)
                     if (string.IsNullOrEmpty(call.Id) || !run.SeenIds.Add(call.Id))
                     {
-                        call.Id = $"functions.{call.Name}:{run.CallIndex}";
-                        run.SeenIds.Add(call.Id);
+                        int n = run.CallIndex;
+                        while (!run.SeenIds.Add(call.Id = $"functions.{call.Name}:{n}")) n++;
                     }
                     run.CallIndex++;
                     toolCalls.Add(new JsonObject

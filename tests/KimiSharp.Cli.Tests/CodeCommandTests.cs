@@ -70,8 +70,8 @@ public sealed class CodeCommandTests : IDisposable
         {
             string[] args = i == 0 ? ["-p", task, "--output", "stream-json"] : ["--continue", "-p", task, "--output", "stream-json"];
             var (code, output, err) = await Code(args);
-            var final = JsonLines(output).Last();
-            Assert.True(final["type"]!.GetValue<string>() == "result", $"task {i}: {err}\n{output[^Math.Min(2000, output.Length)..]}");
+            var final = JsonLines(output).LastOrDefault(e => e["type"]!.GetValue<string>() == "result");
+            Assert.True(final is not null, $"task {i}: {err}\n{output[^Math.Min(2000, output.Length)..]}");
             Assert.Equal("answer", final["stop_reason"]!.GetValue<string>());
             Assert.Equal(0, code);
             calls += final["tool_calls"]!.GetValue<int>();

@@ -65,7 +65,12 @@ internal sealed class CodeAgent : IAsyncDisposable
     /// <summary>Continues the session's conversation as it stands (a resumed run with calls still to answer, or a new task).</summary>
     public async Task<AgentResult?> ContinueAsync(CancellationToken cancellationToken)
     {
-        var runner = new AgentRunner(_client, _dispatcher, _options);
+        var used = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var m in _session.Messages)
+            if (m?["tool_calls"] is JsonArray calls)
+                foreach (var c in calls)
+                    if (c?["id"]?.GetValue<string>() is { } id) used.Add(id);
+        var runner = new AgentRunner(_client, _dispatcher, _options with { ReservedCallIds = used });
         AgentResult? result = null;
         try
         {
@@ -88,25 +93,17 @@ internal sealed class CodeAgent : IAsyncDisposable
     }
 
     /// <summary>
-    /// What the next run sees. A model trained with a step window (k2-nano) gets earlier tasks as question and answer
-    /// only, so a long session never outgrows its context; models that summarize see everything (compaction handles it).
+    /// What the next run sees. A model trained on single tasks with a step window (k2-nano) sees the current task only
+    /// (its notes in the memory tool carry over), so each question is answered on its own terms and a long session
+    /// never outgrows its context; models that summarize see everything (compaction handles it).
     /// </summary>
     private JsonArray Visible()
     {
         if (!Local) return _session.Messages;
         var (prefix, steps) = ContextWindow.Split(_session.Messages);
         var visible = new JsonArray();
-        var earlier = prefix.Take(prefix.Count - 1).ToList();
-        for (int i = 0; i < earlier.Count; i++)
-        {
-            var m = earlier[i];
-            string role = AgentMessages.Role(m);
-            bool finalAnswer = role == "assistant" && m["tool_calls"] is null
-                && (i + 1 == earlier.Count || AgentMessages.Role(earlier[i + 1]) == "user");
-            if (role is "system" or "user" || finalAnswer)
-                visible.Add(new JsonObject { ["role"] = role, ["content"] = AgentMessages.Text(m["content"]) });
-        }
-        if (prefix.Count > 0) visible.Add(prefix[^1].DeepClone());
+        foreach (var m in prefix.Where(m => AgentMessages.Role(m) == "system")) visible.Add(m.DeepClone());
+        if (prefix.Count > 0 && AgentMessages.Role(prefix[^1]) == "user") visible.Add(prefix[^1].DeepClone());
         foreach (var step in steps)
             foreach (var m in step) visible.Add(m.DeepClone());
         return visible;

@@ -141,6 +141,11 @@ internal static class CodeCommand
                 session = AgentSession.Latest(sessions) is { } latest ? AgentSession.Resume(latest, priceTable) : NewSession();
             else session = NewSession();
 
+            // k2-nano's memory tool is its scratchpad (a to-do list, a running total): a resumed session gets it back by
+            // replaying the memory calls that succeeded. No other tool is run again.
+            if (local && session.Messages.Count > 0 && tools.OfType<AgentToolFunction>().FirstOrDefault(t => t.Name == "memory") is { } memory)
+                ReplayScratchpad(session.Messages, memory.Tool);
+
             var preamble = new JsonArray();
             if (!local) preamble.Add(AgentMessages.System(SystemPrompt(root)));
 
@@ -181,6 +186,33 @@ internal static class CodeCommand
             return CliApp.Ok;
         });
         return command;
+    }
+
+    internal static int ReplayScratchpad(JsonArray messages, IAgentTool memory)
+    {
+        var results = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var m in messages)
+            if (AgentMessages.Role(m) == "tool" && m!["tool_call_id"]?.GetValue<string>() is { } id) results[id] = AgentMessages.Text(m["content"]);
+        int replayed = 0;
+        foreach (var m in messages)
+        {
+            if (m?["tool_calls"] is not JsonArray calls) continue;
+            foreach (var call in calls)
+            {
+                if (call?["function"]?["name"]?.GetValue<string>() != memory.Name) continue;
+                if (!results.TryGetValue(call["id"]?.GetValue<string>() ?? "", out var result) || result.StartsWith("error:", StringComparison.Ordinal)) continue;
+                try
+                {
+                    if (JsonNode.Parse(AgentMessages.Text(call["function"]?["arguments"])) is JsonObject arguments)
+                    {
+                        memory.Invoke(arguments);
+                        replayed++;
+                    }
+                }
+                catch (System.Text.Json.JsonException) { }
+            }
+        }
+        return replayed;
     }
 
     private static string? Env(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } value ? value : null;
