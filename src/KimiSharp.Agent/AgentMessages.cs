@@ -74,9 +74,11 @@ public static class AgentMessages
     }
 
     /// <summary>The arguments of a call as text: what the model wrote when the client kept it, else the parsed arguments serialized.</summary>
+    private static readonly JsonSerializerOptions CompactJson = new(AIJsonUtilities.DefaultOptions) { WriteIndented = false };
+
     public static string RawArguments(FunctionCallContent call) =>
         call.AdditionalProperties?.TryGetValue(RawArgumentsKey, out var raw) == true && raw is string text ? text
-        : JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>(), AIJsonUtilities.DefaultOptions);
+        : JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>(), CompactJson);
 
     private static Dictionary<string, object?>? ParseArguments(string json)
     {

@@ -121,7 +121,12 @@ internal static class ChatRequestBuilder
     {
         // A tool result is its own message in this protocol, whatever message MEAI carried it in.
         foreach (var result in message.Contents.OfType<FunctionResultContent>())
-            list.Add(new JsonObject { ["role"] = "tool", ["tool_call_id"] = result.CallId, ["content"] = ResultText(result) });
+        {
+            var tool = new JsonObject { ["role"] = "tool", ["tool_call_id"] = result.CallId, ["content"] = ResultText(result) };
+            // The tool's name, when the message says it (K2's template heads a tool result with it).
+            if (message.Role == ChatRole.Tool && message.AuthorName is { Length: > 0 } toolName) tool["name"] = toolName;
+            list.Add(tool);
+        }
         if (message.Role == ChatRole.Tool) return;
 
         string role = message.Role.Value;

@@ -187,7 +187,11 @@ internal sealed class ChatStreamDecoder(int toolCallOffset)
         {
             using var doc = JsonDocument.Parse(arguments);
             if (doc.RootElement.ValueKind == JsonValueKind.Object)
-                return new FunctionCallContent(id, name, doc.RootElement.EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value.Clone()));
+                // The text as the model wrote it goes back verbatim in the next request: K2's template renders it as is.
+                return new FunctionCallContent(id, name, doc.RootElement.EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value.Clone()))
+                {
+                    AdditionalProperties = new() { [ChatRequestBuilder.RawArgumentsProperty] = arguments },
+                };
             problem = $"they are a JSON {doc.RootElement.ValueKind}, not an object";
         }
         catch (JsonException e)

@@ -15,7 +15,7 @@ public sealed class MoonshotRulesTests
 {
     private const string Reasoning = "Let me compute 6*7 with the calculator.";
 
-    private sealed class MoonshotStub
+    internal sealed class MoonshotStub
     {
         private int _rateLimited;
 
@@ -74,7 +74,7 @@ public sealed class MoonshotRulesTests
         }
     }
 
-    private static AIFunction Calculator() =>
+    internal static AIFunction Calculator() =>
         AIFunctionFactory.Create((string expression) => expression == "6*7" ? "42" : $"cannot evaluate {expression}", "calculator", "Evaluates arithmetic");
 
     [Fact]

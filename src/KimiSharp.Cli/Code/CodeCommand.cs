@@ -103,9 +103,9 @@ internal static class CodeCommand
                 McpConfig config;
                 try { config = await McpConfig.LoadAsync(mcpFile, cancellationToken: ct); }
                 catch (McpConfigException e) { throw new UsageException(e.Message); }
-                mcpTools = await McpToolset.ConnectAsync(config, new McpConnectOptions(), null, ct);
+                mcpTools = await McpToolset.ConnectAsync(config, McpConnectOptions.Default with { ReservedToolNames = tools.Select(t => t.Name).ToArray() }, null, ct);
                 foreach (var failure in mcpTools.Failures) view.Error($"MCP server '{failure.ServerName}' is not available: {failure.Message}");
-                tools = [.. tools, .. mcpTools.Tools.Where(t => tools.All(x => x.Name != t.Name))];
+                tools = [.. tools, .. mcpTools.Tools];
             }
 
             var mode = r.GetValue(yolo) ? ApprovalMode.Yolo : r.GetValue(plan) ? ApprovalMode.Plan : ApprovalMode.Ask;

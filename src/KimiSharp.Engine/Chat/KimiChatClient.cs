@@ -192,9 +192,11 @@ public sealed class KimiChatClient(KimiChatService service, bool ownsService = f
     }
 
     /// <summary>The arguments as the model wrote them when known (the prompt then shows the model its own text), else serialized.</summary>
+    private static readonly JsonSerializerOptions CompactJson = new(AIJsonUtilities.DefaultOptions) { WriteIndented = false };
+
     internal static string RawArguments(FunctionCallContent call) =>
         call.AdditionalProperties?.TryGetValue(RawArgumentsKey, out var raw) == true && raw is string text ? text
-        : JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>(), AIJsonUtilities.DefaultOptions);
+        : JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>(), CompactJson);
 
     /// <summary>
     /// The thinking switch from <see cref="ChatOptions.AdditionalProperties"/>: <c>thinking</c> as a bool, Moonshot's
