@@ -131,7 +131,15 @@ internal sealed partial class OpenAiApi
         var vars = new Dictionary<string, JsonNode?>();
         if (r.ChatTemplateKwargs is not null)
             foreach (var (k, v) in r.ChatTemplateKwargs) vars[k] = ProtocolJson.ToNode(v);
-        if (r.Thinking is JsonElement thinking && thinking.ValueKind != JsonValueKind.Null) vars["thinking"] = ProtocolJson.ToNode(thinking);
+        // Moonshot spells the switch {"type": "enabled"|"disabled"}; templates read a boolean, as chat_template_kwargs gives it.
+        if (r.Thinking is JsonElement thinking && thinking.ValueKind != JsonValueKind.Null)
+            vars["thinking"] = thinking.ValueKind switch
+            {
+                JsonValueKind.True or JsonValueKind.False => thinking.GetBoolean(),
+                JsonValueKind.Object when thinking.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String
+                    && type.GetString() is "enabled" or "disabled" => type.GetString() == "enabled",
+                _ => throw ApiException.BadRequest("'thinking' must be true, false or {\"type\": \"enabled\"|\"disabled\"}", "thinking"),
+            };
         return vars.Count > 0 ? vars : null;
     }
 

@@ -102,6 +102,8 @@ public sealed class HardeningTests(ServerFixture fixture)
         { "stop with a number", Hi + "|,\"stop\":[\"a\",3]", "stop[1] must be a string" },
         { "tools entry null", Hi + "|,\"tools\":[null]", "tools[0] must be an object" },
         { "messages an object", "{}", "messages must be an array" },
+        { "thinking type unknown", Hi + "|,\"thinking\":{\"type\":\"auto\"}", "'thinking' must be true, false or {\"type\": \"enabled\"|\"disabled\"}" },
+        { "thinking a string", Hi + "|,\"thinking\":\"on\"", "'thinking' must be true, false" },
         { "nesting too deep", Hi + "|,\"x\":" + new string('[', 100) + new string(']', 100), "deeper than 64" },
     };
 
