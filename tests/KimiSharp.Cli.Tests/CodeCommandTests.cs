@@ -131,6 +131,22 @@ public sealed class CodeCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Shell_hooks_veto_tool_calls_and_a_stop_hook_sends_the_agent_back()
+    {
+        var (code, output, err) = await Code("-p", "What is 17.5% of 2,340 plus 99?", "--output", "stream-json",
+            "--hook", "grep -q calculator && { echo 'no calculator today' >&2; exit 2; }; exit 0",
+            "--stop-hook", "if [ ! -f checked ]; then touch checked; echo 'Check it once more.' >&2; exit 2; fi");
+        Assert.True(code is 0 or 1, err + output);
+        var events = JsonLines(output);
+        var first = events.First(e => e["type"]!.GetValue<string>() == "tool_result");
+        Assert.Contains("blocked by a hook: no calculator today", first["content"]!.GetValue<string>());
+        Assert.True(File.Exists(Path.Combine(_workspace, "checked")));
+        var users = SessionRecords().Where(r => r["type"]!.GetValue<string>() == "message" && r["message"]!["role"]!.GetValue<string>() == "user")
+            .Select(r => r["message"]!["content"]!.GetValue<string>()).ToArray();
+        Assert.Equal("Check it once more.", users[^1]);
+    }
+
+    [Fact]
     public async Task Bad_invocations_name_the_problem()
     {
         var (code, _, err) = await Code("--output", "stream-json");

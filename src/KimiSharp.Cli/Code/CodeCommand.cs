@@ -42,6 +42,12 @@ internal static class CodeCommand
         var prices = CliOptions.Text("--prices", "FILE", "A price table (JSON, per million tokens) for the cost shown [default: Moonshot's K2 list price]");
         var allowFetch = CliOptions.Text("--allow-fetch", "HOSTS", "Comma-separated host names the fetch tool may reach besides loopback");
         var docs = CliOptions.Text("--docs", "DIR", "A folder of .md/.txt documents the search_docs tool searches");
+        var hook = new Option<string[]>("--hook")
+        {
+            Description = "A shell command run before each tool call with the call as JSON on stdin; exit 2 vetoes it (stderr is the reason). Repeatable",
+            HelpName = "CMD", Arity = ArgumentArity.OneOrMore, AllowMultipleArgumentsPerToken = false,
+        };
+        var stopHook = CliOptions.Text("--stop-hook", "CMD", "A shell command run when the agent answers, with the answer as JSON on stdin; exit 2 sends its stderr back to the agent as the next instruction");
         var sessionsDir = CliOptions.Text("--sessions-dir", "DIR", "Where this workspace's sessions are kept [default: $KIMI_HOME/sessions/WORKSPACE-HASH, $KIMI_HOME = ~/.kimisharp]");
 
         var command = new Command("code", """
@@ -52,7 +58,7 @@ internal static class CodeCommand
             """)
         {
             task, print, workspace, endpoint, apiKey, modelName, localModel, mcp, yolo, plan, resume, sessionId, output, thinking,
-            maxSteps, context, prices, allowFetch, docs, sessionsDir,
+            maxSteps, context, prices, allowFetch, docs, sessionsDir, hook, stopHook,
         };
         command.Exclusive(yolo, plan);
         command.Exclusive(resume, sessionId);
@@ -114,6 +120,8 @@ internal static class CodeCommand
                 Mode = mode,
                 // Without a person at the keyboard (-p) nothing that changes things runs unless --yolo says so.
                 Approver = printMode ? null : new TerminalApprover(input, view),
+                Hooks = (r.GetValue(hook) ?? []).Select(c => (KimiSharp.Agent.Hooks.IToolHooks)new KimiSharp.Agent.Hooks.ShellCommandHook(
+                    new KimiSharp.Agent.Hooks.ShellCommandHookOptions(c) { WorkingDirectory = root })).ToArray(),
             });
 
             var agentOptions = local
@@ -125,6 +133,8 @@ internal static class CodeCommand
                     Compaction = new CompactionOptions { ContextTokens = (int)Math.Min(int.MaxValue, contextTokens) },
                 };
             if (r.GetValue(maxSteps) is int steps) agentOptions = agentOptions with { MaxSteps = steps };
+            if (r.GetValue(stopHook) is { } stopCommand)
+                agentOptions = agentOptions with { OnStop = (result, token) => StopHook.RunAsync(stopCommand, root, result, view, token) };
 
             var priceTable = local ? PriceTable.Free : r.GetValue(prices) is { } pricesFile ? PriceTable.Load(pricesFile) : PriceTable.Moonshot;
             string sessions = r.GetValue(sessionsDir) is { } chosen ? Path.GetFullPath(chosen) : CodeAgent.SessionsDirectory(root);
