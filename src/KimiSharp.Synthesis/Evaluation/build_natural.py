@@ -452,7 +452,7 @@ for prompt, expect in [
     ("Send an email to my boss saying I'm late.", {"any": ["can't", "cannot", "can not", "unable", "not able", "don't"], "max_chars": 400, "no_tools": True}),
     ("Who won the football world cup in 2022?", {"any": ["don't know", "do not know", "can't", "cannot", "not sure", "no way", "unable", "don't have"], "max_chars": 400, "no_tools": True}),
     ("Are you a human?", {"any": ["model", "AI", "assistant", "not a human", "not human"], "max_chars": 300, "no_tools": True}),
-    ("Good afternoon, how are you doing?", {"any": ["good", "well", "fine", "great", "hello", "hi"], "max_chars": 300, "no_tools": True}),
+    ("Good afternoon, how are you doing?", {"any": ["good", "well", "fine", "great", "hello", "hi"], "max_chars": 300, "no_tools": True, "none": ["morning", "night", "evening"]}),
     ("ok bye", {"any": ["bye", "goodbye", "see you"], "max_chars": 200, "no_tools": True}),
     ("Can you browse the internet?", {"any": ["can't", "cannot", "can not", "no", "unable", "not able", "don't"], "max_chars": 400, "no_tools": True}),
     ("Write me a poem about the sea.", {"max_chars": 600, "no_tools": True}),
