@@ -66,6 +66,20 @@ public sealed class AgentCommandsTests : IDisposable
     }
 
     [Fact]
+    public async Task Synthesize_also_writes_openai_chat_jsonl_when_asked()
+    {
+        string output = Path.Combine(_scratch, "synth"), openAi = Path.Combine(_scratch, "synth-openai.jsonl");
+        var (code, stdout, stderr) = await Kimi("synthesize", "--out", output, "--count", "40", "--max-cities", "4", "--openai-jsonl", openAi);
+        Assert.True(code == 0, stderr);
+        int kept = File.ReadLines(Path.Combine(output, "trajectories.jsonl")).Count();
+        Assert.Equal(kept, File.ReadLines(openAi).Count());
+        Assert.Contains($"wrote {openAi}: {kept} conversations in OpenAI chat format", stdout);
+        var first = JsonNode.Parse(File.ReadLines(openAi).First())!;
+        Assert.Equal("user", first["messages"]![0]!["role"]!.GetValue<string>());
+        Assert.Equal(5, first["tools"]!.AsArray().Count);
+    }
+
+    [Fact]
     public async Task Eval_runs_the_tool_use_suite_and_writes_the_report()
     {
         string report = Path.Combine(_scratch, "out", "report.json");

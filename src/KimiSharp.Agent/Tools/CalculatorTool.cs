@@ -23,8 +23,9 @@ public sealed class CalculatorTool : IAgentTool
 
     public string Name => "calculator";
 
+    // k2-nano's template renders tools as bare signatures, so this text changes nothing in its prompts.
     public JsonObject Declaration => ToolArgs.Declaration(Name,
-        "Exact arithmetic: + - * / % and parentheses.",
+        "Exact arithmetic: + - * / % (per cent, or remainder between numbers), ^ or ** powers, sqrt cbrt abs round floor ceil, parentheses.",
         new JsonObject
         {
             ["type"] = "object",
