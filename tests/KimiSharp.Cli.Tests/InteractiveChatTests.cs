@@ -15,6 +15,22 @@ public sealed class NeedsPseudoTerminalFactAttribute : FactAttribute
         bool found = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
             .Any(dir => File.Exists(Path.Combine(dir, "script")));
         if (!found) Skip = "util-linux 'script' is not on PATH, so no pseudo-terminal can drive kimi chat (apt-get install bsdutils)";
+        else if (!OpensPseudoTerminal()) Skip = "'script' cannot open a pseudo-terminal here (no /dev/pts?), so kimi chat cannot be driven through one";
+    }
+
+    private static bool OpensPseudoTerminal()
+    {
+        try
+        {
+            using var probe = Process.Start(new ProcessStartInfo("script", ["-qec", "true", "/dev/null"])
+            {
+                RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+            })!;
+            probe.StandardInput.Close();
+            if (!probe.WaitForExit(10_000)) { probe.Kill(); return false; }
+            return probe.ExitCode == 0;
+        }
+        catch (System.ComponentModel.Win32Exception) { return false; }
     }
 }
 
