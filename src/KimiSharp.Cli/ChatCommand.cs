@@ -76,11 +76,14 @@ internal static class ChatCommand
         var conversation = new JsonArray();
         if (system is not null) conversation.Add(new JsonObject { ["role"] = "system", ["content"] = system });
 
+        // One toolbox per session, so notes saved by one question can be read by a later one.
+        var toolbox = Toolbox.CreateDefault();
+        Func<string, int> countTokens = text => service.Tokenizer.Encode(text, allowSpecial: false).Count;
         if (question.Length > 0)
         {
             conversation.Add(new JsonObject { ["role"] = "user", ["content"] = string.Join(' ', question) });
-            if (tools) await AgentTurn(service, conversation, agentOptions, stdout, color, collapse: false, cancellationToken);
-            else await Turn(service, conversation, generation, stdout, color, collapse: false, cancellationToken);
+            if (tools) await AgentTurn(service, toolbox, conversation, system, agentOptions, stdout, color, collapse: false, countTokens, cancellationToken);
+            else await Turn(service, conversation, generation, stdout, color, collapse: false, countTokens, cancellationToken);
             return 0;
         }
 
@@ -98,6 +101,7 @@ internal static class ChatCommand
                 case "/reset":
                     conversation.Clear();
                     if (system is not null) conversation.Add(new JsonObject { ["role"] = "system", ["content"] = system });
+                    toolbox = Toolbox.CreateDefault();
                     stdout.WriteLine("(conversation cleared)");
                     continue;
                 case "/thinking":
@@ -106,21 +110,20 @@ internal static class ChatCommand
             }
             conversation.Add(new JsonObject { ["role"] = "user", ["content"] = line });
             lastReasoning = tools
-                ? await AgentTurn(service, conversation, agentOptions, stdout, color, collapse: color, cancellationToken)
-                : await Turn(service, conversation, generation, stdout, color, collapse: color, cancellationToken);
+                ? await AgentTurn(service, toolbox, conversation, system, agentOptions, stdout, color, collapse: color, countTokens, cancellationToken)
+                : await Turn(service, conversation, generation, stdout, color, collapse: color, countTokens, cancellationToken);
         }
         return 0;
     }
 
     /// <summary>Streams one assistant turn, appends it to the conversation, and returns its reasoning.</summary>
     private static async Task<string> Turn(KimiChatService service, JsonArray conversation, GenerationOptions generation,
-        TextWriter stdout, bool color, bool collapse, CancellationToken cancellationToken)
+        TextWriter stdout, bool color, bool collapse, Func<string, int> countTokens, CancellationToken cancellationToken)
     {
         var reasoning = new StringBuilder();
         var content = new StringBuilder();
-        var pieces = new List<ParserEvent>();
         bool inReasoning = false;
-        int reasoningLines = 0;
+        var thinkingClock = new System.Diagnostics.Stopwatch();
         ChatCompleted? done = null;
         var request = new ChatRequest { Messages = (JsonArray)conversation.DeepClone(), Generation = generation };
         await foreach (var e in service.ChatAsync(request, cancellationToken))
@@ -128,21 +131,16 @@ internal static class ChatCommand
             switch (e)
             {
                 case ChatOutput { Piece: ReasoningDelta r }:
-                    if (!inReasoning) { stdout.Write(color ? Dim + "thinking: " : "thinking: "); inReasoning = true; }
+                    if (!inReasoning) { stdout.Write(color ? Dim + ThinkingLabel : ThinkingLabel); inReasoning = true; thinkingClock.Start(); }
                     reasoning.Append(r.Text);
-                    reasoningLines += r.Text.Count(c => c == '\n');
                     stdout.Write(r.Text);
                     break;
                 case ChatOutput { Piece: ContentDelta c }:
                     if (inReasoning)
                     {
                         inReasoning = false;
-                        if (collapse)
-                        {
-                            // Collapse the streamed thinking into one line now that the answer starts.
-                            stdout.Write($"{Reset}\r\u001b[{reasoningLines}A\u001b[J");
-                            stdout.WriteLine($"{Dim}▸ thought for {reasoning.Length} characters (/thinking to show){Reset}");
-                        }
+                        // Collapse the streamed thinking into one line now that the answer starts.
+                        if (collapse) Collapse(stdout, reasoning.ToString(), countTokens(reasoning.ToString()), thinkingClock.Elapsed);
                         else stdout.WriteLine(color ? Reset : "");
                     }
                     content.Append(c.Text);
@@ -172,21 +170,78 @@ internal static class ChatCommand
     }
 
     /// <summary>
-    /// Runs one user turn through the agent loop with fresh built-in tools, showing thinking, tool calls and results,
-    /// then the answer. The conversation gets every step of the turn; returns the turn's reasoning.
+    /// Runs one user turn through the agent loop, showing thinking, tool calls and results, then the answer, and appends
+    /// every step of the turn to <paramref name="conversation"/> (the session's transcript). The model sees only the
+    /// system prompt and this question: it was trained on one task per conversation (the context window keeps
+    /// everything before the last user message, so earlier tasks' steps would sit in its prompt and be copied from —
+    /// "what is 3 + 4?" after a miles question was answered "12 miles is 3 miles."). Notes persist through
+    /// <paramref name="toolbox"/>. Returns the turn's reasoning.
     /// </summary>
-    private static async Task<string> AgentTurn(KimiChatService service, JsonArray conversation, AgentOptions agentOptions,
-        TextWriter stdout, bool color, bool collapse, CancellationToken cancellationToken)
+    private static async Task<string> AgentTurn(KimiChatService service, Toolbox toolbox, JsonArray conversation, string? system,
+        AgentOptions agentOptions, TextWriter stdout, bool color, bool collapse, Func<string, int> countTokens, CancellationToken cancellationToken)
     {
-        var runner = new AgentRunner(new KimiChatClient(service), Toolbox.CreateDefault().AsFunctions(), agentOptions);
-        var (reasoning, result) = await RenderAgentTurn(runner.RunAsync(conversation, cancellationToken), stdout, color, collapse, agentOptions.TokenBudget);
+        var runner = new AgentRunner(new KimiChatClient(service), toolbox.AsFunctions(), agentOptions);
+        var task = TaskMessages(conversation, system);
+        var (reasoning, result) = await RenderAgentTurn(runner.RunAsync(task, cancellationToken), stdout, color, collapse, agentOptions.TokenBudget, countTokens);
         if (result is not null)
-        {
-            // Keep the whole turn (tool steps included); the template drops earlier turns' reasoning itself.
-            conversation.Clear();
-            foreach (var m in result.Messages) conversation.Add(m!.DeepClone());
-        }
+            foreach (var m in result.Messages.Skip(task.Count)) conversation.Add(m!.DeepClone());
         return reasoning;
+    }
+
+    /// <summary>What the model sees for the question <paramref name="conversation"/> ends with: the system prompt, if any, and that question.</summary>
+    internal static JsonArray TaskMessages(JsonArray conversation, string? system)
+    {
+        var task = new JsonArray();
+        if (system is not null) task.Add(new JsonObject { ["role"] = "system", ["content"] = system });
+        var question = conversation.LastOrDefault(m => m?["role"]?.GetValue<string>() == "user")
+            ?? throw new ArgumentException("the conversation has no user message", nameof(conversation));
+        task.Add(question.DeepClone());
+        return task;
+    }
+
+    private const string ThinkingLabel = "thinking: ";
+
+    /// <summary>
+    /// Replaces the thinking just streamed (the label and <paramref name="reasoning"/>, the cursor at its end) by one
+    /// dimmed summary line. It erases exactly the rows the text took on the terminal — wrapped lines count as several,
+    /// and a one-row text moves the cursor up not at all (ESC[0A moves up one row on most terminals, which erased the
+    /// user's question line) — so everything above it, the question included, stays on screen.
+    /// </summary>
+    private static void Collapse(TextWriter stdout, string reasoning, int? tokens, TimeSpan elapsed)
+    {
+        int rows = TerminalRows(ThinkingLabel + reasoning, TerminalWidth());
+        stdout.Write(Reset + "\r" + (rows > 1 ? $"\u001b[{rows - 1}A" : "") + "\u001b[J");
+        stdout.WriteLine($"{Dim}▸ {ThinkingSummary(tokens, elapsed)} (/thinking to show){Reset}");
+    }
+
+    /// <summary>"thought for 23 tokens, 0.4 s" (the seconds alone when no tokenizer counts): what a person can judge the thinking by.</summary>
+    internal static string ThinkingSummary(int? tokens, TimeSpan elapsed)
+    {
+        string seconds = elapsed.TotalSeconds.ToString("F1", System.Globalization.CultureInfo.InvariantCulture) + " s";
+        return tokens is int n ? $"thought for {n} {(n == 1 ? "token" : "tokens")}, {seconds}" : $"thought for {seconds}";
+    }
+
+    /// <summary>Rows <paramref name="text"/> occupies when written from the start of a row on a terminal <paramref name="width"/> columns wide.</summary>
+    internal static int TerminalRows(string text, int width)
+    {
+        if (width < 1) throw new ArgumentOutOfRangeException(nameof(width), "a terminal has at least one column");
+        int rows = 0;
+        foreach (string line in text.Split('\n'))
+        {
+            int columns = new System.Globalization.StringInfo(line.TrimEnd('\r')).LengthInTextElements;
+            rows += Math.Max(1, (columns + width - 1) / width);
+        }
+        return rows;
+    }
+
+    private static int TerminalWidth()
+    {
+        try
+        {
+            if (!Console.IsOutputRedirected && Console.WindowWidth > 0) return Console.WindowWidth;
+        }
+        catch (IOException) { }
+        return 80;
     }
 
     /// <summary>
@@ -195,11 +250,11 @@ internal static class ChatCommand
     /// not answer. Returns the reasoning of all steps and the result.
     /// </summary>
     internal static async Task<(string Reasoning, AgentResult? Result)> RenderAgentTurn(IAsyncEnumerable<AgentEvent> run,
-        TextWriter stdout, bool color, bool collapse, long tokenBudget)
+        TextWriter stdout, bool color, bool collapse, long tokenBudget, Func<string, int>? countTokens = null)
     {
         var allReasoning = new StringBuilder();
         var stepReasoning = new StringBuilder();
-        int reasoningLines = 0;
+        var thinkingClock = new System.Diagnostics.Stopwatch();
         bool inReasoning = false, lineOpen = false;
         AgentResult? result = null;
 
@@ -207,11 +262,7 @@ internal static class ChatCommand
         {
             if (!inReasoning) return;
             inReasoning = false;
-            if (collapse)
-            {
-                stdout.Write($"{Reset}\r\u001b[{reasoningLines}A\u001b[J");
-                stdout.WriteLine($"{Dim}▸ thought for {stepReasoning.Length} characters (/thinking to show){Reset}");
-            }
+            if (collapse) Collapse(stdout, stepReasoning.ToString(), countTokens?.Invoke(stepReasoning.ToString()), thinkingClock.Elapsed);
             else stdout.WriteLine(color ? Reset : "");
             lineOpen = false;
         }
@@ -224,15 +275,14 @@ internal static class ChatCommand
                     if (!inReasoning)
                     {
                         if (lineOpen) { stdout.WriteLine(); lineOpen = false; }
-                        stdout.Write(color ? Dim + "thinking: " : "thinking: ");
+                        stdout.Write(color ? Dim + ThinkingLabel : ThinkingLabel);
                         inReasoning = true;
                         stepReasoning.Clear();
-                        reasoningLines = 0;
+                        thinkingClock.Restart();
                         if (allReasoning.Length > 0) allReasoning.Append("\n\n");
                     }
                     stepReasoning.Append(r.Text);
                     allReasoning.Append(r.Text);
-                    reasoningLines += r.Text.Count(c => c == '\n');
                     stdout.Write(r.Text);
                     break;
                 case AgentEvent.ContentDelta c:

@@ -5,16 +5,18 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using KimiSharp.Agent;
 using KimiSharp.Synthesis;
+using KimiSharp.Synthesis.Evaluation;
 
 namespace KimiSharp.Cli;
 
 /// <summary>
-/// <c>kimi eval --suite tool-use</c>: held-out tool-use tasks by horizon run through the agent loop; prints a
-/// markdown table and optionally writes the JSON report.
+/// <c>kimi eval --suite tool-use</c>: held-out tool-use tasks by horizon run through the agent loop;
+/// <c>kimi eval --suite natural</c>: held-out questions as people type them, accuracy by category. Each prints a
+/// markdown table and optionally writes the JSON report and one transcript line per task.
 /// </summary>
 internal static class EvalCommand
 {
-    public static readonly IReadOnlyList<string> Suites = ["tool-use"];
+    public static readonly IReadOnlyList<string> Suites = ["tool-use", "natural"];
 
     public static Command Create()
     {
@@ -27,7 +29,8 @@ internal static class EvalCommand
         };
         suite.CompletionSources.Add([.. Suites]);
         var horizons = CliOptions.Parsed("--horizons", "1,3,10,50,100,300", "Horizons (planned tool calls) to run, comma-separated [default: 1,3,10,50,100,300]", ParseHorizons);
-        var tasks = CliOptions.OptionalInt("--tasks", "Tasks per horizon [default: 50 (h ≤ 3), 20 (≤ 10), 30 (≤ 50), 10 (≤ 100), 5 beyond]", min: 1);
+        var tasks = CliOptions.OptionalInt("--tasks", "Tasks per horizon [default: 50 (h ≤ 3), 20 (≤ 10), 30 (≤ 50), 10 (≤ 100), 5 beyond]; with --suite natural, the first N questions of each category [default: all]", min: 1);
+        var categories = CliOptions.Text("--category", "LIST", $"--suite natural only: categories to run, comma-separated ({string.Join(", ", NaturalSuite.Categories)}) [default: all]");
         var seed = CliOptions.OptionalInt("--seed", "Seed of the held-out task generator [default: 777]");
         var output = CliOptions.Text("--out", "report.json", "Also write the report as JSON");
         var transcripts = CliOptions.Text("--transcripts", "runs.jsonl", "Write one JSON line per task (prompt, expected, outcome, answer, conversation)");
@@ -37,11 +40,12 @@ internal static class EvalCommand
         var maxTokens = CliOptions.OptionalInt("--max-tokens", "Tokens per agent step [default: 384]", min: 1);
         var int8 = ModelLocator.Int8Option();
         var command = new Command("eval", """
-            Run held-out tool-use tasks by horizon through the agent loop and print success rate, tool calls,
-            malformed-call rate and tokens per horizon as a markdown table.
+            Run held-out tasks through the agent loop and print a markdown table. --suite tool-use: tasks by horizon
+            (success rate, tool calls, malformed-call rate, tokens). --suite natural: 300+ questions written as people
+            type them, apart from the training generator (accuracy by category).
             """)
         {
-            model, suite, horizons, tasks, seed, output, transcripts, name, threads, maxSteps, maxTokens, int8,
+            model, suite, horizons, tasks, categories, seed, output, transcripts, name, threads, maxSteps, maxTokens, int8,
         };
         command.SetAction(async (r, ct) =>
         {
@@ -49,6 +53,17 @@ internal static class EvalCommand
             var agent = new AgentOptions();
             if (r.GetValue(maxSteps) is int steps) agent = agent with { MaxSteps = steps };
             if (r.GetValue(maxTokens) is int perStep) agent = agent with { MaxTokensPerStep = perStep };
+            if (r.GetValue(suite) == "natural")
+            {
+                var chosen = r.GetValue(categories)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                foreach (string c in chosen ?? [])
+                    if (!NaturalSuite.Categories.Contains(c))
+                        throw new UsageException($"unknown category '{c}' (known: {string.Join(", ", NaturalSuite.Categories)})");
+                var natural = new NaturalEvalOptions { Agent = agent, Items = NaturalEvalOptions.Select(chosen, r.GetValue(tasks)) };
+                return await RunNaturalAsync(r.GetValue(model), r.GetValue(name), ModelLocator.Activations(r.GetValue(int8)), natural,
+                    r.GetValue(output), r.GetValue(transcripts), r.Out(), r.Err(), ct);
+            }
+            if (r.GetValue(categories) is not null) throw new UsageException("--category belongs to --suite natural");
             var eval = new ToolUseEvalOptions { Agent = agent };
             if (r.GetValue(horizons) is { } list) eval = eval with { Horizons = list };
             if (r.GetValue(tasks) is int perHorizon) eval = eval with { TasksPerHorizon = perHorizon };
@@ -83,6 +98,56 @@ internal static class EvalCommand
             stdout.WriteLine($"report written to {outPath}");
         }
         return 0;
+    }
+
+    private static async Task<int> RunNaturalAsync(string? modelDir, string? name, ActivationPrecision activations, NaturalEvalOptions eval,
+        string? outPath, string? transcriptsPath, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    {
+        await using var service = ModelLocator.LoadChat(modelDir, name, stderr, activations);
+        using var transcripts = transcriptsPath is null ? null : new TranscriptWriter(transcriptsPath);
+        var report = Terminal.Live(stderr) is { } console
+            ? await Terminal.Bars(console).StartAsync(context =>
+                NaturalEvaluation.RunAsync(service, eval, new NaturalProgress(stderr, context, transcripts), cancellationToken))
+            : await NaturalEvaluation.RunAsync(service, eval, new NaturalProgress(stderr, null, transcripts), cancellationToken);
+        if (transcripts is not null) stdout.WriteLine($"transcripts written to {transcriptsPath}");
+        stdout.WriteLine(report.ToMarkdown());
+        if (outPath is not null)
+        {
+            string? dir = Path.GetDirectoryName(Path.GetFullPath(outPath));
+            if (dir is not null) Directory.CreateDirectory(dir);
+            await File.WriteAllTextAsync(outPath, report.ToJson() + Environment.NewLine, cancellationToken);
+            stdout.WriteLine($"report written to {outPath}");
+        }
+        return 0;
+    }
+
+    /// <summary>One bar for the whole suite on a terminal, one plain line per question otherwise; feeds the transcript.</summary>
+    private sealed class NaturalProgress(TextWriter writer, ProgressContext? bars, TranscriptWriter? transcripts) : IProgress<NaturalEvalProgress>
+    {
+        private readonly Lock _gate = new();
+        private ProgressTask? _bar;
+
+        public void Report(NaturalEvalProgress p)
+        {
+            lock (_gate)
+            {
+                if (p.Last is not { } last)
+                {
+                    if (bars is null) writer.WriteLine($"natural: {p.Total} questions");
+                    else _bar = bars.AddTask("natural", maxValue: p.Total);
+                    return;
+                }
+                transcripts?.Write(last);
+                string rate = (100.0 * p.Passes / p.Index).ToString("F0", CultureInfo.InvariantCulture) + "%";
+                if (_bar is not null)
+                {
+                    _bar.Value = p.Index;
+                    _bar.Description = Terminal.Plain($"natural: {p.Passes}/{p.Index} correct ({rate})");
+                    return;
+                }
+                writer.WriteLine($"{last.Item.Id} {p.Index}/{p.Total}: {(last.Passed ? "ok" : "fail (" + last.Failure + ")")} — correct {p.Passes}/{p.Index} ({rate})");
+            }
+        }
     }
 
     internal static IReadOnlyList<int> ParseHorizons(string text)
@@ -127,6 +192,26 @@ internal static class EvalCommand
             _writer.WriteLine(line.ToJsonString());
             _writer.Flush();
         }
+
+        /// <summary>A natural-suite line: id, category, prompt, the rule, pass or why not, answer and conversation.</summary>
+        public void Write(NaturalOutcome o)
+        {
+            var line = new JsonObject
+            {
+                ["id"] = o.Item.Id, ["category"] = o.Item.Category, ["success"] = o.Passed, ["failure"] = o.Failure,
+                ["prompt"] = o.Item.Prompt, ["expected"] = System.Text.Json.JsonSerializer.SerializeToNode(o.Item.Expect, RuleJson),
+                ["stop_reason"] = o.Result.StopReason, ["tool_calls"] = o.Result.ToolCalls, ["malformed_calls"] = o.Result.MalformedCalls,
+                ["generated_tokens"] = o.Result.GeneratedTokens, ["answer"] = o.Result.FinalAnswer, ["messages"] = o.Result.Messages.DeepClone(),
+            };
+            _writer.WriteLine(line.ToJsonString());
+            _writer.Flush();
+        }
+
+        private static readonly System.Text.Json.JsonSerializerOptions RuleJson = new()
+        {
+            PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower,
+            DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault,
+        };
 
         public void Dispose() => _writer.Dispose();
     }

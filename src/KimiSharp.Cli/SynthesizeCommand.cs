@@ -18,26 +18,27 @@ internal static class SynthesizeCommand
         var maxCities = CliOptions.Int("--max-cities", "Largest number of cities in a long-horizon aggregation (2 calls per city)", 150, min: 2);
         var template = CliOptions.Text("--template", "chat_template.jinja", "Render the examples with this chat template [default: the built-in Kimi K2 Thinking template]");
         var longShare = CliOptions.Number("--long-share", "Share of long-horizon aggregations among the trajectories", 0.30, min: 0, max: 1, helpName: "P");
+        var openAi = CliOptions.Text("--openai-jsonl", "FILE", "Also write every accepted conversation as OpenAI-format chat JSONL (messages with reasoning_content and tool_calls, plus tools), for other trainers");
         var recall = CliOptions.Int("--recall", "Also write recall.txt: this many plain-text copy/recall warm-up documents (text_files for kimi train)", 0, min: 0);
         var command = new Command("synthesize", """
             Agentic training data: tool-use tasks with verifiable answers, teacher trajectories through the real tools,
             a rubric filter (report.md says what it rejected), rendered examples for kimi train.
             """)
         {
-            output, count, seed, window, maxChunks, flawRate, maxCities, template, longShare, recall,
+            output, count, seed, window, maxChunks, flawRate, maxCities, template, longShare, recall, openAi,
         };
         command.SetAction((r, ct) => Task.FromResult(Run(r.GetValue(output)!, r.GetValue(count), r.GetValue(seed), r.GetValue(window),
             r.GetValue(maxChunks), new SynthesisOptions { FlawRate = r.GetValue(flawRate), MaxCities = r.GetValue(maxCities), LongShare = r.GetValue(longShare) },
-            r.GetValue(template), r.GetValue(recall), r.Out(), ct)));
+            r.GetValue(template), r.GetValue(recall), r.Out(), ct, r.GetValue(openAi))));
         return command;
     }
 
     public static int Run(string output, int count, int seed, int window, int maxChunks, SynthesisOptions synthesis, string? templatePath,
-        int recall, TextWriter stdout, CancellationToken cancellationToken)
+        int recall, TextWriter stdout, CancellationToken cancellationToken, string? openAiJsonl = null)
     {
         var template = templatePath is not null ? Tokens.Templates.ChatTemplate.FromFile(templatePath) : null;
         SynthesisReport Synthesize(IProgress<(int Done, int Total)>? progress) =>
-            SynthesisPipeline.Run(output, count, seed, new ContextWindow(window), maxChunks, synthesis, progress, cancellationToken, template);
+            SynthesisPipeline.Run(output, count, seed, new ContextWindow(window), maxChunks, synthesis, progress, cancellationToken, template, openAiJsonl);
         var report = Terminal.Live(stdout) is { } console
             ? Terminal.Bars(console).Start(context =>
             {
@@ -53,6 +54,7 @@ internal static class SynthesizeCommand
             stdout.WriteLine($"wrote {recallPath}: {recall} copy/recall warm-up documents, {characters:N0} characters");
         }
         stdout.WriteLine($"wrote {Path.Combine(output, "train.jsonl")}, trajectories.jsonl, knowledge_base.json and report.md");
+        if (openAiJsonl is not null) stdout.WriteLine($"wrote {openAiJsonl}: {report.Kept} conversations in OpenAI chat format");
         return 0;
     }
 }

@@ -31,13 +31,14 @@ public sealed record SynthesisReport(int Generated, int Kept, IReadOnlyDictionar
 /// <summary>
 /// Synthesize → judge → render: generates teacher trajectories, keeps those the rubric accepts, and writes
 /// <c>trajectories.jsonl</c> (the kept conversations with their tasks), <c>train.jsonl</c> (rendered examples for
-/// <c>kimi train</c>), <c>knowledge_base.json</c> and <c>report.md</c>.
+/// <c>kimi train</c>), <c>knowledge_base.json</c> and <c>report.md</c>; with <c>openAiJsonlPath</c>, also every kept
+/// conversation as an OpenAI-format chat record (<see cref="OpenAiChatExport"/>).
 /// </summary>
 public static class SynthesisPipeline
 {
     public static SynthesisReport Run(string outputDirectory, int trajectories, int seed, ContextWindow window,
         int maxChunksPerTrajectory = 3, SynthesisOptions? options = null, IProgress<(int Done, int Total)>? progress = null,
-        CancellationToken cancellationToken = default, ChatTemplate? template = null)
+        CancellationToken cancellationToken = default, ChatTemplate? template = null, string? openAiJsonlPath = null)
     {
         var clock = Stopwatch.StartNew();
         Directory.CreateDirectory(outputDirectory);
@@ -52,8 +53,11 @@ public static class SynthesisPipeline
         long characters = 0;
 
         string trajectoriesPath = Path.Combine(outputDirectory, "trajectories.jsonl"), trainPath = Path.Combine(outputDirectory, "train.jsonl");
+        if (openAiJsonlPath is not null && Path.GetDirectoryName(Path.GetFullPath(openAiJsonlPath)) is { } openAiDirectory)
+            Directory.CreateDirectory(openAiDirectory);
         using (var trajectoryWriter = new StreamWriter(trajectoriesPath + ".partial", false, new UTF8Encoding(false)))
         using (var trainWriter = new StreamWriter(trainPath + ".partial", false, new UTF8Encoding(false)))
+        using (var openAiWriter = openAiJsonlPath is null ? null : new StreamWriter(openAiJsonlPath + ".partial", false, new UTF8Encoding(false)))
         {
             for (int i = 0; i < trajectories; i++)
             {
@@ -66,6 +70,7 @@ public static class SynthesisPipeline
                     ["kind"] = t.Task.Kind, ["horizon"] = t.Task.Horizon, ["expected"] = new JsonArray(t.Task.Expected.Select(e => (JsonNode)e!).ToArray()),
                     ["messages"] = t.Messages.DeepClone(),
                 }.ToJsonString());
+                openAiWriter?.WriteLine(OpenAiChatExport.ToRecord(t, tools).ToJsonString());
                 foreach (var example in renderer.Examples(t.Messages, maxChunksPerTrajectory, random))
                 {
                     trainWriter.WriteLine(example.ToJson().ToJsonString());
@@ -77,6 +82,7 @@ public static class SynthesisPipeline
         }
         File.Move(trajectoriesPath + ".partial", trajectoriesPath, overwrite: true);
         File.Move(trainPath + ".partial", trainPath, overwrite: true);
+        if (openAiJsonlPath is not null) File.Move(openAiJsonlPath + ".partial", openAiJsonlPath, overwrite: true);
         File.WriteAllText(Path.Combine(outputDirectory, "knowledge_base.json"), kb.ToJson());
         var report = new SynthesisReport(trajectories, filter.Kept, new Dictionary<string, int>(filter.Rejections), keptByKind, examples, characters, clock.Elapsed);
         File.WriteAllText(Path.Combine(outputDirectory, "report.md"), report.ToMarkdown());

@@ -90,7 +90,7 @@ public class CalculatorToolTests
     {
         JsonObject d = new CalculatorTool().Declaration;
         Assert.True(JsonNode.DeepEquals(JsonNode.Parse(
-            """{"type":"function","function":{"name":"calculator","description":"Exact arithmetic: + - * / % and parentheses.","parameters":{"type":"object","properties":{"expression":{"type":"string"}},"required":["expression"]}}}"""),
+            """{"type":"function","function":{"name":"calculator","description":"Exact arithmetic: + - * / % (per cent, or remainder between numbers), ^ or ** powers, sqrt cbrt abs round floor ceil, parentheses.","parameters":{"type":"object","properties":{"expression":{"type":"string"}},"required":["expression"]}}}"""),
             d));
     }
 

@@ -32,8 +32,51 @@ public sealed class AgentCommandsTests : IDisposable
     {
         var (code, _, err) = await Kimi("eval", "--model", Model, "--suite", "math");
         Assert.Equal(2, code);
-        Assert.Contains("unknown suite 'math' (known: tool-use)", err);
+        Assert.Contains("unknown suite 'math' (known: tool-use, natural)", err);
         Assert.Equal(2, (await Kimi("eval", "--model", Model, "--suite", "tool-use", "--horizons", "1,x")).Code);
+    }
+
+    [Fact]
+    public async Task Eval_runs_the_natural_suite_by_category_and_writes_report_and_transcripts()
+    {
+        string report = Path.Combine(_scratch, "nat", "report.json"), runs = Path.Combine(_scratch, "nat", "runs.jsonl");
+        var (code, stdout, stderr) = await Kimi("eval", "--model", Model, "--suite", "natural", "--category", "units, chat,dates",
+            "--tasks", "2", "--max-tokens", "8", "--out", report, "--transcripts", runs);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("| category | questions | correct | accuracy |", stdout);
+        Assert.Contains("units-002 2/6:", stderr);
+        var json = JsonNode.Parse(File.ReadAllText(report))!;
+        Assert.Equal("natural", json["suite"]!.GetValue<string>());
+        Assert.Equal(new[] { "units", "dates", "chat" }, json["categories"]!.AsArray().Select(c => c!["category"]!.GetValue<string>()));
+        Assert.Equal(6, json["questions"]!.GetValue<int>());
+        var lines = File.ReadAllLines(runs).Select(l => JsonNode.Parse(l)!).ToArray();
+        Assert.Equal(new[] { "units-001", "units-002", "dates-001", "dates-002", "chat-001", "chat-002" }, lines.Select(l => l["id"]!.GetValue<string>()));
+        Assert.Equal(json["correct"]!.GetValue<int>(), lines.Count(l => l["success"]!.GetValue<bool>()));
+        Assert.All(lines, l => Assert.Equal(l["success"]!.GetValue<bool>(), l["failure"] is null));
+        Assert.Equal("Convert 5 km to miles", lines[0]["prompt"]!.GetValue<string>());
+        Assert.Equal("3.106856", lines[0]["expected"]!["number"]!.GetValue<string>());
+        Assert.Equal("user", lines[0]["messages"]![0]!["role"]!.GetValue<string>());
+
+        var (bad, _, err) = await Kimi("eval", "--model", Model, "--suite", "natural", "--category", "poetry");
+        Assert.Equal(2, bad);
+        Assert.Contains("unknown category 'poetry' (known: arithmetic,", err);
+        (bad, _, err) = await Kimi("eval", "--model", Model, "--suite", "tool-use", "--category", "units");
+        Assert.Equal(2, bad);
+        Assert.Contains("--category belongs to --suite natural", err);
+    }
+
+    [Fact]
+    public async Task Synthesize_also_writes_openai_chat_jsonl_when_asked()
+    {
+        string output = Path.Combine(_scratch, "synth"), openAi = Path.Combine(_scratch, "synth-openai.jsonl");
+        var (code, stdout, stderr) = await Kimi("synthesize", "--out", output, "--count", "40", "--max-cities", "4", "--openai-jsonl", openAi);
+        Assert.True(code == 0, stderr);
+        int kept = File.ReadLines(Path.Combine(output, "trajectories.jsonl")).Count();
+        Assert.Equal(kept, File.ReadLines(openAi).Count());
+        Assert.Contains($"wrote {openAi}: {kept} conversations in OpenAI chat format", stdout);
+        var first = JsonNode.Parse(File.ReadLines(openAi).First())!;
+        Assert.Equal("user", first["messages"]![0]!["role"]!.GetValue<string>());
+        Assert.Equal(5, first["tools"]!.AsArray().Count);
     }
 
     [Fact]

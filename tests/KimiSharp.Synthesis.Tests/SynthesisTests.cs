@@ -198,6 +198,63 @@ public class SynthesisTests
         }
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
     }
+
+    /// <summary>
+    /// The OpenAI-format export: one record per kept trajectory, in the order of trajectories.jsonl, each a whole
+    /// conversation whose every tool call is answered by a tool message with its id, with the declared tools.
+    /// </summary>
+    [Fact]
+    public void PipelineAlsoWritesOpenAiChatRecords()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "kimi-synth-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            string openAi = Path.Combine(dir, "export", "chat.jsonl");
+            var report = SynthesisPipeline.Run(dir, 120, 6, new ContextWindow(4), options: new SynthesisOptions { MaxCities = 6 }, openAiJsonlPath: openAi);
+            var records = File.ReadLines(openAi).Select(l => JsonNode.Parse(l)!.AsObject()).ToArray();
+            var trajectories = File.ReadLines(Path.Combine(dir, "trajectories.jsonl")).Select(l => JsonNode.Parse(l)!).ToArray();
+            Assert.Equal(report.Kept, records.Length);
+            Assert.False(File.Exists(openAi + ".partial"));
+            for (int i = 0; i < records.Length; i++)
+            {
+                var record = records[i];
+                Assert.Equal(["messages", "tools"], record.Select(p => p.Key).ToArray());
+                Assert.True(JsonNode.DeepEquals(Tools, record["tools"]));
+                var messages = record["messages"]!.AsArray();
+                var source = trajectories[i]["messages"]!.AsArray();
+                Assert.Equal(source.Select(m => m!["role"]!.GetValue<string>()), messages.Select(m => m!["role"]!.GetValue<string>()));
+                Assert.Equal("user", messages[0]!["role"]!.GetValue<string>());
+                var last = messages[^1]!.AsObject();
+                Assert.Equal("assistant", last["role"]!.GetValue<string>());
+                Assert.Null(last["tool_calls"]);
+                var open = new List<string>();
+                foreach (var m in messages.Select(m => m!.AsObject()))
+                {
+                    switch (m["role"]!.GetValue<string>())
+                    {
+                        case "assistant":
+                            Assert.Empty(open); // every earlier call answered before the next step
+                            Assert.False(string.IsNullOrEmpty(m["reasoning_content"]?.GetValue<string>()));
+                            Assert.NotNull(m["content"]);
+                            foreach (var call in m["tool_calls"]?.AsArray() ?? [])
+                            {
+                                Assert.Equal("function", call!["type"]!.GetValue<string>());
+                                Assert.IsType<JsonObject>(JsonNode.Parse(call["function"]!["arguments"]!.GetValue<string>()));
+                                Assert.Contains(call["function"]!["name"]!.GetValue<string>(), Tools.Select(t => t!["function"]!["name"]!.GetValue<string>()));
+                                open.Add(call["id"]!.GetValue<string>());
+                            }
+                            break;
+                        case "tool":
+                            Assert.True(open.Remove(m["tool_call_id"]!.GetValue<string>()), "a tool message answers a call that was made");
+                            Assert.NotNull(m["content"]);
+                            break;
+                    }
+                }
+                Assert.Empty(open);
+            }
+        }
+        finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
+    }
 }
 
 public sealed class RecallCorpusTests
