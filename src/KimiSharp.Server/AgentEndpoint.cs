@@ -25,6 +25,7 @@ internal sealed class AgentEndpoint(KimiChatService service)
     {
         var ct = context.RequestAborted;
         var (conversation, options) = await ParseAsync(context.Request, ct);
+        conversation = CurrentTask(conversation);
         var runner = new AgentRunner(new KimiChatClient(service), Toolbox.CreateDefault().AsFunctions(), options);
         var meter = new Meter();
 
@@ -98,6 +99,21 @@ internal sealed class AgentEndpoint(KimiChatService service)
                 }, ct);
                 break;
         }
+    }
+
+    /// <summary>
+    /// What the agent sees: the system messages and the conversation from its last user message on. k2-nano was
+    /// trained on one task per conversation; earlier tasks' tool steps in its prompt get copied into the new answer.
+    /// </summary>
+    internal static JsonArray CurrentTask(JsonArray conversation)
+    {
+        int lastUser = -1;
+        for (int i = 0; i < conversation.Count; i++)
+            if (AgentMessages.Role(conversation[i]) == "user") lastUser = i;
+        var task = new JsonArray();
+        for (int i = 0; i < conversation.Count; i++)
+            if (i >= lastUser || AgentMessages.Role(conversation[i]) == "system") task.Add(conversation[i]!.DeepClone());
+        return task;
     }
 
     private static async Task Frame(HttpResponse response, string name, JsonObject data, CancellationToken ct)

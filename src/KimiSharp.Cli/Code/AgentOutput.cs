@@ -24,7 +24,6 @@ internal sealed class TerminalAgentOutput(TextWriter stdout, bool color) : IAgen
 {
     private const string Reset = "\u001b[0m", Dim = "\u001b[2m", Cyan = "\u001b[36m", Red = "\u001b[31m", Yellow = "\u001b[33m", Green = "\u001b[32m";
     private bool _inReasoning, _lineOpen;
-    private int _reasoningLines;
     private readonly Stopwatch _thinkingClock = new();
 
     /// <summary>Show thinking in full instead of collapsing it (<c>/thinking</c> toggles).</summary>
@@ -45,12 +44,10 @@ internal sealed class TerminalAgentOutput(TextWriter stdout, bool color) : IAgen
                     NewLine();
                     stdout.Write(C(Dim) + "thinking: ");
                     _inReasoning = true;
-                    _reasoningLines = 0;
                     LastReasoning = "";
                     _thinkingClock.Restart();
                 }
                 LastReasoning += r.Text;
-                _reasoningLines += r.Text.Count(c => c == '\n');
                 stdout.Write(r.Text);
                 break;
             case AgentEvent.ContentDelta c:
@@ -126,12 +123,24 @@ internal sealed class TerminalAgentOutput(TextWriter stdout, bool color) : IAgen
         string took = string.Create(CultureInfo.InvariantCulture, $"{_thinkingClock.Elapsed.TotalSeconds:0.0} s");
         if (color && !ShowThinking)
         {
-            // Collapse the streamed thinking into one line now that the step moves on.
-            stdout.Write($"{Reset}\r\u001b[{_reasoningLines}A\u001b[J");
+            // Collapse the streamed thinking into one line now that the step moves on: erase exactly the rows it took
+            // (wrapped lines count; no move at all for one row, since ESC[0A moves up a row on most terminals).
+            int rows = ChatCommand.TerminalRows("thinking: " + LastReasoning, TerminalWidth());
+            stdout.Write(Reset + "\r" + (rows > 1 ? $"\u001b[{rows - 1}A" : "") + "\u001b[J");
             stdout.WriteLine($"{Dim}▸ thought for {took} (/thinking to show){Reset}");
         }
         else stdout.WriteLine(C(Reset));
         _lineOpen = false;
+    }
+
+    private static int TerminalWidth()
+    {
+        try
+        {
+            if (!Console.IsOutputRedirected && Console.WindowWidth > 0) return Console.WindowWidth;
+        }
+        catch (IOException) { }
+        return 80;
     }
 
     private void NewLine()
