@@ -79,43 +79,36 @@ internal static class EvalCommand
         return "";
     }
 
-    private static async Task<int> RunAsync(string? modelDir, string? name, ActivationPrecision activations, ToolUseEvalOptions eval, string? outPath, string? transcriptsPath,
-        TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
-    {
-        await using var service = ModelLocator.LoadChat(modelDir, name, stderr, activations);
-        using var transcripts = transcriptsPath is null ? null : new TranscriptWriter(transcriptsPath);
-        var report = Terminal.Live(stderr) is { } console
-            ? await Terminal.Bars(console).StartAsync(context =>
-                ToolUseEvaluation.RunAsync(service, eval, new EvalProgress(stderr, context, transcripts), cancellationToken))
-            : await ToolUseEvaluation.RunAsync(service, eval, new EvalProgress(stderr, null, transcripts), cancellationToken);
-        if (transcripts is not null) stdout.WriteLine($"transcripts written to {transcriptsPath}");
-        stdout.WriteLine(report.ToMarkdown());
-        if (outPath is not null)
-        {
-            string? dir = Path.GetDirectoryName(Path.GetFullPath(outPath));
-            if (dir is not null) Directory.CreateDirectory(dir);
-            await File.WriteAllTextAsync(outPath, report.ToJson() + Environment.NewLine, cancellationToken);
-            stdout.WriteLine($"report written to {outPath}");
-        }
-        return 0;
-    }
+    private static Task<int> RunAsync(string? modelDir, string? name, ActivationPrecision activations, ToolUseEvalOptions eval, string? outPath, string? transcriptsPath,
+        TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken) =>
+        RunSuiteAsync(modelDir, name, activations, outPath, transcriptsPath, stdout, stderr,
+            (service, context, transcripts) => ToolUseEvaluation.RunAsync(service, eval, new EvalProgress(stderr, context, transcripts), cancellationToken),
+            report => (report.ToMarkdown(), report.ToJson()), cancellationToken);
 
-    private static async Task<int> RunNaturalAsync(string? modelDir, string? name, ActivationPrecision activations, NaturalEvalOptions eval,
-        string? outPath, string? transcriptsPath, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    private static Task<int> RunNaturalAsync(string? modelDir, string? name, ActivationPrecision activations, NaturalEvalOptions eval,
+        string? outPath, string? transcriptsPath, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken) =>
+        RunSuiteAsync(modelDir, name, activations, outPath, transcriptsPath, stdout, stderr,
+            (service, context, transcripts) => NaturalEvaluation.RunAsync(service, eval, new NaturalProgress(stderr, context, transcripts), cancellationToken),
+            report => (report.ToMarkdown(), report.ToJson()), cancellationToken);
+
+    /// <summary>Loads the model, runs a suite under a progress bar (plain lines when not on a terminal), prints its table and writes its JSON.</summary>
+    private static async Task<int> RunSuiteAsync<TReport>(string? modelDir, string? name, ActivationPrecision activations, string? outPath,
+        string? transcriptsPath, TextWriter stdout, TextWriter stderr, Func<KimiSharp.Engine.Chat.KimiChatService, ProgressContext?, TranscriptWriter?, Task<TReport>> run,
+        Func<TReport, (string Markdown, string Json)> render, CancellationToken cancellationToken)
     {
         await using var service = ModelLocator.LoadChat(modelDir, name, stderr, activations);
         using var transcripts = transcriptsPath is null ? null : new TranscriptWriter(transcriptsPath);
         var report = Terminal.Live(stderr) is { } console
-            ? await Terminal.Bars(console).StartAsync(context =>
-                NaturalEvaluation.RunAsync(service, eval, new NaturalProgress(stderr, context, transcripts), cancellationToken))
-            : await NaturalEvaluation.RunAsync(service, eval, new NaturalProgress(stderr, null, transcripts), cancellationToken);
+            ? await Terminal.Bars(console).StartAsync(context => run(service, context, transcripts))
+            : await run(service, null, transcripts);
+        var (markdown, json) = render(report);
         if (transcripts is not null) stdout.WriteLine($"transcripts written to {transcriptsPath}");
-        stdout.WriteLine(report.ToMarkdown());
+        stdout.WriteLine(markdown);
         if (outPath is not null)
         {
             string? dir = Path.GetDirectoryName(Path.GetFullPath(outPath));
             if (dir is not null) Directory.CreateDirectory(dir);
-            await File.WriteAllTextAsync(outPath, report.ToJson() + Environment.NewLine, cancellationToken);
+            await File.WriteAllTextAsync(outPath, json + Environment.NewLine, cancellationToken);
             stdout.WriteLine($"report written to {outPath}");
         }
         return 0;
