@@ -140,7 +140,7 @@ public sealed class RetryTests
     public async Task A_server_that_never_answers_fails_after_the_retries_naming_the_timeout()
     {
         await using var stub = await StartAsync((_, _, context) => Task.Delay(Timeout.Infinite, context.RequestAborted));
-        using var client = stub.Client(o => o with { RequestTimeout = TimeSpan.FromMilliseconds(200), MaxRetries = 1 });
+        using var client = stub.Client(o => o with { RequestTimeout = TimeSpan.FromSeconds(1), MaxRetries = 1 });
 
         var e = await Assert.ThrowsAsync<ChatEndpointException>(() => client.GetResponseAsync(s_question));
 
@@ -251,12 +251,21 @@ public sealed class RetryTests
     [Fact]
     public async Task Cancellation_stops_a_hung_request_without_retrying()
     {
-        await using var stub = await StartAsync((_, _, context) => Task.Delay(Timeout.Infinite, context.RequestAborted));
+        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var stub = await StartAsync(async (_, _, context) =>
+        {
+            arrived.TrySetResult();
+            await Task.Delay(Timeout.Infinite, context.RequestAborted);
+        });
         using var client = stub.Client();
-        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
+        using var cancel = new CancellationTokenSource();
 
+        // Cancel once the server holds the request (a fixed delay could fire before it arrives on a loaded machine).
+        var call = client.GetResponseAsync(s_question, cancellationToken: cancel.Token);
+        await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30));
         var clock = Stopwatch.StartNew();
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.GetResponseAsync(s_question, cancellationToken: cancel.Token));
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
 
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"took {clock.Elapsed}");
         Assert.Equal(1, stub.RequestCount);
@@ -265,12 +274,22 @@ public sealed class RetryTests
     [Fact]
     public async Task Cancellation_during_a_backoff_stops_the_wait()
     {
-        await using var stub = await StartAsync((_, _, context) => Error(context, 429, "later", retryAfter: "30"));
+        var answered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var stub = await StartAsync(async (_, _, context) =>
+        {
+            await Error(context, 429, "later", retryAfter: "30");
+            answered.TrySetResult();
+        });
         using var client = stub.Client(o => o with { MaxBackoff = TimeSpan.FromMinutes(1) });
-        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        using var cancel = new CancellationTokenSource();
 
+        // Cancel once the 429 is out and the client is waiting out its Retry-After.
+        var call = client.GetResponseAsync(s_question, cancellationToken: cancel.Token);
+        await answered.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await Task.Delay(200);
         var clock = Stopwatch.StartNew();
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.GetResponseAsync(s_question, cancellationToken: cancel.Token));
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
 
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"took {clock.Elapsed}");
         Assert.Equal(1, stub.RequestCount);
