@@ -147,6 +147,33 @@ public sealed class CodeCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task The_interactive_session_answers_runs_slash_commands_and_keeps_going_after_a_bad_one()
+    {
+        var start = new ProcessStartInfo("bash",
+            [Path.Combine(LogitsCommandTests.RepositoryRoot, "kimi"), "code", "--workspace", _workspace, "--sessions-dir", _sessions])
+        {
+            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = LogitsCommandTests.RepositoryRoot,
+        };
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.StandardInput.WriteAsync("What is 17.5% of 2,340 plus 99?\n/bogus\n/usage\n/plan\n/help\n/exit\n");
+        process.StandardInput.Close();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(8));
+        await process.WaitForExitAsync(timeout.Token);
+        string output = await stdout;
+        Assert.True(process.ExitCode == 0, output + await stderr);
+        Assert.Contains("→ calculator(", output);
+        Assert.Contains("508.5", output);
+        Assert.Contains("[k2-nano · context", output);                    // the status line after the turn
+        Assert.Contains("error: unknown command /bogus (/help lists them)", output);
+        Assert.Contains("2 steps", output);                                // /usage
+        Assert.Contains("plan mode: only read-only tools run", output);
+        Assert.Contains("/compact", output);                               // /help
+        Assert.Single(Directory.GetFiles(_sessions, "*.jsonl"));
+    }
+
+    [Fact]
     public async Task Bad_invocations_name_the_problem()
     {
         var (code, _, err) = await Code("--output", "stream-json");

@@ -191,7 +191,16 @@ internal static class CodeCommand
                     if (!await agent.CommandAsync(line, terminal, sessions, ct)) break;
                     continue;
                 }
-                await agent.RunTurnAsync(line, ct);
+                try
+                {
+                    await agent.RunTurnAsync(line, ct);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // The endpoint refused (401, 400 with its message) or stayed down past the retries: say so and
+                    // keep the session; the finished steps are in it.
+                    view.Error(e.Message);
+                }
             }
             return CliApp.Ok;
         });
