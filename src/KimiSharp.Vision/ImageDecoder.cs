@@ -1,0 +1,118 @@
+using StbImageSharp;
+
+namespace KimiSharp.Vision;
+
+/// <summary>An 8-bit RGB image, pixels row-major and interleaved (R, G, B).</summary>
+public sealed record RgbImage(int Width, int Height, byte[] Pixels)
+{
+    public static RgbImage Create(int width, int height, byte[] pixels)
+    {
+        if (width <= 0 || height <= 0) throw new ArgumentException($"an image needs positive dimensions, got {width}×{height}");
+        if (pixels.Length != (long)width * height * 3) throw new ArgumentException($"{pixels.Length} bytes do not fill a {width}×{height} RGB image");
+        return new RgbImage(width, height, pixels);
+    }
+}
+
+/// <summary>An image file that is refused: unsupported format, truncated, corrupt or beyond the size limits. The message says which.</summary>
+public sealed class ImageDecodeException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>Bounds on what a decode may allocate, checked from the header before any pixel buffer exists.</summary>
+public sealed record ImageDecodeLimits
+{
+    /// <summary>Longest side accepted, in pixels.</summary>
+    public int MaxSide { get; init; } = 50_000;
+    /// <summary>Most pixels accepted (PIL's own decompression-bomb threshold, 89,478,485 ≈ 0.27 GB of RGB).</summary>
+    public long MaxPixels { get; init; } = 89_478_485;
+    /// <summary>Largest encoded file accepted.</summary>
+    public long MaxBytes { get; init; } = 64L << 20;
+}
+
+/// <summary>
+/// Decodes PNG, JPEG, GIF (first frame) and BMP to RGB with StbImageSharp, after checking the magic bytes, the file's
+/// end marker (truncation) and the header's dimensions against <see cref="ImageDecodeLimits"/>.
+/// </summary>
+/// <remarks>
+/// Library choice: StbImageSharp is fully managed (no native binary to ship or patch per platform) but is a pointer-level
+/// port of stb_image, whose C original has had fuzzing-found memory bugs, so every input is bounded here before it is
+/// handed over. SkiaSharp decodes through Google's fuzzed libpng / libjpeg-turbo / libwebp (and reads WebP, which
+/// StbImageSharp cannot) but is a native dependency whose security depends on shipping updated native assets, and whose
+/// JPEG output is closer to PIL's libjpeg-turbo. Alpha is dropped, not composited, as PIL's convert("RGB") does.
+/// </remarks>
+public static class ImageDecoder
+{
+    public static RgbImage Decode(ReadOnlySpan<byte> data, ImageDecodeLimits? limits = null)
+    {
+        limits ??= new ImageDecodeLimits();
+        if (data.Length == 0) throw new ImageDecodeException("the image is empty (0 bytes)");
+        if (data.Length > limits.MaxBytes) throw new ImageDecodeException($"the image file is {data.Length:N0} bytes; at most {limits.MaxBytes:N0} are accepted");
+        string format = Sniff(data);
+        CheckComplete(data, format);
+        var bytes = data.ToArray();
+        ImageInfo? info;
+        try
+        {
+            using var stream = new MemoryStream(bytes, writable: false);
+            info = ImageInfo.FromStream(stream);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new ImageDecodeException($"the {format} header is corrupt ({e.Message})", e);
+        }
+        if (info is not { } header || header.Width <= 0 || header.Height <= 0)
+            throw new ImageDecodeException($"the {format} header is corrupt (no valid image dimensions)");
+        if (header.Width > limits.MaxSide || header.Height > limits.MaxSide)
+            throw new ImageDecodeException($"the {format} image is {header.Width}×{header.Height}; sides of at most {limits.MaxSide:N0} pixels are accepted");
+        if ((long)header.Width * header.Height > limits.MaxPixels)
+            throw new ImageDecodeException($"the {format} image is {header.Width}×{header.Height} = {(long)header.Width * header.Height:N0} pixels, more than the {limits.MaxPixels:N0} accepted (a decompression bomb?)");
+        ImageResult result;
+        try { result = ImageResult.FromMemory(bytes, ColorComponents.RedGreenBlue); }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new ImageDecodeException($"the {format} image is corrupt ({e.Message})", e);
+        }
+        if (result is null || result.Data is null || result.Width != header.Width || result.Height != header.Height
+            || result.Data.Length != (long)result.Width * result.Height * 3)
+            throw new ImageDecodeException($"the {format} image is corrupt (decoded size does not match its header)");
+        return new RgbImage(result.Width, result.Height, result.Data);
+    }
+
+    public static RgbImage DecodeFile(string path, ImageDecodeLimits? limits = null)
+    {
+        limits ??= new ImageDecodeLimits();
+        var file = new FileInfo(path);
+        if (!file.Exists) throw new ImageDecodeException($"{path}: no such image file");
+        if (file.Length > limits.MaxBytes) throw new ImageDecodeException($"{path}: {file.Length:N0} bytes; at most {limits.MaxBytes:N0} are accepted");
+        try { return Decode(File.ReadAllBytes(path), limits); }
+        catch (ImageDecodeException e) { throw new ImageDecodeException($"{path}: {e.Message}", e.InnerException); }
+    }
+
+    /// <summary>The format named by the magic bytes, or an error naming what was found instead.</summary>
+    private static string Sniff(ReadOnlySpan<byte> data)
+    {
+        if (data.StartsWith((ReadOnlySpan<byte>)[0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])) return "PNG";
+        if (data.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xD8, 0xFF])) return "JPEG";
+        if (data.StartsWith("GIF87a"u8) || data.StartsWith("GIF89a"u8)) return "GIF";
+        if (data.StartsWith("BM"u8)) return "BMP";
+        if (data.Length >= 12 && data.StartsWith("RIFF"u8) && data.Slice(8, 4).SequenceEqual("WEBP"u8))
+            throw new ImageDecodeException("WebP images are not supported yet (PNG, JPEG, GIF and BMP are)");
+        string start = Convert.ToHexString(data[..Math.Min(8, data.Length)]);
+        throw new ImageDecodeException($"not a PNG, JPEG, GIF or BMP image (the file starts with bytes {start})");
+    }
+
+    /// <summary>Refuses files whose end marker is missing: stb_image would otherwise fill a cut-off image with zeros.</summary>
+    private static void CheckComplete(ReadOnlySpan<byte> data, string format)
+    {
+        bool complete = format switch
+        {
+            // The IEND chunk closes every PNG; some writers append bytes after it.
+            "PNG" => data.LastIndexOf("IEND"u8) > 8,
+            "JPEG" => data.LastIndexOf((ReadOnlySpan<byte>)[0xFF, 0xD9]) > 2,
+            "GIF" => data.LastIndexOf((byte)0x3B) > 12,
+            "BMP" => data.Length >= 26,
+            _ => true,
+        };
+        if (!complete) throw new ImageDecodeException($"the {format} file is truncated (its end marker is missing)");
+        if (format == "BMP" && data.Length >= 14 && BitConverter.ToUInt32(data.Slice(10, 4)) >= data.Length)
+            throw new ImageDecodeException("the BMP file is truncated (its pixel data offset lies past the end)");
+    }
+}
