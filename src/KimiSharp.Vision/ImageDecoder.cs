@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using StbImageSharp;
 
 namespace KimiSharp.Vision;
@@ -47,30 +48,19 @@ public static class ImageDecoder
         if (data.Length > limits.MaxBytes) throw new ImageDecodeException($"the image file is {data.Length:N0} bytes; at most {limits.MaxBytes:N0} are accepted");
         string format = Sniff(data);
         CheckComplete(data, format);
+        var (width, height) = HeaderSize(data, format);
+        if (width > limits.MaxSide || height > limits.MaxSide)
+            throw new ImageDecodeException($"the {format} image is {width}×{height}; sides of at most {limits.MaxSide:N0} pixels are accepted");
+        if ((long)width * height > limits.MaxPixels)
+            throw new ImageDecodeException($"the {format} image is {width}×{height} = {(long)width * height:N0} pixels, more than the {limits.MaxPixels:N0} accepted (a decompression bomb?)");
         var bytes = data.ToArray();
-        ImageInfo? info;
-        try
-        {
-            using var stream = new MemoryStream(bytes, writable: false);
-            info = ImageInfo.FromStream(stream);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            throw new ImageDecodeException($"the {format} header is corrupt ({e.Message})", e);
-        }
-        if (info is not { } header || header.Width <= 0 || header.Height <= 0)
-            throw new ImageDecodeException($"the {format} header is corrupt (no valid image dimensions)");
-        if (header.Width > limits.MaxSide || header.Height > limits.MaxSide)
-            throw new ImageDecodeException($"the {format} image is {header.Width}×{header.Height}; sides of at most {limits.MaxSide:N0} pixels are accepted");
-        if ((long)header.Width * header.Height > limits.MaxPixels)
-            throw new ImageDecodeException($"the {format} image is {header.Width}×{header.Height} = {(long)header.Width * header.Height:N0} pixels, more than the {limits.MaxPixels:N0} accepted (a decompression bomb?)");
         ImageResult result;
         try { result = ImageResult.FromMemory(bytes, ColorComponents.RedGreenBlue); }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             throw new ImageDecodeException($"the {format} image is corrupt ({e.Message})", e);
         }
-        if (result is null || result.Data is null || result.Width != header.Width || result.Height != header.Height
+        if (result is null || result.Data is null || result.Width != width || result.Height != height
             || result.Data.Length != (long)result.Width * result.Height * 3)
             throw new ImageDecodeException($"the {format} image is corrupt (decoded size does not match its header)");
         return new RgbImage(result.Width, result.Height, result.Data);
@@ -97,6 +87,58 @@ public static class ImageDecoder
             throw new ImageDecodeException("WebP images are not supported yet (PNG, JPEG, GIF and BMP are)");
         string start = Convert.ToHexString(data[..Math.Min(8, data.Length)]);
         throw new ImageDecodeException($"not a PNG, JPEG, GIF or BMP image (the file starts with bytes {start})");
+    }
+
+    /// <summary>The dimensions the header declares, read here so the limits apply before any decoder allocates.</summary>
+    private static (int Width, int Height) HeaderSize(ReadOnlySpan<byte> data, string format)
+    {
+        long width, height;
+        switch (format)
+        {
+            case "PNG":
+                if (data.Length < 24 || !data.Slice(12, 4).SequenceEqual("IHDR"u8)) throw new ImageDecodeException("the PNG header is corrupt (no IHDR chunk first)");
+                width = BinaryPrimitives.ReadUInt32BigEndian(data[16..]);
+                height = BinaryPrimitives.ReadUInt32BigEndian(data[20..]);
+                break;
+            case "GIF":
+                if (data.Length < 10) throw new ImageDecodeException("the GIF header is corrupt (shorter than its screen descriptor)");
+                width = BinaryPrimitives.ReadUInt16LittleEndian(data[6..]);
+                height = BinaryPrimitives.ReadUInt16LittleEndian(data[8..]);
+                break;
+            case "BMP":
+                width = BinaryPrimitives.ReadInt32LittleEndian(data[18..]);
+                height = Math.Abs((long)BinaryPrimitives.ReadInt32LittleEndian(data[22..]));
+                break;
+            default:
+                (width, height) = JpegSize(data);
+                break;
+        }
+        if (width <= 0 || height <= 0) throw new ImageDecodeException($"the {format} header is corrupt (it declares a {width}×{height} image)");
+        if (width > int.MaxValue || height > int.MaxValue) return (int.MaxValue, int.MaxValue);
+        return ((int)width, (int)height);
+    }
+
+    /// <summary>Walks the JPEG markers to the first start-of-frame and reads its size.</summary>
+    private static (long Width, long Height) JpegSize(ReadOnlySpan<byte> data)
+    {
+        int at = 2;
+        while (at + 4 <= data.Length)
+        {
+            if (data[at] != 0xFF) throw new ImageDecodeException($"the JPEG header is corrupt (expected a marker at byte {at})");
+            byte marker = data[at + 1];
+            if (marker == 0xFF) { at++; continue; }
+            if (marker is 0xD8 or (>= 0xD0 and <= 0xD7) or 0x01) { at += 2; continue; }
+            int length = BinaryPrimitives.ReadUInt16BigEndian(data[(at + 2)..]);
+            bool startOfFrame = marker is >= 0xC0 and <= 0xCF && marker is not (0xC4 or 0xC8 or 0xCC);
+            if (startOfFrame)
+            {
+                if (at + 9 > data.Length) break;
+                return (BinaryPrimitives.ReadUInt16BigEndian(data[(at + 7)..]), BinaryPrimitives.ReadUInt16BigEndian(data[(at + 5)..]));
+            }
+            if (marker == 0xDA || length < 2) break;
+            at += 2 + length;
+        }
+        throw new ImageDecodeException("the JPEG header is corrupt or truncated (no start-of-frame marker with the image size)");
     }
 
     /// <summary>Refuses files whose end marker is missing: stb_image would otherwise fill a cut-off image with zeros.</summary>
