@@ -99,6 +99,17 @@ public sealed class VisionForwardTests
         Assert.Equal([-0.10546875f, 0.2265625f, 0.7734375f, 1.10546875f], resized);
     }
 
+    [Theory]
+    [InlineData(0.5, 0.5204998778130465)]
+    [InlineData(1.0, 0.8427007929497149)]
+    [InlineData(-1.5, -0.9661051464753108)]
+    [InlineData(2.4999, 0.9995928300996666)]
+    [InlineData(2.5, 0.9995930479825550)]
+    [InlineData(3.0, 0.9999779095030014)]
+    [InlineData(5.0, 0.9999999999984626)]
+    public void ErfOfTheExactGeluIsAccurateOnBothBranches(double x, double expected) =>
+        Assert.Equal(expected, KimiSharp.Kernels.Ops.Erf(x), 10);
+
     [Fact]
     public void RotaryPairsAlternateColumnThenRow()
     {
