@@ -77,6 +77,26 @@ public sealed class VisionForwardTests
     }
 
     [Fact]
+    public void FullSize64By64TableUnresizedAndDownsampled()
+    {
+        // K2.5's own 64×64 table on a narrow tower (one 8-wide head) so the float64 reference stays cheap: a 64×64
+        // grid (4096 patches, the table as stored) and a 10×14 grid (bicubic downsampling).
+        var config = RandomVisionCheckpoint.Tiny(textHiddenSize: 8) with
+        {
+            HiddenSize = 8, NumAttentionHeads = 1, IntermediateSize = 16, NumHiddenLayers = 1, PosEmbHeight = 64, PosEmbWidth = 64,
+        };
+        using var model = new TinyVisionModel(SafetensorsDType.BF16, config);
+        var reference = new VisionReference(model.Directory);
+        using var weights = VisionWeights.Load(model.Directory, VisionConfig.Load(model.Directory));
+        var encoder = new VisionEncoder(weights);
+        foreach (var grid in new VisionGrid[] { new(1, 64, 64), new(1, 10, 14) })
+        {
+            var input = new VisionInput(RandomPixels(grid.Patches, config.PatchElements, grid.Rows), grid);
+            AssertClose(reference.Forward(input.Patches, 1, grid.Rows, grid.Columns), encoder.Encode([input])[0], $"64×64 table, grid {grid}");
+        }
+    }
+
+    [Fact]
     public void UnresizedTableIsUsedWhenTheGridEqualsIt_AndResizingWouldDiffer()
     {
         // A guard that the equal-grid case really is special: bicubic resizing a table to its own size with
