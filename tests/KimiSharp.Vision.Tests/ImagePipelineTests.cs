@@ -142,6 +142,20 @@ public sealed class ImagePipelineTests
         Assert.Equal(pixels, image.Pixels);
     }
 
+    [Theory]
+    [InlineData("decode-bitmap.bmp", 0)]
+    [InlineData("decode-palette.gif", 0)]
+    [InlineData("decode-alpha.png", 0)] // alpha dropped, not composited, like convert("RGB")
+    [InlineData("decode-photo.jpg", 3)] // stb_image's IDCT and chroma upsampling are not libjpeg-turbo's
+    public void DecodesLikePillow(string file, int tolerance)
+    {
+        var image = ImageDecoder.DecodeFile(Fixture(file));
+        var expected = File.ReadAllBytes(Fixture(Path.ChangeExtension(file, ".rgb")));
+        Assert.Equal((40, 30), (image.Width, image.Height));
+        int worst = expected.Select((b, i) => Math.Abs(b - image.Pixels[i])).Max();
+        Assert.True(worst <= tolerance, $"{file}: a channel differs from Pillow's decode by {worst}");
+    }
+
     [Fact]
     public void HostileFilesGetClearErrors()
     {
