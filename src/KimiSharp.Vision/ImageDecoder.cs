@@ -66,6 +66,47 @@ public static class ImageDecoder
         return new RgbImage(result.Width, result.Height, result.Data);
     }
 
+    /// <summary>
+    /// The first <paramref name="maxFrames"/> frames of a GIF, each the full composited canvas (a still image gives one
+    /// frame). The header limits apply per frame, and frames × pixels may not exceed <see cref="ImageDecodeLimits.MaxPixels"/>.
+    /// </summary>
+    public static IReadOnlyList<RgbImage> DecodeFrames(ReadOnlySpan<byte> data, int maxFrames, ImageDecodeLimits? limits = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxFrames, 1);
+        limits ??= new ImageDecodeLimits();
+        var first = Decode(data, limits);
+        if (Sniff(data) != "GIF") return [first];
+        long framePixels = (long)first.Width * first.Height;
+        var frames = new List<RgbImage>();
+        try
+        {
+            using var stream = new MemoryStream(data.ToArray(), writable: false);
+            // The animation enumerator composites onto an RGBA canvas (whatever components are asked for), so ask for
+            // RGBA and drop the alpha, as convert("RGB") does.
+            foreach (var frame in ImageResult.AnimatedGifFramesFromStream(stream, ColorComponents.RedGreenBlueAlpha))
+            {
+                if (frame.Width != first.Width || frame.Height != first.Height || frame.Data is null || frame.Data.Length != framePixels * 4)
+                    throw new ImageDecodeException($"GIF frame {frames.Count} does not fill the {first.Width}×{first.Height} canvas");
+                if ((frames.Count + 1) * framePixels > limits.MaxPixels)
+                    throw new ImageDecodeException($"the GIF's frames hold more than the {limits.MaxPixels:N0} pixels accepted");
+                var rgb = new byte[framePixels * 3];
+                for (long p = 0; p < framePixels; p++)
+                {
+                    rgb[3 * p] = frame.Data[4 * p];
+                    rgb[3 * p + 1] = frame.Data[4 * p + 1];
+                    rgb[3 * p + 2] = frame.Data[4 * p + 2];
+                }
+                frames.Add(new RgbImage(frame.Width, frame.Height, rgb));
+                if (frames.Count == maxFrames) break;
+            }
+        }
+        catch (Exception e) when (e is not (ImageDecodeException or OutOfMemoryException))
+        {
+            throw new ImageDecodeException($"the GIF animation is corrupt ({e.Message})", e);
+        }
+        return frames.Count > 0 ? frames : [first];
+    }
+
     public static RgbImage DecodeFile(string path, ImageDecodeLimits? limits = null)
     {
         limits ??= new ImageDecodeLimits();

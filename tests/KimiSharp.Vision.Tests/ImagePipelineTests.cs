@@ -157,6 +157,21 @@ public sealed class ImagePipelineTests
     }
 
     [Fact]
+    public void AnimatedGifFramesDecodeLikePillowAndFormAChunk()
+    {
+        var frames = ImageDecoder.DecodeFrames(File.ReadAllBytes(Fixture("decode-animated.gif")), maxFrames: 4);
+        var expected = File.ReadAllBytes(Fixture("decode-animated.rgb"));
+        Assert.Equal(3, frames.Count);
+        for (int f = 0; f < 3; f++)
+            Assert.Equal(expected.AsSpan(f * 3600, 3600).ToArray(), frames[f].Pixels);
+        Assert.Equal(2, ImageDecoder.DecodeFrames(File.ReadAllBytes(Fixture("decode-animated.gif")), maxFrames: 2).Count);
+        // A still image is a one-frame sequence.
+        Assert.Single(ImageDecoder.DecodeFrames(File.ReadAllBytes(Fixture("decode-bitmap.bmp")), maxFrames: 4));
+        var chunk = new ImagePreprocessor(new MediaProcessingConfig()).VideoChunk(frames);
+        Assert.Equal(new VisionGrid(3, 4, 4), chunk.Grid); // 40×30 pads to 56×56
+    }
+
+    [Fact]
     public void HostileFilesGetClearErrors()
     {
         var png = TestImages.Png(31, 17, TestImages.Pattern(31, 17));

@@ -16,3 +16,11 @@ for name in ["decode-photo.jpg", "decode-palette.gif", "decode-bitmap.bmp", "dec
     with Image.open(name) as opened:
         rgb = opened.convert("RGB")
         open(name.rsplit(".", 1)[0] + ".rgb", "wb").write(rgb.tobytes())
+
+# An animated GIF of three full frames (no transparency) and each frame's Pillow decode, concatenated.
+frames = [pattern(40, 30).point(lambda v, k=k: (v + 60 * k) % 256).quantize(64) for k in range(3)]
+frames[0].save("decode-animated.gif", save_all=True, append_images=frames[1:], duration=100, loop=0, disposal=1)
+with Image.open("decode-animated.gif") as gif, open("decode-animated.rgb", "wb") as out:
+    for k in range(gif.n_frames):
+        gif.seek(k)
+        out.write(gif.convert("RGB").tobytes())
