@@ -18,8 +18,7 @@ public readonly record struct ImageResizePlan(int NewWidth, int NewHeight, int P
 /// </summary>
 /// <remarks>
 /// The resize follows Pillow's BICUBIC algorithm (Keys a = −0.5, support widened by the downscale factor, two 8-bit
-/// passes with 22-bit fixed-point weights, horizontal first). It has not yet been checked byte for byte against Pillow
-/// fixtures; until it is, features of images that need resizing may differ from the Python pipeline by rounding.
+/// passes with 22-bit fixed-point weights, horizontal first); it matches Pillow 9.4 byte for byte on the test fixtures.
 /// </remarks>
 public sealed class ImagePreprocessor(MediaProcessingConfig config)
 {
