@@ -39,6 +39,7 @@ public static class CliApp
             BenchCommand.Create(),
             ServeBenchCommand.Create(),
             InitRandomCommand.Create(),
+            ImageFeaturesCommand.Create(),
         };
         foreach (var option in root.Options)
         {
@@ -87,7 +88,8 @@ public static class CliApp
         catch (Exception e) when (e is ModelConfigException or CheckpointFormatException or ContextLengthExceededException
             or IOException or UnauthorizedAccessException or ArgumentException or System.Text.Json.JsonException or FormatException
             or KimiSharp.Jinja.TemplateException or KimiSharp.Tokens.Tokenization.TokenizerFormatException
-            or KimiSharp.Engine.RequestTooLargeException or KimiSharp.Client.ChatEndpointException or KimiSharp.Agent.Mcp.McpConfigException)
+            or KimiSharp.Engine.RequestTooLargeException or KimiSharp.Client.ChatEndpointException or KimiSharp.Agent.Mcp.McpConfigException
+            or KimiSharp.Vision.VisionConfigException or KimiSharp.Vision.ImageDecodeException)
         {
             stderr.WriteLine($"{verb}: error: {e.Message}");
             return BadInput;

@@ -50,6 +50,15 @@ public static class InitRandomCommand
             parsed = parsed with { VocabSize = KimiSharp.Tokens.TokenizerFiles.Write(outDir, KimiSharp.Tokens.TokenizerFiles.ByteRanks()) };
         var clock = Stopwatch.StartNew();
         var files = Terminal.Spin(stderr, $"writing {outDir}", () => RandomCheckpoint.Write(outDir, parsed));
+        // A vision_config in FILE makes it a K2.5 checkpoint: a random MoonViT tower (BF16, as K2.5 ships it) joins the text weights.
+        string configJson = File.ReadAllText(configPath);
+        if (configJson.Contains("\"vision_config\"", StringComparison.Ordinal))
+        {
+            var vision = KimiSharp.Vision.VisionConfig.Parse(configJson, configPath) with { TextHiddenSize = parsed.HiddenSize };
+            var visionFiles = KimiSharp.Vision.RandomVisionCheckpoint.AddToCheckpoint(outDir, vision,
+                KimiSharp.Model.Safetensors.SafetensorsDType.BF16, parsed.Seed + 1);
+            files = [.. files.Union(visionFiles)];
+        }
         long bytes = files.Sum(f => new FileInfo(Path.Combine(outDir, f)).Length);
         if (byteTokenizer) files = [.. files, "tiktoken.model", "tokenizer_config.json"];
         stdout.WriteLine($"wrote {outDir}: {files.Count} files, {bytes / 1e6:F1} MB ({quant}) in {clock.Elapsed.TotalSeconds:F1} s");

@@ -59,5 +59,82 @@ public static class Ops
         }
     }
 
+    /// <summary>y = (x − mean) / sqrt(var + eps) ⊙ weight + bias, the biased variance of torch's LayerNorm. <paramref name="y"/> may alias x.</summary>
+    public static void LayerNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, float eps, Span<float> y)
+    {
+        int n = x.Length;
+        if (weight.Length != n || bias.Length != n || y.Length < n)
+            throw new ArgumentException($"LayerNorm over {n} values needs a weight and bias of the same length (got {weight.Length}, {bias.Length}) and room for the output ({y.Length})");
+        float mean = Reductions.Sum(x) / n;
+        // Two passes: the centred sum of squares does not cancel the way E[x²] − mean² does.
+        float sumSquares = 0;
+        for (int i = 0; i < n; i++)
+        {
+            float d = x[i] - mean;
+            sumSquares += d * d;
+        }
+        float inverse = 1f / MathF.Sqrt(sumSquares / n + eps);
+        TensorPrimitives.Subtract(x, mean, y);
+        TensorPrimitives.Multiply(y[..n], inverse, y);
+        TensorPrimitives.FusedMultiplyAdd(y[..n], weight, bias, y);
+    }
+
+    /// <summary>In-place tanh-approximate GELU (torch <c>gelu(approximate="tanh")</c>): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).</summary>
+    public static void GeluTanh(Span<float> x)
+    {
+        const float c = 0.7978845608028654f; // √(2/π)
+        for (int i = 0; i < x.Length; i++)
+        {
+            float v = x[i];
+            x[i] = 0.5f * v * (1f + MathF.Tanh(c * (v + 0.044715f * v * v * v)));
+        }
+    }
+
+    /// <summary>In-place exact GELU (torch <c>nn.GELU()</c>): 0.5·x·(1 + erf(x/√2)).</summary>
+    public static void Gelu(Span<float> x)
+    {
+        for (int i = 0; i < x.Length; i++)
+        {
+            double v = x[i];
+            x[i] = (float)(0.5 * v * (1 + Erf(v * 0.70710678118654752)));
+        }
+    }
+
+    /// <summary>
+    /// The error function to double precision: its Maclaurin series below 2.5 (at most ~4 digits lost to
+    /// cancellation there) and the Laplace continued fraction of erfc above, which converges fast for large |x|.
+    /// </summary>
+    public static double Erf(double x)
+    {
+        if (double.IsNaN(x)) return double.NaN;
+        double a = Math.Abs(x);
+        double result;
+        if (a < 2.5)
+        {
+            // erf(x) = 2/√π · Σ (−1)ⁿ x^(2n+1) / (n! (2n+1))
+            double term = a, sum = a, square = a * a;
+            for (int n = 1; n < 80; n++)
+            {
+                term *= -square / n;
+                double next = term / (2 * n + 1);
+                sum += next;
+                if (Math.Abs(next) < 1e-17 * Math.Abs(sum)) break;
+            }
+            result = sum * 1.1283791670955126; // 2/√π
+        }
+        else if (a > 6.5)
+        {
+            result = 1;
+        }
+        else
+        {
+            // erfc(x) = e^(−x²)/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + 2/(x + …))))), evaluated from the tail.
+            double fraction = a;
+            for (int k = 60; k >= 1; k--) fraction = a + k * 0.5 / fraction;
+            result = 1 - Math.Exp(-a * a) / (1.7724538509055160 * fraction);
+        }
+        return x < 0 ? -result : result;
+    }
+
     public static void Sigmoid(ReadOnlySpan<float> x, Span<float> y) => TensorPrimitives.Sigmoid(x, y);
 }

@@ -183,7 +183,30 @@ public sealed class KimiModel : IDisposable
         var ws = cache.Workspace;
         var segments = ws.Segments(1);
         segments[0] = new AttentionSegment(cache, 0, tokens.Length, mode);
-        ForwardRows(tokens, segments, lastOnly, logits, ws, cancellationToken);
+        ForwardRows(tokens, segments, lastOnly, logits, ws, cancellationToken, embeddings: null);
+    }
+
+    /// <summary>
+    /// <see cref="Forward(ReadOnlySpan{int}, KvCache, Span{float}, bool, AttentionMode, CancellationToken)"/> with some
+    /// input embeddings replaced: row i of <paramref name="embeddings"/> stands in for the embedding of the token at
+    /// position Positions[i] of <paramref name="tokens"/> (a multimodal model's image features at its media placeholders).
+    /// </summary>
+    public void Forward(ReadOnlySpan<int> tokens, EmbeddingPatch embeddings, KvCache cache, Span<float> logits, bool lastOnly = false,
+        AttentionMode mode = AttentionMode.Auto, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(embeddings);
+        ArgumentNullException.ThrowIfNull(cache);
+        int hidden = Config.HiddenSize;
+        if (embeddings.Rows.Length != (long)embeddings.Positions.Count * hidden)
+            throw new ArgumentException($"{embeddings.Rows.Length} replacement values are not {embeddings.Positions.Count} rows of hidden_size {hidden}", nameof(embeddings));
+        foreach (int position in embeddings.Positions)
+            if ((uint)position >= (uint)tokens.Length)
+                throw new ArgumentOutOfRangeException(nameof(embeddings), position, $"replacement position {position} is outside the {tokens.Length} tokens");
+        if (tokens.Length == 0) return;
+        var ws = cache.Workspace;
+        var segments = ws.Segments(1);
+        segments[0] = new AttentionSegment(cache, 0, tokens.Length, mode);
+        ForwardRows(tokens, segments, lastOnly, logits, ws, cancellationToken, embeddings);
     }
 
     /// <summary>
@@ -220,7 +243,7 @@ public sealed class KimiModel : IDisposable
             attention[i] = new AttentionSegment(segment.Cache, row, segment.Tokens.Length, segment.Mode);
             row += segment.Tokens.Length;
         }
-        ForwardRows(tokens.AsSpan(0, total), attention, lastOnly, logits, ws, cancellationToken);
+        ForwardRows(tokens.AsSpan(0, total), attention, lastOnly, logits, ws, cancellationToken, embeddings: null);
     }
 
     /// <summary>
@@ -228,7 +251,7 @@ public sealed class KimiModel : IDisposable
     /// (<paramref name="lastOnly"/>) or of every row.
     /// </summary>
     private void ForwardRows(ReadOnlySpan<int> tokens, AttentionSegment[] segments, bool lastOnly, Span<float> logits,
-        ForwardWorkspace ws, CancellationToken cancellationToken)
+        ForwardWorkspace ws, CancellationToken cancellationToken, EmbeddingPatch? embeddings)
     {
         int count = tokens.Length, hidden = Config.HiddenSize, vocab = Config.VocabSize;
         var parts = segments.AsSpan(0, ws.SegmentCount);
@@ -253,6 +276,9 @@ public sealed class KimiModel : IDisposable
         var delta = ws.Delta.Get((long)count * hidden);
         long clock = ForwardProfile.Start();
         for (int t = 0; t < count; t++) MatrixKernels.DecodeRow(Embedding, tokens[t], h.Slice(t * hidden, hidden));
+        if (embeddings is not null)
+            for (int i = 0; i < embeddings.Positions.Count; i++)
+                embeddings.Rows.AsSpan(i * hidden, hidden).CopyTo(h.Slice(embeddings.Positions[i] * hidden, hidden));
         ForwardProfile.Stop(ForwardPhase.Embedding, clock);
 
         int pairs = Rope.Pairs;
@@ -329,6 +355,12 @@ public sealed class KimiModel : IDisposable
 /// they are appended to <paramref name="Cache"/> at positions Cache.Length….
 /// </summary>
 public readonly record struct ForwardSegment(ReadOnlyMemory<int> Tokens, KvCache Cache, AttentionMode Mode = AttentionMode.Auto);
+
+/// <summary>
+/// Input embeddings that replace those of the tokens at <paramref name="Positions"/> (0-based within the tokens of one
+/// forward call): <paramref name="Rows"/> holds [Positions.Count, hidden_size] row-major.
+/// </summary>
+public sealed record EmbeddingPatch(IReadOnlyList<int> Positions, float[] Rows);
 
 /// <summary>Scratch of batched forward passes, kept between steps so a running batch allocates nothing per step. One caller at a time.</summary>
 public sealed class BatchWorkspace

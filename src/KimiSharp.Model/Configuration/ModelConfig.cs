@@ -93,6 +93,8 @@ public sealed record ModelConfig
         "qk_head_dim", "_name_or_path", "model_name", "max_window_layers", "sliding_window", "use_sliding_window",
         "output_router_logits", "router_aux_loss_coef", "tokenizer_class", "bias", "return_dict", "id2label", "label2id",
         "is_encoder_decoder", "output_attentions", "output_hidden_states",
+        // K2.5's vision part (KimiSharp.Vision reads it; the text forward does not change).
+        "vision_config", "media_placeholder_token_id",
     ];
 
     public static ModelConfig Parse(string json)

@@ -1,0 +1,121 @@
+using System.Buffers.Binary;
+using System.IO.Compression;
+using System.Text;
+using System.Text.Json.Nodes;
+using KimiSharp.Model;
+using KimiSharp.Vision;
+
+namespace KimiSharp.Cli.Tests;
+
+/// <summary><c>kimi init-random</c> with a vision_config writes a K2.5 tower; <c>kimi image-features</c> writes its projector output.</summary>
+[Collection(nameof(KernelSettingsCollection))]
+public sealed class ImageFeaturesCommandTests : IDisposable
+{
+    private readonly string _scratch = Directory.CreateTempSubdirectory("kimi-vision-cli-").FullName;
+
+    public void Dispose() => Directory.Delete(_scratch, recursive: true);
+
+    private string WriteConfig()
+    {
+        var config = JsonNode.Parse(Kimi.SmallConfig(40))!.AsObject();
+        config["media_placeholder_token_id"] = 163605;
+        config["vision_config"] = new JsonObject
+        {
+            ["vt_hidden_size"] = 32, ["vt_intermediate_size"] = 48, ["vt_num_hidden_layers"] = 2, ["vt_num_attention_heads"] = 4,
+            ["patch_size"] = 14, ["init_pos_emb_height"] = 4, ["init_pos_emb_width"] = 4, ["init_pos_emb_time"] = 4,
+            ["merge_kernel_size"] = new JsonArray(2, 2), ["projector_ln_eps"] = 1e-5,
+        };
+        string path = Path.Combine(_scratch, "k25.json");
+        File.WriteAllText(path, config.ToJsonString());
+        return path;
+    }
+
+    [Fact]
+    public async Task InitRandomWritesAK25CheckpointWhoseImageFeaturesMatchTheEngine()
+    {
+        string dir = Path.Combine(_scratch, "k25");
+        var (code, _, error) = await Kimi.Run("init-random", "--config", WriteConfig(), "--out", dir, "--quant", "bf16");
+        Assert.True(code == 0, error);
+        // The text model still loads from the same folder; the vision part is configured for its width.
+        using (var text = KimiModel.Load(dir)) Assert.Equal(96, text.Config.HiddenSize);
+        var vision = VisionConfig.Load(dir);
+        Assert.Equal((96, 163605), (vision.TextHiddenSize, vision.MediaPlaceholderTokenId));
+
+        string image = Path.Combine(_scratch, "strip.png");
+        File.WriteAllBytes(image, Png(100, 61));
+        string output = Path.Combine(_scratch, "features.f32");
+        (code, _, error) = await Kimi.Run("image-features", "--model", dir, "--image", image, "--out", output);
+        Assert.True(code == 0, error);
+        Assert.Contains("12×96", error);
+        // 100×61 pads to 112×84 pixels = 6×8 patches = 3×4 tokens of 96 floats.
+        byte[] bytes = File.ReadAllBytes(output);
+        Assert.Equal(12 * 96 * 4, bytes.Length);
+        using var weights = VisionWeights.Load(dir, vision);
+        var input = new ImagePreprocessor(MediaProcessingConfig.Load(dir)).Image(ImageDecoder.DecodeFile(image));
+        var expected = new VisionEncoder(weights).Encode([input])[0];
+        for (int i = 0; i < expected.Length; i++) Assert.Equal(expected[i], BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(4 * i)));
+    }
+
+    [Fact]
+    public async Task BadImagesAndFoldersAreErrorsNotCrashes()
+    {
+        string dir = Path.Combine(_scratch, "k25");
+        Assert.Equal(0, (await Kimi.Run("init-random", "--config", WriteConfig(), "--out", dir, "--quant", "bf16")).Code);
+        string output = Path.Combine(_scratch, "out.f32");
+        string notImage = Path.Combine(_scratch, "notes.txt");
+        File.WriteAllText(notImage, "just text");
+        var (code, _, error) = await Kimi.Run("image-features", "--model", dir, "--image", notImage, "--out", output);
+        Assert.NotEqual(0, code);
+        Assert.Contains("not a PNG, JPEG, GIF or BMP", error);
+        string truncated = Path.Combine(_scratch, "cut.png");
+        File.WriteAllBytes(truncated, Png(40, 40)[..60]);
+        (code, _, error) = await Kimi.Run("image-features", "--model", dir, "--image", truncated, "--out", output);
+        Assert.NotEqual(0, code);
+        Assert.Contains("truncated", error);
+        // A text-only checkpoint has no vision_config.
+        string textOnly = Path.Combine(_scratch, "text");
+        string plain = Path.Combine(_scratch, "plain.json");
+        File.WriteAllText(plain, Kimi.SmallConfig(40));
+        Assert.Equal(0, (await Kimi.Run("init-random", "--config", plain, "--out", textOnly, "--quant", "bf16")).Code);
+        (code, _, error) = await Kimi.Run("image-features", "--model", textOnly, "--image", truncated, "--out", output);
+        Assert.NotEqual(0, code);
+        Assert.Contains("no vision_config", error);
+        Assert.False(File.Exists(output));
+    }
+
+    private static byte[] Png(int width, int height)
+    {
+        using var raw = new MemoryStream();
+        for (int y = 0; y < height; y++)
+        {
+            raw.WriteByte(0);
+            for (int x = 0; x < width; x++) raw.Write([(byte)(x * 5), (byte)(y * 3), (byte)(x ^ y)]);
+        }
+        using var compressed = new MemoryStream();
+        using (var z = new ZLibStream(compressed, CompressionLevel.Fastest, leaveOpen: true)) z.Write(raw.ToArray());
+        var ihdr = new byte[13];
+        BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
+        BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), height);
+        ihdr[8] = 8; ihdr[9] = 2;
+        using var png = new MemoryStream();
+        png.Write([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]);
+        foreach (var (type, data) in new[] { ("IHDR", ihdr), ("IDAT", compressed.ToArray()), ("IEND", Array.Empty<byte>()) })
+        {
+            var head = new byte[8];
+            BinaryPrimitives.WriteInt32BigEndian(head, data.Length);
+            Encoding.ASCII.GetBytes(type, head.AsSpan(4));
+            png.Write(head);
+            png.Write(data);
+            uint crc = 0xFFFFFFFF;
+            foreach (byte b in head.AsSpan(4).ToArray().Concat(data))
+            {
+                crc ^= b;
+                for (int k = 0; k < 8; k++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320 : crc >> 1;
+            }
+            var tail = new byte[4];
+            BinaryPrimitives.WriteUInt32BigEndian(tail, ~crc);
+            png.Write(tail);
+        }
+        return png.ToArray();
+    }
+}
