@@ -348,6 +348,8 @@ public sealed class AgentSwarm : IAsyncDisposable
             ["tools"] = task.Tools is null ? null : new JsonArray(task.Tools.Select(t => (JsonNode)JsonValue.Create(t)!).ToArray()),
             ["background"] = task.RunInBackground, ["timeout_s"] = timeout.TotalSeconds,
         };
+        foreach (var (key, value) in header.ToList())
+            if (value is null) header.Remove(key);
         try { return AgentSession.Create(directory, header, _options.Prices); }
         catch (IOException e)
         {
