@@ -42,6 +42,7 @@ internal static class CodeCommand
         var prices = CliOptions.Text("--prices", "FILE", "A price table (JSON, per million tokens) for the cost shown [default: Moonshot's K2 list price]");
         var allowFetch = CliOptions.Text("--allow-fetch", "HOSTS", "Comma-separated host names the fetch tool may reach besides loopback");
         var docs = CliOptions.Text("--docs", "DIR", "A folder of .md/.txt documents the search_docs tool searches");
+        var swarm = CliOptions.Flag("--swarm", "Let the agent split work among parallel sub-agents (spawn_agents, collect_agents)");
         var sessionsDir = CliOptions.Text("--sessions-dir", "DIR", "Where this workspace's sessions are kept [default: $KIMI_HOME/sessions/WORKSPACE-HASH, $KIMI_HOME = ~/.kimisharp]");
 
         var command = new Command("code", """
@@ -52,7 +53,7 @@ internal static class CodeCommand
             """)
         {
             task, print, workspace, endpoint, apiKey, modelName, localModel, mcp, yolo, plan, resume, sessionId, output, thinking,
-            maxSteps, context, prices, allowFetch, docs, sessionsDir,
+            maxSteps, context, prices, allowFetch, docs, sessionsDir, swarm,
         };
         command.Exclusive(yolo, plan);
         command.Exclusive(resume, sessionId);
@@ -75,13 +76,15 @@ internal static class CodeCommand
             string label;
             long contextTokens;
             IReadOnlyList<AIFunction> tools;
+            Func<IReadOnlyList<AIFunction>> createTools;
             if (local)
             {
                 var service = ModelLocator.LoadChat(r.GetValue(localModel), null, r.Err(), ModelLocator.Activations(false));
                 client = new KimiChatClient(service, ownsService: true);
                 label = service.ModelId;
                 contextTokens = service.Model.Config.MaxPositionEmbeddings;
-                tools = Toolbox.CreateDefault().AsFunctions();
+                createTools = () => Toolbox.CreateDefault().AsFunctions();
+                tools = createTools();
             }
             else
             {
@@ -94,7 +97,8 @@ internal static class CodeCommand
                 label = name;
                 contextTokens = r.GetValue(context) ?? 131_072;
                 var hosts = (r.GetValue(allowFetch) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-                tools = CodingTools.Create(new Workspace(root), new CodingToolOptions { FetchAllowedHosts = hosts, DocsFolder = r.GetValue(docs) });
+                createTools = () => CodingTools.Create(new Workspace(root), new CodingToolOptions { FetchAllowedHosts = hosts, DocsFolder = r.GetValue(docs) });
+                tools = createTools();
             }
 
             McpToolset? mcpTools = null;
@@ -108,14 +112,6 @@ internal static class CodeCommand
                 tools = [.. tools, .. mcpTools.Tools];
             }
 
-            var mode = r.GetValue(yolo) ? ApprovalMode.Yolo : r.GetValue(plan) ? ApprovalMode.Plan : ApprovalMode.Ask;
-            var dispatcher = new ToolDispatcher(tools, new ToolDispatcherOptions
-            {
-                Mode = mode,
-                // Without a person at the keyboard (-p) nothing that changes things runs unless --yolo says so.
-                Approver = printMode ? null : new TerminalApprover(input, view),
-            });
-
             var agentOptions = local
                 ? new AgentOptions { Thinking = thinkingOn }
                 : new AgentOptions
@@ -126,7 +122,21 @@ internal static class CodeCommand
                 };
             if (r.GetValue(maxSteps) is int steps) agentOptions = agentOptions with { MaxSteps = steps };
 
+            var mode = r.GetValue(yolo) ? ApprovalMode.Yolo : r.GetValue(plan) ? ApprovalMode.Plan : ApprovalMode.Ask;
             var priceTable = local ? PriceTable.Free : r.GetValue(prices) is { } pricesFile ? PriceTable.Load(pricesFile) : PriceTable.Moonshot;
+            await using var codeSwarm = r.GetValue(swarm) ? CodeSwarm.Create(client, createTools, mode, agentOptions, priceTable, view) : null;
+            if (codeSwarm is not null)
+            {
+                tools = [.. tools, .. codeSwarm.Swarm.Tools];
+                view = codeSwarm.Wrap(view);
+            }
+            var dispatcher = new ToolDispatcher(tools, new ToolDispatcherOptions
+            {
+                Mode = mode,
+                // Without a person at the keyboard (-p) nothing that changes things runs unless --yolo says so.
+                Approver = printMode ? null : new TerminalApprover(input, view),
+            });
+
             string sessions = r.GetValue(sessionsDir) is { } chosen ? Path.GetFullPath(chosen) : CodeAgent.SessionsDirectory(root);
             var header = new JsonObject { ["model"] = label, ["endpoint"] = url ?? "in-process", ["workspace"] = root };
             AgentSession NewSession() => AgentSession.Create(sessions, header, priceTable);
@@ -150,6 +160,7 @@ internal static class CodeCommand
             if (!local) preamble.Add(AgentMessages.System(SystemPrompt(root)));
 
             await using var agent = new CodeAgent(client, label, local, dispatcher, mcpTools, agentOptions, session, NewSession, preamble, view, priceTable, contextTokens);
+            codeSwarm?.Attach(agent);
             if (json) view.Info(session.Path, "session");
             else view.Info($"kimi code — {label}{(local ? " (in process, k2-nano tools)" : "")} in {root}\nsession {session.Id} ({session.Path}); /help for commands", "status");
 
