@@ -124,7 +124,7 @@ internal static class CodeCommand
 
             var mode = r.GetValue(yolo) ? ApprovalMode.Yolo : r.GetValue(plan) ? ApprovalMode.Plan : ApprovalMode.Ask;
             var priceTable = local ? PriceTable.Free : r.GetValue(prices) is { } pricesFile ? PriceTable.Load(pricesFile) : PriceTable.Moonshot;
-            await using var codeSwarm = r.GetValue(swarm) ? CodeSwarm.Create(client, createTools, mode, agentOptions, priceTable, view) : null;
+            await using var codeSwarm = r.GetValue(swarm) ? CodeSwarm.Create(client, createTools, mode, agentOptions, priceTable, local ? null : SystemPrompt(root), view) : null;
             if (codeSwarm is not null)
             {
                 tools = [.. tools, .. codeSwarm.Swarm.Tools];

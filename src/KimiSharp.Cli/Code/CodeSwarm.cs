@@ -28,8 +28,9 @@ internal sealed class CodeSwarm : IAsyncDisposable
 
     public AgentSwarm Swarm { get; }
 
+    /// <param name="instructions">The sub-agents' system prompt when their task gives none (the coding agent's, against an endpoint).</param>
     public static CodeSwarm Create(IChatClient client, Func<IReadOnlyList<AIFunction>> createTools, ApprovalMode mode, AgentOptions agentOptions,
-        PriceTable prices, IAgentOutput view)
+        PriceTable prices, string? instructions, IAgentOutput view)
     {
         CodeSwarm? wiring = null;
         var swarm = new AgentSwarm(new SwarmOptions
@@ -39,6 +40,7 @@ internal sealed class CodeSwarm : IAsyncDisposable
             CreateDispatcher = tools => new ToolDispatcher(tools, new ToolDispatcherOptions { Mode = mode }),
             AgentOptions = agentOptions with { ReservedCallIds = [], OnStop = null },
             Prices = prices,
+            DefaultInstructions = instructions,
             OnEvent = e => wiring?.Show(e),
         });
         wiring = new CodeSwarm(swarm, view);
