@@ -106,3 +106,25 @@ public sealed class CodeSwarmCommandTests : IDisposable
         Assert.Contains("critical path: 4 critical steps (2 orchestrator steps + 2)", trace);
     }
 }
+
+/// <summary><c>kimi bench-swarm</c> at a small size: both runs answer, and the report names the speed-up and critical steps.</summary>
+public sealed class SwarmBenchCommandTests
+{
+    [Fact]
+    public async Task A_small_bench_prints_both_wall_clocks_the_ratio_and_critical_steps()
+    {
+        var (code, output, err) = await Kimi.Run("bench-swarm", "--agents", "8", "--delay-ms", "60");
+        Assert.True(code == 0, err + output);
+        Assert.Contains("swarm (up to 100 at once):", output);
+        Assert.Contains("8 sub-agents (0 failed), 2 orchestrator steps, 4 critical steps, 18 total steps, 9 tool calls", output);
+        Assert.Contains("one after another:", output);
+        var speedUp = System.Text.RegularExpressions.Regex.Match(output, @"speed-up: ([0-9.]+)×");
+        Assert.True(speedUp.Success, output);
+        // Eight 60 ms waits one after another against at once: well over 2× even on a busy machine.
+        Assert.True(double.Parse(speedUp.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) > 2, output);
+
+        (code, _, err) = await Kimi.Run("bench-swarm", "--agents", "101");
+        Assert.Equal(CliApp.BadCommandLine, code);
+        Assert.Contains("at most 100", err);
+    }
+}

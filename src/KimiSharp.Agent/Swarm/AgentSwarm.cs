@@ -125,6 +125,17 @@ public sealed class AgentSwarm : IAsyncDisposable
         if (tasks.Count == 0) throw new ArgumentException("no sub-tasks given", nameof(tasks));
         if (tasks.Count > _options.MaxTasksPerCall)
             throw new ArgumentException($"{tasks.Count} sub-tasks in one call; at most {_options.MaxTasksPerCall} are allowed", nameof(tasks));
+        for (int i = 0; i < tasks.Count; i++)
+        {
+            var task = tasks[i] ?? throw new ArgumentException($"sub-task {i} is null", nameof(tasks));
+            if (string.IsNullOrWhiteSpace(task.Task)) throw new ArgumentException($"sub-task {i} has no task text", nameof(tasks));
+            if (task.Model is { } model && !_options.Models.ContainsKey(model))
+                throw new ArgumentException($"sub-task {i} names an unknown model '{model}'", nameof(tasks));
+            if (task.Tools?.FirstOrDefault(t => !_toolNames.Contains(t)) is { } tool)
+                throw new ArgumentException($"sub-task {i} names an unknown tool '{tool}' (available: {string.Join(", ", _toolNames)})", nameof(tasks));
+            if (task.MaxSteps < 1 || task.MaxTokens < 1 || task.Timeout <= TimeSpan.Zero)
+                throw new ArgumentException($"sub-task {i}: steps, tokens and timeout must be positive", nameof(tasks));
+        }
         string? callId;
         int stage;
         lock (_stateLock)
