@@ -6,6 +6,9 @@ using System.Text.Json.Nodes;
 using KimiSharp.Agent;
 using KimiSharp.Agent.Sessions;
 using KimiSharp.Agent.Swarm;
+using KimiSharp.Agent.Tools;
+using KimiSharp.Engine;
+using KimiSharp.Engine.Chat;
 using Microsoft.Extensions.AI;
 
 namespace KimiSharp.Cli;
@@ -27,13 +30,16 @@ internal static class SwarmBenchCommand
         var stepMs = CliOptions.Int("--step-ms", "How long each scripted model step takes (a stand-in for generation)", 0, min: 0, helpName: "MS");
         var concurrency = CliOptions.Int("--concurrency", "Sub-agents running at once at most", 100, min: 1);
         var sessions = CliOptions.Text("--sessions", "DIR", "Write the swarm run's sessions here (see them with kimi trace show)");
+        var model = CliOptions.Text("--model", "DIR", "Run the sub-agents on this model in process instead (e.g. models/k2-nano): each looks up one city's population");
+        var int8 = CliOptions.Flag("--int8", "With --model: int8 activations");
         var command = new Command("bench-swarm", """
             Measures the agent swarm's wall-clock against running the same sub-tasks one after another: N sub-agents,
             each one tool call with a fixed delay then a report, driven by a scripted model (no model cost). Prints both
-            times, their ratio (target ≥ 4.5×) and the critical steps.
+            times, their ratio (target ≥ 4.5×) and the critical steps. With --model the sub-agents run on a real model in
+            process instead (the engine batches them), each answering one city's population with the lookup tool.
             """)
         {
-            agents, delay, stepMs, concurrency, sessions,
+            agents, delay, stepMs, concurrency, sessions, model, int8,
         };
         command.SetAction(async (r, ct) =>
         {
@@ -42,16 +48,42 @@ internal static class SwarmBenchCommand
             var toolDelay = TimeSpan.FromMilliseconds(r.GetValue(delay));
             var stepDelay = TimeSpan.FromMilliseconds(r.GetValue(stepMs));
             if (n > 100) throw new UsageException($"--agents {n}: one spawn_agents call takes at most 100 sub-tasks");
-            stdout.WriteLine($"bench-swarm: {n} sub-tasks, each one tool call of {toolDelay.TotalMilliseconds:0} ms then a report; scripted model steps of {stepDelay.TotalMilliseconds:0} ms");
+            Setup setup;
+            KimiChatService? service = null;
+            if (r.GetValue(model) is { } modelDir)
+            {
+                service = ModelLocator.LoadChat(modelDir, null, r.Err(), ModelLocator.Activations(r.GetValue(int8)),
+                    new EngineOptions { MaxBatchSize = Math.Min(n, r.GetValue(concurrency)) });
+                var cities = KnowledgeBase.Default.Entities;
+                var tasks = Enumerable.Range(0, n).Select(i => $"What is the population of {cities[i % cities.Count].Name}?").ToList();
+                setup = new Setup(tasks, new KimiChatClient(service), () => Toolbox.CreateDefault().AsFunctions(), new AgentOptions(), 0, TimeSpan.Zero);
+                stdout.WriteLine($"bench-swarm: {n} sub-agents on {service.ModelId} in process, each asked one city's population (lookup tool)");
+            }
+            else
+            {
+                var tasks = Enumerable.Range(1, n).Select(i => $"Job {i}: call sleep once (it waits {toolDelay.TotalMilliseconds:0} ms), then report job {i} done.").ToList();
+                var sleep = AIFunctionFactory.Create(async (int ms, CancellationToken token) =>
+                {
+                    await Task.Delay(ms, token).ConfigureAwait(false);
+                    return $"waited {ms} ms";
+                }, "sleep", "Waits the given number of milliseconds (a stand-in for a slow tool: a search, a build, a browser).");
+                setup = new Setup(tasks, null, () => [sleep], new AgentOptions { Window = ContextWindow.Unlimited }, (int)toolDelay.TotalMilliseconds, stepDelay);
+                stdout.WriteLine($"bench-swarm: {n} sub-tasks, each one tool call of {toolDelay.TotalMilliseconds:0} ms then a report; scripted model steps of {stepDelay.TotalMilliseconds:0} ms");
+            }
+            await using var _ = service;
 
-            var swarm = await RunAsync(n, toolDelay, stepDelay, r.GetValue(concurrency), r.GetValue(sessions), ct);
+            // Warm up first (JIT, kernels, the engine's buffers), so neither measured run pays for it.
+            await RunAsync(setup with { Tasks = setup.Tasks.Take(2).ToList() }, 2, null, ct);
+            var swarm = await RunAsync(setup, r.GetValue(concurrency), r.GetValue(sessions), ct);
             stdout.WriteLine($"swarm (up to {r.GetValue(concurrency)} at once): {swarm.Report.WallClock.TotalSeconds:0.000} s — {swarm.Report}");
             if (swarm.SessionPath is { } path) stdout.WriteLine($"  sessions: {path} (kimi trace show {path})");
-            var serial = await RunAsync(n, toolDelay, stepDelay, 1, null, ct);
+            var serial = await RunAsync(setup, 1, null, ct);
             stdout.WriteLine($"one after another:        {serial.Report.WallClock.TotalSeconds:0.000} s — {serial.Report}");
 
             int failed = swarm.Report.Failed + serial.Report.Failed;
             if (failed > 0) stdout.WriteLine($"warning: {failed} sub-agent(s) did not answer");
+            if (service is not null)
+                stdout.WriteLine($"correct answers: swarm {Correct(swarm.Report)}/{n}, one after another {Correct(serial.Report)}/{n}");
             double ratio = serial.Report.WallClock / swarm.Report.WallClock;
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"speed-up: {ratio:0.0}× (target ≥ {Target}×: {(ratio >= Target ? "met" : "NOT met")}); critical steps {swarm.Report.CriticalSteps} vs {serial.Report.TotalSteps} steps in all"));
@@ -62,26 +94,28 @@ internal static class SwarmBenchCommand
 
     private sealed record Outcome(SwarmReport Report, string? SessionPath);
 
-    private static async Task<Outcome> RunAsync(int agents, TimeSpan toolDelay, TimeSpan stepDelay, int concurrency, string? sessionsDir,
-        CancellationToken ct)
+    /// <summary>The sub-tasks, the sub-agents' model (null: scripted) and tools, and the scripted delays.</summary>
+    private sealed record Setup(IReadOnlyList<string> Tasks, IChatClient? SubAgentModel, Func<IReadOnlyList<AIFunction>> Tools,
+        AgentOptions SubAgentOptions, int ToolDelayMs, TimeSpan StepDelay);
+
+    /// <summary>Answers whose text holds the city's population (the real-model mode's tasks).</summary>
+    private static int Correct(SwarmReport report) => report.SubAgents.Count(a =>
+        a.Answer is { } answer && KnowledgeBase.Default.Find(a.Task["What is the population of ".Length..].TrimEnd('?')) is { } city
+        && answer.Replace(",", "", StringComparison.Ordinal).Contains(city.Attribute("population"), StringComparison.Ordinal));
+
+    private static async Task<Outcome> RunAsync(Setup setup, int concurrency, string? sessionsDir, CancellationToken ct)
     {
-        var model = new BenchModel(agents, (int)toolDelay.TotalMilliseconds, stepDelay);
-        var sleep = AIFunctionFactory.Create(async (int ms, CancellationToken token) =>
-        {
-            await Task.Delay(ms, token).ConfigureAwait(false);
-            return $"waited {ms} ms";
-        }, "sleep", "Waits the given number of milliseconds (a stand-in for a slow tool: a search, a build, a browser).");
+        int agents = setup.Tasks.Count;
+        var model = new BenchModel(setup.Tasks, setup.ToolDelayMs, setup.StepDelay);
         await using var swarm = new AgentSwarm(new SwarmOptions
         {
-            Model = model, CreateTools = () => [sleep], MaxConcurrency = concurrency,
-            AgentOptions = new AgentOptions { Window = ContextWindow.Unlimited },
+            Model = setup.SubAgentModel ?? model, CreateTools = setup.Tools, MaxConcurrency = concurrency, AgentOptions = setup.SubAgentOptions,
         });
         AgentSession? session = sessionsDir is null ? null : AgentSession.Create(sessionsDir, new JsonObject { ["model"] = "bench-swarm (scripted)" }, PriceTable.Free);
         try
         {
             swarm.ParentSession = session;
-            var conversation = new JsonArray(AgentMessages.User(
-                $"Run {agents} independent jobs; each waits {toolDelay.TotalMilliseconds:0} ms on the sleep tool. Report when all are done."));
+            var conversation = new JsonArray(AgentMessages.User($"Run {agents} independent jobs. Report when all are done."));
             session?.AddMessage(conversation[0]!.AsObject());
             var runner = new AgentRunner(model, swarm.Tools, new AgentOptions { Window = ContextWindow.Unlimited, MaxSteps = 4 });
             var run = swarm.Observe(runner.RunAsync(conversation, ct), ct);
@@ -102,7 +136,7 @@ internal static class SwarmBenchCommand
     /// Decides every step: the orchestrator (the request with the sleep-job prompt) spawns the jobs, then sums up; a
     /// sub-agent (job N) calls sleep once, then reports.
     /// </summary>
-    private sealed class BenchModel(int agents, int toolDelayMs, TimeSpan stepDelay) : IChatClient
+    private sealed class BenchModel(IReadOnlyList<string> tasks, int toolDelayMs, TimeSpan stepDelay) : IChatClient
     {
         public Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
             GetStreamingResponseAsync(messages, options, cancellationToken).ToChatResponseAsync(cancellationToken);
@@ -120,10 +154,9 @@ internal static class SwarmBenchCommand
             {
                 (true, 0) => Call(AgentSwarm.SpawnToolName, new JsonObject
                 {
-                    ["tasks"] = new JsonArray(Enumerable.Range(1, agents)
-                        .Select(i => (JsonNode)new JsonObject { ["task"] = $"Job {i}: call sleep once (it waits {toolDelayMs} ms), then report job {i} done." }).ToArray()),
+                    ["tasks"] = new JsonArray(tasks.Select(t => (JsonNode)new JsonObject { ["task"] = t }).ToArray()),
                 }),
-                (true, _) => new TextContent($"All {agents} jobs reported."),
+                (true, _) => new TextContent($"All {tasks.Count} jobs reported."),
                 (false, 0) => Call("sleep", new JsonObject { ["ms"] = toolDelayMs }),
                 (false, _) => new TextContent(task.Split(':')[0] + " done."),
             };
