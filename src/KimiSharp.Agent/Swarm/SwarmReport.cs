@@ -21,7 +21,8 @@ public enum SubAgentStatus
 /// <param name="Id">The sub-agent's id within its swarm (<c>agent-N</c>).</param>
 /// <param name="Answer">Its final answer when <see cref="Status"/> is <see cref="SubAgentStatus.Completed"/>.</param>
 /// <param name="Error">Why it ended without an answer, otherwise null.</param>
-/// <param name="Stage">The orchestrator step (counted over the swarm's life) whose call spawned it; -1 when the orchestrator was not observed.</param>
+/// <param name="Stage">The orchestrator step (counted over the swarm's life) whose call spawned it; below zero (one per spawn call) when the
+/// orchestrator was not observed. A background sub-agent counts in the stage that spawned it, not the one that collected it.</param>
 public sealed record SubAgentReport(string Id, string Task, SubAgentStatus Status, string? Answer, string? Error, int Steps, int ToolCalls,
     StepUsage Usage, double Cost, TimeSpan Elapsed, string? ParentCallId, int Stage, bool Background, string? SessionPath)
 {
