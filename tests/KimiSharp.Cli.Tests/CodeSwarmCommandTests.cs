@@ -104,6 +104,14 @@ public sealed class CodeSwarmCommandTests : IDisposable
         Assert.Equal(0, traceCode);
         Assert.Contains("┌ agent-1: answer, 2 steps, 1 tool calls", trace);
         Assert.Contains("critical path: 4 critical steps (2 orchestrator steps + 2)", trace);
+
+        // In the terminal transcript each sub-agent shows one line per start, call, result and report.
+        var (textCode, text, textErr) = await Kimi.Run("code", "--workspace", _workspace, "--sessions-dir", _sessions, "--endpoint", app.Urls.First() + "/v1",
+            "--model", "stub", "--api-key", "k", "--swarm", "-p", "Summarize a.txt and b.txt.");
+        Assert.True(textCode == 0, textErr + text);
+        Assert.Contains("[agent-1] started: Read a.txt and report what it says.", text);
+        Assert.Contains("[agent-2] → read_file({\"path\":\"b.txt\"})", text);
+        Assert.Contains("[agent-1] completed after 2 steps: a.txt holds", text);
     }
 }
 
