@@ -20,6 +20,9 @@ public sealed class AgentSwarmTests
         /// <summary>When set, each call waits (up to 3 s) until this many calls are running at once.</summary>
         public int WaitForCompany;
         private readonly TaskCompletionSource _company = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        /// <summary>Calls wait for this before they sleep (open unless a test closes it).</summary>
+        public TaskCompletionSource Gate { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public bool Gated;
 
         public AIFunction Function => AIFunctionFactory.Create(async (int ms, CancellationToken ct) =>
         {
@@ -34,6 +37,7 @@ public sealed class AgentSwarmTests
                     if (now >= WaitForCompany) _company.TrySetResult();
                     await _company.Task.WaitAsync(TimeSpan.FromSeconds(3), ct).ContinueWith(_ => { }, TaskScheduler.Default);
                 }
+                if (Gated) await Gate.Task.WaitAsync(ct);
                 await Task.Delay(ms, ct);
                 return "slept " + ms + " ms";
             }
@@ -81,8 +85,8 @@ public sealed class AgentSwarmTests
         Assert.Equal(Enumerable.Range(1, 10).Select(i => $"done: job {i}"), reports.Select(r => r!["answer"]!.GetValue<string>()));
         Assert.All(reports, r => Assert.Equal("completed", r!["status"]!.GetValue<string>()));
         Assert.Equal(10, sleep.Peak);
-        // One after another would take at least 10 × 150 ms.
-        Assert.True(clock.ElapsedMilliseconds < 1000, $"took {clock.ElapsedMilliseconds} ms");
+        // One after another would take at least 10 × 150 ms (and, each waiting for the others in vain, 10 × 3 s).
+        Assert.True(clock.ElapsedMilliseconds < 1400, $"took {clock.ElapsedMilliseconds} ms");
     }
 
     [Fact]
@@ -299,12 +303,13 @@ public sealed class AgentSwarmTests
     [Fact]
     public async Task Background_sub_agents_return_ids_at_once_and_are_collected_later()
     {
-        var sleep = new SleepTool();
-        await using var swarm = NewSwarm(SleepThenAnswer(300), () => [sleep.Function]);
+        // The sub-agents' tool holds until the test opens the gate, so "still running" does not depend on timing.
+        var sleep = new SleepTool { Gated = true };
+        await using var swarm = NewSwarm(SleepThenAnswer(10), () => [sleep.Function]);
         var clock = Stopwatch.StartNew();
         var (content, isError) = await Invoke(swarm.SpawnTool, Tasks(["bg one", "bg two"], ""","run_in_background":true"""));
         Assert.False(isError, content);
-        Assert.True(clock.ElapsedMilliseconds < 250, $"spawning took {clock.ElapsedMilliseconds} ms");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"spawning took {clock.ElapsedMilliseconds} ms");
         var started = JsonNode.Parse(content)!["background"]!.AsArray().Select(b => b!["id"]!.GetValue<string>()).ToList();
         Assert.Equal(["agent-1", "agent-2"], started);
         Assert.Null(JsonNode.Parse(content)!["reports"]);
@@ -312,6 +317,7 @@ public sealed class AgentSwarmTests
         var (early, _) = await Invoke(swarm.CollectTool, """{"wait":false}""");
         Assert.Equal(started, JsonNode.Parse(early)!["running"]!.AsArray().Select(i => i!.GetValue<string>()));
         Assert.Empty(Reports(early));
+        sleep.Gate.SetResult();
 
         var (late, _) = await Invoke(swarm.CollectTool, """{}""");
         Assert.Equal(["done: bg one", "done: bg two"], Reports(late).Select(r => r!["answer"]!.GetValue<string>()));
