@@ -38,6 +38,7 @@ public static class CliApp
             InfoCommand.Create(),
             BenchCommand.Create(),
             ServeBenchCommand.Create(),
+            SwarmBenchCommand.Create(),
             InitRandomCommand.Create(),
             ImageFeaturesCommand.Create(),
         };

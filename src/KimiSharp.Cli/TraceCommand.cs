@@ -19,7 +19,8 @@ internal static class TraceCommand
         {
             string path = r.GetValue(file)!;
             if (!File.Exists(path)) throw new UsageException($"no session file at {path}");
-            TraceRenderer.Render(path, r.Out(), showReasoning: !r.GetValue(noThinking), clip: r.GetValue(clip));
+            // A swarm run shows its sub-agents' sessions under the calls that spawned them, then the critical path.
+            SwarmTrace.Render(path, r.Out(), showReasoning: !r.GetValue(noThinking), clip: r.GetValue(clip));
             return CliApp.Ok;
         });
         return new Command("trace", "Agent session traces") { show };

@@ -177,6 +177,10 @@ public sealed class AgentSession : IDisposable
     /// <summary>Records that the user stopped a run (its finished steps stay in the session).</summary>
     public void RecordCancelled() => Write(RunEnd, new JsonObject { ["stop_reason"] = "cancelled" });
 
+    /// <summary>Records that a run ended without a result of its own (a sub-agent timed out, failed or was cancelled), and why.</summary>
+    public void RecordStopped(string stopReason, string? error) =>
+        Write(RunEnd, new JsonObject { ["stop_reason"] = stopReason, ["error"] = error });
+
     /// <summary>Replaces the conversation (e.g. after <c>/compact</c>), recorded as a compaction.</summary>
     public void ReplaceMessages(Compacted compacted, long tokensBefore) =>
         Record(new AgentEvent.Compacted(compacted.Messages, compacted.Summary, (int)Math.Min(int.MaxValue, tokensBefore)));

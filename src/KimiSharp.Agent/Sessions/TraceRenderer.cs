@@ -6,7 +6,8 @@ namespace KimiSharp.Agent.Sessions;
 /// <summary>Renders a session file for people (<c>kimi trace show FILE</c>): prompts, thinking, calls with timings, answers, totals.</summary>
 public static class TraceRenderer
 {
-    public static void Render(string path, TextWriter output, bool showReasoning = true, int clip = 400)
+    /// <param name="afterRecord">Called after each record is rendered (the swarm trace draws sub-agent sessions under their spawning call).</param>
+    public static void Render(string path, TextWriter output, bool showReasoning = true, int clip = 400, Action<JsonObject, TextWriter>? afterRecord = null)
     {
         var (records, torn) = AgentSession.ReadRecords(path);
         if (records.Count == 0) throw new InvalidDataException($"{path} holds no session records");
@@ -62,10 +63,12 @@ public static class TraceRenderer
                     break;
                 case AgentSession.RunEnd:
                     totals.Runs++;
-                    output.WriteLine($"{time} ■ run ended: {r["stop_reason"]}" + (r["steps"] is JsonNode s ? $" after {s} steps, {r["tool_calls"]} tool calls" : ""));
+                    output.WriteLine($"{time} ■ run ended: {r["stop_reason"]}" + (r["steps"] is JsonNode s ? $" after {s} steps, {r["tool_calls"]} tool calls" : "")
+                        + (r["error"] is JsonNode why ? $" — {why.GetValue<string>()}" : ""));
                     output.WriteLine();
                     break;
             }
+            afterRecord?.Invoke(r, output);
         }
         var unanswered = callStarts.Keys.Count(id => !records.Any(x => x["type"]?.GetValue<string>() == AgentSession.ToolResult && x["id"]?.GetValue<string>() == id));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,

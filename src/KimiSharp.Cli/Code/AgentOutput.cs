@@ -163,13 +163,40 @@ internal sealed class TerminalAgentOutput(TextWriter stdout, bool color) : IAgen
 /// </summary>
 internal sealed class StreamJsonOutput(TextWriter stdout) : IAgentOutput
 {
+    // Sub-agents of a swarm report from other threads; each line is written whole, and theirs carry an "agent" field.
+    private readonly object _lock = new();
+    private string? _agent;
+
     private void Write(JsonObject line)
     {
-        stdout.WriteLine(line.ToJsonString());
-        stdout.Flush();
+        lock (_lock)
+        {
+            if (_agent is not null) line["agent"] = _agent;
+            stdout.WriteLine(line.ToJsonString());
+            stdout.Flush();
+        }
     }
 
     public void Event(AgentEvent e)
+    {
+        lock (_lock) EventCore(e);
+    }
+
+    /// <summary>A swarm sub-agent's event: the same line as the orchestrator's, with <c>"agent": ID</c>.</summary>
+    public void SubAgentEvent(string agentId, AgentEvent e)
+    {
+        lock (_lock)
+        {
+            _agent = agentId;
+            try { EventCore(e); }
+            finally { _agent = null; }
+        }
+    }
+
+    /// <summary>A line of the program's own (a sub-agent's start or report).</summary>
+    public void Line(JsonObject line) => Write(line);
+
+    private void EventCore(AgentEvent e)
     {
         switch (e)
         {

@@ -48,6 +48,7 @@ internal static class CodeCommand
             HelpName = "CMD", Arity = ArgumentArity.OneOrMore, AllowMultipleArgumentsPerToken = false,
         };
         var stopHook = CliOptions.Text("--stop-hook", "CMD", "A shell command run when the agent answers, with the answer as JSON on stdin; exit 2 sends its stderr back to the agent as the next instruction");
+        var swarm = CliOptions.Flag("--swarm", "Let the agent split work among parallel sub-agents (spawn_agents, collect_agents)");
         var sessionsDir = CliOptions.Text("--sessions-dir", "DIR", "Where this workspace's sessions are kept [default: $KIMI_HOME/sessions/WORKSPACE-HASH, $KIMI_HOME = ~/.kimisharp]");
 
         var command = new Command("code", """
@@ -58,7 +59,7 @@ internal static class CodeCommand
             """)
         {
             task, print, workspace, endpoint, apiKey, modelName, localModel, mcp, yolo, plan, resume, sessionId, output, thinking,
-            maxSteps, context, prices, allowFetch, docs, sessionsDir, hook, stopHook,
+            maxSteps, context, prices, allowFetch, docs, sessionsDir, hook, stopHook, swarm,
         };
         command.Exclusive(yolo, plan);
         command.Exclusive(resume, sessionId);
@@ -81,13 +82,15 @@ internal static class CodeCommand
             string label;
             long contextTokens;
             IReadOnlyList<AIFunction> tools;
+            Func<IReadOnlyList<AIFunction>> createTools;
             if (local)
             {
                 var service = ModelLocator.LoadChat(r.GetValue(localModel), null, r.Err(), ModelLocator.Activations(false));
                 client = new KimiChatClient(service, ownsService: true);
                 label = service.ModelId;
                 contextTokens = service.Model.Config.MaxPositionEmbeddings;
-                tools = Toolbox.CreateDefault().AsFunctions();
+                createTools = () => Toolbox.CreateDefault().AsFunctions();
+                tools = createTools();
             }
             else
             {
@@ -100,7 +103,8 @@ internal static class CodeCommand
                 label = name;
                 contextTokens = r.GetValue(context) ?? 131_072;
                 var hosts = (r.GetValue(allowFetch) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-                tools = CodingTools.Create(new Workspace(root), new CodingToolOptions { FetchAllowedHosts = hosts, DocsFolder = r.GetValue(docs) });
+                createTools = () => CodingTools.Create(new Workspace(root), new CodingToolOptions { FetchAllowedHosts = hosts, DocsFolder = r.GetValue(docs) });
+                tools = createTools();
             }
 
             McpToolset? mcpTools = null;
@@ -114,16 +118,6 @@ internal static class CodeCommand
                 tools = [.. tools, .. mcpTools.Tools];
             }
 
-            var mode = r.GetValue(yolo) ? ApprovalMode.Yolo : r.GetValue(plan) ? ApprovalMode.Plan : ApprovalMode.Ask;
-            var dispatcher = new ToolDispatcher(tools, new ToolDispatcherOptions
-            {
-                Mode = mode,
-                // Without a person at the keyboard (-p) nothing that changes things runs unless --yolo says so.
-                Approver = printMode ? null : new TerminalApprover(input, view),
-                Hooks = (r.GetValue(hook) ?? []).Select(c => (KimiSharp.Agent.Hooks.IToolHooks)new KimiSharp.Agent.Hooks.ShellCommandHook(
-                    new KimiSharp.Agent.Hooks.ShellCommandHookOptions(c) { WorkingDirectory = root })).ToArray(),
-            });
-
             var agentOptions = local
                 ? new AgentOptions { Thinking = thinkingOn }
                 : new AgentOptions
@@ -136,7 +130,23 @@ internal static class CodeCommand
             if (r.GetValue(stopHook) is { } stopCommand)
                 agentOptions = agentOptions with { OnStop = (result, token) => StopHook.RunAsync(stopCommand, root, result, view, token) };
 
+            var mode = r.GetValue(yolo) ? ApprovalMode.Yolo : r.GetValue(plan) ? ApprovalMode.Plan : ApprovalMode.Ask;
             var priceTable = local ? PriceTable.Free : r.GetValue(prices) is { } pricesFile ? PriceTable.Load(pricesFile) : PriceTable.Moonshot;
+            await using var codeSwarm = r.GetValue(swarm) ? CodeSwarm.Create(client, createTools, mode, agentOptions, priceTable, local ? null : SystemPrompt(root), view) : null;
+            if (codeSwarm is not null)
+            {
+                tools = [.. tools, .. codeSwarm.Swarm.Tools];
+                view = codeSwarm.Wrap(view);
+            }
+            var dispatcher = new ToolDispatcher(tools, new ToolDispatcherOptions
+            {
+                Mode = mode,
+                // Without a person at the keyboard (-p) nothing that changes things runs unless --yolo says so.
+                Approver = printMode ? null : new TerminalApprover(input, view),
+                Hooks = (r.GetValue(hook) ?? []).Select(c => (KimiSharp.Agent.Hooks.IToolHooks)new KimiSharp.Agent.Hooks.ShellCommandHook(
+                    new KimiSharp.Agent.Hooks.ShellCommandHookOptions(c) { WorkingDirectory = root })).ToArray(),
+            });
+
             string sessions = r.GetValue(sessionsDir) is { } chosen ? Path.GetFullPath(chosen) : CodeAgent.SessionsDirectory(root);
             var header = new JsonObject { ["model"] = label, ["endpoint"] = url ?? "in-process", ["workspace"] = root };
             AgentSession NewSession() => AgentSession.Create(sessions, header, priceTable);
@@ -160,6 +170,7 @@ internal static class CodeCommand
             if (!local) preamble.Add(AgentMessages.System(SystemPrompt(root)));
 
             await using var agent = new CodeAgent(client, label, local, dispatcher, mcpTools, agentOptions, session, NewSession, preamble, view, priceTable, contextTokens);
+            codeSwarm?.Attach(agent);
             if (json) view.Info(session.Path, "session");
             else view.Info($"kimi code — {label}{(local ? " (in process, k2-nano tools)" : "")} in {root}\nsession {session.Id} ({session.Path}); /help for commands", "status");
 
