@@ -238,6 +238,8 @@ internal sealed class NaturalPhrasing(Random random, KnowledgeBase kb)
             }
             case 4:
             {
+                p = Digits(random.Next(3, 26));
+                pct = Pick(new[] { $"{p}%", $"{p} percent", $"{p} per cent", $"{p} pct" });
                 var (price, expr) = Money(400);
                 string e = $"{expr}*{p}%";
                 string prompt = Pick(new[]
@@ -316,7 +318,7 @@ internal sealed class NaturalPhrasing(Random random, KnowledgeBase kb)
             {
                 string a = Digits(random.Next(2, 60)), c = Digits(random.Next(2, 60));
                 string e = $"sqrt({a}^2+{c}^2)";
-                string phrase = Pick(new[] { $"the square root of {a} squared plus {c} squared", $"sqrt({a}^2 + {c}^2)", $"√({a}² + {c}²)" });
+                string phrase = Pick(new[] { $"the square root of the sum of {a} squared and {c} squared", $"sqrt({a}^2 + {c}^2)", $"√({a}² + {c}²)" });
                 string prompt = Chance(0.5) ? Frame(s_questionFrames, phrase)
                     : $"A right triangle has legs of {a} and {c}. {Pick(new[] { "How long is the hypotenuse?", "What is the hypotenuse?", "Find the long side." })}";
                 return new Calc(prompt, e, $"sqrt({a}^2 + {c}^2)", [a, c], Chance(0.5) ? $"Pythagoras: sqrt({a}^2+{c}^2)." : null);
@@ -428,13 +430,12 @@ internal sealed class NaturalPhrasing(Random random, KnowledgeBase kb)
             {
                 var (save, s) = Money(300); Num w = Int(2, 52);
                 string e = $"{s}*{w.Expr}";
-                string prompt = Pick(new[]
-                {
-                    $"{distractor}{who} saves {save} every week. How much after {w.Text} weeks?",
-                    $"If I put aside {save} a week for {w.Text} weeks, how much will I have? {distractor}".TrimEnd(),
-                });
+                bool named = Chance(0.5);
+                string prompt = named
+                    ? $"{distractor}{who} saves {save} every week. How much after {w.Text} weeks?"
+                    : $"If I put aside {save} a week for {w.Text} weeks, how much will I have? {distractor}".TrimEnd();
                 return new Calc(prompt, e, "the savings", [who, save, w.Text], $"Weekly amount times weeks: {e}.",
-                    r => Pick(new[] { $"{who} will have ${r}.", $"That's ${r}.", $"${r} saved." }));
+                    r => Pick(new[] { named ? $"{who} will have ${r}." : $"You will have ${r}.", $"That's ${r}.", $"${r} saved." }));
             }
             case 7:
             {
@@ -564,7 +565,7 @@ internal sealed class NaturalPhrasing(Random random, KnowledgeBase kb)
         string fromWord = one ? (Chance(0.6) ? from.Singular : Pick(from.Plurals.Where(p => p.Length <= 3 || p.StartsWith('°')).DefaultIfEmpty(from.Singular).ToArray())) : Pick(from.Plurals);
         string toWord = Pick(to.Plurals);
         bool symbolFrom = fromWord.Length <= 3 || fromWord.StartsWith('°');
-        string quantity = symbolFrom && Chance(0.4) && fromWord != "\"" ? $"{written}{fromWord}" : $"{written} {fromWord}";
+        string quantity = symbolFrom && Chance(0.4) && fromWord != "\"" && char.IsDigit(written[^1]) ? $"{written}{fromWord}" : $"{written} {fromWord}";
         if (fromWord == "\"") quantity = $"{written}\"";
         string prompt = Pick(new[]
         {
@@ -669,7 +670,7 @@ $"Do you know what day {written} was?", $"Day of week for {written}?",
                         $"What's the date {span} after {written}?", $"{span} from {written}?", $"Add {span} to {written}.", $"What date is {span} after {written}?",
                         $"If I start on {written}, what is the date {span} later?", $"{written} plus {span} is what date?", $"My project starts {written} and lasts {span}. When does it end?",
                         $"what date will it be {span} after {written}",
-                    }), [written, span]);
+                    }), [written, span, "before", "back", "after", "later", "subtract", "plus"]);
                 b.User(prompt);
                 string weekNote = weeks ? $"{span} is {Math.Abs(days)} days. " : "";
                 string result = b.Step($"{translate}{weekNote}Add {days} days to {iso} with the calendar.",
@@ -725,6 +726,17 @@ $"Tell me when {c} was founded.", $"year {c} was founded" }),
             _ => Pick(new[] { $"What river runs through {c}?", $"Which river is {c} on?", $"Name the river that flows through {c}.", $"{c} river?",
                 $"What's the river in {c} called?", $"Which river passes through {c}?" }),
         };
+        string noun = attribute switch
+        {
+            "population" => "population", "elevation" => Pick(new[] { "elevation", "altitude" }), "founded" => Pick(new[] { "founding year", "year of founding" }),
+            "area" => Pick(new[] { "area", "size" }), "country" => "country", _ => "river",
+        };
+        double wrap = random.NextDouble();
+        if (wrap < 0.2)
+            prompt = Pick(new[] { $"Look up the {noun} of {c}.", $"Find the {noun} of {c}.", $"Check the {noun} of {c} for me.", $"I need the {noun} of {c}.",
+                $"Can you look up {c}'s {noun}?", $"Give me {c}'s {noun}.", $"{c}: {noun}?", $"Search the knowledge base for the {noun} of {c}." });
+        else if (wrap < 0.35 && char.IsUpper(prompt[0]) && !prompt.StartsWith(c, StringComparison.Ordinal) && prompt.EndsWith('?'))
+            prompt = Pick(new[] { "Do you know ", "Can you tell me ", "Could you find out ", "I wonder " }) + Uncapitalize(prompt);
         prompt = Surface(prompt, [c]);
         b.User(prompt);
         string value = b.Step(Pick(new[] { $"Look up the {attribute} of {c}.", $"This is a lookup: entity {c}, attribute {attribute}.", $"The knowledge base has the {attribute} of {c}." }),
@@ -835,7 +847,7 @@ $"Tell me when {c} was founded.", $"year {c} was founded" }),
         (["what time is it", "what's today's date", "what day is it today", "what's the time now"],
             ["I can't tell: I have no clock. If you tell me the date, I can do date arithmetic with it.", "I don't know the current date or time; I have no clock."], "decline"),
         (["write me a poem", "write an essay about dogs", "tell me a story", "compose a song for me", "tell me a joke"],
-            ["Sorry, I can't do that well: I'm a small model made for arithmetic, units, dates, lookups and notes.", "That's beyond me, I'm afraid. I'm a tiny model for calculations, conversions, dates, lookups and notes."], "decline"),
+            ["Sorry, I can't do that well: I'm a small model made for arithmetic, units, dates, lookups and notes.", "That's beyond me, I'm afraid: I can't do it well. I'm a tiny model for calculations, conversions, dates, lookups and notes."], "decline"),
         (["book me a flight", "send an email to my boss", "order a pizza", "call my mom", "set an alarm for me", "play some music"],
             ["I can't do that: I have no access to the outside world, only my own tools.", "Sorry, I'm unable to do that. I can calculate, convert units, handle dates, look up cities and keep notes."], "decline"),
         (["what's the capital of France", "who won the last World Cup", "who is the president of the USA", "what's the latest news", "how tall is Mount Everest"],
