@@ -870,7 +870,7 @@ $"Tell me when {c} was founded.", $"year {c} was founded" }),
         bool question = s_questionWords.Contains(ask.Split(' ')[0].Split('\'')[0]);
         string end = question ? Pick(new[] { "?", "?", "", "??" }) : Pick(new[] { ".", "!", "", "" });
         string greeting = intent is "identity" or "capabilities" or "decline" && Chance(0.3) ? Pick(new[] { "Hi! ", "Hello, ", "Hey, ", "Hi there. ", "Good morning! " }) : "";
-        string prompt = Surface(greeting + Capitalize(ask) + end, []);
+        string prompt = Surface(greeting + (greeting.EndsWith(", ", StringComparison.Ordinal) ? ask : Capitalize(ask)) + end, [], openers: false);
         b.User(prompt);
         string reasoning = intent switch
         {
@@ -895,11 +895,11 @@ $"Tell me when {c} was founded.", $"year {c} was founded" }),
     /// spaces, and now and then one typo in a word of the template (never inside <paramref name="keep"/>: numbers,
     /// units, names and values must reach the tools intact).
     /// </summary>
-    private string Surface(string text, IReadOnlyList<string> keep)
+    private string Surface(string text, IReadOnlyList<string> keep, bool openers = true)
     {
         if (Chance(0.12)) text = Typo(text, keep);
-        if (Chance(0.2)) text = Pick(s_openers) + Uncapitalize(text);
-        if (Chance(0.15)) text = text.TrimEnd() + Pick(s_closers);
+        if (openers && Chance(0.2)) text = Pick(s_openers) + Uncapitalize(text);
+        if (openers && Chance(0.15)) text = text.TrimEnd() + Pick(s_closers);
         double r = random.NextDouble();
         // Lower case keeps any case-sensitive unit symbol or value as written.
         if (r < 0.15 && keep.All(k => k == k.ToLowerInvariant() || !text.Contains(k, StringComparison.Ordinal))) text = text.ToLowerInvariant();
