@@ -17,12 +17,15 @@ public sealed partial class NaturalPhrasingTests(ITestOutputHelper output)
     private static readonly JsonArray Tools = Toolbox.CreateDefault().Declarations();
     private const int PerKind = 300;
 
-    private static List<Trajectory> Sample(int seed, int perKind)
+    private static List<Trajectory> Sample(int seed, int perKind) => Sample(seed, perKind, out _);
+
+    private static List<Trajectory> Sample(int seed, int perKind, out int decontaminated)
     {
         var generator = new TaskGenerator(seed, options: new SynthesisOptions { FlawRate = 0 });
         var all = new List<Trajectory>();
         foreach (string kind in TaskGenerator.NaturalKinds)
             for (int i = 0; i < perKind; i++) all.Add(generator.Natural(kind));
+        decontaminated = generator.Decontaminated;
         return all;
     }
 
@@ -233,7 +236,7 @@ public sealed partial class NaturalPhrasingTests(ITestOutputHelper output)
     [Fact]
     public void Phrasing_is_diverse_in_every_kind()
     {
-        var byKind = Sample(7, 1000).GroupBy(t => t.Task.Kind);
+        var byKind = Sample(7, 1000, out int decontaminated).GroupBy(t => t.Task.Kind);
         var report = new List<string>();
         foreach (var group in byKind)
         {
@@ -244,6 +247,7 @@ public sealed partial class NaturalPhrasingTests(ITestOutputHelper output)
             Assert.True(shapes >= minimum, $"{group.Key}: only {shapes} shapes per 1000");
         }
         output.WriteLine(string.Join("\n", report));
+        output.WriteLine($"{decontaminated} requests drawn again because they resembled a natural-suite question");
     }
 
     [Fact]
