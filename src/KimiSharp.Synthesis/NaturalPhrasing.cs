@@ -19,7 +19,7 @@ internal sealed class NaturalPhrasing(Random random, KnowledgeBase kb)
     public static readonly IReadOnlyList<string> Kinds =
     [
         "natural-arithmetic", "natural-percent", "natural-power", "natural-word-problem", "natural-multi-step",
-        "natural-units", "natural-date", "natural-lookup", "natural-note", "natural-chat",
+        "natural-units", "natural-date", "natural-lookup", "natural-compare", "natural-note", "natural-chat",
     ];
 
     public AgentTask Build(string kind, TrajectoryBuilder b) => kind switch
@@ -32,6 +32,7 @@ internal sealed class NaturalPhrasing(Random random, KnowledgeBase kb)
         "natural-units" => Units(b),
         "natural-date" => Date(b),
         "natural-lookup" => Lookup(b),
+        "natural-compare" => Compare(b),
         "natural-note" => Note(b),
         "natural-chat" => Chat(b),
         _ => throw new ArgumentException($"unknown natural task kind '{kind}' (known: {string.Join(", ", Kinds)})", nameof(kind)),
@@ -752,6 +753,102 @@ $"Tell me when {c} was founded.", $"year {c} was founded" }),
         };
         b.Final($"The knowledge base says {value}.", answer);
         return new AgentTask("natural-lookup", 1, prompt, [value]);
+    }
+
+    /// <summary>
+    /// Two lookups and what a person asks of them: a gap, a total, a ratio, which is higher, an elevation in feet, a
+    /// density. The cities are ordered so that "how many more" and "how much older" come out positive.
+    /// </summary>
+    private AgentTask Compare(TrajectoryBuilder b)
+    {
+        KnowledgeEntity x = kb.Entities[random.Next(kb.Entities.Count)], y;
+        do y = kb.Entities[random.Next(kb.Entities.Count)]; while (ReferenceEquals(x, y));
+        JsonObject Look(KnowledgeEntity e, string attribute) => new() { ["entity"] = e.Name, ["attribute"] = attribute };
+        switch (random.Next(6))
+        {
+            case 0 or 1:
+            {
+                string attribute = Pick(new[] { "population", "elevation", "area", "founded" });
+                decimal Value(KnowledgeEntity e) => decimal.Parse(e.Attribute(attribute), CultureInfo.InvariantCulture);
+                // "more"/"higher"/"bigger" put the larger value first; "older" the earlier founding year.
+                bool older = attribute == "founded";
+                if (older ? Value(x) > Value(y) : Value(x) < Value(y)) (x, y) = (y, x);
+                if (Value(x) == Value(y)) y = kb.Entities.First(e => !ReferenceEquals(e, x) && Value(e) != Value(x) && (older ? Value(e) > Value(x) : Value(e) < Value(x)));
+                string A = x.Name, B = y.Name;
+                string prompt = attribute switch
+                {
+                    "population" => Pick(new[] { $"How many more people live in {A} than in {B}?", $"What's the population gap between {A} and {B}?", $"By how many people does {A} outnumber {B}?" }),
+                    "elevation" => Pick(new[] { $"How much higher is {A} than {B}?", $"By how many metres is {A} higher than {B}?", $"What's the difference in elevation between {A} and {B}?" }),
+                    "area" => Pick(new[] { $"How much bigger is {A} than {B} in km²?", $"By how many square kilometres is {A} larger than {B}?", $"Area difference between {A} and {B}?" }),
+                    _ => Pick(new[] { $"How many years older is {A} than {B}?", $"How much older is {A} than {B}?", $"How many years apart were {A} and {B} founded?" }),
+                };
+                prompt = Surface(prompt, [A, B]);
+                b.User(prompt);
+                var r = b.Step($"Look up the {attribute} of {A} and {B}, then subtract.", ("lookup", Look(x, attribute)), ("lookup", Look(y, attribute)));
+                string expression = older ? $"{r[1].Content}-{r[0].Content}" : $"{r[0].Content}-{r[1].Content}";
+                string d = b.Step($"{A}: {r[0].Content}. {B}: {r[1].Content}. Compute {expression}.", ("calculator", new JsonObject { ["expression"] = expression }))[0].Content;
+                string unit = attribute switch { "elevation" => " m", "area" => " km²", "founded" => " years", _ => " people" };
+                b.Final($"The calculator returned {d}.", Pick(new[] { $"The difference is {d}{unit}.", $"{A} vs {B}: {d}{unit}.", $"{d}{unit}." }));
+                return new AgentTask("natural-compare", 3, prompt, [d]);
+            }
+            case 2:
+            {
+                string attribute = Pick(new[] { "population", "area" });
+                string A = x.Name, B = y.Name;
+                string prompt = Surface(attribute == "population"
+                    ? Pick(new[] { $"How many people live in {A} and {B} together?", $"What's the combined population of {A} and {B}?", $"Total population of {A} plus {B}?" })
+                    : Pick(new[] { $"What's the total area of {A} and {B}?", $"How many km² do {A} and {B} cover together?" }), [A, B]);
+                b.User(prompt);
+                var r = b.Step($"Look up the {attribute} of {A} and {B}, then add.", ("lookup", Look(x, attribute)), ("lookup", Look(y, attribute)));
+                string expression = $"{r[0].Content}+{r[1].Content}";
+                string sum = b.Step($"{A}: {r[0].Content}. {B}: {r[1].Content}. Compute {expression}.", ("calculator", new JsonObject { ["expression"] = expression }))[0].Content;
+                b.Final($"The calculator returned {sum}.", Pick(new[] { $"Together: {sum}.", $"The combined {attribute} is {sum}.", $"{sum} in total." }));
+                return new AgentTask("natural-compare", 3, prompt, [sum]);
+            }
+            case 3:
+            {
+                string attribute = Pick(new[] { "population", "elevation" });
+                string A = x.Name, B = y.Name;
+                string prompt = Surface(attribute == "population"
+                    ? Pick(new[] { $"Which has more people, {A} or {B}?", $"Is {A} or {B} bigger by population?", $"Which city is more populous: {A} or {B}?" })
+                    : Pick(new[] { $"Which is higher, {A} or {B}?", $"Is {A} higher up than {B}?", $"Which sits at a greater elevation: {A} or {B}?" }), [A, B]);
+                b.User(prompt);
+                var r = b.Step($"Look up the {attribute} of {A} and {B} and compare.", ("lookup", Look(x, attribute)), ("lookup", Look(y, attribute)));
+                decimal va = decimal.Parse(r[0].Content, CultureInfo.InvariantCulture), vb = decimal.Parse(r[1].Content, CultureInfo.InvariantCulture);
+                string word = attribute == "population" ? "more people" : "higher";
+                string answer = va == vb ? $"They are equal: both have {attribute} {r[0].Content}."
+                    : va > vb ? $"{A} has {word}: {r[0].Content} against {r[1].Content} for {B}." : $"{B} has {word}: {r[1].Content} against {r[0].Content} for {A}.";
+                if (attribute == "elevation" && va != vb) answer = va > vb ? $"{A} is higher: {r[0].Content} m against {r[1].Content} m for {B}." : $"{B} is higher: {r[1].Content} m against {r[0].Content} m for {A}.";
+                b.Final($"{A}: {r[0].Content}. {B}: {r[1].Content}.", answer);
+                return new AgentTask("natural-compare", 2, prompt, [va >= vb ? A : B, r[0].Content, r[1].Content]);
+            }
+            case 4:
+            {
+                string A = x.Name;
+                string toWord = Pick(new[] { "feet", "ft", "yards" });
+                string prompt = Surface(Pick(new[] { $"How high is {A} in {toWord}?", $"What's the elevation of {A} in {toWord}?", $"{A}'s altitude in {toWord}?" }), [A, toWord]);
+                b.User(prompt);
+                string v = b.Step($"First look up the elevation of {A} (in metres).", ("lookup", Look(x, "elevation")))[0].Content;
+                string r = b.Step($"{A} is at {v} m. Convert {v} m to {toWord}.", ("convert_units", new JsonObject
+                {
+                    ["value"] = JsonValue.Create(decimal.Parse(v, CultureInfo.InvariantCulture)), ["from"] = "m", ["to"] = toWord,
+                }))[0].Content;
+                string number = r.Split(' ')[0];
+                b.Final($"The converter returned {r}.", Pick(new[] { $"{A} is {number} {toWord} above sea level.", $"{v} m, which is {number} {toWord}." }));
+                return new AgentTask("natural-compare", 2, prompt, [number]);
+            }
+            default:
+            {
+                string A = x.Name;
+                string prompt = Surface(Pick(new[] { $"How densely populated is {A}?", $"What's the population density of {A}?", $"How many people per km² live in {A}?", $"{A} density?" }), [A]);
+                b.User(prompt);
+                var r = b.Step($"Density is population / area. Look up both for {A}.", ("lookup", Look(x, "population")), ("lookup", Look(x, "area")));
+                string expression = $"{r[0].Content}/{r[1].Content}";
+                string d = b.Step($"Population {r[0].Content}, area {r[1].Content} km². Compute {expression}.", ("calculator", new JsonObject { ["expression"] = expression }))[0].Content;
+                b.Final($"The calculator returned {d}.", Pick(new[] { $"{A} has {d} people per km².", $"{d} people per square kilometre.", $"{d} per km²." }));
+                return new AgentTask("natural-compare", 3, prompt, [d]);
+            }
+        }
     }
 
     // ------------------------------------------------------------------ notes

@@ -54,7 +54,10 @@ public sealed partial class NaturalPhrasingTests(ITestOutputHelper output)
                 Assert.Equal(replay.Invoke(calls[c].Name, calls[c].Arguments).Content, results[c]);
             }
             if (t.Task.Kind == "natural-chat") Assert.Empty(calls);
-            else Assert.InRange(calls.Count, 1, 2);
+            else Assert.InRange(calls.Count, 1, t.Task.Kind == "natural-compare" ? 3 : 2);
+            // "How many more", "how much older": the cities are ordered so that a gap comes out positive.
+            if (t.Task.Kind == "natural-compare" && Regex.IsMatch(User(t), "more people|higher than|older|larger than|bigger than", RegexOptions.IgnoreCase))
+                Assert.DoesNotContain("-", results[^1]);
         }
         Assert.Equal(s_sample.Value.Count, filter.Kept);
     }
@@ -82,7 +85,8 @@ public sealed partial class NaturalPhrasingTests(ITestOutputHelper output)
     [Fact]
     public void Calculator_expressions_use_only_the_numbers_the_request_states()
     {
-        foreach (var t in s_sample.Value.Where(t => t.Calls().Any(c => c.Name == "calculator")))
+        // (Comparisons compute on lookup results, which the rubric already checks.)
+        foreach (var t in s_sample.Value.Where(t => t.Calls().FirstOrDefault().Name == "calculator"))
         {
             string expression = Arguments(t)["expression"]!.GetValue<string>();
             var stated = Stated(User(t));
@@ -243,7 +247,8 @@ public sealed partial class NaturalPhrasingTests(ITestOutputHelper output)
             int prompts = group.Select(t => Decontamination.Normalize(User(t))).Distinct().Count();
             int shapes = group.Select(t => Decontamination.Shape(User(t))).Distinct().Count();
             report.Add($"{group.Key}: {prompts} distinct requests, {shapes} distinct shapes per 1000");
-            int minimum = group.Key == "natural-chat" ? 250 : 400;
+            // Comparisons and chat have fewer slots to fill (city names are masked in a shape; chat has no numbers).
+            int minimum = group.Key switch { "natural-chat" => 250, "natural-compare" => 300, _ => 400 };
             Assert.True(shapes >= minimum, $"{group.Key}: only {shapes} shapes per 1000");
         }
         output.WriteLine(string.Join("\n", report));
