@@ -979,7 +979,8 @@ $"Tell me when {c} was founded.", $"year {c} was founded" }),
         string answer = Pick(answers);
         if (greeting.Length > 0 && Chance(0.5)) answer = Pick(new[] { "Hi! ", "Hello! " }) + answer;
         b.Final(reasoning, answer);
-        return new AgentTask("natural-chat", 0, prompt, [], NeedsTools: false);
+        // The answer itself is what must be said: a flawed teacher's "I am not sure." is then rejected, not kept.
+        return new AgentTask("natural-chat", 0, prompt, [answer], NeedsTools: false);
     }
 
     // ------------------------------------------------------------------ surface variation

@@ -236,6 +236,23 @@ public sealed partial class NaturalPhrasingTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public void A_flawed_teacher_is_caught_in_every_kind()
+    {
+        var filter = new RubricFilter(Tools);
+        foreach (var t in s_sample.Value.Where((_, i) => i % 10 == 0))
+        {
+            // A changed answer that no longer states the key (for chat: "I am not sure.") is rejected. (A weekday
+            // answer whose date's day was changed still states its key; the rubric reads small numbers as the
+            // assistant's own words.)
+            var wrong = TaskGenerator.InjectFlaw(t, "wrong-answer");
+            if (!t.Task.IsAnsweredBy(wrong.FinalAnswer)) Assert.False(filter.Evaluate(wrong).Keep, $"{t.Task.Kind}: '{wrong.FinalAnswer}' was kept");
+            else Assert.NotEqual("natural-chat", t.Task.Kind);
+            var flaw = t.Task.NeedsTools ? "hallucinated-result" : "skipped-tool";
+            Assert.False(filter.Evaluate(TaskGenerator.InjectFlaw(t, flaw)).Keep, $"{t.Task.Kind}: {flaw} was kept");
+        }
+    }
+
     /// <summary>Distinct requests and distinct shapes (numbers and names masked) per 1,000 samples of each kind.</summary>
     [Fact]
     public void Phrasing_is_diverse_in_every_kind()
