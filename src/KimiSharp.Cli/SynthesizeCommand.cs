@@ -18,6 +18,7 @@ internal static class SynthesizeCommand
         var maxCities = CliOptions.Int("--max-cities", "Largest number of cities in a long-horizon aggregation (2 calls per city)", 150, min: 2);
         var template = CliOptions.Text("--template", "chat_template.jinja", "Render the examples with this chat template [default: the built-in Kimi K2 Thinking template]");
         var longShare = CliOptions.Number("--long-share", "Share of long-horizon aggregations among the trajectories", 0.30, min: 0, max: 1, helpName: "P");
+        var naturalShare = CliOptions.Number("--natural-share", "Share of the short trajectories written by the natural-phrasing grammars (everyday requests in many phrasings, plain chat); 0 keeps the older mix exactly", 0, min: 0, max: 1, helpName: "P");
         var openAi = CliOptions.Text("--openai-jsonl", "FILE", "Also write every accepted conversation as OpenAI-format chat JSONL (messages with reasoning_content and tool_calls, plus tools), for other trainers");
         var recall = CliOptions.Int("--recall", "Also write recall.txt: this many plain-text copy/recall warm-up documents (text_files for kimi train)", 0, min: 0);
         var command = new Command("synthesize", """
@@ -25,10 +26,10 @@ internal static class SynthesizeCommand
             a rubric filter (report.md says what it rejected), rendered examples for kimi train.
             """)
         {
-            output, count, seed, window, maxChunks, flawRate, maxCities, template, longShare, recall, openAi,
+            output, count, seed, window, maxChunks, flawRate, maxCities, template, longShare, recall, openAi, naturalShare,
         };
         command.SetAction((r, ct) => Task.FromResult(Run(r.GetValue(output)!, r.GetValue(count), r.GetValue(seed), r.GetValue(window),
-            r.GetValue(maxChunks), new SynthesisOptions { FlawRate = r.GetValue(flawRate), MaxCities = r.GetValue(maxCities), LongShare = r.GetValue(longShare) },
+            r.GetValue(maxChunks), new SynthesisOptions { FlawRate = r.GetValue(flawRate), MaxCities = r.GetValue(maxCities), LongShare = r.GetValue(longShare), NaturalShare = r.GetValue(naturalShare) },
             r.GetValue(template), r.GetValue(recall), r.Out(), ct, r.GetValue(openAi))));
         return command;
     }

@@ -108,8 +108,9 @@ public sealed class RubricFilter
         return null;
     }
 
-    // Small counts and percent/unit constants are the assistant's own words, not results.
-    private static bool IsConstant(string n) => n.Length <= 2 && !n.Contains('.');
+    // Small counts and percent/unit constants are the assistant's own words, not results; 100 turns a share into
+    // per cent ("30/120*100").
+    private static bool IsConstant(string n) => (n.Length <= 2 && !n.Contains('.')) || n == "100";
 
     /// <summary>Why a call is malformed: unknown tool, arguments not a JSON object, or a missing / mistyped required key.</summary>
     public string? Malformed(string name, string arguments)

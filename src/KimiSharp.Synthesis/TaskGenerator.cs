@@ -13,6 +13,11 @@ public sealed record SynthesisOptions
     public double LongShare { get; init; } = 0.30;
     /// <summary>Largest number of cities in a long-horizon aggregation (2 calls per city).</summary>
     public int MaxCities { get; init; } = 150;
+    /// <summary>
+    /// Share of the short (not long-horizon) trajectories written by the natural-phrasing grammars
+    /// (<see cref="TaskGenerator.NaturalKinds"/>); 0, the default, draws exactly the mix it drew before they existed.
+    /// </summary>
+    public double NaturalShare { get; init; }
 }
 
 /// <summary>
@@ -26,12 +31,16 @@ public sealed class TaskGenerator
     private readonly Random _random;
     private readonly KnowledgeBase _kb;
     private readonly SynthesisOptions _options;
+    private readonly NaturalPhrasing _natural;
 
     public TaskGenerator(int seed, KnowledgeBase? knowledgeBase = null, SynthesisOptions? options = null)
     {
         _random = new Random(seed);
         _kb = knowledgeBase ?? KnowledgeBase.Default;
         _options = options ?? new SynthesisOptions();
+        if (_options.NaturalShare is < 0 or > 1 || double.IsNaN(_options.NaturalShare))
+            throw new ArgumentOutOfRangeException(nameof(options), $"NaturalShare must be between 0 and 1, got {_options.NaturalShare}");
+        _natural = new NaturalPhrasing(_random, _kb);
     }
 
     /// <summary>Task families by planned number of calls; long ones take the number of calls as a parameter.</summary>
@@ -40,6 +49,12 @@ public sealed class TaskGenerator
         "arithmetic", "units", "date", "lookup", "note", "parallel-lookup", "lookup-then-calc", "lookup-then-convert",
         "save-lookup", "sum-two", "density", "difference", "no-tool", "missing-city", "division-by-zero", "bad-date",
     ];
+
+    /// <summary>
+    /// Task kinds written by compositional grammars of everyday requests (many verbs, word orders, number forms,
+    /// distractors, case and typos), with paraphrased teacher reasoning and answers; see <see cref="Natural"/>.
+    /// </summary>
+    public static IReadOnlyList<string> NaturalKinds => NaturalPhrasing.Kinds;
 
     /// <summary>A random trajectory from the training mix (short families, and long aggregations of 4–300 calls).</summary>
     public Trajectory Next()
@@ -55,8 +70,31 @@ public sealed class TaskGenerator
                 : _random.Next(Math.Min(51, max), max + 1);
             return Long(cities);
         }
+        // No draw at all when the share is 0, so older mixes stay identical seed for seed.
+        if (_options.NaturalShare > 0 && _random.NextDouble() < _options.NaturalShare) return Natural(NaturalKinds[_random.Next(NaturalKinds.Count)]);
         return Short(ShortKinds[_random.Next(ShortKinds.Count)]);
     }
+
+    /// <summary>
+    /// A natural-phrasing task of the given kind (one of <see cref="NaturalKinds"/>). A request that matches a
+    /// question of the held-out natural suite (verbatim or with its numbers and names masked) is drawn again, so the
+    /// suite stays out of the training data however wide the grammar grows.
+    /// </summary>
+    public Trajectory Natural(string kind)
+    {
+        if (!NaturalKinds.Contains(kind)) throw new ArgumentException($"unknown natural task kind '{kind}' (known: {string.Join(", ", NaturalKinds)})", nameof(kind));
+        for (int attempt = 0; attempt < 100; attempt++)
+        {
+            var b = new TrajectoryBuilder(Toolbox.CreateDefault(_kb));
+            var task = _natural.Build(kind, b);
+            if (Evaluation.Decontamination.ResemblesSuite(task.Prompt)) { Decontaminated++; continue; }
+            return Flawed(new Trajectory(task, b.Messages));
+        }
+        throw new InvalidOperationException($"the '{kind}' grammar wrote 100 requests in a row that resemble the natural suite");
+    }
+
+    /// <summary>Requests drawn again because they resembled a natural-suite question.</summary>
+    public int Decontaminated { get; private set; }
 
     /// <summary>A task whose solution takes about <paramref name="calls"/> tool calls (1, 2, 3, or an even number ≥ 4).</summary>
     public Trajectory WithHorizon(int calls)

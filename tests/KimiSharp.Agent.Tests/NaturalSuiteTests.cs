@@ -108,7 +108,8 @@ public sealed partial class NaturalSuiteTests
 
     /// <summary>
     /// No question is in the generator's output, verbatim or as one of its templates: 30,000 synthesized trajectories
-    /// (three seeds, the default training mix and one of short tasks only) share no normalized prompt and no shape.
+    /// (three seeds, the default training mix and one of short tasks only) and 10,000 from the natural-phrasing grammars
+    /// share no normalized prompt and no shape.
     /// </summary>
     [Fact]
     public void No_question_or_question_shape_appears_in_synthesized_training_data()
@@ -131,6 +132,9 @@ public sealed partial class NaturalSuiteTests
         }
         var shortOnly = new TaskGenerator(3, options: new SynthesisOptions { LongShare = 0 });
         for (int i = 0; i < 20_000; i++) Take(shortOnly.Next());
+        // The natural-phrasing grammars, on their own.
+        var natural = new TaskGenerator(4, options: new SynthesisOptions { LongShare = 0, NaturalShare = 1 });
+        for (int i = 0; i < 10_000; i++) Take(natural.Next());
         Assert.True(shapes.Count > 50, $"only {shapes.Count} shapes: the sample is too small to mean anything");
 
         var found = new List<string>();
