@@ -33,6 +33,14 @@ public sealed record ChatTemplateOptions
     /// </summary>
     public bool? SortToolKeys { get; init; }
 
+    /// <summary>
+    /// Pass the tools as Kimi K2.5's TypeScript-style declarations in the template variable <c>tools_ts_str</c>
+    /// (see <see cref="TypeScriptTools"/>), as the K2.5 tokenizer's <c>apply_chat_template</c> does; when the
+    /// tools cannot be encoded the variable is left unset and the template falls back to JSON. <c>null</c> (the
+    /// default) means: on for templates that mention <c>tools_ts_str</c>, off for others, which never read it.
+    /// </summary>
+    public bool? EncodeToolsAsTypeScript { get; init; }
+
     /// <summary>Interpreter settings; the default mirrors transformers' Jinja environment.</summary>
     public JinjaOptions Jinja { get; init; } = JinjaOptions.Default;
 }
@@ -48,6 +56,9 @@ public sealed class ChatTemplate
 
     private const string KimiMarker = "<|im_middle|>";
 
+    /// <summary>The template variable holding the TypeScript-style tool declarations (Kimi K2.5 and later).</summary>
+    public const string ToolsTypeScriptVariable = "tools_ts_str";
+
     private static readonly HashSet<string> ReservedVariables = ["messages", "tools", "documents", "add_generation_prompt"];
 
     private readonly ChatTemplateOptions _options;
@@ -59,6 +70,7 @@ public sealed class ChatTemplate
         Origin = origin ?? "string";
         Template = JinjaTemplate.Parse(source, _options.Jinja, origin);
         SortsToolKeys = _options.SortToolKeys ?? source.Contains(KimiMarker, StringComparison.Ordinal);
+        EncodesToolsAsTypeScript = _options.EncodeToolsAsTypeScript ?? source.Contains(ToolsTypeScriptVariable, StringComparison.Ordinal);
     }
 
     /// <summary>The parsed template, for callers that want to render with their own variables.</summary>
@@ -72,6 +84,9 @@ public sealed class ChatTemplate
 
     /// <summary>Whether <see cref="Render"/> deep-sorts the keys of <c>tools</c> (see <see cref="ChatTemplateOptions.SortToolKeys"/>).</summary>
     public bool SortsToolKeys { get; }
+
+    /// <summary>Whether <see cref="Render"/> sets <c>tools_ts_str</c> (see <see cref="ChatTemplateOptions.EncodeToolsAsTypeScript"/>).</summary>
+    public bool EncodesToolsAsTypeScript { get; }
 
     public ChatTemplateOptions Options => _options;
 
@@ -140,7 +155,8 @@ public sealed class ChatTemplate
     /// OpenAI-style JSON; <paramref name="extraVariables"/> are passed through (for example <c>thinking</c>).
     /// As in transformers, <c>tools</c> and <c>documents</c> are always defined (None when absent), special
     /// tokens are passed when known, and extra variables override special tokens but may not redefine
-    /// <c>messages</c>, <c>tools</c>, <c>documents</c> or <c>add_generation_prompt</c>.
+    /// <c>messages</c>, <c>tools</c>, <c>documents</c> or <c>add_generation_prompt</c>. For templates that read
+    /// <c>tools_ts_str</c> (Kimi K2.5), a non-empty tool list is also passed there as TypeScript declarations.
     /// </summary>
     public string Render(JsonArray messages, JsonArray? tools = null, bool addGenerationPrompt = true,
         IReadOnlyDictionary<string, JsonNode?>? extraVariables = null)
@@ -169,6 +185,11 @@ public sealed class ChatTemplate
         if (tools is not null && SortsToolKeys)
             toolsValue = PythonOrdering.SortDictKeysRecursively(toolsValue);
         vars["tools"] = toolsValue;
+        // As the K2.5 tokenizer: only for a non-empty tool list, overriding a caller's tools_ts_str, and on
+        // failure leaving the variable as it was so the template writes JSON.
+        if (tools is { Count: > 0 } && EncodesToolsAsTypeScript
+            && TypeScriptTools.TryEncode(tools, out string declarations, out _, sortKeys: SortsToolKeys))
+            vars[ToolsTypeScriptVariable] = new JinjaString(declarations);
         vars["documents"] = JinjaNone.Instance;
         vars["add_generation_prompt"] = JinjaValue.From(addGenerationPrompt);
         return Template.Render(vars);

@@ -129,3 +129,67 @@ public sealed class TypeScriptToolsTests
             TypeScriptTools.Encode(tools));
     }
 }
+
+/// <summary>ChatTemplate passes tools_ts_str the way the K2.5 tokenizer's apply_chat_template does.</summary>
+public sealed class ChatTemplateToolsTypeScriptTests
+{
+    // Reads tools_ts_str like the K2.5 template: TypeScript when defined, else the JSON tool list.
+    private const string Source =
+        "<|im_system|>tool_declare<|im_middle|>{% if tools_ts_str is defined %}TS[{{ tools_ts_str }}]{% else %}JSON[{{ tools | tojson }}]{% endif %}";
+
+    private static readonly JsonArray Messages = JsonNode.Parse("""[{"role":"user","content":"hi"}]""")!.AsArray();
+
+    private static JsonArray GoodTools() => JsonNode.Parse("""
+        [{"type":"function","function":{"name":"get_weather","description":"Weather","parameters":{"type":"object",
+          "properties":{"unit":{"type":"string","enum":["c","f"]},"city":{"type":"string"}},"required":["city"]}}}]
+        """)!.AsArray();
+
+    private static JsonArray BadTools() => JsonNode.Parse("""
+        [{"type":"function","function":{"name":"broken","parameters":{"type":"object","properties":{"x":{"$ref":"#/$defs/Nope"}}}}}]
+        """)!.AsArray();
+
+    [Fact]
+    public void TemplatesThatReadItGetTheTypeScriptDeclarations()
+    {
+        var template = new ChatTemplate(Source);
+        Assert.True(template.EncodesToolsAsTypeScript);
+        string rendered = template.Render(Messages, GoodTools());
+        Assert.Equal("<|im_system|>tool_declare<|im_middle|>TS[" + TypeScriptTools.Encode(GoodTools()) + "]", rendered);
+        Assert.Contains("type get_weather = (_: {\n  city: string,\n  unit?: \"c\" | \"f\"\n}) => any;", rendered);
+    }
+
+    [Fact]
+    public void UnencodableToolsFallBackToJson()
+    {
+        string rendered = new ChatTemplate(Source).Render(Messages, BadTools());
+        Assert.StartsWith("<|im_system|>tool_declare<|im_middle|>JSON[[{\"function\": ", rendered);
+    }
+
+    [Fact]
+    public void NoOrEmptyToolsLeaveItUnset()
+    {
+        var template = new ChatTemplate(Source);
+        Assert.EndsWith("JSON[null]", template.Render(Messages));
+        Assert.EndsWith("JSON[[]]", template.Render(Messages, []));
+    }
+
+    [Fact]
+    public void EncodedToolsOverrideACallersValueButAFailureKeepsIt()
+    {
+        var template = new ChatTemplate(Source);
+        var extra = new Dictionary<string, JsonNode?> { ["tools_ts_str"] = "mine" };
+        Assert.Contains("TS[# Tools", template.Render(Messages, GoodTools(), extraVariables: extra));
+        Assert.EndsWith("TS[mine]", template.Render(Messages, BadTools(), extraVariables: extra));
+    }
+
+    [Fact]
+    public void OtherTemplatesAndTheOptionOffLeaveItUnset()
+    {
+        const string Probe = "<|im_middle|>{{ tools_ts_str is defined }}";
+        Assert.False(new ChatTemplate(Probe.Replace("tools_ts_str", "tools")).EncodesToolsAsTypeScript);
+        Assert.False(ChatTemplate.BuiltInKimiK2Thinking().EncodesToolsAsTypeScript);
+        var off = new ChatTemplate(Source, new ChatTemplateOptions { EncodeToolsAsTypeScript = false });
+        Assert.StartsWith("<|im_system|>tool_declare<|im_middle|>JSON[", off.Render(Messages, GoodTools()));
+        Assert.Equal("<|im_middle|>True", new ChatTemplate(Probe).Render(Messages, GoodTools()));
+    }
+}
