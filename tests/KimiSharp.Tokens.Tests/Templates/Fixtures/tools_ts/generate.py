@@ -5,6 +5,10 @@ Usage: python3 generate.py PATH/TO/tool_declaration_ts.py
 Each case's tools are first deep-sorted (every dict's keys, recursively) the way the Kimi K2.5 tokenizer's
 apply_chat_template does before it calls encode_tools_to_typescript_style. A case whose encoding raises is
 recorded as null: the C# encoder must refuse it too (TryEncode returns false).
+
+The committed expected.json came from a line-by-line transcription of a public copy of the module (the copy says
+it was taken from kimi-k2.5-hf-tokenizer/tool_declaration_ts.py); rerunning this script with the file from the
+Kimi-K2.5 Hugging Face repository must leave expected.json unchanged.
 """
 import importlib.util
 import json
