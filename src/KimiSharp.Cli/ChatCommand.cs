@@ -209,7 +209,7 @@ internal static class ChatCommand
     /// </summary>
     private static void Collapse(TextWriter stdout, string reasoning, int? tokens, TimeSpan elapsed)
     {
-        int rows = TerminalRows(ThinkingLabel + reasoning, TerminalWidth());
+        int rows = TerminalRows(ThinkingLabel + reasoning, Terminal.Width());
         stdout.Write(Reset + "\r" + (rows > 1 ? $"\u001b[{rows - 1}A" : "") + "\u001b[J");
         stdout.WriteLine($"{Dim}▸ {ThinkingSummary(tokens, elapsed)} (/thinking to show){Reset}");
     }
@@ -234,15 +234,6 @@ internal static class ChatCommand
         return rows;
     }
 
-    private static int TerminalWidth()
-    {
-        try
-        {
-            if (!Console.IsOutputRedirected && Console.WindowWidth > 0) return Console.WindowWidth;
-        }
-        catch (IOException) { }
-        return 80;
-    }
 
     /// <summary>
     /// Shows an agent run: thinking dimmed (collapsed per step when <paramref name="collapse"/>), each call as

@@ -32,6 +32,17 @@ internal static class Terminal
     public static T Spin<T>(TextWriter writer, string label, Func<T> work) =>
         Live(writer) is { } console ? console.Status().Start(Markup.Escape(label), _ => work()) : work();
 
+    /// <summary>Columns of the process's terminal (80 when output is redirected or the width is unknown).</summary>
+    public static int Width()
+    {
+        try
+        {
+            if (!Console.IsOutputRedirected && Console.WindowWidth > 0) return Console.WindowWidth;
+        }
+        catch (IOException) { }
+        return 80;
+    }
+
     /// <summary>Text for a progress description (Spectre reads descriptions as markup).</summary>
     public static string Plain(string text) => Markup.Escape(text);
 }

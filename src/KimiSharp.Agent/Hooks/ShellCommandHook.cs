@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
@@ -49,54 +48,15 @@ public sealed class ShellCommandHook : IToolHooks
         ArgumentNullException.ThrowIfNull(call);
         if (_toolName is not null && !_toolName.IsMatch(call.ToolName)) return BeforeToolCallDecision.Allow;
 
-        var start = new ProcessStartInfo("bash")
+        var run = await HookProcess.RunAsync(_options.Command, _options.WorkingDirectory, Payload(call), _options.Timeout, cancellationToken)
+            .ConfigureAwait(false);
+        if (run.TimedOut)
         {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        if (_options.WorkingDirectory is { } directory) start.WorkingDirectory = directory;
-        start.ArgumentList.Add("-c");
-        start.ArgumentList.Add(_options.Command);
-
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start bash for the hook");
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
-        Task<string> stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
-        try
-        {
-            await process.StandardInput.WriteAsync(Payload(call).AsMemory(), cancellationToken).ConfigureAwait(false);
-            process.StandardInput.Close();
-        }
-        catch (IOException)
-        {
-            // The hook exited without reading its input; its exit code still decides.
-        }
-
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(_options.Timeout);
-        try
-        {
-            await process.WaitForExitAsync(deadline.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            try
-            {
-                process.Kill(entireProcessTree: true);
-            }
-            catch (InvalidOperationException)
-            {
-                // Already gone.
-            }
-            cancellationToken.ThrowIfCancellationRequested();
             _logger.LogWarning("Hook '{Command}' timed out after {Timeout} for tool {Tool}", _options.Command, _options.Timeout, call.ToolName);
             return BeforeToolCallDecision.Veto($"the hook '{_options.Command}' did not answer within {_options.Timeout.TotalSeconds:0.###} s");
         }
-
-        string errorText = (await stderr.ConfigureAwait(false)).Trim();
-        await stdout.ConfigureAwait(false);
-        switch (process.ExitCode)
+        string errorText = run.Stderr;
+        switch (run.ExitCode)
         {
             case 0:
                 return BeforeToolCallDecision.Allow;
@@ -104,7 +64,7 @@ public sealed class ShellCommandHook : IToolHooks
                 return BeforeToolCallDecision.Veto(errorText.Length > 0 ? errorText : $"blocked by the hook '{_options.Command}'");
             default:
                 _logger.LogWarning("Hook '{Command}' exited with {ExitCode} for tool {Tool}: {Stderr}",
-                    _options.Command, process.ExitCode, call.ToolName, errorText);
+                    _options.Command, run.ExitCode, call.ToolName, errorText);
                 return BeforeToolCallDecision.Allow;
         }
     }
@@ -125,6 +85,6 @@ public sealed class ShellCommandHook : IToolHooks
             ["event"] = "before_tool_call",
             ["tool_name"] = call.ToolName,
             ["arguments"] = arguments,
-        }.ToJsonString() + "\n";
+        }.ToJsonString();
     }
 }

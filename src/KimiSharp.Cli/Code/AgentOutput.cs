@@ -125,22 +125,12 @@ internal sealed class TerminalAgentOutput(TextWriter stdout, bool color) : IAgen
         {
             // Collapse the streamed thinking into one line now that the step moves on: erase exactly the rows it took
             // (wrapped lines count; no move at all for one row, since ESC[0A moves up a row on most terminals).
-            int rows = ChatCommand.TerminalRows("thinking: " + LastReasoning, TerminalWidth());
+            int rows = ChatCommand.TerminalRows("thinking: " + LastReasoning, Terminal.Width());
             stdout.Write(Reset + "\r" + (rows > 1 ? $"\u001b[{rows - 1}A" : "") + "\u001b[J");
             stdout.WriteLine($"{Dim}▸ thought for {took} (/thinking to show){Reset}");
         }
         else stdout.WriteLine(C(Reset));
         _lineOpen = false;
-    }
-
-    private static int TerminalWidth()
-    {
-        try
-        {
-            if (!Console.IsOutputRedirected && Console.WindowWidth > 0) return Console.WindowWidth;
-        }
-        catch (IOException) { }
-        return 80;
     }
 
     private void NewLine()

@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using KimiSharp.Agent;
+using KimiSharp.Agent.Hooks;
 
 namespace KimiSharp.Cli.Code;
 
@@ -15,38 +15,18 @@ internal static class StopHook
 
     public static async ValueTask<string?> RunAsync(string command, string workspace, AgentResult result, IAgentOutput output, CancellationToken cancellationToken)
     {
-        var start = new ProcessStartInfo("bash")
+        string payload = new JsonObject
         {
-            WorkingDirectory = workspace, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-        };
-        start.ArgumentList.Add("-c");
-        start.ArgumentList.Add(command);
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start bash for the stop hook");
-        var stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
-        var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
-        try
+            ["event"] = "stop", ["answer"] = result.FinalAnswer, ["steps"] = result.Steps, ["tool_calls"] = result.ToolCalls,
+        }.ToJsonString();
+        var run = await HookProcess.RunAsync(command, workspace, payload, TimeSpan.FromMinutes(2), cancellationToken);
+        if (run.TimedOut)
         {
-            await process.StandardInput.WriteLineAsync(new JsonObject
-            {
-                ["event"] = "stop", ["answer"] = result.FinalAnswer, ["steps"] = result.Steps, ["tool_calls"] = result.ToolCalls,
-            }.ToJsonString().AsMemory(), cancellationToken);
-            process.StandardInput.Close();
-        }
-        catch (IOException) { } // the hook did not read its input; its exit code still decides
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(TimeSpan.FromMinutes(2));
-        try { await process.WaitForExitAsync(deadline.Token); }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            cancellationToken.ThrowIfCancellationRequested();
             output.Error($"the stop hook '{command}' ran past two minutes and was killed");
             return null;
         }
-        await stdout;
-        string reason = (await stderr).Trim();
-        if (process.ExitCode != ContinueExitCode) return null;
-        output.Info($"stop hook: {(reason.Length > 0 ? reason : "continue")}", "notice");
-        return reason.Length > 0 ? reason : $"The check '{command}' did not pass. Continue the task.";
+        if (run.ExitCode != ContinueExitCode) return null;
+        output.Info($"stop hook: {(run.Stderr.Length > 0 ? run.Stderr : "continue")}", "notice");
+        return run.Stderr.Length > 0 ? run.Stderr : $"The check '{command}' did not pass. Continue the task.";
     }
 }
