@@ -6,6 +6,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using KimiSharp.Agent.Tools;
 
 namespace KimiSharp.Agent;
 
@@ -148,6 +149,7 @@ public sealed class AgentRunner
     private readonly AgentOptions _options;
     private readonly ILogger _logger;
     private readonly HashSet<string> _declaredNames = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, AITool> _toolsByName = new(StringComparer.Ordinal);
 
     public AgentRunner(IChatClient model, IEnumerable<AIFunction> tools, AgentOptions? options = null, ILogger? logger = null)
         : this(model, new Dispatch.ToolDispatcher(tools), options, logger) { }
@@ -159,7 +161,11 @@ public sealed class AgentRunner
         _options = options ?? new AgentOptions();
         _options.Validate();
         _logger = logger ?? NullLogger.Instance;
-        foreach (var tool in tools.Tools) _declaredNames.Add(tool.Name);
+        foreach (var tool in tools.Tools)
+        {
+            _declaredNames.Add(tool.Name);
+            _toolsByName[tool.Name] = tool;
+        }
     }
 
     public AgentOptions Options => _options;
@@ -185,9 +191,8 @@ public sealed class AgentRunner
         if (PendingCalls(messages) is { Count: > 0 } pending)
         {
             _logger.LogInformation("resuming: {Count} tool call(s) of the last step have no result yet", pending.Count);
-            foreach (var call in pending)
-                await foreach (var e in DispatchAsync(messages, call, run, cancellationToken).ConfigureAwait(false))
-                    yield return e;
+            await foreach (var e in DispatchStepAsync(messages, pending, run, cancellationToken).ConfigureAwait(false))
+                yield return e;
         }
 
         while (true)
@@ -289,9 +294,8 @@ public sealed class AgentRunner
                 break;
             }
 
-            foreach (var call in step.Calls)
-                await foreach (var e in DispatchAsync(messages, call, run, cancellationToken).ConfigureAwait(false))
-                    yield return e;
+            await foreach (var e in DispatchStepAsync(messages, step.Calls, run, cancellationToken).ConfigureAwait(false))
+                yield return e;
         }
 
         _logger.LogInformation("agent run stopped ({Reason}) after {Steps} steps, {Calls} tool calls ({Malformed} malformed), {Tokens} tokens",
@@ -378,28 +382,72 @@ public sealed class AgentRunner
         }
     }
 
-    /// <summary>Runs one call (or answers a malformed one) and appends its tool message.</summary>
-    private async IAsyncEnumerable<AgentEvent> DispatchAsync(JsonArray messages, PendingCall call, RunState run,
+    /// <summary>
+    /// Runs a step's calls in order, except that consecutive calls to tools that may run side by side (read-only ones
+    /// and those marked <see cref="ToolTraits.ConcurrentKey"/>, such as <c>spawn_agents</c>) run at the same time.
+    /// Results are appended in call order either way, so the conversation and the session read the same.
+    /// </summary>
+    private async IAsyncEnumerable<AgentEvent> DispatchStepAsync(JsonArray messages, IReadOnlyList<PendingCall> calls, RunState run,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        cancellationToken.ThrowIfCancellationRequested();
-        run.ToolCalls++;
-        yield return new AgentEvent.ToolCalled(call.Id, call.Name, call.Arguments);
-        var clock = Stopwatch.StartNew();
-        string content;
-        bool isError;
+        for (int start = 0; start < calls.Count;)
+        {
+            int end = start + 1;
+            if (RunsConcurrently(calls[start]))
+                while (end < calls.Count && RunsConcurrently(calls[end])) end++;
+
+            var running = new List<(PendingCall Call, Task<(string, bool)> Result, Stopwatch Clock)>(end - start);
+            try
+            {
+                for (int i = start; i < end; i++)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    run.ToolCalls++;
+                    yield return new AgentEvent.ToolCalled(calls[i].Id, calls[i].Name, calls[i].Arguments);
+                    running.Add((calls[i], InvokeAsync(calls[i], run, cancellationToken), Stopwatch.StartNew()));
+                }
+                foreach (var (call, result, clock) in running)
+                {
+                    var (content, isError) = await result.ConfigureAwait(false);
+                    clock.Stop();
+                    foreach (var e in Accumulate(messages, call, content, isError, clock.Elapsed, run)) yield return e;
+                }
+            }
+            finally
+            {
+                // Cancelled part-way: let the calls already started finish (they see the same token) before leaving.
+                foreach (var (_, result, _) in running)
+                    if (!result.IsCompleted)
+                        try { await result.ConfigureAwait(false); } catch (Exception) { /* reported by the loop, or cancelled */ }
+            }
+            start = end;
+        }
+    }
+
+    private bool RunsConcurrently(PendingCall call) =>
+        call.Error is null && _toolsByName.TryGetValue(call.Name, out var tool) && ToolTraits.RunsConcurrently(tool);
+
+    /// <summary>Runs one call, or answers a malformed one without running anything.</summary>
+    private async Task<(string Content, bool IsError)> InvokeAsync(PendingCall call, RunState run, CancellationToken cancellationToken)
+    {
         if (call.Error is not null)
         {
-            run.Malformed++;
-            (content, isError) = ("error: malformed call to '" + call.Name + "': " + call.Error, true);
+            Interlocked.Increment(ref run.Malformed);
+            return ("error: malformed call to '" + call.Name + "': " + call.Error, true);
         }
-        else if (!_declaredNames.Contains(call.Name))
+        if (!_declaredNames.Contains(call.Name))
         {
-            run.Malformed++;
-            (content, isError) = ($"error: unknown tool '{call.Name}' (known: {string.Join(", ", _declaredNames)})", true);
+            Interlocked.Increment(ref run.Malformed);
+            return ($"error: unknown tool '{call.Name}' (known: {string.Join(", ", _declaredNames)})", true);
         }
-        else (content, isError) = await _tools.DispatchAsync(call.Name, call.Arguments, cancellationToken).ConfigureAwait(false);
+        // Set inside this async method, so the id flows into the tool and is gone again for the caller.
+        ToolCallContext.Enter(call.Id);
+        return await _tools.DispatchAsync(call.Name, call.Arguments, cancellationToken).ConfigureAwait(false);
+    }
 
+    /// <summary>Applies the repeat rule to one finished call and appends its tool message.</summary>
+    private IEnumerable<AgentEvent> Accumulate(JsonArray messages, PendingCall call, string content, bool isError, TimeSpan elapsed, RunState run)
+    {
         int repeats = run.CountRepeat(call.Name, call.Arguments);
         if (repeats >= _options.RepeatStop)
         {
@@ -419,7 +467,7 @@ public sealed class AgentRunner
         run.NoteAdded(content);
         // The message first: a session that records it has the result, even if the process dies right after.
         yield return new AgentEvent.MessageAdded((JsonObject)message.DeepClone());
-        yield return new AgentEvent.ToolReturned(call.Id, call.Name, content, isError) { Elapsed = clock.Elapsed };
+        yield return new AgentEvent.ToolReturned(call.Id, call.Name, content, isError) { Elapsed = elapsed };
     }
 
     /// <summary>

@@ -141,7 +141,16 @@ public sealed class AgentSwarm : IAsyncDisposable
         lock (_stateLock)
         {
             Touch();
-            callId = _pendingSpawnCalls.TryDequeue(out var id) ? id : null;
+            // The running call's own id when the runner gives it (calls of one step may run side by side); else the
+            // oldest spawn call observed and not yet started.
+            if (ToolCallContext.CurrentCallId is { } current && _pendingSpawnCalls.Contains(current))
+            {
+                callId = current;
+                var rest = _pendingSpawnCalls.Where(id => id != current).ToList();
+                _pendingSpawnCalls.Clear();
+                foreach (var id in rest) _pendingSpawnCalls.Enqueue(id);
+            }
+            else callId = _pendingSpawnCalls.TryDequeue(out var id) ? id : null;
             // Unobserved orchestrators: each spawn call is a stage of its own (numbered below zero, apart from real steps).
             stage = callId is not null || _orchestratorSteps > 0 ? _orchestratorSteps : -++_unobservedStages;
         }

@@ -8,7 +8,7 @@ namespace KimiSharp.Agent.Swarm;
 /// <summary>Shared plumbing of the two swarm tools: arguments as JSON, results as compact JSON text.</summary>
 internal abstract class SwarmFunction(AgentSwarm swarm) : AIFunction, IToolResultFunction
 {
-    private static readonly IReadOnlyDictionary<string, object?> Traits = ToolTraits.Create(readOnly: false, needsApproval: false, source: "swarm");
+    private static readonly IReadOnlyDictionary<string, object?> Traits = ToolTraits.Create(readOnly: false, needsApproval: false, source: "swarm", concurrent: true);
 
     protected AgentSwarm Swarm { get; } = swarm;
 
