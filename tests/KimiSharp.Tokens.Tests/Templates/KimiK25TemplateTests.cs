@@ -15,8 +15,8 @@ namespace KimiSharp.Tokens.Tests.Templates;
 /// </summary>
 public sealed class KimiK25TemplateTests : IDisposable
 {
-    private const string ImagePlaceholder = "<|media_begin|>image<|media_content|><|media_pad|><|media_end|>";
-    private const string VideoPlaceholder = "<|kimi_k25_video_placeholder|>";
+    private const string ImagePlaceholder = KimiK25Media.ImagePlaceholder;
+    private const string VideoPlaceholder = KimiK25Media.VideoPlaceholder;
 
     private static string K25Dir => Path.Combine(TemplateFixtures.Root, "k25");
 
@@ -113,7 +113,7 @@ public sealed class KimiK25TemplateTests : IDisposable
         Assert.Equal(PromptBody + "<think>", Template().Render(Messages(Question), extraVariables: Vars(JsonValue.Create(true))));
     }
 
-    public static TheoryData<string> FalseShapes() => ["clr-bool", "parsed", "json-element"];
+    public static TheoryData<string> FalseShapes() => ["clr-bool", "parsed", "json-element", "serialized-element"];
 
     /// <summary>
     /// The server passes the switch in two node shapes: chat_template_kwargs values arrive as JsonElements
@@ -128,7 +128,9 @@ public sealed class KimiK25TemplateTests : IDisposable
         {
             "clr-bool" => JsonValue.Create(false),
             "parsed" => JsonNode.Parse("false"),
-            _ => JsonValue.Create(JsonSerializer.SerializeToElement(false)),
+            "json-element" => JsonValue.Create(JsonSerializer.SerializeToElement(false)),
+            // What the server's ProtocolJson.ToNode makes of a chat_template_kwargs value.
+            _ => JsonSerializer.SerializeToNode(JsonSerializer.SerializeToElement(false)),
         };
         Assert.Equal(PromptBody + "<think></think>", Template().Render(Messages(Question), extraVariables: Vars(off)));
 
