@@ -65,6 +65,7 @@ public sealed class KimiK25TemplateTests : IDisposable
             var expectedError = JsonNode.Parse(TemplateFixtures.ReadText(errorFile))!;
             var ex = Assert.Throws<TemplateException>(() => chat.Render(messages, tools, addGenerationPrompt, extra));
             Assert.Equal(expectedError["message"]!.GetValue<string>(), ex.Description);
+            Assert.Equal(expectedError["type"]!.GetValue<string>(), ex.PythonType);
             return;
         }
 
