@@ -39,7 +39,8 @@ internal static class Filters
                 args.Bind("abs", [], []);
                 return value switch
                 {
-                    JinjaInt i => i.Value == long.MinValue ? throw new PyException("OverflowError", "integer overflow") : new JinjaInt(Math.Abs(i.Value)),
+                    JinjaInt i => PyOps.IntResult(System.Numerics.BigInteger.Abs(i.Value)),
+                    JinjaBigInt big => PyOps.IntResult(System.Numerics.BigInteger.Abs(big.Value)),
                     JinjaBool b => new JinjaInt(b.Value ? 1 : 0),
                     JinjaFloat f => new JinjaFloat(Math.Abs(f.Value)),
                     _ => throw new PyException("TypeError", $"bad operand type for abs(): '{value.PythonTypeName}'"),
@@ -620,6 +621,7 @@ internal static class Filters
         {
             case JinjaFloat f: d = f.Value; return true;
             case JinjaInt i: d = i.Value; return true;
+            case JinjaBigInt big: d = (double)big.Value; return true;
             case JinjaBool b: d = b.Value ? 1 : 0; return true;
             case JinjaString s: return TryParsePyFloat(s.Value, out d);
             default: d = 0; return false;
@@ -671,12 +673,12 @@ internal static class Filters
         // Jinja2: int(value, base) for strings, int(value) otherwise; failing that int(float(value)), then default.
         switch (value)
         {
-            case JinjaInt:
+            case JinjaInt or JinjaBigInt:
                 return value;
             case JinjaBool b:
                 return new JinjaInt(b.Value ? 1 : 0);
             case JinjaFloat f:
-                return double.IsFinite(f.Value) && Math.Abs(f.Value) < 9.2e18 ? new JinjaInt((long)Math.Truncate(f.Value)) : defaultValue;
+                return double.IsFinite(f.Value) ? PyOps.IntResult(new System.Numerics.BigInteger(Math.Truncate(f.Value))) : defaultValue;
             case JinjaString s:
             {
                 if (TryParsePyInt(s.Value, (int)numberBase, out long l))
@@ -728,8 +730,10 @@ internal static class Filters
     {
         if (method is not ("common" or "ceil" or "floor"))
             throw new PyException("FilterArgumentError", "method must be common, ceil or floor");
-        if (value is JinjaUndefined or not (JinjaInt or JinjaFloat or JinjaBool))
+        if (value is JinjaUndefined or not (JinjaInt or JinjaFloat or JinjaBool or JinjaBigInt))
             throw new PyException("TypeError", $"type {value.PythonTypeName} doesn't define __round__ method");
+        if (value is JinjaBigInt && method == "common" && precision >= 0)
+            return value;
         if (method == "common")
         {
             // Python's round(): ints stay ints when precision >= 0; floats round half-to-even on the exact binary value.

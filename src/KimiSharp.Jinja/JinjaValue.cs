@@ -115,7 +115,7 @@ public abstract class JinjaValue
                 if (v.TryGetValue<sbyte>(out sbyte sb)) return new JinjaInt(sb);
                 if (v.TryGetValue<uint>(out uint ui)) return new JinjaInt(ui);
                 if (v.TryGetValue<ushort>(out ushort us)) return new JinjaInt(us);
-                if (v.TryGetValue<ulong>(out ulong ul)) return ul <= long.MaxValue ? new JinjaInt((long)ul) : new JinjaFloat(ul);
+                if (v.TryGetValue<ulong>(out ulong ul)) return ul <= long.MaxValue ? new JinjaInt((long)ul) : new JinjaBigInt(ul);
                 return ParseJsonNumber(v.ToJsonString());
             default:
                 return FromJson(JsonNode.Parse(v.ToJsonString()));
@@ -161,8 +161,8 @@ public abstract class JinjaValue
         {
             if (long.TryParse(raw, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long l))
                 return new JinjaInt(l);
-            // Python ints are unbounded; ours are 64-bit. Out-of-range integers degrade to float.
-            return new JinjaFloat((double)BigInteger.Parse(raw, CultureInfo.InvariantCulture));
+            // Python ints are unbounded: keep the exact value.
+            return new JinjaBigInt(BigInteger.Parse(raw, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture));
         }
         return new JinjaFloat(double.Parse(raw, NumberStyles.Float, CultureInfo.InvariantCulture));
     }
@@ -300,12 +300,31 @@ public sealed class JinjaBool : JinjaValue
     internal override void AppendRepr(StringBuilder sb, HashSet<JinjaValue> active) => sb.Append(Value ? "True" : "False");
 }
 
-/// <summary>A Python <c>int</c>, limited to 64 bits (overflow raises a template error).</summary>
+/// <summary>A Python <c>int</c> within 64 bits; larger ones are <see cref="JinjaBigInt"/>.</summary>
 public sealed class JinjaInt(long value) : JinjaValue
 {
     public long Value { get; } = value;
     public override string PythonTypeName => "int";
     public override bool IsTruthy => Value != 0;
+    internal override void AppendRepr(StringBuilder sb, HashSet<JinjaValue> active) => sb.Append(Value.ToString(CultureInfo.InvariantCulture));
+}
+
+/// <summary>
+/// A Python <c>int</c> beyond 64 bits, as JSON input can carry (<c>12345678901234567890</c>): printed, compared,
+/// hashed, serialised and computed with exactly, up to <c>PyOps.MaxIntBits</c> bits (beyond, arithmetic raises).
+/// </summary>
+public sealed class JinjaBigInt : JinjaValue
+{
+    public JinjaBigInt(BigInteger value)
+    {
+        if (value >= long.MinValue && value <= long.MaxValue)
+            throw new ArgumentOutOfRangeException(nameof(value), "Integers within 64 bits are JinjaInt.");
+        Value = value;
+    }
+
+    public BigInteger Value { get; }
+    public override string PythonTypeName => "int";
+    public override bool IsTruthy => true;
     internal override void AppendRepr(StringBuilder sb, HashSet<JinjaValue> active) => sb.Append(Value.ToString(CultureInfo.InvariantCulture));
 }
 

@@ -479,7 +479,15 @@ internal sealed class Lexer
             end = ScanDigits(start);
             string digits = _src[start..end].Replace("_", "");
             if (!long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out result))
-                throw Error("integer literal too large (KimiSharp supports 64-bit integers)", start);
+            {
+                // Python ints are unbounded; ours stop at PyOps.MaxIntBits.
+                var big = System.Numerics.BigInteger.Parse(digits, NumberStyles.None, CultureInfo.InvariantCulture);
+                if (big.GetBitLength() > PyOps.MaxIntBits)
+                    throw Error($"integer literal too large (KimiSharp supports integers up to {PyOps.MaxIntBits} bits)", start);
+                _tokens.Add(new Token(TokenKind.Integer, _src[start..end], start, new JinjaBigInt(big)));
+                _pos = end;
+                return;
+            }
         }
         _tokens.Add(new Token(TokenKind.Integer, _src[start..end], start, new JinjaInt(result)));
         _pos = end;

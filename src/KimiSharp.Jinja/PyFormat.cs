@@ -333,8 +333,8 @@ internal static class PyFormat
             type = value switch
             {
                 JinjaString => 's',
-                JinjaInt or JinjaBool when spec.Precision is null && spec.Sign == '-' && spec.Grouping is null => 'S',
-                JinjaInt or JinjaBool => 'd',
+                JinjaInt or JinjaBool or JinjaBigInt when spec.Precision is null && spec.Sign == '-' && spec.Grouping is null => 'S',
+                JinjaInt or JinjaBool or JinjaBigInt => 'd',
                 JinjaFloat when spec.Precision is not null => 'g',
                 JinjaFloat => 'R',
                 _ => 'S',
@@ -372,22 +372,25 @@ internal static class PyFormat
                 break;
             case 'd' or 'i' or 'u' or 'x' or 'X' or 'o' or 'b' or 'n':
             {
-                long n;
-                if (PyOps.TryInt(value, out long iv))
+                System.Numerics.BigInteger n;
+                if (PyOps.TryBigInt(value, out var iv))
                     n = iv;
                 else if (value is JinjaFloat fv && type is 'd' or 'i' or 'u' && percentStyle)
-                    n = (long)Math.Truncate(fv.Value);
+                    n = double.IsFinite(fv.Value)
+                        ? new System.Numerics.BigInteger(Math.Truncate(fv.Value))
+                        : throw new PyException(double.IsNaN(fv.Value) ? "ValueError" : "OverflowError",
+                            double.IsNaN(fv.Value) ? "cannot convert float NaN to integer" : "cannot convert float infinity to integer");
                 else if (percentStyle)
                     throw new PyException("TypeError", $"%{type} format: {(type is 'd' or 'i' or 'u' ? "a real number" : "an integer")} is required, not {value.PythonTypeName}");
                 else
                     throw new PyException("ValueError", $"Unknown format code '{type}' for object of type '{value.PythonTypeName}'");
-                ulong mag = n < 0 ? (ulong)(-(n + 1)) + 1 : (ulong)n;
+                var mag = System.Numerics.BigInteger.Abs(n);
                 body = type switch
                 {
-                    'x' => mag.ToString("x", Inv),
-                    'X' => mag.ToString("X", Inv),
-                    'o' => Convert.ToString((long)mag, 8),
-                    'b' => Convert.ToString((long)mag, 2),
+                    'x' => InBase(mag, 16, "0123456789abcdef"),
+                    'X' => InBase(mag, 16, "0123456789ABCDEF"),
+                    'o' => InBase(mag, 8, "01234567"),
+                    'b' => InBase(mag, 2, "01"),
                     _ => mag.ToString(Inv),
                 };
                 if (spec.Grouping is char g && type is 'd' or 'n')
@@ -396,7 +399,7 @@ internal static class PyFormat
                     body = (type switch { 'x' => "0x", 'X' => "0X", 'o' => "0o", _ => "0b" }) + body;
                 if (percentStyle && spec.Precision is int minDigits && body.Length < minDigits)
                     body = new string('0', minDigits - body.Length) + body;
-                return Pad(Signed(body, n < 0, spec), spec, numeric: true);
+                return Pad(Signed(body, n.Sign < 0, spec), spec, numeric: true);
             }
             case 'f' or 'F' or 'e' or 'E' or 'g' or 'G' or '%':
             {
@@ -424,6 +427,21 @@ internal static class PyFormat
         if (type == 'R')
             return Pad(Signed(body, value is JinjaFloat nf && (nf.Value < 0 || double.IsNegative(nf.Value)), spec), spec, numeric: true);
         return Pad(body, spec, numeric);
+    }
+
+    /// <summary>Digits of a non-negative integer in base 2, 8 or 16, without leading zeros.</summary>
+    private static string InBase(System.Numerics.BigInteger value, int radix, string digits)
+    {
+        if (value.IsZero)
+            return "0";
+        var reversed = new List<char>();
+        while (!value.IsZero)
+        {
+            value = System.Numerics.BigInteger.DivRem(value, radix, out var digit);
+            reversed.Add(digits[(int)digit]);
+        }
+        reversed.Reverse();
+        return new string(reversed.ToArray());
     }
 
     private static string Signed(string body, bool negative, Spec spec) =>

@@ -58,6 +58,9 @@ internal static class PyJson
                 case JinjaInt i:
                     _sb.Append(i.Value.ToString(CultureInfo.InvariantCulture));
                     break;
+                case JinjaBigInt big:
+                    _sb.Append(big.Value.ToString(CultureInfo.InvariantCulture));
+                    break;
                 case JinjaFloat f:
                     _sb.Append(FloatToJson(f.Value));
                     break;
@@ -147,6 +150,7 @@ internal static class PyJson
                     JinjaString s => s.Value,
                     JinjaBool b => b.Value ? "true" : "false",
                     JinjaInt i => i.Value.ToString(CultureInfo.InvariantCulture),
+                    JinjaBigInt big => big.Value.ToString(CultureInfo.InvariantCulture),
                     JinjaFloat f => FloatToJson(f.Value),
                     JinjaNone => "null",
                     _ => throw new PyException("TypeError", $"keys must be str, int, float, bool or None, not {k.PythonTypeName}"),

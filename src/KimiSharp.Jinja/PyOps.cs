@@ -15,6 +15,8 @@ internal sealed class PyKeyComparer : IEqualityComparer<JinjaValue>
     {
         JinjaString s => string.GetHashCode(s.Value, StringComparison.Ordinal),
         JinjaInt i => i.Value.GetHashCode(),
+        // Equal to a float only when the float holds it exactly: hash as that float does.
+        JinjaBigInt big => (BigInteger)(double)big.Value == big.Value ? ((double)big.Value).GetHashCode() : big.Value.GetHashCode(),
         JinjaBool b => b.Value ? 1L.GetHashCode() : 0L.GetHashCode(),
         JinjaFloat f => f.Value == Math.Floor(f.Value) && Math.Abs(f.Value) < 9.2e18 ? ((long)f.Value).GetHashCode() : f.Value.GetHashCode(),
         JinjaNone => 0x5eed,
@@ -28,7 +30,35 @@ internal sealed class PyKeyComparer : IEqualityComparer<JinjaValue>
 /// <summary>Python operator semantics over <see cref="JinjaValue"/>s.</summary>
 internal static class PyOps
 {
-    public static bool IsNumber(JinjaValue v) => v is JinjaInt or JinjaFloat or JinjaBool;
+    public static bool IsNumber(JinjaValue v) => v is JinjaInt or JinjaFloat or JinjaBool or JinjaBigInt;
+
+    /// <summary>Integer value of an int (of any size) or bool.</summary>
+    public static bool TryBigInt(JinjaValue v, out BigInteger value)
+    {
+        switch (v)
+        {
+            case JinjaBigInt big: value = big.Value; return true;
+            case var _ when TryInt(v, out long l): value = l; return true;
+            default: value = default; return false;
+        }
+    }
+
+    /// <summary>Both operands are integers and at least one is beyond 64 bits: exact arithmetic applies.</summary>
+    private static bool BigOperands(JinjaValue a, JinjaValue b, out BigInteger x, out BigInteger y)
+    {
+        x = y = default;
+        return (a is JinjaBigInt || b is JinjaBigInt) && TryBigInt(a, out x) && TryBigInt(b, out y);
+    }
+
+    /// <summary>Exact comparison of a float with an integer of any size (Python compares them exactly too).</summary>
+    private static int CompareFloatWithInteger(double d, BigInteger n)
+    {
+        if (double.IsPositiveInfinity(d)) return 1;
+        if (double.IsNegativeInfinity(d)) return -1;
+        var whole = new BigInteger(Math.Floor(d));
+        int c = whole.CompareTo(n);
+        return c != 0 ? c : (d > Math.Floor(d) ? 1 : 0);
+    }
 
     /// <summary>Integer value of an int or bool (Python's bool is an int subclass).</summary>
     public static bool TryInt(JinjaValue v, out long value)
@@ -46,6 +76,7 @@ internal static class PyOps
         JinjaInt i => i.Value,
         JinjaFloat f => f.Value,
         JinjaBool b => b.Value ? 1 : 0,
+        JinjaBigInt big => (double)big.Value,
         _ => throw new InvalidOperationException(),
     };
 
@@ -63,11 +94,13 @@ internal static class PyOps
                 return b is JinjaNone;
             case JinjaString sa:
                 return b is JinjaString sb && string.Equals(sa.Value, sb.Value, StringComparison.Ordinal);
-            case JinjaInt or JinjaBool or JinjaFloat:
+            case JinjaInt or JinjaBool or JinjaFloat or JinjaBigInt:
                 if (!IsNumber(b))
                     return false;
                 if (TryInt(a, out long x) && TryInt(b, out long y))
                     return x == y;
+                if (a is JinjaBigInt || b is JinjaBigInt)
+                    return Order(a, b, "==") == 0 && !(a is JinjaFloat { Value: double.NaN } || b is JinjaFloat { Value: double.NaN });
                 return ToDouble(a) == ToDouble(b);
             case JinjaList la:
                 return b is JinjaList lb && SeqEqual(la.Items, lb.Items);
@@ -135,6 +168,16 @@ internal static class PyOps
         {
             if (TryInt(a, out long x) && TryInt(b, out long y))
                 return x.CompareTo(y);
+            if (a is JinjaBigInt || b is JinjaBigInt)
+            {
+                if (TryBigInt(a, out var bx) && TryBigInt(b, out var by))
+                    return bx.CompareTo(by);
+                double d = a is JinjaFloat fa ? fa.Value : ((JinjaFloat)b).Value;
+                if (double.IsNaN(d))
+                    return op is "<" or "<=" ? 1 : -1;
+                int c = a is JinjaFloat ? CompareFloatWithInteger(d, ((JinjaBigInt)b).Value) : -CompareFloatWithInteger(d, ((JinjaBigInt)a).Value);
+                return c;
+            }
             double dx = ToDouble(a), dy = ToDouble(b);
             if (double.IsNaN(dx) || double.IsNaN(dy))
                 return op is "<" or "<=" ? 1 : -1; // every ordered comparison with NaN is False
@@ -173,16 +216,39 @@ internal static class PyOps
     private static PyException Unsupported(string op, JinjaValue a, JinjaValue b) =>
         new("TypeError", $"unsupported operand type(s) for {op}: '{a.PythonTypeName}' and '{b.PythonTypeName}'");
 
-    private static JinjaValue IntResult(BigInteger v) =>
-        v >= long.MinValue && v <= long.MaxValue
-            ? new JinjaInt((long)v)
-            : throw new PyException("OverflowError", "integer result does not fit in 64 bits (KimiSharp limitation)");
+    /// <summary>
+    /// Largest integer kept, in bits: Python's are unbounded, but a template has no business with bigger ones and a
+    /// loop of multiplications must not grow without end. 14,000 bits print in fewer digits than Python's default
+    /// int-to-str limit (4,300), so every integer we keep, Python could print too.
+    /// </summary>
+    public const int MaxIntBits = 14_000;
+
+    private static PyException IntTooLarge() =>
+        new("OverflowError", $"integer result exceeds {MaxIntBits} bits (KimiSharp limitation)");
+
+    /// <summary>An integer result: a JinjaInt within 64 bits, else a JinjaBigInt, refused beyond <see cref="MaxIntBits"/>.</summary>
+    internal static JinjaValue IntResult(BigInteger v)
+    {
+        if (v >= long.MinValue && v <= long.MaxValue)
+            return new JinjaInt((long)v);
+        if (v.GetBitLength() > MaxIntBits)
+            throw IntTooLarge();
+        return new JinjaBigInt(v);
+    }
+
+    private static BigInteger FloorMod(BigInteger x, BigInteger y)
+    {
+        var r = BigInteger.Remainder(x, y);
+        return !r.IsZero && (r.Sign < 0) != (y.Sign < 0) ? r + y : r;
+    }
 
     public static JinjaValue Add(JinjaValue a, JinjaValue b)
     {
         FailUndefined(a, b);
         if (TryInt(a, out long x) && TryInt(b, out long y))
             return IntResult((BigInteger)x + y);
+        if (BigOperands(a, b, out var bx, out var by))
+            return IntResult(bx + by);
         if (IsNumber(a) && IsNumber(b))
             return new JinjaFloat(ToDouble(a) + ToDouble(b));
         switch (a)
@@ -214,6 +280,8 @@ internal static class PyOps
         FailUndefined(a, b);
         if (TryInt(a, out long x) && TryInt(b, out long y))
             return IntResult((BigInteger)x - y);
+        if (BigOperands(a, b, out var bx, out var by))
+            return IntResult(bx - by);
         if (IsNumber(a) && IsNumber(b))
             return new JinjaFloat(ToDouble(a) - ToDouble(b));
         throw Unsupported("-", a, b);
@@ -224,6 +292,8 @@ internal static class PyOps
         FailUndefined(a, b);
         if (TryInt(a, out long x) && TryInt(b, out long y))
             return IntResult((BigInteger)x * y);
+        if (BigOperands(a, b, out var bx, out var by))
+            return IntResult(bx * by);
         if (IsNumber(a) && IsNumber(b))
             return new JinjaFloat(ToDouble(a) * ToDouble(b));
         if (TryInt(b, out long n) && a is JinjaString or JinjaList or JinjaTuple)
@@ -288,6 +358,12 @@ internal static class PyOps
                 throw new PyException("ZeroDivisionError", "integer division or modulo by zero");
             return IntResult(BigInteger.Divide(x - FloorMod(x, y), y));
         }
+        if (BigOperands(a, b, out var bx, out var by))
+        {
+            if (by.IsZero)
+                throw new PyException("ZeroDivisionError", "integer division or modulo by zero");
+            return IntResult(BigInteger.Divide(bx - FloorMod(bx, by), by));
+        }
         if (IsNumber(a) && IsNumber(b))
         {
             double dx = ToDouble(a), dy = ToDouble(b);
@@ -296,6 +372,16 @@ internal static class PyOps
             return new JinjaFloat(Math.Floor(dx / dy));
         }
         throw Unsupported("//", a, b);
+    }
+
+    /// <summary>Integer power, refused before computing when the result would pass <see cref="MaxIntBits"/>.</summary>
+    private static JinjaValue IntPow(BigInteger x, long y)
+    {
+        if (BigInteger.Abs(x) <= 1)
+            return new JinjaInt(y == 0 || x.IsOne || (x == BigInteger.MinusOne && y % 2 == 0) ? 1 : (long)x);
+        if ((double)y * (double)(x.GetBitLength() - 1) > MaxIntBits)
+            throw IntTooLarge();
+        return IntResult(BigInteger.Pow(x, (int)y));
     }
 
     private static long FloorMod(long x, long y)
@@ -314,6 +400,12 @@ internal static class PyOps
             if (y == 0)
                 throw new PyException("ZeroDivisionError", "integer modulo by zero");
             return new JinjaInt(FloorMod(x, y));
+        }
+        if (BigOperands(a, b, out var bx, out var by))
+        {
+            if (by.IsZero)
+                throw new PyException("ZeroDivisionError", "integer modulo by zero");
+            return IntResult(FloorMod(bx, by));
         }
         if (IsNumber(a) && IsNumber(b))
         {
@@ -342,14 +434,18 @@ internal static class PyOps
         if (TryInt(a, out long x) && TryInt(b, out long y))
         {
             if (y >= 0)
-            {
-                if (y > 64 && Math.Abs(x) > 1)
-                    throw new PyException("OverflowError", "integer result does not fit in 64 bits (KimiSharp limitation)");
-                return IntResult(BigInteger.Pow(x, (int)Math.Min(y, int.MaxValue)));
-            }
+                return IntPow(x, y);
             if (x == 0)
                 throw new PyException("ZeroDivisionError", "0.0 cannot be raised to a negative power");
             return new JinjaFloat(Math.Pow(x, y));
+        }
+        if (BigOperands(a, b, out var bx, out var by))
+        {
+            if (by.Sign >= 0)
+                return by > long.MaxValue ? (BigInteger.Abs(bx) <= 1 ? IntPow(bx, by.IsEven ? 2 : 1) : throw IntTooLarge()) : IntPow(bx, (long)by);
+            if (bx.IsZero)
+                throw new PyException("ZeroDivisionError", "0.0 cannot be raised to a negative power");
+            return new JinjaFloat(Math.Pow((double)bx, (double)by));
         }
         if (IsNumber(a) && IsNumber(b))
         {
@@ -367,6 +463,7 @@ internal static class PyOps
     {
         JinjaUndefined u => throw UndefinedError(u),
         JinjaInt i => IntResult(-(BigInteger)i.Value),
+        JinjaBigInt big => IntResult(-big.Value),
         JinjaBool b => new JinjaInt(b.Value ? -1 : 0),
         JinjaFloat f => new JinjaFloat(-f.Value),
         _ => throw new PyException("TypeError", $"bad operand type for unary -: '{a.PythonTypeName}'"),
@@ -375,7 +472,7 @@ internal static class PyOps
     public static JinjaValue Plus(JinjaValue a) => a switch
     {
         JinjaUndefined u => throw UndefinedError(u),
-        JinjaInt or JinjaFloat => a,
+        JinjaInt or JinjaFloat or JinjaBigInt => a,
         JinjaBool b => new JinjaInt(b.Value ? 1 : 0),
         _ => throw new PyException("TypeError", $"bad operand type for unary +: '{a.PythonTypeName}'"),
     };

@@ -23,7 +23,7 @@ internal static class Tests
             case "boolean": args.Bind(name, [], []); return value is JinjaBool;
             case "true": args.Bind(name, [], []); return value is JinjaBool { Value: true };
             case "false": args.Bind(name, [], []); return value is JinjaBool { Value: false };
-            case "integer": args.Bind(name, [], []); return value is JinjaInt;
+            case "integer": args.Bind(name, [], []); return value is JinjaInt or JinjaBigInt;
             case "float": args.Bind(name, [], []); return value is JinjaFloat;
             case "number": args.Bind(name, [], []); return PyOps.IsNumber(value);
             case "string": args.Bind(name, [], []); return value is JinjaString;

@@ -93,4 +93,26 @@ public sealed class JinjaLimitTests
         Assert.Equal(5_000_000, Render("{{ 'x' * 5000000 }}", JinjaLimits.None).Length);
         Assert.Equal(5_000_000, Render("{{ 'x' * 5000000 }}", new JinjaLimits { MaxStringLength = 5_000_000, MaxOutputLength = 5_000_000 }).Length);
     }
+
+    [Fact]
+    public void Integers_grow_past_64_bits_but_stop_at_MaxIntBits_before_computing()
+    {
+        Assert.Equal("18446744073709551616", Render("{{ 2 ** 64 }}"));
+        Assert.Equal(4215, Render("{{ 2 ** 13999 }}").Length);
+        foreach (string source in new[]
+        {
+            "{{ 2 ** 100000000000 }}",
+            "{{ 2 ** 14000 }}",
+            "{% set ns = namespace(x=3) %}{% for i in range(100) %}{% set ns.x = ns.x * ns.x %}{% endfor %}{{ ns.x }}",
+        })
+        {
+            var clock = Stopwatch.StartNew();
+            var e = Assert.Throws<TemplateException>(() => Render(source));
+            Assert.True(clock.Elapsed.TotalSeconds < 3, $"took {clock.Elapsed}");
+            Assert.Equal("OverflowError", e.PythonType);
+            Assert.Contains("14000 bits", e.Description);
+        }
+        Assert.Contains("integer literal too large", Assert.Throws<TemplateException>(() => Render("{{ " + new string('9', 4300) + " }}")).Description);
+        Assert.Equal("1 -1 0", Render("{{ 1 ** 99999999999999999999 }} {{ (-1) ** 99999999999999999999 }} {{ 0 ** 99999999999999999999 }}"));
+    }
 }

@@ -24,4 +24,19 @@ public enum ReasoningMode
 public sealed record KimiOutputParserOptions
 {
     public ReasoningMode Reasoning { get; init; } = ReasoningMode.ExplicitThinkTag;
+
+    /// <summary>
+    /// The settings for output that continues <paramref name="renderedPrompt"/>: a prompt ending in an open
+    /// <c>&lt;think&gt;</c> (Kimi K2.5's thinking mode) makes the output start inside reasoning, so the model's first
+    /// words before <c>&lt;/think&gt;</c> are reasoning although it never writes <c>&lt;think&gt;</c>; any other
+    /// ending (K2-Thinking, whose model opens the block itself, or K2.5's instant <c>&lt;think&gt;&lt;/think&gt;</c>)
+    /// keeps <see cref="ReasoningMode.ExplicitThinkTag"/>.
+    /// </summary>
+    public static KimiOutputParserOptions ForPrompt(string renderedPrompt)
+    {
+        ArgumentNullException.ThrowIfNull(renderedPrompt);
+        return renderedPrompt.EndsWith("<think>", StringComparison.Ordinal)
+            ? new KimiOutputParserOptions { Reasoning = ReasoningMode.StartsInReasoning }
+            : new KimiOutputParserOptions();
+    }
 }

@@ -54,6 +54,12 @@ public sealed class ChatTemplate
     /// <summary>Name of the embedded fallback template (a copy of Kimi-K2-Thinking's chat_template.jinja).</summary>
     public const string BuiltInKimiK2ThinkingName = "Kimi-K2-Thinking.jinja";
 
+    /// <summary>Name of the embedded copy of Kimi K2.5's published chat_template.jinja.</summary>
+    public const string BuiltInKimiK25Name = "Kimi-K2.5.jinja";
+
+    /// <summary><c>model_type</c> of a Kimi K2.5 checkpoint's config.json.</summary>
+    public const string KimiK25ModelType = "kimi_k25";
+
     private const string KimiMarker = "<|im_middle|>";
 
     /// <summary>The template variable holding the TypeScript-style tool declarations (Kimi K2.5 and later).</summary>
@@ -99,9 +105,18 @@ public sealed class ChatTemplate
         new(ReadBuiltIn(BuiltInKimiK2ThinkingName), options, "builtin:" + BuiltInKimiK2ThinkingName);
 
     /// <summary>
+    /// The embedded copy of Kimi K2.5's chat template: thinking by default (the generation prompt ends in
+    /// <c>&lt;think&gt;</c>), instant with the variable <c>thinking=false</c> (<c>&lt;think&gt;&lt;/think&gt;</c>), tools as
+    /// TypeScript through <c>tools_ts_str</c>, and media parts as placeholders. Its text is <see cref="Source"/>.
+    /// </summary>
+    public static ChatTemplate BuiltInKimiK25(ChatTemplateOptions? options = null) =>
+        new(ReadBuiltIn(BuiltInKimiK25Name), options, "builtin:" + BuiltInKimiK25Name);
+
+    /// <summary>
     /// Loads the template of a Hugging Face model directory: <c>chat_template.jinja</c> if present, else
     /// <c>chat_template</c> from <c>tokenizer_config.json</c> (a string, or a list of <c>{name, template}</c>
-    /// from which "default" is taken), else the built-in Kimi-K2-Thinking template. Special tokens
+    /// from which "default" is taken), else a built-in one: Kimi K2.5's when <c>config.json</c> says
+    /// <c>"model_type": "kimi_k25"</c>, Kimi-K2-Thinking's otherwise. Special tokens
     /// (<c>bos_token</c>, <c>eos_token</c>, ...) come from <c>tokenizer_config.json</c> unless
     /// <paramref name="options"/> sets them.
     /// </summary>
@@ -147,7 +162,26 @@ public sealed class ChatTemplate
             }
         }
 
-        return BuiltInKimiK2Thinking(options);
+        return IsKimiK25Directory(directory) ? BuiltInKimiK25(options) : BuiltInKimiK2Thinking(options);
+    }
+
+    /// <summary>Whether the directory's config.json declares a Kimi K2.5 checkpoint (unreadable or absent: no).</summary>
+    private static bool IsKimiK25Directory(string directory)
+    {
+        string path = Path.Combine(directory, "config.json");
+        if (!File.Exists(path))
+            return false;
+        try
+        {
+            return JsonNode.Parse(File.ReadAllText(path)) is JsonObject config
+                && config["model_type"] is JsonValue type && type.GetValueKind() == JsonValueKind.String
+                && type.GetValue<string>() == KimiK25ModelType;
+        }
+        catch (JsonException)
+        {
+            // The model loader reports a broken config.json; choosing a fallback template is no place to fail.
+            return false;
+        }
     }
 
     /// <summary>
