@@ -146,3 +146,46 @@ public sealed class ChatServiceTests(ChatModelFixture fixture) : IClassFixture<C
         Assert.Equal(stop, cut.Done.StopSequence);
     }
 }
+
+/// <summary>Templates whose generation prompt opens the thinking block (K2.5) leave the model inside its reasoning.</summary>
+public sealed class ThinkingPromptTests
+{
+    [Fact]
+    public async Task A_prompt_that_ends_in_think_starts_the_answer_in_reasoning()
+    {
+        string dir = System.IO.Directory.CreateTempSubdirectory("kimi-k25-think-").FullName;
+        try
+        {
+            RandomChatModel.Write(dir, new RandomCheckpointOptions { HiddenSize = 32, NumHiddenLayers = 1, Seed = 11 });
+            File.WriteAllText(Path.Combine(dir, "chat_template.jinja"), Tokens.Templates.ChatTemplate.BuiltInKimiK25().Source);
+            await using var service = KimiChatService.Load(dir);
+
+            async Task<ParsedOutput> Chat(bool thinking)
+            {
+                var request = new ChatRequest
+                {
+                    Messages = [new JsonObject { ["role"] = "user", ["content"] = "hi" }],
+                    Generation = new GenerationOptions { MaxTokens = 12, IgnoreEos = true, Temperature = 0 },
+                    TemplateVariables = new Dictionary<string, JsonNode?> { ["thinking"] = thinking },
+                };
+                Assert.EndsWith(thinking ? "<think>" : "<think></think>", service.RenderPrompt(request));
+                var pieces = new List<ParserEvent>();
+                await foreach (var e in service.ChatAsync(request))
+                    if (e is ChatOutput o) pieces.Add(o.Piece);
+                pieces.Add(new End(Tokens.Parsing.FinishReason.Length));
+                return ParsedOutput.FromEvents(pieces);
+            }
+
+            // After an open <think> the model's first tokens are reasoning; after <think></think> they are the answer.
+            var thinking = await Chat(thinking: true);
+            Assert.False(string.IsNullOrEmpty(thinking.Reasoning));
+            var instant = await Chat(thinking: false);
+            Assert.True(string.IsNullOrEmpty(instant.Reasoning));
+            Assert.NotEmpty(instant.Content);
+        }
+        finally
+        {
+            System.IO.Directory.Delete(dir, recursive: true);
+        }
+    }
+}

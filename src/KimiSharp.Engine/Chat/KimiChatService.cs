@@ -66,13 +66,14 @@ public sealed class KimiChatService : IAsyncDisposable
     /// </summary>
     public IAsyncEnumerable<ChatEvent> ChatAsync(ChatRequest request, CancellationToken cancellationToken = default)
     {
-        var promptTokens = Tokenizer.Encode(RenderPrompt(request), allowSpecial: true);
+        string prompt = RenderPrompt(request);
+        var promptTokens = Tokenizer.Encode(prompt, allowSpecial: true);
         var options = request.Generation with
         {
             StopTokens = request.Generation.IgnoreEos ? [] : _stopTokens,
             Constraint = ChatConstraints.For(request, this),
         };
-        return Start(promptTokens, options, request.Stop, new ParsedPieces(new KimiTokenStreamParser(Tokenizer)), cancellationToken);
+        return Start(promptTokens, options, request.Stop, new ParsedPieces(new KimiTokenStreamParser(Tokenizer, KimiOutputParserOptions.ForPrompt(prompt))), cancellationToken);
     }
 
     /// <summary>
