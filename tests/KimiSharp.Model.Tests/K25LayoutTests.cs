@@ -174,4 +174,30 @@ public sealed class K25LayoutTests
         var e = Assert.ThrowsAny<Exception>(() => { using var _ = KimiModel.Load(dir.Path); });
         Assert.Contains("language_model.model.layers.1.mlp.experts.0.gate_proj.weight_packed", e.Message);
     }
+
+    [Theory]
+    [InlineData(QuantizationTarget.Int4Experts)]
+    [InlineData(QuantizationTarget.Fp8Block)]
+    public void Post_training_quantization_of_a_K25_folder_equals_that_of_the_K2_folder(QuantizationTarget target)
+    {
+        using var k2 = new TempModelDir();
+        using var k25 = new TempModelDir();
+        RandomCheckpoint.Write(k2.Path, Options(CheckpointFormat.Bf16));
+        RandomCheckpoint.Write(k25.Path, Options(CheckpointFormat.Bf16) with { Layout = CheckpointLayout.K25 });
+        using var k2Out = new TempModelDir();
+        using var k25Out = new TempModelDir();
+        int count = PostTrainingQuantizer.Quantize(k2.Path, k2Out.Path, target);
+        Assert.Equal(count, PostTrainingQuantizer.Quantize(k25.Path, k25Out.Path, target));
+        Assert.True(count > 0);
+
+        // quantization_config goes into text_config, where K2.5 keeps it.
+        var config = JsonNode.Parse(File.ReadAllText(k25Out.File("config.json")))!.AsObject();
+        Assert.Null(config["quantization_config"]);
+        Assert.NotNull(config["text_config"]!["quantization_config"]);
+        var expected = Logits(k2Out.Path, out _, out _, out var k2Expert);
+        Assert.Equal(expected, Logits(k25Out.Path, out _, out _, out var expert));
+        Assert.Equal(k2Expert, expert);
+        Assert.NotEqual(WeightFormat.BF16, expert);
+        Assert.Contains("already quantized", Assert.Throws<ArgumentException>(() => PostTrainingQuantizer.Quantize(k25Out.Path, k2.Path + "-again", target)).Message);
+    }
 }
