@@ -147,7 +147,9 @@ public static class RandomVisionCheckpoint
     }
 
     /// <summary>
-    /// Adds a vision tower to a text checkpoint written by <c>kimi init-random</c>: the tensors go to
+    /// Adds a vision tower to a text checkpoint written by <c>kimi init-random</c> or <see cref="RandomCheckpoint.Write"/>
+    /// (<see cref="WriteK25"/> uses it for the released layout; on a K2-layout checkpoint the result is a hybrid that
+    /// KimiSharp loads but no released model has): the tensors go to
     /// <see cref="VisionFileName"/>, the safetensors index gains them (one is created over model.safetensors if the
     /// checkpoint was a single file), config.json gains vision_config and media_placeholder_token_id, and
     /// preprocessor_config.json is written. Returns the files written.
