@@ -15,6 +15,7 @@ public sealed class K25ConfigTests
           "media_placeholder_token_id": 163605, "model_type": "kimi_k25", "tie_word_embeddings": false,
           "transformers_version": "4.57.1", "use_unified_vision_chunk": true, "video_placeholder": "<|kimi_k25_video_placeholder|>",
           "text_config": {
+            "_name_or_path": "", "add_cross_attention": false, "chunk_size_feed_forward": 0, "is_decoder": false, "pruned_heads": {},
             "architectures": ["DeepseekV3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
             "auto_map": {"AutoConfig": "configuration_deepseek.DeepseekV3Config"}, "aux_loss_alpha": 0.001,
             "bos_token_id": 163584, "eos_token_id": 163585, "ep_size": 1, "first_k_dense_replace": 1, "hidden_act": "silu",

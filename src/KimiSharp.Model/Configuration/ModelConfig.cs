@@ -112,6 +112,10 @@ public sealed record ModelConfig
         "qk_head_dim", "_name_or_path", "model_name", "max_window_layers", "sliding_window", "use_sliding_window",
         "output_router_logits", "router_aux_loss_coef", "tokenizer_class", "bias", "return_dict", "id2label", "label2id",
         "is_encoder_decoder", "output_attentions", "output_hidden_states",
+        // Transformers' PretrainedConfig bookkeeping, which saved configs (K2.5's text_config among them) may carry.
+        "add_cross_attention", "chunk_size_feed_forward", "cross_attention_hidden_size", "decoder_start_token_id",
+        "finetuning_task", "is_decoder", "prefix", "problem_type", "pruned_heads", "sep_token_id", "task_specific_params",
+        "tf_legacy_loss", "tie_encoder_decoder", "torchscript", "use_bfloat16",
         // K2.5's vision part (KimiSharp.Vision reads it; the text forward does not change).
         "vision_config", "media_placeholder_token_id",
     ];
