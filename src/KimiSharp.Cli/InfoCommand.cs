@@ -22,6 +22,7 @@ public static class InfoCommand
         var c = model.Config;
         int moeLayers = Enumerable.Range(0, c.NumHiddenLayers).Count(c.IsMoeLayer);
         stdout.WriteLine($"model        {model.Directory} ({c.ModelType})");
+        stdout.WriteLine($"architecture {c.Architecture}" + (c.TensorPrefix.Length > 0 ? $" (language model tensors under {c.TensorPrefix})" : ""));
         stdout.WriteLine($"size         {model.CheckpointBytes / 1e6:F1} MB on disk, memory-mapped");
         stdout.WriteLine($"layers       {c.NumHiddenLayers} ({c.NumHiddenLayers - moeLayers} dense, {moeLayers} MoE), hidden {c.HiddenSize}, vocab {c.VocabSize}");
         stdout.WriteLine($"attention    MLA, {c.NumAttentionHeads} heads, q_lora {(c.QLoraRank?.ToString() ?? "none")}, kv_lora {c.KvLoraRank}, head dims nope {c.QkNopeHeadDim} / rope {c.QkRopeHeadDim} / v {c.VHeadDim}");
@@ -33,6 +34,24 @@ public static class InfoCommand
                 .Concat(l.Dense is { } d ? [d.Gate, d.Up, d.Down] : []))
             .GroupBy(m => m.Format).Select(g => $"{g.Key} ×{g.Count()}");
         stdout.WriteLine($"weights      {string.Join(", ", formats)}");
+        if (c.HasVisionConfig) stdout.WriteLine($"vision       {DescribeVision(modelDir)}");
         return 0;
+    }
+
+    /// <summary>The vision tower a K2.5 folder holds, after checking its tensors against vision_config; or why it cannot run.</summary>
+    private static string DescribeVision(string modelDir)
+    {
+        try
+        {
+            var v = KimiSharp.Vision.VisionConfig.Load(modelDir);
+            using var weights = KimiSharp.Vision.VisionWeights.Load(modelDir, v);
+            return $"MoonViT tower present: {v.NumHiddenLayers} blocks, width {v.HiddenSize}, {v.NumAttentionHeads} heads, {v.PatchSize}-pixel patches, "
+                + $"{v.MergeKernelHeight}×{v.MergeKernelWidth} merge, projector to {v.TextHiddenSize} ({weights.ProjectorLinear2.Format}), "
+                + $"media placeholder {(v.MediaPlaceholderTokenId?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none")}";
+        }
+        catch (Exception e) when (e is KimiSharp.Vision.VisionConfigException or KimiSharp.Model.Safetensors.CheckpointFormatException)
+        {
+            return $"vision_config present, but the tower cannot run: {e.Message}";
+        }
     }
 }

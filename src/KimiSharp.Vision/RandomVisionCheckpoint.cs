@@ -130,7 +130,26 @@ public static class RandomVisionCheckpoint
     }
 
     /// <summary>
-    /// Adds a vision tower to a text checkpoint written by <c>kimi init-random</c>: the tensors go to
+    /// Writes a whole random Kimi K2.5 checkpoint in the released layout: the language model of <paramref name="text"/>
+    /// (its <see cref="RandomCheckpointOptions.Format"/>, sharding and seed) under <c>language_model.</c> with its config
+    /// as text_config, plus the tower of <paramref name="vision"/> (projecting to the text width) as <c>vision_tower.*</c> /
+    /// <c>mm_projector.*</c>, vision_config, media_placeholder_token_id and preprocessor_config.json. The text weights
+    /// equal those <see cref="RandomCheckpoint.Write"/> gives the same options in the K2 layout. Returns the files written.
+    /// </summary>
+    public static IReadOnlyList<string> WriteK25(string directory, RandomCheckpointOptions text, VisionConfig vision,
+        SafetensorsDType visionDType = SafetensorsDType.BF16, int? visionSeed = null)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentNullException.ThrowIfNull(vision);
+        var files = RandomCheckpoint.Write(directory, text with { Layout = CheckpointLayout.K25 });
+        var visionFiles = AddToCheckpoint(directory, vision with { TextHiddenSize = text.HiddenSize }, visionDType, visionSeed ?? text.Seed + 1);
+        return [.. files.Union(visionFiles)];
+    }
+
+    /// <summary>
+    /// Adds a vision tower to a text checkpoint written by <c>kimi init-random</c> or <see cref="RandomCheckpoint.Write"/>
+    /// (<see cref="WriteK25"/> uses it for the released layout; on a K2-layout checkpoint the result is a hybrid that
+    /// KimiSharp loads but no released model has): the tensors go to
     /// <see cref="VisionFileName"/>, the safetensors index gains them (one is created over model.safetensors if the
     /// checkpoint was a single file), config.json gains vision_config and media_placeholder_token_id, and
     /// preprocessor_config.json is written. Returns the files written.

@@ -83,7 +83,7 @@ public sealed class ImageFeaturesCommandTests : IDisposable
         Assert.False(File.Exists(output));
     }
 
-    private static byte[] Png(int width, int height)
+    internal static byte[] Png(int width, int height)
     {
         using var raw = new MemoryStream();
         for (int y = 0; y < height; y++)

@@ -34,7 +34,12 @@ public static partial class PostTrainingQuantizer
     {
         if (Path.GetFullPath(source) == Path.GetFullPath(destination)) throw new ArgumentException("write the quantized model to a new folder");
         var configNode = JsonNode.Parse(File.ReadAllText(Path.Combine(source, "config.json")))!.AsObject();
-        if (configNode["quantization_config"] is not null)
+        // A K2.5 folder keeps the language model's config (and its quantization_config) in text_config and its
+        // tensors under language_model.; the vision tower beside them is copied as it is.
+        var textNode = configNode["model_type"]?.GetValueKind() == JsonValueKind.String && (string?)configNode["model_type"] == Configuration.ModelConfig.K25ModelType
+            && configNode["text_config"] is JsonObject nested ? nested : configNode;
+        string tensorPrefix = ReferenceEquals(textNode, configNode) ? "" : Configuration.ModelConfig.K25TensorPrefix;
+        if (configNode["quantization_config"] is not null || textNode["quantization_config"] is not null)
             throw new ArgumentException($"{source} is already quantized (config.json has quantization_config)");
         using var tensors = CheckpointTensors.Open(source);
         var writer = new SafetensorsWriter();
@@ -52,7 +57,8 @@ public static partial class PostTrainingQuantizer
                 else writer.Add(name, info.DType, info.Shape, new ReadOnlySpan<byte>(tensors.Pointer(name), checked((int)info.ByteLength)));
                 continue;
             }
-            bool pick = info.Shape.Length == 2 && (target == QuantizationTarget.Int4Experts ? RoutedExpert() : DecoderLinear()).IsMatch(name);
+            bool pick = info.Shape.Length == 2 && name.StartsWith(tensorPrefix, StringComparison.Ordinal)
+                && (target == QuantizationTarget.Int4Experts ? RoutedExpert() : DecoderLinear()).IsMatch(name[tensorPrefix.Length..]);
             if (!pick)
             {
                 writer.Add(name, info.DType, info.Shape, new ReadOnlySpan<byte>(tensors.Pointer(name), checked((int)info.ByteLength)));
@@ -76,7 +82,7 @@ public static partial class PostTrainingQuantizer
         Directory.CreateDirectory(destination);
         writer.Save(Path.Combine(destination, "model.safetensors"));
         if (target == QuantizationTarget.Bf16) configNode["torch_dtype"] = "bfloat16";
-        else configNode["quantization_config"] = target == QuantizationTarget.Int4Experts
+        else textNode["quantization_config"] = target == QuantizationTarget.Int4Experts
             ? JsonNode.Parse("""
                 {"quant_method":"compressed-tensors","format":"pack-quantized","quantization_status":"compressed",
                  "config_groups":{"group_0":{"targets":["Linear"],"input_activations":null,"output_activations":null,
@@ -85,7 +91,7 @@ public static partial class PostTrainingQuantizer
                 """)
             : JsonNode.Parse("""{"quant_method":"fp8","fmt":"e4m3","activation_scheme":"dynamic","weight_block_size":[128,128]}""");
         File.WriteAllText(Path.Combine(destination, "config.json"), configNode.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        foreach (string file in new[] { "tiktoken.model", "tokenizer_config.json", "chat_template.jinja", "generation_config.json" })
+        foreach (string file in new[] { "tiktoken.model", "tokenizer_config.json", "chat_template.jinja", "generation_config.json", "preprocessor_config.json" })
             if (File.Exists(Path.Combine(source, file))) File.Copy(Path.Combine(source, file), Path.Combine(destination, file), overwrite: true);
         return quantized;
     }

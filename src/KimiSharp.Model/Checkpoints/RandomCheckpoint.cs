@@ -19,6 +19,20 @@ public enum CheckpointFormat
     Int4,
 }
 
+/// <summary>How <see cref="RandomCheckpoint"/> names the tensors and shapes config.json.</summary>
+public enum CheckpointLayout
+{
+    /// <summary>Kimi K2 / DeepSeek-V3 (<c>DeepseekV3ForCausalLM</c>): architecture keys at the top of config.json, tensors <c>model.layers.N…</c>, <c>lm_head.weight</c>.</summary>
+    K2,
+
+    /// <summary>
+    /// Kimi K2.5 as released (<c>KimiK25ForConditionalGeneration</c>, model_type <c>kimi_k25</c>): the same keys (and
+    /// quantization_config) under <c>text_config</c>, tensors <c>language_model.model.layers.N…</c>,
+    /// <c>language_model.lm_head.weight</c>. The vision tower is added by KimiSharp.Vision's RandomVisionCheckpoint.
+    /// </summary>
+    K25,
+}
+
 /// <summary>YaRN rope scaling parameters, written as <c>rope_scaling: {"type": "yarn", ...}</c>.</summary>
 public sealed record YarnOptions
 {
@@ -79,6 +93,9 @@ public sealed record RandomCheckpointOptions
     public int Seed { get; init; } = 1234;
 
     public CheckpointFormat Format { get; init; } = CheckpointFormat.Bf16;
+
+    /// <summary>Tensor names and config.json shape; the weights themselves do not depend on it.</summary>
+    public CheckpointLayout Layout { get; init; } = CheckpointLayout.K2;
 
     /// <summary>FP8 block rows (weight_block_size[0]).</summary>
     public int Fp8BlockRows { get; init; } = 128;
@@ -246,12 +263,15 @@ public static class RandomCheckpoint
         return b.Writer;
     }
 
-    /// <summary>The UTF-8 <c>config.json</c> for <paramref name="options"/>, in the style of the Hugging Face DeepSeek-V3 / K2 configs.</summary>
+    /// <summary>
+    /// The UTF-8 <c>config.json</c> for <paramref name="options"/>, in the style of the Hugging Face DeepSeek-V3 / K2 configs,
+    /// or for <see cref="CheckpointLayout.K25"/> the K2.5 wrapper holding that config (quantization_config included) as text_config.
+    /// </summary>
     public static byte[] BuildConfigJson(RandomCheckpointOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         var o = options;
-        return ModelConfigJson.Write(ToModelConfig(o), "bfloat16", w =>
+        byte[] text = ModelConfigJson.Write(ToModelConfig(o), "bfloat16", w =>
         {
             switch (o.Format)
             {
@@ -271,6 +291,34 @@ public static class RandomCheckpoint
                     break;
             }
         });
+        return o.Layout == CheckpointLayout.K25 ? WrapAsK25(text, o) : text;
+    }
+
+    /// <summary>
+    /// The released K2.5 config.json shape: architectures/model_type of the wrapper, the language model's config as
+    /// text_config, and the token ids and embedding tying repeated at the top level as K2.5 does.
+    /// </summary>
+    private static byte[] WrapAsK25(byte[] textConfig, RandomCheckpointOptions o)
+    {
+        using var text = JsonDocument.Parse(textConfig);
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("architectures");
+            w.WriteStringValue(ModelConfig.K25Architecture);
+            w.WriteEndArray();
+            w.WriteNumber("bos_token_id", o.BosTokenId);
+            w.WriteNumber("eos_token_id", o.EosTokenId);
+            w.WriteString("model_type", ModelConfig.K25ModelType);
+            w.WritePropertyName("text_config");
+            text.RootElement.WriteTo(w);
+            w.WriteBoolean("tie_word_embeddings", o.TieWordEmbeddings);
+            w.WriteString("torch_dtype", "bfloat16");
+            w.WriteEndObject();
+        }
+        buffer.WriteByte((byte)'\n');
+        return buffer.ToArray();
     }
 
     /// <summary>The architecture <paramref name="o"/> describes, as the engine reads it (unquantized).</summary>
@@ -374,13 +422,18 @@ public static class RandomCheckpoint
     {
         public SafetensorsWriter Writer { get; } = new();
 
+        private readonly string _tensorPrefix = options.Layout == CheckpointLayout.K25 ? ModelConfig.K25TensorPrefix : "";
+
+        /// <summary>The stored name of K2-layout tensor <paramref name="name"/>. Values are keyed by the K2 name, so both layouts hold the same weights.</summary>
+        private string T(string name) => _tensorPrefix + name;
+
         /// <summary>Tensors at least this large are generated while the file is written instead of being held in memory.</summary>
         private const long DeferAbove = 1 << 20;
 
         public void Embedding(string name, int rows, int cols)
         {
-            if ((long)rows * cols < DeferAbove) Writer.AddBf16(name, [rows, cols], Normal(name, rows * cols, 1.0));
-            else Writer.AddDeferred(name, SafetensorsDType.BF16, [rows, cols], () => WeightEncoding.ToBf16Bytes(Normal(name, rows * cols, 1.0)));
+            if ((long)rows * cols < DeferAbove) Writer.AddBf16(T(name), [rows, cols], Normal(name, rows * cols, 1.0));
+            else Writer.AddDeferred(T(name), SafetensorsDType.BF16, [rows, cols], () => WeightEncoding.ToBf16Bytes(Normal(name, rows * cols, 1.0)));
         }
 
         public void Norm(string name, int size)
@@ -388,18 +441,18 @@ public static class RandomCheckpoint
             var rng = StreamFor(name);
             var values = new float[size];
             for (int i = 0; i < size; i++) values[i] = (float)(0.9 + 0.2 * rng.NextDouble());
-            Writer.AddBf16(name, [size], values);
+            Writer.AddBf16(T(name), [size], values);
         }
 
         public void Router(string prefix, int experts, int hidden)
         {
-            Writer.AddBf16(prefix + ".weight", [experts, hidden], Normal(prefix + ".weight", experts * hidden, 1.0 / Math.Sqrt(hidden)));
+            Writer.AddBf16(T(prefix + ".weight"), [experts, hidden], Normal(prefix + ".weight", experts * hidden, 1.0 / Math.Sqrt(hidden)));
             string biasName = prefix + ".e_score_correction_bias";
             var rng = StreamFor(biasName);
             var bias = new float[experts];
             for (int i = 0; i < experts; i++) bias[i] = (float)(-0.1 + 0.2 * rng.NextDouble());
             if (experts > 1) bias[0] = -Math.Abs(bias[0]); // at least one negative bias, whatever the seed
-            Writer.AddF32(biasName, [experts], bias);
+            Writer.AddF32(T(biasName), [experts], bias);
         }
 
         public void SwiGlu(string prefix, int width, Role role)
@@ -422,16 +475,16 @@ public static class RandomCheckpoint
             switch (options.Format, role)
             {
                 case (CheckpointFormat.Int4, _) when options.Int4AllLinears:
-                    Writer.AddInt4Packed(prefix, WeightEncoding.QuantizeInt4Packed(w, rows, cols, options.Int4GroupSize));
+                    Writer.AddInt4Packed(T(prefix), WeightEncoding.QuantizeInt4Packed(w, rows, cols, options.Int4GroupSize));
                     break;
                 case (CheckpointFormat.Fp8, Role.DecoderLinear or Role.RoutedExpert):
-                    Writer.AddFp8Block(prefix, WeightEncoding.QuantizeFp8Block(w, rows, cols, options.Fp8BlockRows, options.Fp8BlockCols));
+                    Writer.AddFp8Block(T(prefix), WeightEncoding.QuantizeFp8Block(w, rows, cols, options.Fp8BlockRows, options.Fp8BlockCols));
                     break;
                 case (CheckpointFormat.Int4, Role.RoutedExpert):
-                    Writer.AddInt4Packed(prefix, WeightEncoding.QuantizeInt4Packed(w, rows, cols, options.Int4GroupSize));
+                    Writer.AddInt4Packed(T(prefix), WeightEncoding.QuantizeInt4Packed(w, rows, cols, options.Int4GroupSize));
                     break;
                 default:
-                    Writer.AddBf16(name, [rows, cols], w);
+                    Writer.AddBf16(T(name), [rows, cols], w);
                     break;
             }
         }
@@ -449,8 +502,8 @@ public static class RandomCheckpoint
                     var shared = new SharedResult<Fp8BlockWeight>(2, () =>
                         WeightEncoding.QuantizeFp8Block(Normal(name, rows * cols, std), rows, cols, options.Fp8BlockRows, options.Fp8BlockCols));
                     int scaleRows = (rows + options.Fp8BlockRows - 1) / options.Fp8BlockRows, scaleCols = (cols + options.Fp8BlockCols - 1) / options.Fp8BlockCols;
-                    Writer.AddDeferred(name, SafetensorsDType.F8_E4M3, shape, () => shared.Take().Codes);
-                    Writer.AddDeferred(name + "_scale_inv", SafetensorsDType.F32, [scaleRows, scaleCols], () => WeightEncoding.ToF32Bytes(shared.Take().Scales));
+                    Writer.AddDeferred(T(name), SafetensorsDType.F8_E4M3, shape, () => shared.Take().Codes);
+                    Writer.AddDeferred(T(name + "_scale_inv"), SafetensorsDType.F32, [scaleRows, scaleCols], () => WeightEncoding.ToF32Bytes(shared.Take().Scales));
                     break;
                 }
                 case (CheckpointFormat.Int4, Role.RoutedExpert):
@@ -459,13 +512,13 @@ public static class RandomCheckpoint
                     int groupSize = options.Int4GroupSize;
                     var shared = new SharedResult<Int4PackedWeight>(2, () =>
                         WeightEncoding.QuantizeInt4Packed(Normal(name, rows * cols, std), rows, cols, groupSize));
-                    Writer.AddDeferred(prefix + ".weight_packed", SafetensorsDType.I32, [rows, (cols + 7) / 8], () => WeightEncoding.ToI32Bytes(shared.Take().Packed));
-                    Writer.AddDeferred(prefix + ".weight_scale", SafetensorsDType.BF16, [rows, (cols + groupSize - 1) / groupSize], () => WeightEncoding.ToU16Bytes(shared.Take().Scales));
-                    Writer.AddI64(prefix + ".weight_shape", [2], [rows, cols]);
+                    Writer.AddDeferred(T(prefix + ".weight_packed"), SafetensorsDType.I32, [rows, (cols + 7) / 8], () => WeightEncoding.ToI32Bytes(shared.Take().Packed));
+                    Writer.AddDeferred(T(prefix + ".weight_scale"), SafetensorsDType.BF16, [rows, (cols + groupSize - 1) / groupSize], () => WeightEncoding.ToU16Bytes(shared.Take().Scales));
+                    Writer.AddI64(T(prefix + ".weight_shape"), [2], [rows, cols]);
                     break;
                 }
                 default:
-                    Writer.AddDeferred(name, SafetensorsDType.BF16, shape, () => WeightEncoding.ToBf16Bytes(Normal(name, rows * cols, std)));
+                    Writer.AddDeferred(T(name), SafetensorsDType.BF16, shape, () => WeightEncoding.ToBf16Bytes(Normal(name, rows * cols, std)));
                     break;
             }
         }

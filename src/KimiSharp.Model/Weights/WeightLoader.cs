@@ -7,9 +7,29 @@ namespace KimiSharp.Model.Weights;
 /// <summary>
 /// Turns checkpoint tensors into kernel views, checking every shape against config.json. Quantized weights
 /// are viewed in place in the memory mapping; only small vectors (norms, biases) are copied to float32.
+/// Callers name tensors and modules as a K2 checkpoint does (<c>model.layers.0.self_attn.o_proj</c>, <c>lm_head</c>);
+/// this is the one place that adds the config's <see cref="ModelConfig.TensorPrefix"/> (K2.5's <c>language_model.</c>),
+/// so errors name the tensor as it is stored.
 /// </summary>
 internal sealed unsafe class WeightLoader(CheckpointTensors tensors, ModelConfig config)
 {
+    private string Stored(string name) => config.TensorPrefix + name;
+
+    /// <summary>
+    /// Throws when <paramref name="stored"/> is missing but the same tensor exists in the other layout (K2 names in a
+    /// folder whose config.json says K2.5, or the reverse), which means config.json and the weights disagree.
+    /// </summary>
+    private void RequireLayout(string stored)
+    {
+        if (tensors.Contains(stored)) return;
+        string other = config.TensorPrefix.Length > 0
+            ? stored[config.TensorPrefix.Length..]
+            : ModelConfig.K25TensorPrefix + stored;
+        if (tensors.Contains(other))
+            throw new CheckpointFormatException(
+                $"{tensors.Directory}: missing tensor '{stored}', but '{other}' is there: config.json ({config.Architecture}) and the weights use different tensor layouts");
+    }
+
     private string FileOf(string tensor) => Path.GetFileName(tensors.Info(tensor).FilePath);
 
     private CheckpointFormatException ShapeError(string tensor, string expected) =>
@@ -31,12 +51,13 @@ internal sealed unsafe class WeightLoader(CheckpointTensors tensors, ModelConfig
     /// <summary>The weight of the Linear module <paramref name="module"/> (out = <paramref name="rows"/>, in = <paramref name="cols"/>).</summary>
     public WeightMatrix Linear(string module, int rows, int cols)
     {
-        var group = (config.Quantization as PackQuantization)?.GroupFor(module);
-        if (group is not null) return PackedLinear(module, rows, cols, group);
-        if (!tensors.Contains(module + ".weight") && tensors.Contains(module + ".weight_packed"))
+        string stored = Stored(module);
+        var group = (config.Quantization as PackQuantization)?.GroupFor(module, stored);
+        if (group is not null) return PackedLinear(stored, rows, cols, group);
+        if (!tensors.Contains(stored + ".weight") && tensors.Contains(stored + ".weight_packed"))
             throw new CheckpointFormatException(
-                $"{FileOf(module + ".weight_packed")}: tensor '{module}.weight_packed' is pack-quantized, but config.json's quantization_config does not quantize '{module}' (see its ignore list)");
-        return Dense(module + ".weight", rows, cols);
+                $"{FileOf(stored + ".weight_packed")}: tensor '{stored}.weight_packed' is pack-quantized, but config.json's quantization_config does not quantize '{stored}' (see its ignore list)");
+        return DenseStored(stored + ".weight", rows, cols);
     }
 
     /// <summary>
@@ -70,8 +91,8 @@ internal sealed unsafe class WeightLoader(CheckpointTensors tensors, ModelConfig
     public WeightMatrix? Rows16Copy(WeightMatrix weight, string module)
     {
         if (RepackArena is null || !weight.CanRepackRows16 || !WeightMatrix.Rows16Accelerated) return null;
-        byte* packed = ReadIntoArena(module + ".weight_packed");
-        byte* scales = ReadIntoArena(module + ".weight_scale");
+        byte* packed = ReadIntoArena(Stored(module) + ".weight_packed");
+        byte* scales = ReadIntoArena(Stored(module) + ".weight_scale");
         Repacked++;
         return WeightMatrix.FromPackedInt((int*)packed, (ushort*)scales, weight.Rows, weight.Cols, 4, 32).RepackRows16();
     }
@@ -114,8 +135,11 @@ internal sealed unsafe class WeightLoader(CheckpointTensors tensors, ModelConfig
     }
 
     /// <summary>A plain [rows, cols] tensor in F32/F16/BF16, or F8_E4M3 with its <c>_scale_inv</c> blocks.</summary>
-    public WeightMatrix Dense(string tensor, int rows, int cols)
+    public WeightMatrix Dense(string tensor, int rows, int cols) => DenseStored(Stored(tensor), rows, cols);
+
+    private WeightMatrix DenseStored(string tensor, int rows, int cols)
     {
+        RequireLayout(tensor);
         var info = tensors.Info(tensor);
         RequireShape(tensor, rows, cols);
         byte* data = tensors.Pointer(tensor);
@@ -137,6 +161,7 @@ internal sealed unsafe class WeightLoader(CheckpointTensors tensors, ModelConfig
         }
     }
 
+    /// <param name="module">The stored module name (prefix included).</param>
     private WeightMatrix PackedLinear(string module, int rows, int cols, PackGroup group)
     {
         string packed = module + ".weight_packed", scale = module + ".weight_scale", shape = module + ".weight_shape";
@@ -160,10 +185,14 @@ internal sealed unsafe class WeightLoader(CheckpointTensors tensors, ModelConfig
         return WeightMatrix.FromPackedInt((int*)tensors.Pointer(packed), (ushort*)tensors.Pointer(scale), rows, cols, group.Bits, groupSize);
     }
 
-    public float[] Vector(string tensor, int length) => tensors.ReadFloats(tensor, length);
+    public float[] Vector(string tensor, int length)
+    {
+        RequireLayout(Stored(tensor));
+        return tensors.ReadFloats(Stored(tensor), length);
+    }
 
     public float[]? OptionalBias(string module, int length) =>
-        tensors.Contains(module + ".bias") ? tensors.ReadFloats(module + ".bias", length) : null;
+        tensors.Contains(Stored(module) + ".bias") ? tensors.ReadFloats(Stored(module) + ".bias", length) : null;
 
-    public bool Has(string tensor) => tensors.Contains(tensor);
+    public bool Has(string tensor) => tensors.Contains(Stored(tensor));
 }
