@@ -83,16 +83,18 @@ public static class ImageDecoder
 
     /// <summary>
     /// The frames at <paramref name="frameIndices"/> (ascending, as a sampler picks them) of an animated GIF or WebP, each
-    /// the full composited canvas; frames × pixels may not exceed <see cref="ImageDecodeLimits.MaxPixels"/>.
+    /// the full composited canvas; frames × pixels may not exceed <paramref name="maxTotalPixels"/> (by default
+    /// <see cref="ImageDecodeLimits.MaxPixels"/>).
     /// </summary>
-    public static IReadOnlyList<RgbImage> DecodeFrames(ReadOnlySpan<byte> data, IReadOnlyList<int> frameIndices, ImageDecodeLimits? limits = null)
+    public static IReadOnlyList<RgbImage> DecodeFrames(ReadOnlySpan<byte> data, IReadOnlyList<int> frameIndices, ImageDecodeLimits? limits = null,
+        long? maxTotalPixels = null)
     {
         ArgumentNullException.ThrowIfNull(frameIndices);
         limits ??= new ImageDecodeLimits();
         var (format, width, height) = CheckHeader(data, limits);
-        long framePixels = (long)width * height;
-        if (frameIndices.Count * framePixels > limits.MaxPixels)
-            throw new ImageDecodeException($"{frameIndices.Count} frames of {width}×{height} hold more than the {limits.MaxPixels:N0} pixels accepted");
+        long framePixels = (long)width * height, total = maxTotalPixels ?? limits.MaxPixels;
+        if (frameIndices.Count * framePixels > total)
+            throw new ImageDecodeException($"{frameIndices.Count} frames of {width}×{height} hold more than the {total:N0} pixels accepted");
         using var skData = SKData.CreateCopy(data);
         using var codec = OpenCodec(skData, format, width, height);
         int count = Math.Max(1, codec.FrameCount);
