@@ -52,7 +52,7 @@ public static class ImageDecoder
     {
         limits ??= new ImageDecodeLimits();
         var (format, width, height) = CheckHeader(data, limits);
-        using var skData = SKData.CreateCopy(data);
+        using var skData = CopyToNative(data);
         using var codec = OpenCodec(skData, format, width, height);
         var rgba = new byte[(long)width * height * 4];
         DecodeFrameInto(codec, format, rgba, width, height, frameIndex: 0, priorFrame: -1);
@@ -64,7 +64,7 @@ public static class ImageDecoder
     {
         limits ??= new ImageDecodeLimits();
         var (format, width, height) = CheckHeader(data, limits);
-        using var skData = SKData.CreateCopy(data);
+        using var skData = CopyToNative(data);
         using var codec = OpenCodec(skData, format, width, height);
         return new ImageAnimationInfo(format, width, height, Durations(codec));
     }
@@ -95,7 +95,7 @@ public static class ImageDecoder
         long framePixels = (long)width * height, total = maxTotalPixels ?? limits.MaxPixels;
         if (frameIndices.Count * framePixels > total)
             throw new ImageDecodeException($"{frameIndices.Count} frames of {width}×{height} hold more than the {total:N0} pixels accepted");
-        using var skData = SKData.CreateCopy(data);
+        using var skData = CopyToNative(data);
         using var codec = OpenCodec(skData, format, width, height);
         int count = Math.Max(1, codec.FrameCount);
         for (int i = 0; i < frameIndices.Count; i++)
@@ -152,6 +152,16 @@ public static class ImageDecoder
         if ((long)width * height > limits.MaxPixels)
             throw new ImageDecodeException($"the {format} image is {width}×{height} = {(long)width * height:N0} pixels, more than the {limits.MaxPixels:N0} accepted (a decompression bomb?)");
         return (format, width, height);
+    }
+
+    /// <summary>The encoded bytes in Skia's memory; a platform without SkiaSharp's native library gets an error saying so.</summary>
+    private static SKData CopyToNative(ReadOnlySpan<byte> data)
+    {
+        try { return SKData.CreateCopy(data); }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or EntryPointNotFoundException or BadImageFormatException)
+        {
+            throw new ImageDecodeException($"the image decoder's native library (libSkiaSharp, from the SkiaSharp.NativeAssets packages) could not be loaded on this platform: {e.Message}", e);
+        }
     }
 
     private static SKCodec OpenCodec(SKData data, string format, int width, int height)
