@@ -43,12 +43,7 @@ public static class VideoSampling
     /// </summary>
     public static int[] FrameIndices(int totalFrames, double videoFps, double sampleFps, int? maxFrames = null)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(totalFrames, 1);
-        if (!(videoFps > 0) || double.IsInfinity(videoFps)) throw new ArgumentOutOfRangeException(nameof(videoFps), videoFps, "the video's frame rate must be positive");
-        if (!(sampleFps > 0)) throw new ArgumentOutOfRangeException(nameof(sampleFps), sampleFps, "the sampling rate must be positive");
-        double fps = Math.Min(sampleFps, videoFps);
-        int count = Math.Max((int)Math.Round(totalFrames * fps / videoFps, MidpointRounding.ToEven), 1);
-        if (maxFrames is int most) count = Math.Min(count, Math.Max(1, most));
+        int count = SampleCount(totalFrames, videoFps, sampleFps, maxFrames);
         var indices = new int[count];
         if (count == 1) return indices;
         // numpy.linspace: i · step for every point but the last, which is the stop value itself.
@@ -56,6 +51,17 @@ public static class VideoSampling
         for (int i = 0; i < count - 1; i++) indices[i] = (int)Math.Round(i * step, MidpointRounding.ToEven);
         indices[^1] = totalFrames - 1;
         return indices;
+    }
+
+    /// <summary>How many frames <see cref="FrameIndices"/> keeps, computed without allocating them (for limit checks).</summary>
+    public static int SampleCount(int totalFrames, double videoFps, double sampleFps, int? maxFrames = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(totalFrames, 1);
+        if (!(videoFps > 0) || double.IsInfinity(videoFps)) throw new ArgumentOutOfRangeException(nameof(videoFps), videoFps, "the video's frame rate must be positive");
+        if (!(sampleFps > 0)) throw new ArgumentOutOfRangeException(nameof(sampleFps), sampleFps, "the sampling rate must be positive");
+        double fps = Math.Min(sampleFps, videoFps);
+        int count = Math.Max((int)Math.Round(totalFrames * fps / videoFps, MidpointRounding.ToEven), 1);
+        return maxFrames is int most ? Math.Min(count, Math.Max(1, most)) : count;
     }
 
     /// <summary>
@@ -120,8 +126,8 @@ public sealed class VideoFrames
         var info = ImageDecoder.Probe(data, limits.Frame);
         double totalMs = info.FrameDurationsMs.Sum(d => d < 20 ? 100.0 : d);
         double fps = info.FrameCount / (totalMs / 1000);
+        CheckBudget(VideoSampling.SampleCount(info.FrameCount, fps, config.SampleFps, config.MaxNumFramesEachVideo), info.Width, info.Height, limits, info.Format + " animation");
         var indices = VideoSampling.FrameIndices(info.FrameCount, fps, config.SampleFps, config.MaxNumFramesEachVideo);
-        CheckBudget(indices.Length, info.Width, info.Height, limits, info.Format + " animation");
         // The per-file limits cover one frame; the video limits cover the sampled set.
         var images = ImageDecoder.DecodeFrames(data, indices, limits.Frame, limits.MaxTotalPixels);
         return new VideoFrames([.. indices.Select((index, i) => new VideoFrame(images[i], index, index / fps))], info.FrameCount, fps);
@@ -139,9 +145,10 @@ public sealed class VideoFrames
         if (files.Count == 0) throw new VideoDecodeException("the image sequence is empty");
         double fps = framesPerSecond ?? config.SampleFps;
         if (!(fps > 0) || double.IsInfinity(fps)) throw new VideoDecodeException($"the image sequence's frame rate must be positive, got {fps}");
+        int count = VideoSampling.SampleCount(files.Count, fps, config.SampleFps, config.MaxNumFramesEachVideo);
+        if (count > limits.MaxFrames)
+            throw new VideoDecodeException($"the image sequence samples to {count:N0} frames; at most {limits.MaxFrames:N0} are accepted");
         var indices = VideoSampling.FrameIndices(files.Count, fps, config.SampleFps, config.MaxNumFramesEachVideo);
-        if (indices.Length > limits.MaxFrames)
-            throw new VideoDecodeException($"the image sequence samples to {indices.Length:N0} frames; at most {limits.MaxFrames:N0} are accepted");
         var frames = new List<VideoFrame>(indices.Length);
         long pixels = 0;
         foreach (int index in indices)
@@ -209,8 +216,9 @@ public sealed class VideoFrames
         var (width, height, totalFrames, fps) = await ProbeAsync(path, ffmpeg, cancellationToken);
         if (width > limits.Frame.MaxSide || height > limits.Frame.MaxSide || (long)width * height > limits.Frame.MaxPixels)
             throw new VideoDecodeException($"{path}: the video is {width}×{height}; frames of at most {limits.Frame.MaxSide:N0} pixels a side and {limits.Frame.MaxPixels:N0} pixels are accepted");
+        // The count is checked before the index list exists: a container may claim any number of frames.
+        CheckBudget(VideoSampling.SampleCount(totalFrames, fps, config.SampleFps, config.MaxNumFramesEachVideo), width, height, limits, path);
         var indices = VideoSampling.FrameIndices(totalFrames, fps, config.SampleFps, config.MaxNumFramesEachVideo);
-        CheckBudget(indices.Length, width, height, limits, path);
 
         string select = "select='" + string.Join("+", indices.Select(i => string.Create(CultureInfo.InvariantCulture, $"eq(n,{i})"))) + "'";
         var arguments = new List<string> { "-v", "error", "-nostdin", "-noautorotate", "-i", path, "-map", "0:v:0", "-vf", select,
