@@ -104,8 +104,11 @@ public static class ImageDecoder
         var frames = new List<RgbImage>(frameIndices.Count);
         if (frameIndices.Count == 0) return frames;
         var infos = codec.FrameCount > 0 ? codec.FrameInfo : [];
-        // A frame that later frames are drawn over (its "required frame") is kept as RGBA until the last one that needs it.
-        var required = new HashSet<int>(infos.Select(f => f.RequiredFrame).Where(r => r >= 0));
+        // A frame that later frames are drawn over (their "required frame") is kept as RGBA until the last one that needs
+        // it has been drawn, so an animation holds a copy or two of its canvas, not one per frame.
+        var lastUse = new Dictionary<int, int>();
+        for (int f = 0; f < infos.Length && f <= frameIndices[^1]; f++)
+            if (infos[f].RequiredFrame >= 0) lastUse[infos[f].RequiredFrame] = f;
         var kept = new Dictionary<int, byte[]>();
         var canvas = new byte[framePixels * 4];
         int wanted = 0;
@@ -119,7 +122,8 @@ public static class ImageDecoder
                 basis.CopyTo(canvas, 0);
             }
             DecodeFrameInto(codec, format, canvas, width, height, f, requiredFrame);
-            if (required.Contains(f)) kept[f] = (byte[])canvas.Clone();
+            if (requiredFrame >= 0 && lastUse[requiredFrame] == f) kept.Remove(requiredFrame);
+            if (lastUse.ContainsKey(f)) kept[f] = (byte[])canvas.Clone();
             if (f == frameIndices[wanted])
             {
                 frames.Add(new RgbImage(width, height, DropAlpha(canvas)));
