@@ -10,7 +10,8 @@ namespace KimiSharp.Cli;
 
 /// <summary>
 /// <c>kimi bench</c>: prefill and decode throughput on a checkpoint, the weight bytes one decoded token reads, the
-/// machine's streaming-read bandwidth (measured here), and decode speed as a fraction of the bandwidth roofline.
+/// machine's streaming-read bandwidth (measured here), and decode speed as a fraction of the bandwidth roofline; on a
+/// K2.5 checkpoint also image-encode time per megapixel (<see cref="VisionBench"/>).
 /// </summary>
 public static class BenchCommand
 {
@@ -25,6 +26,7 @@ public static class BenchCommand
         var float32 = CliOptions.Flag("--float32", "Measure the exact float32 path instead");
         var bandwidthMb = CliOptions.Int("--bandwidth-mb", "Buffer size of the memory bandwidth probe, in MiB", 1024, min: 1, helpName: "MB");
         var profile = CliOptions.Flag("--profile", "Add the time spent in each part of the forward pass (attention, experts, lm_head, …)");
+        var imageSize = CliOptions.Int("--image-size", "Side in pixels of the square test image encoded on a checkpoint with a vision tower", 448, min: 28, helpName: "PIXELS");
         var concurrency = CliOptions.Parsed("--concurrency", "N,N,…",
             "Also run N requests at once through the engine for each N (e.g. 1,4,16): aggregate and per-sequence decode t/s, time to first token, batch roofline",
             ParseLevels);
@@ -33,16 +35,17 @@ public static class BenchCommand
             Measures int8 activations on repacked INT4 weights by default (the fast mode); --float32 the exact path.
             """)
         {
-            model, threads, prompt, gen, rounds, int8, float32, bandwidthMb, profile, concurrency,
+            model, threads, prompt, gen, rounds, int8, float32, bandwidthMb, profile, concurrency, imageSize,
         };
         command.Exclusive(int8, float32, "--int8 and --float32 exclude each other");
         command.SetAction((r, ct) => Task.FromResult(Run(r.GetValue(model)!, r.GetValue(threads), r.GetValue(prompt), r.GetValue(gen),
-            r.GetValue(rounds), r.GetValue(float32), r.GetValue(bandwidthMb), r.GetValue(profile), r.GetValue(concurrency) ?? [], r.Out(), ct)));
+            r.GetValue(rounds), r.GetValue(float32), r.GetValue(bandwidthMb), r.GetValue(profile), r.GetValue(concurrency) ?? [], r.Out(), ct,
+            r.GetValue(imageSize))));
         return command;
     }
 
     public static int Run(string modelDir, int? threads, int prompt, int gen, int rounds, bool float32, int bandwidthMb, bool profile,
-        int[] concurrency, TextWriter stdout, CancellationToken cancellationToken)
+        int[] concurrency, TextWriter stdout, CancellationToken cancellationToken, int imageSize = 448)
     {
         if (threads is int count) KernelThreading.MaxThreads = count;
         // Quantized CPU engines multiply quantized weights with quantized activations (llama.cpp's Q4_0 × Q8_0), so the
@@ -51,7 +54,9 @@ public static class BenchCommand
         try
         {
             ForwardProfile.Enabled = profile;
-            return Measure(modelDir, activations, prompt, gen, rounds, bandwidthMb, concurrency, stdout, cancellationToken);
+            int code = Measure(modelDir, activations, prompt, gen, rounds, bandwidthMb, concurrency, stdout, cancellationToken);
+            if (code == 0 && VisionBench.HasVisionTower(modelDir)) VisionBench.Measure(modelDir, imageSize, rounds, stdout, cancellationToken);
+            return code;
         }
         finally
         {
@@ -231,5 +236,56 @@ public static class BenchCommand
         catch (IOException) { }
         catch (UnauthorizedAccessException) { }
         return 0;
+    }
+}
+
+/// <summary>
+/// The vision part of <c>kimi bench</c>: preprocessing and tower + projector time for one square test image, per
+/// megapixel of the image as given (below the 16384-patch limit the image is not resized, so this is the tower's rate).
+/// </summary>
+internal static class VisionBench
+{
+    public static bool HasVisionTower(string modelDir)
+    {
+        string path = Path.Combine(modelDir, "config.json");
+        return File.Exists(path) && File.ReadAllText(path).Contains("\"vision_config\"", StringComparison.Ordinal);
+    }
+
+    public static void Measure(string modelDir, int side, int rounds, TextWriter stdout, CancellationToken cancellationToken)
+    {
+        var config = KimiSharp.Vision.VisionConfig.Load(modelDir);
+        var media = KimiSharp.Vision.MediaProcessingConfig.Load(modelDir);
+        media.CheckAgainst(config);
+        using var weights = KimiSharp.Vision.VisionWeights.Load(modelDir, config);
+        var encoder = new KimiSharp.Vision.VisionEncoder(weights);
+        var preprocessor = new KimiSharp.Vision.ImagePreprocessor(media);
+        var pixels = new byte[side * side * 3];
+        for (int i = 0; i < pixels.Length; i++) pixels[i] = (byte)(i * 2654435761u >> 24);
+        var image = KimiSharp.Vision.RgbImage.Create(side, side, pixels);
+        double megapixels = side * (double)side / 1e6;
+
+        encoder.Encode([preprocessor.Image(image)], cancellationToken); // warm-up: JIT and first touch of the weights
+        var prepare = new List<double>();
+        var encode = new List<double>();
+        KimiSharp.Vision.VisionInput input = null!;
+        for (int round = 0; round < rounds; round++)
+        {
+            var clock = Stopwatch.StartNew();
+            input = preprocessor.Image(image);
+            prepare.Add(clock.Elapsed.TotalSeconds);
+            clock.Restart();
+            encoder.Encode([input], cancellationToken);
+            encode.Add(clock.Elapsed.TotalSeconds);
+        }
+        double total = Median([.. prepare.Zip(encode, (a, b) => a + b)]);
+        stdout.WriteLine();
+        stdout.WriteLine($"vision       {config.NumHiddenLayers} tower layers, width {config.HiddenSize}, {config.NumAttentionHeads} heads; test image {side}×{side} ({megapixels:F3} MP) → {input.Grid.Rows}×{input.Grid.Columns} patches → {encoder.TokensFor(input.Grid)} tokens");
+        stdout.WriteLine($"image encode {total / megapixels,8:F3} s/MP       ({total * 1e3:F1} ms per image: preprocess {Median(prepare) * 1e3:F1} ms + tower and projector {Median(encode) * 1e3:F1} ms; median of {rounds}; range {encode.Min() * 1e3:F1}–{encode.Max() * 1e3:F1} ms)");
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 }

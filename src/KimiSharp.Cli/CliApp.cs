@@ -90,7 +90,7 @@ public static class CliApp
             or IOException or UnauthorizedAccessException or ArgumentException or System.Text.Json.JsonException or FormatException
             or KimiSharp.Jinja.TemplateException or KimiSharp.Tokens.Tokenization.TokenizerFormatException
             or KimiSharp.Engine.RequestTooLargeException or KimiSharp.Client.ChatEndpointException or KimiSharp.Agent.Mcp.McpConfigException
-            or KimiSharp.Vision.VisionConfigException or KimiSharp.Vision.ImageDecodeException)
+            or KimiSharp.Vision.VisionConfigException or KimiSharp.Vision.ImageDecodeException or KimiSharp.Vision.VideoDecodeException)
         {
             stderr.WriteLine($"{verb}: error: {e.Message}");
             return BadInput;

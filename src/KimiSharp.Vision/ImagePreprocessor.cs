@@ -50,15 +50,29 @@ public sealed class ImagePreprocessor(MediaProcessingConfig config)
     }
 
     /// <summary>
+    /// The plan every frame of a <paramref name="frameCount"/>-frame video chunk whose first frame is width × height is
+    /// scaled to: at most <see cref="MediaProcessingConfig.InPatchLimitEachFrame"/> patches per frame, and when
+    /// <see cref="MediaProcessingConfig.InPatchLimitVideo"/> is set, at most round(that / frames) (as navit_resize_video).
+    /// </summary>
+    public ImageResizePlan VideoChunkPlan(int width, int height, int frameCount)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(frameCount, 1);
+        int limit = Config.InPatchLimitEachFrame;
+        if (Config.InPatchLimitVideo is int total)
+            limit = Math.Min((int)Math.Round((double)total / frameCount, MidpointRounding.ToEven), limit);
+        return Plan(width, height, limit);
+    }
+
+    /// <summary>
     /// A video chunk (up to <see cref="MediaProcessingConfig.TemporalMergeKernelSize"/> frames): every frame is scaled
-    /// to the plan of the first, within the per-frame patch limit.
+    /// to the plan of the first (<see cref="VideoChunkPlan"/>).
     /// </summary>
     public VisionInput VideoChunk(IReadOnlyList<RgbImage> frames)
     {
         if (frames.Count == 0) throw new ArgumentException("a video chunk needs at least one frame");
         if (frames.Count > Config.TemporalMergeKernelSize)
             throw new ArgumentException($"a video chunk holds at most {Config.TemporalMergeKernelSize} frames, got {frames.Count}");
-        var plan = Plan(frames[0].Width, frames[0].Height, Config.InPatchLimitEachFrame);
+        var plan = VideoChunkPlan(frames[0].Width, frames[0].Height, frames.Count);
         var padded = frames.Select(f => Pad(Resize(f, plan.NewWidth, plan.NewHeight), plan)).ToArray();
         return new VisionInput(Patchify(padded, plan), new VisionGrid(frames.Count, plan.PatchRows, plan.PatchColumns));
     }

@@ -20,6 +20,14 @@ public sealed record MediaProcessingConfig
     public int InPatchLimitEachFrame { get; init; } = 4096;
     /// <summary>Frames per video chunk (<c>temporal_merge_kernel_size</c>).</summary>
     public int TemporalMergeKernelSize { get; init; } = 4;
+    /// <summary>Most patches over all frames of one video chunk (<c>in_patch_limit_video</c>); null (K2.5) for no total limit.</summary>
+    public int? InPatchLimitVideo { get; init; }
+    /// <summary>Frames sampled per second of video (<c>sample_fps</c>), at most the video's own rate.</summary>
+    public double SampleFps { get; init; } = 2.0;
+    /// <summary>Most frames sampled from one video (<c>max_num_frames_each_video</c>); null (K2.5) for no limit.</summary>
+    public int? MaxNumFramesEachVideo { get; init; }
+    /// <summary>How each chunk's start time is written before it (<c>timestamp_mode</c>): hh:mm:ss.fff, mm:ss.fff or mm:ss.</summary>
+    public string TimestampMode { get; init; } = "hh:mm:ss.fff";
     public double[] ImageMean { get; init; } = [0.5, 0.5, 0.5];
     public double[] ImageStd { get; init; } = [0.5, 0.5, 0.5];
 
@@ -52,6 +60,13 @@ public sealed record MediaProcessingConfig
                     throw new VisionConfigException($"{where}.{key} must be a positive integer, got {v.GetRawText()}");
                 return i;
             }
+            int? OptionalInt(string key)
+            {
+                if (!cfg.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null) return null;
+                if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out int i) || i <= 0)
+                    throw new VisionConfigException($"{where}.{key} must be a positive integer or null, got {v.GetRawText()}");
+                return i;
+            }
             double[] Triple(string key, double[] fallback)
             {
                 if (!cfg.TryGetProperty(key, out var v) || v.ValueKind == JsonValueKind.Null) return fallback;
@@ -67,7 +82,14 @@ public sealed record MediaProcessingConfig
                 MergeKernelSize = Int("merge_kernel_size", d.MergeKernelSize),
                 InPatchLimit = Int("in_patch_limit", d.InPatchLimit),
                 PatchLimitOnOneSide = Int("patch_limit_on_one_side", d.PatchLimitOnOneSide),
-                InPatchLimitEachFrame = Int("in_patch_limit_each_frame", d.InPatchLimitEachFrame),
+                // The processor falls back to in_patch_limit when the per-frame limit is null.
+                InPatchLimitEachFrame = cfg.TryGetProperty("in_patch_limit_each_frame", out var each) && each.ValueKind == JsonValueKind.Null
+                    ? Int("in_patch_limit", d.InPatchLimit)
+                    : Int("in_patch_limit_each_frame", d.InPatchLimitEachFrame),
+                InPatchLimitVideo = OptionalInt("in_patch_limit_video"),
+                MaxNumFramesEachVideo = OptionalInt("max_num_frames_each_video"),
+                SampleFps = SampleFpsValue(cfg, where, d.SampleFps),
+                TimestampMode = TimestampModeValue(cfg, where, d.TimestampMode),
                 TemporalMergeKernelSize = Int("temporal_merge_kernel_size", d.TemporalMergeKernelSize),
                 ImageMean = Triple("image_mean", d.ImageMean),
                 ImageStd = Triple("image_std", d.ImageStd),
@@ -76,6 +98,23 @@ public sealed record MediaProcessingConfig
                 if (!(s > 0)) throw new VisionConfigException($"{where}.image_std must be positive, got {s}");
             return config;
         }
+    }
+
+    private static double SampleFpsValue(JsonElement cfg, string where, double fallback)
+    {
+        if (!cfg.TryGetProperty("sample_fps", out var v) || v.ValueKind == JsonValueKind.Null) return fallback;
+        if (v.ValueKind != JsonValueKind.Number || !(v.GetDouble() > 0) || double.IsInfinity(v.GetDouble()))
+            throw new VisionConfigException($"{where}.sample_fps must be a positive number, got {v.GetRawText()}");
+        return v.GetDouble();
+    }
+
+    private static string TimestampModeValue(JsonElement cfg, string where, string fallback)
+    {
+        if (!cfg.TryGetProperty("timestamp_mode", out var v) || v.ValueKind == JsonValueKind.Null) return fallback;
+        string? mode = v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+        if (mode is not ("hh:mm:ss.fff" or "mm:ss.fff" or "mm:ss"))
+            throw new VisionConfigException($"{where}.timestamp_mode must be \"hh:mm:ss.fff\", \"mm:ss.fff\" or \"mm:ss\", got {v.GetRawText()}");
+        return mode;
     }
 
     /// <summary>Throws when the preprocessing does not fit the tower it feeds.</summary>

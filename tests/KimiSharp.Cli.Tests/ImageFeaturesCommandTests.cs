@@ -66,7 +66,7 @@ public sealed class ImageFeaturesCommandTests : IDisposable
         File.WriteAllText(notImage, "just text");
         var (code, _, error) = await Kimi.Run("image-features", "--model", dir, "--image", notImage, "--out", output);
         Assert.NotEqual(0, code);
-        Assert.Contains("not a PNG, JPEG, GIF or BMP", error);
+        Assert.Contains("not a PNG, JPEG, WebP, GIF or BMP", error);
         string truncated = Path.Combine(_scratch, "cut.png");
         File.WriteAllBytes(truncated, Png(40, 40)[..60]);
         (code, _, error) = await Kimi.Run("image-features", "--model", dir, "--image", truncated, "--out", output);
@@ -83,13 +83,58 @@ public sealed class ImageFeaturesCommandTests : IDisposable
         Assert.False(File.Exists(output));
     }
 
-    internal static byte[] Png(int width, int height)
+    [Fact]
+    public async Task VideoFeaturesAreEachChunksFeaturesInOrder()
+    {
+        string dir = Path.Combine(_scratch, "k25");
+        Assert.Equal(0, (await Kimi.Run("init-random", "--config", WriteConfig(), "--out", dir, "--quant", "bf16")).Code);
+        // Five frames in a directory, read as an already-sampled sequence: chunks of 4 and 1 frames.
+        string frames = Path.Combine(_scratch, "frames");
+        Directory.CreateDirectory(frames);
+        for (int i = 0; i < 5; i++) File.WriteAllBytes(Path.Combine(frames, $"{i:000}.png"), Png(60, 40, shift: 50 * i));
+        string output = Path.Combine(_scratch, "video.f32");
+        var (code, _, error) = await Kimi.Run("image-features", "--model", dir, "--video", frames, "--out", output);
+        Assert.True(code == 0, error);
+        Assert.Contains("2 chunk(s)", error);
+        Assert.Contains("00:00:02.000: 1 frame(s) [4]", error);
+        var media = MediaProcessingConfig.Load(dir);
+        var chunker = new VideoChunker(media);
+        var chunks = chunker.Chunks(VideoFrames.FromDirectory(frames, media));
+        using var weights = VisionWeights.Load(dir, VisionConfig.Load(dir));
+        var encoder = new VisionEncoder(weights);
+        var expected = chunks.SelectMany(c => encoder.Encode([chunker.Preprocess(c)])[0]).ToArray();
+        // 60×40 pads to 84×56: 2×3 tokens of 96 floats per chunk.
+        byte[] bytes = File.ReadAllBytes(output);
+        Assert.Equal(2 * 6 * 96 * 4, bytes.Length);
+        for (int i = 0; i < expected.Length; i++) Assert.Equal(expected[i], BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(4 * i)));
+
+        (code, _, error) = await Kimi.Run("image-features", "--model", dir, "--out", output);
+        Assert.NotEqual(0, code);
+        Assert.Contains("--image FILE or --video", error);
+        (code, _, error) = await Kimi.Run("image-features", "--model", dir, "--video", Path.Combine(_scratch, "missing.mp4"), "--out", output);
+        Assert.NotEqual(0, code);
+        Assert.Contains("no such video", error);
+    }
+
+    [Fact]
+    public async Task BenchReportsImageEncodeTimePerMegapixel()
+    {
+        string dir = Path.Combine(_scratch, "k25");
+        Assert.Equal(0, (await Kimi.Run("init-random", "--config", WriteConfig(), "--out", dir, "--quant", "bf16")).Code);
+        var (code, output, error) = await Kimi.Run("bench", "--model", dir, "--prompt", "4", "--gen", "2", "--rounds", "1",
+            "--bandwidth-mb", "1", "--float32", "--image-size", "56");
+        Assert.True(code == 0, error);
+        Assert.Contains("test image 56×56 (0.003 MP) → 4×4 patches → 4 tokens", output);
+        Assert.Matches(@"image encode +\d+\.\d{3} s/MP", output);
+    }
+
+    internal static byte[] Png(int width, int height, int shift = 0)
     {
         using var raw = new MemoryStream();
         for (int y = 0; y < height; y++)
         {
             raw.WriteByte(0);
-            for (int x = 0; x < width; x++) raw.Write([(byte)(x * 5), (byte)(y * 3), (byte)(x ^ y)]);
+            for (int x = 0; x < width; x++) raw.Write([(byte)(x * 5 + shift), (byte)(y * 3), (byte)(x ^ y)]);
         }
         using var compressed = new MemoryStream();
         using (var z = new ZLibStream(compressed, CompressionLevel.Fastest, leaveOpen: true)) z.Write(raw.ToArray());

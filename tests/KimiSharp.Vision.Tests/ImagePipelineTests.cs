@@ -146,7 +146,13 @@ public sealed class ImagePipelineTests
     [InlineData("decode-bitmap.bmp", 0)]
     [InlineData("decode-palette.gif", 0)]
     [InlineData("decode-alpha.png", 0)] // alpha dropped, not composited, like convert("RGB")
-    [InlineData("decode-photo.jpg", 3)] // stb_image's IDCT and chroma upsampling are not libjpeg-turbo's
+    [InlineData("decode-photo.jpg", 0)] // Skia and Pillow both decode JPEG with libjpeg-turbo
+    [InlineData("webp-lossless.webp", 0)]
+    [InlineData("webp-lossless-alpha.webp", 0)]
+    // Lossy VP8 decoding is bit-exact in libwebp (the spec fixes the IDCT and loop filter); Skia's bundled libwebp and
+    // Debian's 1.2.4 agree exactly, and the expectation stays exact until a libwebp update proves otherwise.
+    [InlineData("webp-lossy.webp", 0)]
+    [InlineData("webp-lossy-alpha.webp", 0)]
     public void DecodesLikePillow(string file, int tolerance)
     {
         var image = ImageDecoder.DecodeFile(Fixture(file));
@@ -167,6 +173,9 @@ public sealed class ImagePipelineTests
         Assert.Equal(2, ImageDecoder.DecodeFrames(File.ReadAllBytes(Fixture("decode-animated.gif")), maxFrames: 2).Count);
         // A still image is a one-frame sequence.
         Assert.Single(ImageDecoder.DecodeFrames(File.ReadAllBytes(Fixture("decode-bitmap.bmp")), maxFrames: 4));
+        // Frames picked out of order of need (the sampler skips some) decode the same canvases.
+        var picked = ImageDecoder.DecodeFrames(File.ReadAllBytes(Fixture("decode-animated.gif")), [0, 2]);
+        Assert.Equal(expected.AsSpan(2 * 3600, 3600).ToArray(), picked[1].Pixels);
         var chunk = new ImagePreprocessor(new MediaProcessingConfig()).VideoChunk(frames);
         Assert.Equal(new VisionGrid(3, 4, 4), chunk.Grid); // 40×30 pads to 56×56
     }
@@ -176,9 +185,8 @@ public sealed class ImagePipelineTests
     {
         var png = TestImages.Png(31, 17, TestImages.Pattern(31, 17));
         Assert.Contains("truncated", Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(png.AsSpan(0, png.Length / 2))).Message);
-        Assert.Contains("not a PNG, JPEG, GIF or BMP", Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode("hello, world"u8)).Message);
+        Assert.Contains("not a PNG, JPEG, WebP, GIF or BMP", Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode("hello, world"u8)).Message);
         Assert.Contains("empty", Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode([])).Message);
-        Assert.Contains("WebP", Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode("RIFF\0\0\0\0WEBPVP8 "u8)).Message);
         Assert.Contains("truncated", Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode([0xFF, 0xD8, 0xFF, 0xE0, 0, 16, 1, 2, 3])).Message);
         // Headers claiming huge sizes are refused from the header, before any pixel buffer is allocated.
         var wide = TestImages.Png(1, 1, [1, 2, 3], headerWidth: 60_000, headerHeight: 1);
@@ -224,5 +232,60 @@ public sealed class ImagePipelineTests
         Assert.Equal((single.Grid.Rows, single.Grid.Columns), (chunk.Grid.Rows, chunk.Grid.Columns));
         Assert.Equal(single.Patches, chunk.Patches.AsSpan(0, single.Patches.Length).ToArray());
         Assert.Throws<ArgumentException>(() => preprocessor.VideoChunk([.. frames, frames[0], frames[0]]));
+    }
+
+    [Fact]
+    public void AnimatedWebPFramesAndDurationsDecodeLikePillow()
+    {
+        var bytes = File.ReadAllBytes(Fixture("webp-animated.webp"));
+        var expected = File.ReadAllBytes(Fixture("webp-animated.rgb"));
+        var info = ImageDecoder.Probe(bytes);
+        Assert.Equal(("WebP", 40, 30), (info.Format, info.Width, info.Height));
+        Assert.Equal([100, 200, 300], info.FrameDurationsMs);
+        var frames = ImageDecoder.DecodeFrames(bytes, maxFrames: 8);
+        Assert.Equal(3, frames.Count);
+        for (int f = 0; f < 3; f++)
+            Assert.Equal(expected.AsSpan(f * 3600, 3600).ToArray(), frames[f].Pixels);
+    }
+
+    [Fact]
+    public void HostileWebPFilesGetClearErrors()
+    {
+        var good = File.ReadAllBytes(Fixture("webp-lossy.webp"));
+        // Cut short: the RIFF header declares more bytes than the file holds.
+        Assert.Contains("truncated", Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(good.AsSpan(0, good.Length - 100))).Message);
+        // A chunk that declares more bytes than the RIFF holds.
+        var lying = (byte[])good.Clone();
+        BinaryPrimitives.WriteUInt32LittleEndian(lying.AsSpan(16), 0x7FFF_FFF0);
+        Assert.Contains("chunk 'VP8 '", Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(lying)).Message);
+        // A RIFF size too small to hold any image chunk.
+        Assert.Contains("RIFF size", Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode("RIFF\x04\0\0\0WEBP"u8)).Message);
+        // Huge declared canvases are refused from the header: a 16384² lossless image, a 60,000-wide VP8X canvas.
+        Assert.Contains("decompression bomb", Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(WebPHeader("VP8L", [0x2F, 0xFF, 0xFF, 0xFF, 0x0F]))).Message);
+        int w = 60_000 - 1;
+        Assert.Contains("50,000", Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(
+            WebPHeader("VP8X", [0, 0, 0, 0, (byte)w, (byte)(w >> 8), (byte)(w >> 16), 9, 0, 0]))).Message);
+        // A lossy chunk whose start code is wrong, and a first chunk that is not an image chunk.
+        var noStart = (byte[])good.Clone();
+        noStart[23] ^= 0xFF;
+        Assert.Contains("start code", Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(noStart)).Message);
+        Assert.Contains("'EXIF'", Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(WebPHeader("EXIF", [1, 2, 3, 4]))).Message);
+        // Valid headers over garbage lossless data are refused by the decoder (its Huffman codes do not parse). Lossy
+        // VP8 has no integrity check: garbage there decodes to noise, as in every decoder.
+        var garbage = File.ReadAllBytes(Fixture("webp-lossless.webp"));
+        for (int i = 30; i < garbage.Length; i++) garbage[i] = (byte)(i * 37);
+        Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(garbage));
+    }
+
+    private static byte[] WebPHeader(string chunk, byte[] payload)
+    {
+        var bytes = new byte[12 + 8 + payload.Length + (payload.Length & 1)];
+        "RIFF"u8.CopyTo(bytes);
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(4), (uint)(bytes.Length - 8));
+        "WEBP"u8.CopyTo(bytes.AsSpan(8));
+        System.Text.Encoding.ASCII.GetBytes(chunk).CopyTo(bytes, 12);
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(16), (uint)payload.Length);
+        payload.CopyTo(bytes, 20);
+        return bytes;
     }
 }
