@@ -17,15 +17,14 @@ internal static class GenerateCommand
         var topP = CliOptions.Number("--top-p", "Nucleus sampling mass", 1, min: 0, max: 1, helpName: "P");
         var seed = CliOptions.OptionalInt("--seed", "Sampling seed");
         var name = ModelLocator.NameOption();
-        var threads = CliOptions.Threads();
-        var int8 = ModelLocator.Int8Option();
+        var kernels = new KernelOptions();
         var command = new Command("generate", "Raw text completion, no chat template.")
         {
-            model, prompt, maxTokens, temperature, topP, seed, name, threads, int8,
+            model, prompt, maxTokens, temperature, topP, seed, name,
         };
+        kernels.AddTo(command);
         command.SetAction(async (r, ct) =>
         {
-            if (r.GetValue(threads) is int count) Kernels.KernelThreading.MaxThreads = count;
             var generation = new GenerationOptions
             {
                 MaxTokens = r.GetValue(maxTokens),
@@ -33,7 +32,7 @@ internal static class GenerateCommand
                 TopP = (float)r.GetValue(topP),
                 Seed = r.GetValue(seed),
             };
-            await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err(), ModelLocator.Activations(r.GetValue(int8)));
+            await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err(), kernels.Settings(r));
             return await RunAsync(service, r.GetValue(prompt)!, generation, r.Out(), r.Err(), ct);
         });
         return command;

@@ -31,7 +31,6 @@ public static class ImageFeaturesCommand
     public static async Task<int> RunAsync(string modelDir, string imagePath, string outPath, int? threads, TextWriter stderr,
         CancellationToken cancellationToken)
     {
-        if (threads is int count) KernelThreading.MaxThreads = count;
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian hosts are not supported");
         var config = VisionConfig.Load(modelDir);
         var media = MediaProcessingConfig.Load(modelDir);
@@ -40,7 +39,10 @@ public static class ImageFeaturesCommand
         var input = new ImagePreprocessor(media).Image(decoded);
         using var weights = VisionWeights.Load(modelDir, config);
         var clock = Stopwatch.StartNew();
-        float[] features = new VisionEncoder(weights).Encode([input], cancellationToken)[0];
+        float[] features = new VisionEncoder(weights)
+        {
+            Kernels = threads is int count ? new KernelSettings { MaxThreads = count } : KernelSettings.Default,
+        }.Encode([input], cancellationToken)[0];
         double seconds = clock.Elapsed.TotalSeconds;
 
         // Write beside the target and rename, so an interrupted run never leaves a half-written file behind.

@@ -49,7 +49,7 @@ internal static class QuantizeCommand
     {
         var tokenizer = KimiTokenizer.FromModelDirectory(dir);
         var tokens = tokenizer.Encode(File.ReadAllText(textPath), allowSpecial: false).ToArray();
-        using var model = KimiModel.Load(dir, new KimiModelLoadOptions { Activations = activations });
+        using var model = KimiModel.Load(dir, new KimiModelLoadOptions { Kernels = new KernelSettings { Activations = activations } });
         double nll = Evaluation.MeanNegativeLogLikelihood(model, tokens, window, cancellationToken);
         stdout.WriteLine($"{tokens.Length} tokens: loss {nll:F4} nats/token, perplexity {Math.Exp(nll):F3} ({(activations == ActivationPrecision.Int8 ? "int8" : "float32")} activations)");
         return Task.FromResult(0);
