@@ -72,7 +72,7 @@ public sealed class KimiModel : IDisposable
         var config = ModelConfig.Load(directory);
         var tensors = CheckpointTensors.Open(directory,
             progress is null ? null : new Progress<(int Done, int Total)>(p => progress.Report(new LoadProgress("mapping", p.Done, p.Total))));
-        var arena = options.RepackInt4ForInt8 || options.Kernels.Int8Activations ? new NativeArena() : null;
+        var arena = options.RepackInt4ForInt8 ?? options.Kernels.Int8Activations ? new NativeArena() : null;
         var w = new WeightLoader(tensors, config) { RepackArena = arena };
         try
         {
@@ -386,14 +386,16 @@ public sealed record KimiModelLoadOptions
     /// Repack INT4 (group 32) projection and expert weights into 16-row blocks, the layout of the fast int8-activation
     /// kernels (<see cref="KernelSettings.Int8Activations"/>). They are read into huge-page native memory and repacked there;
     /// their mapped originals are never touched, so resident memory stays at one copy. Float activations still work
-    /// on repacked weights, but slowly: turn this on only for int8 use. CPUs without AVX-512BW keep the stored layout.
+    /// on repacked weights, but slowly. CPUs without AVX-512BW keep the stored layout. Null (the default): repack exactly
+    /// when <see cref="Kernels"/> ask for int8 activations; false keeps the stored layout even then (int8 products on
+    /// the stored rows, slower).
     /// </summary>
-    public bool RepackInt4ForInt8 { get; init; }
+    public bool? RepackInt4ForInt8 { get; init; }
 
     /// <summary>
     /// The model's <see cref="KimiModel.Kernels"/>: activation precision and threads of its forward passes (default:
-    /// the exact float32 path on every core). Int8 activations also repack the INT4 weights (as
-    /// <see cref="RepackInt4ForInt8"/>), the layout their kernels read fastest.
+    /// the exact float32 path on every core). Int8 activations also repack the INT4 weights (unless
+    /// <see cref="RepackInt4ForInt8"/> says otherwise), the layout their kernels read fastest.
     /// </summary>
     public KernelSettings Kernels { get; init; } = KernelSettings.Default;
 
