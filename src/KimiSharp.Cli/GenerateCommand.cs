@@ -50,7 +50,11 @@ internal static class GenerateCommand
         }
         stdout.WriteLine();
         if (done is not null)
-            stderr.WriteLine($"[{done.Usage.PromptTokens} prompt + {done.Usage.CompletionTokens} generated tokens, finish: {done.FinishReason}]");
+        {
+            var kernels = service.Model.Kernels;
+            stderr.WriteLine($"[{done.Usage.PromptTokens} prompt + {done.Usage.CompletionTokens} generated tokens, finish: {done.FinishReason}; " +
+                $"{(kernels.Int8Activations ? "int8" : "float32")} activations, {kernels.MaxThreads} threads]");
+        }
         return 0;
     }
 }
