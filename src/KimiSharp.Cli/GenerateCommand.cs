@@ -43,16 +43,24 @@ internal static class GenerateCommand
     {
         var tokens = service.Tokenizer.Encode(prompt, allowSpecial: true);
         ChatCompleted? done = null;
+        // Decode speed: the generated tokens over the time from the prompt's end (its prefill done) to the last token.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        TimeSpan? started = null;
         await foreach (var e in service.CompleteAsync(tokens, generation, [], cancellationToken))
         {
-            if (e is ChatOutput { Piece: ContentDelta d }) { stdout.Write(d.Text); stdout.Flush(); }
+            if (e is ChatStarted) started = clock.Elapsed;
+            else if (e is ChatOutput { Piece: ContentDelta d }) { stdout.Write(d.Text); stdout.Flush(); }
             else if (e is ChatCompleted c) done = c;
         }
+        var elapsed = clock.Elapsed;
         stdout.WriteLine();
         if (done is not null)
         {
             var kernels = service.Model.Kernels;
-            stderr.WriteLine($"[{done.Usage.PromptTokens} prompt + {done.Usage.CompletionTokens} generated tokens, finish: {done.FinishReason}; " +
+            double decodeSeconds = (elapsed - (started ?? elapsed)).TotalSeconds;
+            string speed = done.Usage.CompletionTokens > 1 && decodeSeconds > 0
+                ? $", decode {done.Usage.CompletionTokens / decodeSeconds:F1} tokens/s" : "";
+            stderr.WriteLine($"[{done.Usage.PromptTokens} prompt + {done.Usage.CompletionTokens} generated tokens, finish: {done.FinishReason}{speed}; " +
                 $"{(kernels.Int8Activations ? "int8" : "float32")} activations, {kernels.MaxThreads} threads]");
         }
         return 0;
