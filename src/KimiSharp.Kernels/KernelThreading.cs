@@ -8,8 +8,10 @@ public interface IRowJob
 
 /// <summary>
 /// How kernels split work across cores: a job asked to run on N threads runs on the calling thread plus a persistent
-/// pool of N − 1 workers (one process-wide pool per thread count, created on first use; an idle pool sleeps). A job is cut into contiguous row ranges that threads claim one at a time, so which thread computes a
-/// row never changes the row's arithmetic. Dispatch allocates nothing: workers spin briefly, then sleep until woken.
+/// pool of N − 1 workers (one process-wide pool per thread count, created on first use; an idle pool sleeps). The
+/// thread count is the caller's (<see cref="KernelSettings.MaxThreads"/>), never a process-wide setting. A job is cut
+/// into contiguous row ranges that threads claim one at a time, so which thread computes a row never changes the row's
+/// arithmetic. Dispatch allocates nothing: workers spin briefly, then sleep until woken.
 /// </summary>
 public static class KernelThreading
 {

@@ -56,6 +56,34 @@ public sealed class Int8OptionTests : IDisposable
         Assert.Contains("--int8 takes no value (got 'yes')", err);
     }
 
+    [Fact]
+    public async Task Perplexity_scores_a_text_or_tokens_the_model_samples_with_either_precision()
+    {
+        string text = Path.Combine(_scratch, "chat.txt");
+        File.WriteAllText(text, "<|im_user|>user<|im_middle|>hello there<|im_end|> and some plain words after it");
+        var plain = await Kimi.Run("perplexity", "--model", Model, "--text", text);
+        var special = await Kimi.Run("perplexity", "--model", Model, "--text", text, "--special");
+        Assert.True(plain.Code == 0 && special.Code == 0, plain.Err + special.Err);
+        int Tokens(string output) => int.Parse(output.Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(Tokens(special.Out) < Tokens(plain.Out), "special tokens read as themselves take one token each");
+
+        var exact = await Kimi.Run("perplexity", "--model", Model, "--sampled", "40", "--seed", "3");
+        var int8 = await Kimi.Run("perplexity", "--model", Model, "--sampled", "40", "--seed", "3", "--int8", "--threads", "1");
+        Assert.True(exact.Code == 0 && int8.Code == 0, exact.Err + int8.Err);
+        Assert.StartsWith("40 tokens sampled from the model (seed 3)", exact.Out);
+        Assert.Contains("(float32 activations)", exact.Out);
+        Assert.Contains("(int8 activations)", int8.Out);
+        // The same sampled stream, scored two ways: close, and not the same numbers.
+        Assert.NotEqual(exact.Out.Replace("float32", ""), int8.Out.Replace("int8", ""));
+
+        var neither = await Kimi.Run("perplexity", "--model", Model);
+        Assert.Equal(2, neither.Code);
+        Assert.Contains("missing --text (or --sampled N)", neither.Err);
+        var both = await Kimi.Run("perplexity", "--model", Model, "--text", text, "--sampled", "8");
+        Assert.Equal(2, both.Code);
+        Assert.Contains("give --text or --sampled, not both", both.Err);
+    }
+
     [Theory]
     [InlineData(new string[0], null, null)]
     [InlineData(new[] { "--exact" }, ActivationPrecision.Float32, null)]
