@@ -31,8 +31,11 @@ public unsafe class MatMulBenchmarks : IDescribesWork, IDisposable
     [GlobalSetup]
     public void Setup()
     {
-        KernelThreading.MaxThreads = 1;
-        MatrixKernels.Int8Activations = Format.StartsWith("int4-q8", StringComparison.Ordinal);
+        _kernels = new KernelSettings
+        {
+            MaxThreads = 1,
+            Activations = Format.StartsWith("int4-q8", StringComparison.Ordinal) ? ActivationPrecision.Int8 : ActivationPrecision.Float32,
+        };
         var rng = new Random(1);
         var values = new float[Rows * Cols];
         for (int i = 0; i < values.Length; i++) values[i] = (float)(rng.NextDouble() * 2 - 1) * 0.02f;
@@ -73,7 +76,9 @@ public unsafe class MatMulBenchmarks : IDescribesWork, IDisposable
     }
 
     [Benchmark]
-    public void MatMul() => MatrixKernels.MatMul(_w!, _x, _y, Tokens);
+    public void MatMul() => MatrixKernels.MatMul(_w!, _x, _y, Tokens, _kernels);
+
+    private KernelSettings _kernels = KernelSettings.Default;
 
     public (double Bytes, double Flops) Work(string method)
     {
@@ -89,7 +94,6 @@ public unsafe class MatMulBenchmarks : IDescribesWork, IDisposable
     [GlobalCleanup]
     public void Dispose()
     {
-        MatrixKernels.Int8Activations = false;
         foreach (var p in _memory) NativeMemory.AlignedFree((void*)p);
         _memory.Clear();
     }
@@ -155,7 +159,6 @@ public unsafe class AttentionBenchmarks : IDescribesWork, IDisposable
     [GlobalSetup]
     public void Setup()
     {
-        KernelThreading.MaxThreads = 1;
         var rng = new Random(3);
         float* Fill(long n)
         {

@@ -26,7 +26,6 @@ public class ModelBenchmarks : IDescribesWork, IDisposable
     [GlobalSetup]
     public void Setup()
     {
-        KernelThreading.MaxThreads = 1;
         _dir = Directory.CreateTempSubdirectory("kimisharp-bench-").FullName;
         RandomCheckpoint.Write(_dir, new RandomCheckpointOptions
         {
@@ -35,7 +34,7 @@ public class ModelBenchmarks : IDescribesWork, IDisposable
             QkNopeHeadDim = 128, QkRopeHeadDim = 64, VHeadDim = 128, MaxPositionEmbeddings = 4096, Format = CheckpointFormat.Int4,
             Int4AllLinears = true,
         });
-        _model = KimiModel.Load(_dir);
+        _model = KimiModel.Load(_dir, new KimiModelLoadOptions { Kernels = new KernelSettings { MaxThreads = 1 } });
         _cache = _model.CreateCache(Context + 1);
         _logits = new float[_model.Config.VocabSize * Context];
         var prompt = new int[Context];

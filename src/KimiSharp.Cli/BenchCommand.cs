@@ -47,36 +47,28 @@ public static class BenchCommand
     public static int Run(string modelDir, int? threads, int prompt, int gen, int rounds, bool float32, int bandwidthMb, bool profile,
         int[] concurrency, TextWriter stdout, CancellationToken cancellationToken, int imageSize = 448)
     {
-        if (threads is int count) KernelThreading.MaxThreads = count;
         // Quantized CPU engines multiply quantized weights with quantized activations (llama.cpp's Q4_0 × Q8_0), so the
-        // bench measures that mode by default; --float32 measures the exact path chat and serve use without --int8.
-        var activations = float32 ? ActivationPrecision.Float32 : ActivationPrecision.Int8;
-        try
-        {
-            ForwardProfile.Enabled = profile;
-            int code = Measure(modelDir, activations, prompt, gen, rounds, bandwidthMb, concurrency, stdout, cancellationToken);
-            if (code == 0 && VisionBench.HasVisionTower(modelDir)) VisionBench.Measure(modelDir, imageSize, rounds, stdout, cancellationToken);
-            return code;
-        }
-        finally
-        {
-            ForwardProfile.Enabled = false;
-        }
+        // bench measures that mode by default (as chat, generate and serve run); --float32 measures the exact path (--exact).
+        var kernels = new KernelSettings { Activations = float32 ? ActivationPrecision.Float32 : ActivationPrecision.Int8 };
+        if (threads is int count) kernels = kernels with { MaxThreads = count };
+        int code = Measure(modelDir, kernels, profile ? new ForwardProfile() : null, prompt, gen, rounds, bandwidthMb, concurrency, stdout, cancellationToken);
+        if (code == 0 && VisionBench.HasVisionTower(modelDir)) VisionBench.Measure(modelDir, kernels, imageSize, rounds, stdout, cancellationToken);
+        return code;
     }
 
-    private static int Measure(string modelDir, ActivationPrecision activations, int prompt, int gen, int rounds, int bandwidthMb, int[] concurrency, TextWriter stdout, CancellationToken cancellationToken)
+    private static int Measure(string modelDir, KernelSettings kernels, ForwardProfile? profile, int prompt, int gen, int rounds, int bandwidthMb,
+        int[] concurrency, TextWriter stdout, CancellationToken cancellationToken)
     {
-
         var loadClock = Stopwatch.StartNew();
         // Int8 runs repack the INT4 weights in memory into the int8 kernels' 16-row layout (counted in the load time).
-        bool repack = activations == ActivationPrecision.Int8;
-        using var model = KimiModel.Load(modelDir, new KimiModelLoadOptions { Activations = activations });
+        bool repack = kernels.Int8Activations;
+        using var model = KimiModel.Load(modelDir, new KimiModelLoadOptions { Kernels = kernels, Profile = profile });
         double loadSeconds = loadClock.Elapsed.TotalSeconds;
         var c = model.Config;
         if (prompt + gen > c.MaxPositionEmbeddings) throw new UsageException($"--prompt + --gen exceed the context limit {c.MaxPositionEmbeddings}");
         long perToken = DecodeBytesPerToken(model);
         stdout.WriteLine($"model        {model.Directory}: {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, {c.NRoutedExperts} experts top-{c.NumExpertsPerTok}, checkpoint {model.CheckpointBytes / 1e6:F1} MB, loaded in {loadSeconds:F2} s{(repack ? $" ({model.RepackedWeights} INT4 weights repacked into 16-row blocks)" : "")}");
-        stdout.WriteLine($"machine      {Environment.ProcessorCount} logical CPUs, {KernelInfo.Describe()}; load average {LoadAverage()}; threads {KernelThreading.MaxThreads}; activations {(model.Activations == ActivationPrecision.Int8 ? "int8 (per-32 block scales, integer dot products)" : "float32")}");
+        stdout.WriteLine($"machine      {Environment.ProcessorCount} logical CPUs, {KernelInfo.Describe()}; load average {LoadAverage()}; threads {kernels.MaxThreads}; activations {(kernels.Int8Activations ? "int8 (per-32 block scales, integer dot products)" : "float32")}");
 
         var random = new Random(42);
         int[] promptTokens = new int[prompt];
@@ -102,21 +94,21 @@ public static class BenchCommand
         IReadOnlyDictionary<ForwardPhase, double>? prefillProfile = null, decodeProfile = null;
         for (int round = 0; round < rounds; round++)
         {
-            bandwidth.Add(MemoryBandwidth.Measure(bandwidthMb * (1L << 20), KernelThreading.MaxThreads, passes: 3));
+            bandwidth.Add(MemoryBandwidth.Measure(bandwidthMb * (1L << 20), kernels.MaxThreads, passes: 3));
             cache.Reset();
-            ForwardProfile.Reset();
+            profile?.Reset();
             var clock = Stopwatch.StartNew();
             model.Forward(promptTokens, cache, logits, lastOnly: true, cancellationToken: cancellationToken);
             prefill.Add(prompt / clock.Elapsed.TotalSeconds);
-            if (ForwardProfile.Enabled) prefillProfile = ForwardProfile.Seconds();
+            prefillProfile = profile?.Seconds();
             peakModel = Math.Max(peakModel, ResidentBytes("VmRSS:"));
 
-            ForwardProfile.Reset();
+            profile?.Reset();
             clock.Restart();
             for (int i = 0; i < gen; i++)
                 model.Forward([Argmax(logits)], cache, logits, cancellationToken: cancellationToken);
             decode.Add(gen / clock.Elapsed.TotalSeconds);
-            if (ForwardProfile.Enabled) decodeProfile = ForwardProfile.Seconds();
+            decodeProfile = profile?.Seconds();
             peakModel = Math.Max(peakModel, ResidentBytes("VmRSS:"));
 
             // Decode from an empty context, as llama-bench's tg test runs: the weights dominate, attention is short.
@@ -131,7 +123,7 @@ public static class BenchCommand
             decodeEmpty.Add(gen / clock.Elapsed.TotalSeconds);
             // The machine's bandwidth drifts (other tenants, frequency): probe again right after decoding and pair the
             // round's decode rates with the mean of the probes on either side of them.
-            double after = MemoryBandwidth.Measure(bandwidthMb * (1L << 20), KernelThreading.MaxThreads, passes: 3);
+            double after = MemoryBandwidth.Measure(bandwidthMb * (1L << 20), kernels.MaxThreads, passes: 3);
             bandwidth[^1] = (bandwidth[^1] + after) / 2;
             roofFraction.Add(decode[^1] / (bandwidth[^1] * 1e9 / (perToken + cacheReadPerToken)));
             roofFractionEmpty.Add(decodeEmpty[^1] / (bandwidth[^1] * 1e9 / perToken));
@@ -148,7 +140,7 @@ public static class BenchCommand
         stdout.WriteLine($"decode (0)   {tgEmpty,8:F2} tokens/s   (tg{gen} from an empty context, as llama-bench's tg; median of {rounds}; range {decodeEmpty.Min():F2}–{decodeEmpty.Max():F2})");
         stdout.WriteLine($"weights/tok  {perToken / 1e6,8:F1} MB         (every non-expert weight + {c.NumExpertsPerTok} routed experts per MoE layer + lm_head)");
         stdout.WriteLine($"cache/tok    {cacheReadPerToken / 1e6,8:F1} MB         (latent cache read per token decoded after the prompt, at its mean context {prompt + gen / 2})");
-        stdout.WriteLine($"bandwidth    {bw,8:F1} GB/s       (streaming read of {bandwidthMb} MiB on {KernelThreading.MaxThreads} threads, before and after each round's decoding, averaged per round; median of {rounds}; range {bandwidth.Min():F1}–{bandwidth.Max():F1})");
+        stdout.WriteLine($"bandwidth    {bw,8:F1} GB/s       (streaming read of {bandwidthMb} MiB on {kernels.MaxThreads} threads, before and after each round's decoding, averaged per round; median of {rounds}; range {bandwidth.Min():F1}–{bandwidth.Max():F1})");
         stdout.WriteLine($"roofline     {roofline,8:F1} tokens/s   (bandwidth ÷ weights per token; {bw * 1e9 / (perToken + cacheReadPerToken):F1} after the prompt, its cache reads counted)");
         stdout.WriteLine($"decode/roof  {Median(roofFractionEmpty) * 100,8:F1} %        (from an empty context; {Median(roofFraction) * 100:F1} % after the prompt; each round against its own bandwidth, median of {rounds})");
         stdout.WriteLine($"effective    {tg * perToken / 1e9,8:F1} GB/s of weights streamed while decoding");
@@ -251,13 +243,13 @@ internal static class VisionBench
         return File.Exists(path) && File.ReadAllText(path).Contains("\"vision_config\"", StringComparison.Ordinal);
     }
 
-    public static void Measure(string modelDir, int side, int rounds, TextWriter stdout, CancellationToken cancellationToken)
+    public static void Measure(string modelDir, KernelSettings kernels, int side, int rounds, TextWriter stdout, CancellationToken cancellationToken)
     {
         var config = KimiSharp.Vision.VisionConfig.Load(modelDir);
         var media = KimiSharp.Vision.MediaProcessingConfig.Load(modelDir);
         media.CheckAgainst(config);
         using var weights = KimiSharp.Vision.VisionWeights.Load(modelDir, config);
-        var encoder = new KimiSharp.Vision.VisionEncoder(weights);
+        var encoder = new KimiSharp.Vision.VisionEncoder(weights) { Kernels = kernels };
         var preprocessor = new KimiSharp.Vision.ImagePreprocessor(media);
         var pixels = new byte[side * side * 3];
         for (int i = 0; i < pixels.Length; i++) pixels[i] = (byte)(i * 2654435761u >> 24);

@@ -35,20 +35,19 @@ internal static class ChatCommand
         var seed = CliOptions.OptionalInt("--seed", "Sampling seed");
         var maxSteps = CliOptions.OptionalInt("--max-steps", "Agent steps per question before it stops [default: 400]", min: 1);
         var name = ModelLocator.NameOption();
-        var threads = CliOptions.Threads();
-        var int8 = ModelLocator.Int8Option();
+        var kernels = new KernelOptions();
         var command = new Command("chat", """
             Chat in the terminal (thinking shown dimmed; /reset, /thinking, /exit), or answer one question.
             By default the model may call the built-in tools (calculator, convert_units, calendar, lookup, memory), run by the
             agent loop: calls show as → name(args), results as ← result.
             """)
         {
-            model, question, noTools, maxTokens, temperature, system, seed, maxSteps, name, threads, int8,
+            model, question, noTools, maxTokens, temperature, system, seed, maxSteps, name,
         };
+        kernels.AddTo(command);
         command.Exclusive(noTools, maxSteps, "--max-steps needs tools (drop --no-tools)");
         command.SetAction(async (r, ct) =>
         {
-            if (r.GetValue(threads) is int count) Kernels.KernelThreading.MaxThreads = count;
             bool tools = !r.GetValue(noTools);
             var generation = new GenerationOptions
             {
@@ -63,7 +62,7 @@ internal static class ChatCommand
                 MaxTokensPerStep = generation.MaxTokens,
             };
             if (r.GetValue(maxSteps) is int steps) agentOptions = agentOptions with { MaxSteps = steps };
-            await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err(), ModelLocator.Activations(r.GetValue(int8)));
+            await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err(), kernels.Settings(r));
             return await RunAsync(service, r.GetValue(question) ?? [], r.GetValue(system), tools, generation, agentOptions, r.Out(), ct);
         });
         return command;

@@ -36,13 +36,13 @@ internal static class ConcurrencyBench
         foreach (int n in levels)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            double bandwidth = MemoryBandwidth.Measure(bandwidthMb * (1L << 20), KernelThreading.MaxThreads, passes: 3);
-            ForwardProfile.Reset();
+            double bandwidth = MemoryBandwidth.Measure(bandwidthMb * (1L << 20), model.Kernels.MaxThreads, passes: 3);
+            model.Profile?.Reset();
             var result = await RunLevelAsync(model, n, prompt, gen, cancellationToken);
             double experts = result.Passes > 0 ? (double)result.ExpertsTouched / result.Passes : 0;
             double bytesPerStep = sharedBytes + experts * moeLayers * expertBytes;
             double roofline = n * bandwidth * 1e9 / bytesPerStep;
-            string profile = ForwardProfile.Enabled ? "  " + ProfileSummary() : "";
+            string profile = model.Profile is { } recorded ? "  " + ProfileSummary(recorded) : "";
             stdout.WriteLine($"{n,4}  {result.Aggregate,13:F1}  {result.Aggregate / n,11:F2}  {result.TtftMeanMs,12:F0}  {result.TtftMaxMs,11:F0}  {experts,18:F1}  {roofline,18:F1}  {result.Aggregate / roofline * 100,9:F1} %  {BenchCommand.ResidentBytes("VmRSS:") / 1e6,6:F0}{profile}");
         }
         stdout.WriteLine("  (aggregate: decode tokens of all sequences ÷ the time from the last first token to the last finish; experts/layer/step:");
@@ -50,9 +50,9 @@ internal static class ConcurrencyBench
     }
 
     /// <summary>--profile: the forward's largest parts over the whole level (prefill and decode steps), as shares.</summary>
-    private static string ProfileSummary()
+    private static string ProfileSummary(ForwardProfile profile)
     {
-        var seconds = ForwardProfile.Seconds();
+        var seconds = profile.Seconds();
         double total = seconds.Values.Sum();
         if (total <= 0) return "";
         return string.Join(", ", seconds.OrderByDescending(p => p.Value).Take(4).Select(p => $"{p.Key} {p.Value / total * 100:F0}%"));

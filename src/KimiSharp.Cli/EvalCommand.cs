@@ -35,21 +35,20 @@ internal static class EvalCommand
         var output = CliOptions.Text("--out", "report.json", "Also write the report as JSON");
         var transcripts = CliOptions.Text("--transcripts", "runs.jsonl", "Write one JSON line per task (prompt, expected, outcome, answer, conversation)");
         var name = ModelLocator.NameOption();
-        var threads = CliOptions.Threads();
+        var kernels = new KernelOptions();
         var maxSteps = CliOptions.OptionalInt("--max-steps", "Agent steps per task before it stops [default: 400]", min: 1);
         var maxTokens = CliOptions.OptionalInt("--max-tokens", "Tokens per agent step [default: 384]", min: 1);
-        var int8 = ModelLocator.Int8Option();
         var command = new Command("eval", """
             Run held-out tasks through the agent loop and print a markdown table. --suite tool-use: tasks by horizon
             (success rate, tool calls, malformed-call rate, tokens). --suite natural: 300+ questions written as people
             type them, apart from the training generator (accuracy by category).
             """)
         {
-            model, suite, horizons, tasks, categories, seed, output, transcripts, name, threads, maxSteps, maxTokens, int8,
+            model, suite, horizons, tasks, categories, seed, output, transcripts, name, maxSteps, maxTokens,
         };
+        kernels.AddTo(command);
         command.SetAction(async (r, ct) =>
         {
-            if (r.GetValue(threads) is int count) Kernels.KernelThreading.MaxThreads = count;
             var agent = new AgentOptions();
             if (r.GetValue(maxSteps) is int steps) agent = agent with { MaxSteps = steps };
             if (r.GetValue(maxTokens) is int perStep) agent = agent with { MaxTokensPerStep = perStep };
@@ -60,7 +59,7 @@ internal static class EvalCommand
                     if (!NaturalSuite.Categories.Contains(c))
                         throw new UsageException($"unknown category '{c}' (known: {string.Join(", ", NaturalSuite.Categories)})");
                 var natural = new NaturalEvalOptions { Agent = agent, Items = NaturalEvalOptions.Select(chosen, r.GetValue(tasks)) };
-                return await RunNaturalAsync(r.GetValue(model), r.GetValue(name), ModelLocator.Activations(r.GetValue(int8)), natural,
+                return await RunNaturalAsync(r.GetValue(model), r.GetValue(name), kernels.Settings(r), natural,
                     r.GetValue(output), r.GetValue(transcripts), r.Out(), r.Err(), ct);
             }
             if (r.GetValue(categories) is not null) throw new UsageException("--category belongs to --suite natural");
@@ -68,7 +67,7 @@ internal static class EvalCommand
             if (r.GetValue(horizons) is { } list) eval = eval with { Horizons = list };
             if (r.GetValue(tasks) is int perHorizon) eval = eval with { TasksPerHorizon = perHorizon };
             if (r.GetValue(seed) is int s) eval = eval with { Seed = s };
-            return await RunAsync(r.GetValue(model), r.GetValue(name), ModelLocator.Activations(r.GetValue(int8)), eval, r.GetValue(output), r.GetValue(transcripts), r.Out(), r.Err(), ct);
+            return await RunAsync(r.GetValue(model), r.GetValue(name), kernels.Settings(r), eval, r.GetValue(output), r.GetValue(transcripts), r.Out(), r.Err(), ct);
         });
         return command;
     }
@@ -79,24 +78,24 @@ internal static class EvalCommand
         return "";
     }
 
-    private static Task<int> RunAsync(string? modelDir, string? name, ActivationPrecision activations, ToolUseEvalOptions eval, string? outPath, string? transcriptsPath,
+    private static Task<int> RunAsync(string? modelDir, string? name, KernelSettings kernels, ToolUseEvalOptions eval, string? outPath, string? transcriptsPath,
         TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken) =>
-        RunSuiteAsync(modelDir, name, activations, outPath, transcriptsPath, stdout, stderr,
+        RunSuiteAsync(modelDir, name, kernels, outPath, transcriptsPath, stdout, stderr,
             (service, context, transcripts) => ToolUseEvaluation.RunAsync(service, eval, new EvalProgress(stderr, context, transcripts), cancellationToken),
             report => (report.ToMarkdown(), report.ToJson()), cancellationToken);
 
-    private static Task<int> RunNaturalAsync(string? modelDir, string? name, ActivationPrecision activations, NaturalEvalOptions eval,
+    private static Task<int> RunNaturalAsync(string? modelDir, string? name, KernelSettings kernels, NaturalEvalOptions eval,
         string? outPath, string? transcriptsPath, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken) =>
-        RunSuiteAsync(modelDir, name, activations, outPath, transcriptsPath, stdout, stderr,
+        RunSuiteAsync(modelDir, name, kernels, outPath, transcriptsPath, stdout, stderr,
             (service, context, transcripts) => NaturalEvaluation.RunAsync(service, eval, new NaturalProgress(stderr, context, transcripts), cancellationToken),
             report => (report.ToMarkdown(), report.ToJson()), cancellationToken);
 
     /// <summary>Loads the model, runs a suite under a progress bar (plain lines when not on a terminal), prints its table and writes its JSON.</summary>
-    private static async Task<int> RunSuiteAsync<TReport>(string? modelDir, string? name, ActivationPrecision activations, string? outPath,
+    private static async Task<int> RunSuiteAsync<TReport>(string? modelDir, string? name, KernelSettings kernels, string? outPath,
         string? transcriptsPath, TextWriter stdout, TextWriter stderr, Func<KimiSharp.Engine.Chat.KimiChatService, ProgressContext?, TranscriptWriter?, Task<TReport>> run,
         Func<TReport, (string Markdown, string Json)> render, CancellationToken cancellationToken)
     {
-        await using var service = ModelLocator.LoadChat(modelDir, name, stderr, activations);
+        await using var service = ModelLocator.LoadChat(modelDir, name, stderr, kernels);
         using var transcripts = transcriptsPath is null ? null : new TranscriptWriter(transcriptsPath);
         var report = Terminal.Live(stderr) is { } console
             ? await Terminal.Bars(console).StartAsync(context => run(service, context, transcripts))

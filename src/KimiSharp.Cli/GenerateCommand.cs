@@ -17,15 +17,14 @@ internal static class GenerateCommand
         var topP = CliOptions.Number("--top-p", "Nucleus sampling mass", 1, min: 0, max: 1, helpName: "P");
         var seed = CliOptions.OptionalInt("--seed", "Sampling seed");
         var name = ModelLocator.NameOption();
-        var threads = CliOptions.Threads();
-        var int8 = ModelLocator.Int8Option();
+        var kernels = new KernelOptions();
         var command = new Command("generate", "Raw text completion, no chat template.")
         {
-            model, prompt, maxTokens, temperature, topP, seed, name, threads, int8,
+            model, prompt, maxTokens, temperature, topP, seed, name,
         };
+        kernels.AddTo(command);
         command.SetAction(async (r, ct) =>
         {
-            if (r.GetValue(threads) is int count) Kernels.KernelThreading.MaxThreads = count;
             var generation = new GenerationOptions
             {
                 MaxTokens = r.GetValue(maxTokens),
@@ -33,7 +32,7 @@ internal static class GenerateCommand
                 TopP = (float)r.GetValue(topP),
                 Seed = r.GetValue(seed),
             };
-            await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err(), ModelLocator.Activations(r.GetValue(int8)));
+            await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err(), kernels.Settings(r));
             return await RunAsync(service, r.GetValue(prompt)!, generation, r.Out(), r.Err(), ct);
         });
         return command;
@@ -44,14 +43,26 @@ internal static class GenerateCommand
     {
         var tokens = service.Tokenizer.Encode(prompt, allowSpecial: true);
         ChatCompleted? done = null;
+        // Decode speed: the generated tokens over the time from the prompt's end (its prefill done) to the last token.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        TimeSpan? started = null;
         await foreach (var e in service.CompleteAsync(tokens, generation, [], cancellationToken))
         {
-            if (e is ChatOutput { Piece: ContentDelta d }) { stdout.Write(d.Text); stdout.Flush(); }
+            if (e is ChatStarted) started = clock.Elapsed;
+            else if (e is ChatOutput { Piece: ContentDelta d }) { stdout.Write(d.Text); stdout.Flush(); }
             else if (e is ChatCompleted c) done = c;
         }
+        var elapsed = clock.Elapsed;
         stdout.WriteLine();
         if (done is not null)
-            stderr.WriteLine($"[{done.Usage.PromptTokens} prompt + {done.Usage.CompletionTokens} generated tokens, finish: {done.FinishReason}]");
+        {
+            var kernels = service.Model.Kernels;
+            double decodeSeconds = (elapsed - (started ?? elapsed)).TotalSeconds;
+            string speed = done.Usage.CompletionTokens > 1 && decodeSeconds > 0
+                ? $", decode {done.Usage.CompletionTokens / decodeSeconds:F1} tokens/s" : "";
+            stderr.WriteLine($"[{done.Usage.PromptTokens} prompt + {done.Usage.CompletionTokens} generated tokens, finish: {done.FinishReason}{speed}; " +
+                $"{(kernels.Int8Activations ? "int8" : "float32")} activations, {kernels.MaxThreads} threads]");
+        }
         return 0;
     }
 }

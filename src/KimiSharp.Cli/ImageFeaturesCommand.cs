@@ -40,7 +40,6 @@ public static class ImageFeaturesCommand
     public static async Task<int> RunAsync(string modelDir, string imagePath, string outPath, int? threads, TextWriter stderr,
         CancellationToken cancellationToken)
     {
-        if (threads is int count) KernelThreading.MaxThreads = count;
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian hosts are not supported");
         var config = VisionConfig.Load(modelDir);
         var media = MediaProcessingConfig.Load(modelDir);
@@ -49,7 +48,10 @@ public static class ImageFeaturesCommand
         var input = new ImagePreprocessor(media).Image(decoded);
         using var weights = VisionWeights.Load(modelDir, config);
         var clock = Stopwatch.StartNew();
-        float[] features = new VisionEncoder(weights).Encode([input], cancellationToken)[0];
+        float[] features = new VisionEncoder(weights)
+        {
+            Kernels = threads is int count ? new KernelSettings { MaxThreads = count } : KernelSettings.Default,
+        }.Encode([input], cancellationToken)[0];
         double seconds = clock.Elapsed.TotalSeconds;
         await WriteAsync(outPath, [features], cancellationToken);
         int tokens = features.Length / config.TextHiddenSize;
@@ -65,7 +67,6 @@ public static class ImageFeaturesCommand
     public static async Task<int> RunVideoAsync(string modelDir, string videoPath, string outPath, int? threads, TextWriter stderr,
         CancellationToken cancellationToken)
     {
-        if (threads is int count) KernelThreading.MaxThreads = count;
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian hosts are not supported");
         var config = VisionConfig.Load(modelDir);
         var media = MediaProcessingConfig.Load(modelDir);
@@ -74,7 +75,10 @@ public static class ImageFeaturesCommand
         var chunker = new VideoChunker(media);
         var chunks = chunker.Chunks(video);
         using var weights = VisionWeights.Load(modelDir, config);
-        var encoder = new VisionEncoder(weights);
+        var encoder = new VisionEncoder(weights)
+        {
+            Kernels = threads is int count ? new KernelSettings { MaxThreads = count } : KernelSettings.Default,
+        };
         var clock = Stopwatch.StartNew();
         // One chunk at a time: a long video never holds all of its tower input at once.
         var features = new List<float[]>(chunks.Count);

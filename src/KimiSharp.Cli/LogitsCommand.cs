@@ -38,9 +38,9 @@ public static class LogitsCommand
     public static async Task<int> RunAsync(string modelDir, int[] tokens, string outPath, bool incremental, int? threads,
         TextWriter stderr, CancellationToken cancellationToken)
     {
-        if (threads is int count) KernelThreading.MaxThreads = count;
-
-        using var model = KimiModel.Load(modelDir);
+        // The verification tool runs the exact float32 path (the reference the goldens are checked against).
+        var kernels = threads is int count ? new KernelSettings { MaxThreads = count } : KernelSettings.Default;
+        using var model = KimiModel.Load(modelDir, new KimiModelLoadOptions { Kernels = kernels });
         ConfigWarnings.Report(model.Config, stderr);
         int vocab = model.Config.VocabSize;
         foreach (int token in tokens)

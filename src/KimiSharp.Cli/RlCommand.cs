@@ -37,7 +37,6 @@ internal static class RlCommand
         };
         command.SetAction(async (r, ct) =>
         {
-            if (r.GetValue(threads) is int count) Kernels.KernelThreading.MaxThreads = count;
             var rl = new PolicyGradientOptions
             {
                 Iterations = r.GetValue(iterations),
@@ -51,6 +50,11 @@ internal static class RlCommand
                 EvalTasksPerHorizon = r.GetValue(evalTasks),
                 Seed = r.GetValue(seed),
                 Horizons = r.GetValue(horizons) ?? d.Horizons,
+                // Exact float32 sampling and evaluation, as the policies were measured before and after.
+                ModelLoadOptions = new KimiSharp.Model.KimiModelLoadOptions
+                {
+                    Kernels = r.GetValue(threads) is int count ? new Kernels.KernelSettings { MaxThreads = count } : Kernels.KernelSettings.Default,
+                },
             };
             return await RunAsync(r.GetValue(config)!, r.GetValue(from)!, r.GetValue(output)!, rl, r.Out(), ct);
         });

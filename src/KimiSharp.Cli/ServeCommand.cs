@@ -18,22 +18,21 @@ internal static class ServeCommand
         var name = ModelLocator.NameOption();
         var kvBudget = CliOptions.Int("--kv-budget-mb", "KV cache memory shared by the running requests, in MiB", 2048, min: 1, helpName: "MB");
         var maxBatch = CliOptions.Int("--max-batch", "Requests decoded together", 16, min: 1);
-        var threads = CliOptions.Threads();
-        var int8 = ModelLocator.Int8Option();
+        var kernels = new KernelOptions();
         var noUi = CliOptions.Flag("--no-ui", "Do not serve the web chat UI at /");
         var command = new Command("serve", "OpenAI- and Anthropic-compatible HTTP server (/v1/chat/completions, /v1/messages, …).")
         {
-            model, host, port, apiKey, name, kvBudget, maxBatch, threads, int8, noUi,
+            model, host, port, apiKey, name, kvBudget, maxBatch, noUi,
         };
+        kernels.AddTo(command);
         command.SetAction(async (r, ct) =>
         {
-            if (r.GetValue(threads) is int count) Kernels.KernelThreading.MaxThreads = count;
             var engine = new EngineOptions
             {
                 KvCacheBudgetBytes = r.GetValue(kvBudget) * (1L << 20),
                 MaxBatchSize = r.GetValue(maxBatch),
             };
-            await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err(), ModelLocator.Activations(r.GetValue(int8)), engine);
+            await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err(), kernels.Settings(r), engine);
             var server = new KimiServer(service, new ServerOptions
             {
                 Host = r.GetValue(host)!,

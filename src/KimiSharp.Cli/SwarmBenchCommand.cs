@@ -31,7 +31,7 @@ internal static class SwarmBenchCommand
         var concurrency = CliOptions.Int("--concurrency", "Sub-agents running at once at most", 100, min: 1);
         var sessions = CliOptions.Text("--sessions", "DIR", "Write the swarm run's sessions here (see them with kimi trace show)");
         var model = CliOptions.Text("--model", "DIR", "Run the sub-agents on this model in process instead (e.g. models/k2-nano): each looks up one city's population");
-        var int8 = CliOptions.Flag("--int8", "With --model: int8 activations");
+        var int8 = CliOptions.Flag("--int8", "With --model: int8 activations (already the serving default; kept for old scripts)");
         var command = new Command("bench-swarm", """
             Measures the agent swarm's wall-clock against running the same sub-tasks one after another: N sub-agents,
             each one tool call with a fixed delay then a report, driven by a scripted model (no model cost). Prints both
@@ -52,7 +52,7 @@ internal static class SwarmBenchCommand
             KimiChatService? service = null;
             if (r.GetValue(model) is { } modelDir)
             {
-                service = ModelLocator.LoadChat(modelDir, null, r.Err(), ModelLocator.Activations(r.GetValue(int8)),
+                service = ModelLocator.LoadChat(modelDir, null, r.Err(), KernelOptions.Settings(int8: r.GetValue(int8)),
                     new EngineOptions { MaxBatchSize = Math.Min(n, r.GetValue(concurrency)) });
                 var cities = KnowledgeBase.Default.Entities;
                 var tasks = Enumerable.Range(0, n).Select(i => $"What is the population of {cities[i % cities.Count].Name}?").ToList();

@@ -35,7 +35,6 @@ internal static class TrainCommand
         var config = CliOptions.Text("--config", "FILE", "The training config (JSON: model, data, optimizer, steps, out, …; see README)");
         var resume = CliOptions.Flag("--resume", "Continue the run from its saved state");
         var exportState = CliOptions.Text("--export-state", "DIR", "Export the run's latest saved state as a Hugging Face model folder (also while it trains) and stop");
-        var threads = CliOptions.Threads();
         var experiment = CliOptions.Parsed("--experiment", "qk-clip", "Run a built-in experiment instead: qk-clip (Muon without clip, MuonClip and AdamW on the copy task)",
             text => text == "qk-clip" ? text : throw new UsageException($"unknown experiment '{text}' (qk-clip)"));
         experiment.CompletionSources.Add("qk-clip");
@@ -47,7 +46,7 @@ internal static class TrainCommand
         var replot = CliOptions.Flag("--replot", "Redraw the experiment's chart from its CSV");
         var command = new Command("train", "Train a K2-architecture model (MuonClip, Muon or AdamW) from text/JSONL; Hugging Face checkpoints out.")
         {
-            config, resume, exportState, threads, experiment, output, steps, tau, lr, seed, replot,
+            config, resume, exportState, experiment, output, steps, tau, lr, seed, replot,
         };
         command.Exclusive(resume, exportState, "give --resume or --export-state, not both");
         command.Validators.Add(r =>
@@ -56,7 +55,6 @@ internal static class TrainCommand
         });
         command.SetAction((r, ct) =>
         {
-            if (r.GetValue(threads) is int count) Kernels.KernelThreading.MaxThreads = count;
             if (r.GetValue(experiment) is not null)
                 return Task.FromResult(RunQkClip(r.GetValue(output)!, r.GetValue(steps), (float)r.GetValue(tau), (float)r.GetValue(lr), r.GetValue(seed),
                     r.GetValue(replot), r.Out(), ct));

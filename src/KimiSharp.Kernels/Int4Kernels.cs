@@ -534,7 +534,8 @@ internal sealed unsafe class QuantizedActivations : IDisposable, IRowJob
         }
     }
 
-    public void Quantize(float* x, int tokens, int cols)
+    /// <summary>Quantizes <paramref name="tokens"/> rows of <paramref name="cols"/> values, on up to <paramref name="threads"/> threads.</summary>
+    public void Quantize(float* x, int tokens, int cols, int threads = 1)
     {
         _cols = cols;
         _groups = (cols + Int4Kernels.Group - 1) / Int4Kernels.Group;
@@ -553,9 +554,9 @@ internal sealed unsafe class QuantizedActivations : IDisposable, IRowJob
         try
         {
             long work = (long)tokens * cols * 8;
-            int parts = tokens >= 8 ? KernelThreading.PartsFor(work, tokens) : 1;
+            int parts = tokens >= 8 ? KernelThreading.PartsFor(work, tokens, threads) : 1;
             if (parts <= 1) Run(0, tokens);
-            else KernelThreading.ParallelRows(tokens, parts, this);
+            else KernelThreading.ParallelRows(tokens, parts, this, threads);
         }
         finally
         {

@@ -7,61 +7,61 @@ public interface IRowJob
 }
 
 /// <summary>
-/// How kernels split work across cores: a persistent pool of <see cref="MaxThreads"/> − 1 worker threads plus the
-/// calling thread. A job is cut into contiguous row ranges that threads claim one at a time, so which thread computes a
-/// row never changes the row's arithmetic. Dispatch allocates nothing: workers spin briefly, then sleep until woken.
+/// How kernels split work across cores: a job asked to run on N threads runs on the calling thread plus a persistent
+/// pool of N − 1 workers (one process-wide pool per thread count, created on first use; an idle pool sleeps). The
+/// thread count is the caller's (<see cref="KernelSettings.MaxThreads"/>), never a process-wide setting. A job is cut
+/// into contiguous row ranges that threads claim one at a time, so which thread computes a row never changes the row's
+/// arithmetic. Dispatch allocates nothing: workers spin briefly, then sleep until woken.
 /// </summary>
 public static class KernelThreading
 {
-    private static int s_maxThreads = Environment.ProcessorCount;
-    private static WorkerPool? s_pool;
+    /// <summary>Pools by worker count (index); grown under <see cref="s_poolGate"/>, read without a lock.</summary>
+    private static WorkerPool?[] s_pools = [];
     private static readonly object s_poolGate = new();
-
-    /// <summary>Threads a kernel may use (default: all cores).</summary>
-    public static int MaxThreads
-    {
-        get => s_maxThreads;
-        set => s_maxThreads = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "at least one thread");
-    }
 
     /// <summary>Below this many multiply-adds a kernel runs on the calling thread: the hand-off costs more than it saves.</summary>
     public const long MinParallelWork = 1 << 15;
 
-    public static int PartsFor(long work, int rows)
+    /// <summary>How many parts a job of <paramref name="work"/> multiply-adds over <paramref name="rows"/> rows is cut into on <paramref name="threads"/> threads.</summary>
+    public static int PartsFor(long work, int rows, int threads)
     {
-        if (s_maxThreads <= 1 || work < MinParallelWork || rows < 2) return 1;
+        if (threads <= 1 || work < MinParallelWork || rows < 2) return 1;
         // Many small parts, claimed dynamically: a thread the OS preempts mid-job holds up only a small part.
-        return (int)Math.Min(rows, Math.Min(s_maxThreads * 16L, work / MinParallelWork + 1));
+        return (int)Math.Min(rows, Math.Min(threads * 16L, work / MinParallelWork + 1));
     }
 
     /// <summary>
     /// Runs <paramref name="job"/> over [0, rows) split into <paramref name="parts"/> contiguous ranges. With
     /// <paramref name="taper"/> the ranges shrink linearly from first to last (the first twice the mean, the last about
     /// 2/parts of it), so the threads finish together: a job ends when its slowest thread's last range does, and
-    /// decode runs dozens of jobs a token.
+    /// decode runs dozens of jobs a token. At most <paramref name="threads"/> threads (the caller's included) work on
+    /// it; a job started from inside another job's part runs on that part's thread.
     /// </summary>
-    public static void ParallelRows(int rows, int parts, IRowJob job, bool taper = false)
+    public static void ParallelRows(int rows, int parts, IRowJob job, int threads, bool taper = false)
     {
         parts = Math.Min(parts, rows);
-        if (parts <= 1 || s_maxThreads <= 1 || WorkerPool.InsideJob)
+        if (parts <= 1 || threads <= 1 || WorkerPool.InsideJob)
         {
             if (rows > 0) job.Run(0, rows);
             return;
         }
-        var pool = s_pool;
-        if (pool is null || pool.Workers != s_maxThreads - 1)
+        PoolFor(threads - 1).Run(rows, parts, job, taper);
+    }
+
+    private static WorkerPool PoolFor(int workers)
+    {
+        var pools = Volatile.Read(ref s_pools);
+        if (workers < pools.Length && pools[workers] is { } pool) return pool;
+        lock (s_poolGate)
         {
-            lock (s_poolGate)
-            {
-                pool = s_pool;
-                if (pool is null || pool.Workers != s_maxThreads - 1)
-                {
-                    pool?.Retire();
-                    s_pool = pool = new WorkerPool(s_maxThreads - 1);
-                }
-            }
+            pools = s_pools;
+            if (workers < pools.Length && pools[workers] is { } existing) return existing;
+            var grown = new WorkerPool?[Math.Max(pools.Length, workers + 1)];
+            pools.CopyTo(grown, 0);
+            var created = grown[workers] = new WorkerPool(workers);
+            Volatile.Write(ref s_pools, grown);
+            return created;
         }
-        pool.Run(rows, parts, job, taper);
     }
 
     /// <summary>Where part <paramref name="part"/> of <paramref name="parts"/> starts: uniform, or tapered (rows·(1 − (1 − p/P)²)).</summary>
@@ -81,7 +81,6 @@ public static class KernelThreading
         private readonly object _runGate = new();
         private readonly object _sleepGate = new();
         private readonly Thread[] _threads;
-        private volatile bool _retired;
 
         // The published job. _generation changes once per job; _jobGeneration is -1 while the job fields are being rewritten.
         private long _generation;
@@ -93,8 +92,6 @@ public static class KernelThreading
         private Exception? _failure;
         private int _sleepers;
 
-        public int Workers => _threads.Length;
-
         public WorkerPool(int workers)
         {
             _threads = new Thread[workers];
@@ -103,12 +100,6 @@ public static class KernelThreading
                 _threads[i] = new Thread(WorkerLoop) { IsBackground = true, Name = $"kimi-kernel-{i + 1}" };
                 _threads[i].Start();
             }
-        }
-
-        public void Retire()
-        {
-            _retired = true;
-            lock (_sleepGate) Monitor.PulseAll(_sleepGate);
         }
 
         public void Run(int rows, int parts, IRowJob job, bool taper)
@@ -177,7 +168,7 @@ public static class KernelThreading
         {
             t_insideJob = true;
             long seen = Volatile.Read(ref _generation);
-            while (!_retired)
+            while (true)
             {
                 // Spin a little (the next kernel usually follows within microseconds), then sleep.
                 long generation = seen;
@@ -188,11 +179,10 @@ public static class KernelThreading
                     lock (_sleepGate)
                     {
                         Interlocked.Increment(ref _sleepers);
-                        while ((generation = Volatile.Read(ref _generation)) == seen && !_retired)
+                        while ((generation = Volatile.Read(ref _generation)) == seen)
                             Monitor.Wait(_sleepGate, 50);
                         Interlocked.Decrement(ref _sleepers);
                     }
-                    if (_retired) return;
                 }
                 seen = generation;
 

@@ -43,9 +43,10 @@ public sealed unsafe class MatVecBatch : IRowJob
         _count++;
     }
 
-    /// <summary>Runs every queued product across the worker pool.</summary>
-    public void Run()
+    /// <summary>Runs every queued product on up to <see cref="KernelSettings.MaxThreads"/> threads, with the settings' activation precision.</summary>
+    public void Run(KernelSettings settings)
     {
+        ArgumentNullException.ThrowIfNull(settings);
         if (_count == 0) return;
         long work = 0;
         for (int i = 0; i < _count; i++)
@@ -53,7 +54,7 @@ public sealed unsafe class MatVecBatch : IRowJob
             var w = _weights[i]!;
             work += (long)w.Rows * w.Cols;
             _quantized[i] = null;
-            if (MatrixKernels.Int8Activations && Int4Kernels.HandlesInt8(w))
+            if (settings.Int8Activations && Int4Kernels.HandlesInt8(w))
             {
                 // Products that share an input share its quantization (the same function of the same values).
                 for (int j = 0; j < i && _quantized[i] is null; j++)
@@ -67,9 +68,9 @@ public sealed unsafe class MatVecBatch : IRowJob
             }
         }
         int rows = _firstRow[_count];
-        int parts = KernelThreading.PartsFor(work, rows);
+        int parts = KernelThreading.PartsFor(work, rows, settings.MaxThreads);
         if (parts <= 1) Run(0, rows);
-        else KernelThreading.ParallelRows(rows, parts, this, taper: true);
+        else KernelThreading.ParallelRows(rows, parts, this, settings.MaxThreads, taper: true);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

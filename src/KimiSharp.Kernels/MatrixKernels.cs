@@ -13,40 +13,6 @@ public static unsafe class MatrixKernels
     /// <summary>Columns decoded at a time when a row is consumed chunk by chunk; a multiple of every block size we meet.</summary>
     private const int ChunkColumns = 256;
 
-    [ThreadStatic] private static bool t_int8Activations;
-
-    /// <summary>
-    /// Opt-in, for products started from the calling thread: INT4 weights multiply int8-quantized activations (one
-    /// scale per 32 columns per token) with integer dot products. Faster, but the activations lose precision
-    /// (about 1e-2 relative on the tiny goldens, above their 1e-3 tolerance), so the exact float32 path is the default.
-    /// Per thread, so one caller's choice never leaks into another's model.
-    /// </summary>
-    public static bool Int8Activations
-    {
-        get => t_int8Activations;
-        set => t_int8Activations = value;
-    }
-
-    /// <summary>
-    /// Runs <paramref name="body"/> with <see cref="Int8Activations"/> set as <paramref name="activations"/> says on
-    /// this thread, and restores the caller's setting after: how a model applies its own setting on whichever thread
-    /// runs its forward pass (the engine's, a test's, a benchmark's).
-    /// </summary>
-    public static ActivationScope UseActivations(ActivationPrecision activations)
-    {
-        var scope = new ActivationScope(t_int8Activations);
-        t_int8Activations = activations == ActivationPrecision.Int8;
-        return scope;
-    }
-
-    /// <summary>Restores the thread's activation setting when disposed.</summary>
-    public readonly struct ActivationScope : IDisposable
-    {
-        private readonly bool _previous;
-        internal ActivationScope(bool previous) => _previous = previous;
-        public void Dispose() => t_int8Activations = _previous;
-    }
-
     /// <summary>w[row, :] · x.</summary>
     public static float DotRow(WeightMatrix w, int row, ReadOnlySpan<float> x)
     {
@@ -116,7 +82,7 @@ public static unsafe class MatrixKernels
     /// <summary>
     /// y[i] = w[firstRow + i, :] · x for a <see cref="WeightFormat.PackedInt4Rows16"/> weight on the calling thread, with
     /// x quantized to int8 per 32-column block first: whole 16-row blocks, each exactly as the batched int8 product
-    /// (<see cref="MatMul"/> with <see cref="Int8Activations"/>) computes it for the same input.
+    /// (<see cref="MatMul"/> with <see cref="KernelSettings.Int8Activations"/>) computes it for the same input.
     /// </summary>
     public static void DotRowsInt8(WeightMatrix w, int firstRow, ReadOnlySpan<float> x, Span<float> y)
     {
@@ -209,24 +175,28 @@ public static unsafe class MatrixKernels
 
     /// <summary>
     /// y[t, r] = Σ_c w[r, c] · x[t, c] for <paramref name="tokens"/> rows of x: a linear layer applied to a batch.
-    /// Rows of w are split across the worker pool; each row is read once per block of tokens.
+    /// Rows of w are split across up to <see cref="KernelSettings.MaxThreads"/> threads; each row is read once per block
+    /// of tokens. INT4 weights multiply int8-quantized activations where <paramref name="settings"/> say so.
     /// </summary>
-    public static void MatMul(WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens)
+    public static void MatMul(WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int tokens, KernelSettings settings)
     {
+        ArgumentNullException.ThrowIfNull(settings);
         if (tokens <= 0) return;
         if (x.Length < (long)tokens * w.Cols) throw new ArgumentException($"input holds {x.Length} values, need {tokens}×{w.Cols}");
         if (y.Length < (long)tokens * w.Rows) throw new ArgumentException($"output holds {y.Length} values, need {tokens}×{w.Rows}");
         fixed (float* px = x)
         fixed (float* py = y)
-            Run(w, py, null, null, px, tokens);
+            Run(w, py, null, null, px, tokens, settings);
     }
 
     /// <summary>
     /// Two linear layers of the same input (gate and up, or q and kv_a) as one parallel job: y1 = x·w1ᵀ, y2 = x·w2ᵀ.
     /// Every element is the row product <see cref="MatMul"/> computes, so results are identical to two calls.
     /// </summary>
-    public static void MatMulPair(WeightMatrix w1, WeightMatrix w2, ReadOnlySpan<float> x, Span<float> y1, Span<float> y2, int tokens)
+    public static void MatMulPair(WeightMatrix w1, WeightMatrix w2, ReadOnlySpan<float> x, Span<float> y1, Span<float> y2, int tokens,
+        KernelSettings settings)
     {
+        ArgumentNullException.ThrowIfNull(settings);
         if (tokens <= 0) return;
         if (w1.Cols != w2.Cols) throw new ArgumentException($"a pair shares its input: {w1.Cols} vs {w2.Cols} columns");
         if (x.Length < (long)tokens * w1.Cols) throw new ArgumentException($"input holds {x.Length} values, need {tokens}×{w1.Cols}");
@@ -235,20 +205,20 @@ public static unsafe class MatrixKernels
         fixed (float* px = x)
         fixed (float* py1 = y1)
         fixed (float* py2 = y2)
-            Run(w1, py1, w2, py2, px, tokens);
+            Run(w1, py1, w2, py2, px, tokens, settings);
     }
 
-    private static void Run(WeightMatrix w1, float* y1, WeightMatrix? w2, float* y2, float* x, int tokens)
+    private static void Run(WeightMatrix w1, float* y1, WeightMatrix? w2, float* y2, float* x, int tokens, KernelSettings settings)
     {
         var job = MatMulJob.ForThread();
-        job.Set(w1, y1, w2, y2, x, tokens);
+        job.Set(w1, y1, w2, y2, x, tokens, settings);
         try
         {
             int rows = w1.Rows + (w2?.Rows ?? 0);
             long work = (long)rows * w1.Cols * tokens;
-            int parts = KernelThreading.PartsFor(work, rows);
+            int parts = KernelThreading.PartsFor(work, rows, settings.MaxThreads);
             if (parts <= 1) job.Run(0, rows);
-            else KernelThreading.ParallelRows(rows, parts, job, taper: tokens == 1);
+            else KernelThreading.ParallelRows(rows, parts, job, settings.MaxThreads, taper: tokens == 1);
         }
         finally
         {
@@ -267,14 +237,14 @@ public static unsafe class MatrixKernels
         private int _tokens;
         private QuantizedActivations? _q;
 
-        public void Set(WeightMatrix w1, float* y1, WeightMatrix? w2, float* y2, float* x, int tokens)
+        public void Set(WeightMatrix w1, float* y1, WeightMatrix? w2, float* y2, float* x, int tokens, KernelSettings settings)
         {
             _w1 = w1; _y1 = y1; _w2 = w2; _y2 = y2; _x = x; _tokens = tokens;
             _q = null;
-            if (Int8Activations && (Int4Kernels.HandlesInt8(w1) || (w2 is not null && Int4Kernels.HandlesInt8(w2))))
+            if (settings.Int8Activations && (Int4Kernels.HandlesInt8(w1) || (w2 is not null && Int4Kernels.HandlesInt8(w2))))
             {
                 _q = QuantizedActivations.ForThread();
-                _q.Quantize(x, tokens, w1.Cols);
+                _q.Quantize(x, tokens, w1.Cols, settings.MaxThreads);
             }
         }
 

@@ -18,16 +18,16 @@ public static unsafe class MemoryBandwidth
         var buffer = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 4096);
         try
         {
-            var job = new ReadJob(buffer, bytes);
             int parts = Math.Max(1, threads);
+            var job = new ReadJob(buffer, bytes, parts);
             job.Fill = true;
-            KernelThreading.ParallelRows(parts, parts, job);
+            KernelThreading.ParallelRows(parts, parts, job, parts);
             job.Fill = false;
             var rates = new double[passes];
             for (int p = 0; p < passes; p++)
             {
                 var clock = Stopwatch.StartNew();
-                KernelThreading.ParallelRows(parts, parts, job);
+                KernelThreading.ParallelRows(parts, parts, job, parts);
                 rates[p] = bytes / clock.Elapsed.TotalSeconds / 1e9;
             }
             Array.Sort(rates);
@@ -40,11 +40,11 @@ public static unsafe class MemoryBandwidth
         }
     }
 
-    private sealed class ReadJob(byte* buffer, long bytes) : IRowJob
+    private sealed class ReadJob(byte* buffer, long bytes, int parts) : IRowJob
     {
         public bool Fill;
         public long Sink;
-        private readonly int _parts = Math.Max(1, KernelThreading.MaxThreads);
+        private readonly int _parts = parts;
 
         public void Run(int start, int end)
         {

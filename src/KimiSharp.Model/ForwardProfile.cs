@@ -25,26 +25,37 @@ public enum ForwardPhase
 }
 
 /// <summary>
-/// Opt-in wall-clock totals per <see cref="ForwardPhase"/> for the calling process (used by <c>kimi bench --profile</c>).
-/// Off by default; when off, <see cref="Start"/> returns 0 and <see cref="Stop"/> does nothing, so the forward pass
-/// pays one branch per phase. Timing is of the thread that runs the forward pass (phases themselves may be parallel).
+/// Wall-clock totals per <see cref="ForwardPhase"/> of the forward passes of the model that carries it (attach one at
+/// load with <see cref="KimiModelLoadOptions.Profile"/>; used by <c>kimi bench --profile</c>). A model without one
+/// pays one branch per phase. Timing is of the thread that runs the forward pass (phases themselves may be parallel);
+/// passes on several threads at once add up.
 /// </summary>
-public static class ForwardProfile
+public sealed class ForwardProfile
 {
-    private static readonly long[] s_ticks = new long[Enum.GetValues<ForwardPhase>().Length];
+    private readonly long[] _ticks = new long[Enum.GetValues<ForwardPhase>().Length];
+    private readonly bool _recording;
 
-    public static bool Enabled { get; set; }
+    public ForwardProfile() : this(recording: true) { }
 
-    public static long Start() => Enabled ? Stopwatch.GetTimestamp() : 0;
+    private ForwardProfile(bool recording) => _recording = recording;
 
-    public static void Stop(ForwardPhase phase, long start)
+    /// <summary>What a model without a profile times with: nothing.</summary>
+    internal static ForwardProfile Off { get; } = new(recording: false);
+
+    internal long Start() => _recording ? Stopwatch.GetTimestamp() : 0;
+
+    internal void Stop(ForwardPhase phase, long start)
     {
-        if (start != 0) s_ticks[(int)phase] += Stopwatch.GetTimestamp() - start;
+        if (start != 0) Interlocked.Add(ref _ticks[(int)phase], Stopwatch.GetTimestamp() - start);
     }
 
-    public static void Reset() => Array.Clear(s_ticks);
+    /// <summary>Sets every total back to zero.</summary>
+    public void Reset()
+    {
+        for (int i = 0; i < _ticks.Length; i++) Interlocked.Exchange(ref _ticks[i], 0);
+    }
 
     /// <summary>Seconds spent in each phase since the last <see cref="Reset"/>.</summary>
-    public static IReadOnlyDictionary<ForwardPhase, double> Seconds() =>
-        Enum.GetValues<ForwardPhase>().ToDictionary(p => p, p => (double)s_ticks[(int)p] / Stopwatch.Frequency);
+    public IReadOnlyDictionary<ForwardPhase, double> Seconds() =>
+        Enum.GetValues<ForwardPhase>().ToDictionary(p => p, p => (double)Interlocked.Read(ref _ticks[(int)p]) / Stopwatch.Frequency);
 }

@@ -46,10 +46,13 @@ public sealed class KimiModel : IDisposable
     private NativeArena? _arena;
 
     /// <summary>
-    /// How this model's forward passes multiply activations, on whatever thread they run (the setting travels with
-    /// the model, not with the thread that loaded it). Starts as <see cref="KimiModelLoadOptions.Activations"/>.
+    /// The kernel settings (activation precision, threads) of every forward pass of this model, on whatever thread it
+    /// runs: they travel with the model, not with the thread that loaded it. Set at load (<see cref="KimiModelLoadOptions.Kernels"/>).
     /// </summary>
-    public ActivationPrecision Activations { get; set; }
+    public KernelSettings Kernels { get; private init; } = KernelSettings.Default;
+
+    /// <summary>Where this model's forward passes add their time per phase, if anywhere (<see cref="KimiModelLoadOptions.Profile"/>).</summary>
+    public ForwardProfile? Profile { get; private init; }
 
     /// <summary>Weights repacked into 16-row blocks at load (<see cref="KimiModelLoadOptions.RepackInt4ForInt8"/>).</summary>
     public int RepackedWeights { get; private init; }
@@ -65,10 +68,11 @@ public sealed class KimiModel : IDisposable
     public static KimiModel Load(string directory, KimiModelLoadOptions options, IProgress<LoadProgress>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(options.Kernels, nameof(options.Kernels));
         var config = ModelConfig.Load(directory);
         var tensors = CheckpointTensors.Open(directory,
             progress is null ? null : new Progress<(int Done, int Total)>(p => progress.Report(new LoadProgress("mapping", p.Done, p.Total))));
-        var arena = options.RepackInt4ForInt8 || options.Activations == ActivationPrecision.Int8 ? new NativeArena() : null;
+        var arena = options.RepackInt4ForInt8 ?? options.Kernels.Int8Activations ? new NativeArena() : null;
         var w = new WeightLoader(tensors, config) { RepackArena = arena };
         try
         {
@@ -83,7 +87,9 @@ public sealed class KimiModel : IDisposable
             }
             var finalNorm = w.Vector("model.norm.weight", hidden);
             var lmHead = config.TieWordEmbeddings ? embedding : w.MatMulLinear("lm_head", vocab, hidden); // only ever multiplied whole
-            return new KimiModel(directory, config, tensors, rope, embedding, layers, finalNorm, lmHead) { RepackedWeights = w.Repacked, _arena = arena, Activations = options.Activations };
+            return new KimiModel(directory, config, tensors, rope, embedding, layers, finalNorm, lmHead) {
+                RepackedWeights = w.Repacked, _arena = arena, Kernels = options.Kernels, Profile = options.Profile,
+            };
         }
         catch
         {
@@ -269,17 +275,19 @@ public sealed class KimiModel : IDisposable
                 throw new ArgumentOutOfRangeException(nameof(tokens), token, $"token id {token} is outside the vocabulary (vocab_size {vocab})");
         foreach (var segment in parts) segment.Cache.Reserve(segment.Tokens);
         ws.DecodeOnly = count == parts.Length;
-        using var activations = MatrixKernels.UseActivations(Activations);
+        // This model's settings, for every layer of this pass (whichever thread runs it).
+        var kernels = ws.Kernels = Kernels;
+        var profile = ws.Profile = Profile ?? ForwardProfile.Off;
 
         var h = ws.Hidden.Get((long)count * hidden);
         var x = ws.Normed.Get((long)count * hidden);
         var delta = ws.Delta.Get((long)count * hidden);
-        long clock = ForwardProfile.Start();
+        long clock = profile.Start();
         for (int t = 0; t < count; t++) MatrixKernels.DecodeRow(Embedding, tokens[t], h.Slice(t * hidden, hidden));
         if (embeddings is not null)
             for (int i = 0; i < embeddings.Positions.Count; i++)
                 embeddings.Rows.AsSpan(i * hidden, hidden).CopyTo(h.Slice(embeddings.Positions[i] * hidden, hidden));
-        ForwardProfile.Stop(ForwardPhase.Embedding, clock);
+        profile.Stop(ForwardPhase.Embedding, clock);
 
         int pairs = Rope.Pairs;
         var cos = ws.Cos.Get((long)count * pairs);
@@ -296,31 +304,31 @@ public sealed class KimiModel : IDisposable
         {
             cancellationToken.ThrowIfCancellationRequested();
             var layer = Layers[l];
-            clock = ForwardProfile.Start();
+            clock = profile.Start();
             for (int t = 0; t < count; t++) Ops.RmsNorm(h.Slice(t * hidden, hidden), layer.InputNorm, eps, x.Slice(t * hidden, hidden));
-            ForwardProfile.Stop(ForwardPhase.Norms, clock);
+            profile.Stop(ForwardPhase.Norms, clock);
             layer.Attention.Forward(l, x, delta, count, parts, ws, cos, sin);
-            clock = ForwardProfile.Start();
+            clock = profile.Start();
             TensorPrimitives.Add(h, delta, h);
-            ForwardProfile.Stop(ForwardPhase.Residual, clock);
+            profile.Stop(ForwardPhase.Residual, clock);
 
-            clock = ForwardProfile.Start();
+            clock = profile.Start();
             for (int t = 0; t < count; t++) Ops.RmsNorm(h.Slice(t * hidden, hidden), layer.PostAttentionNorm, eps, x.Slice(t * hidden, hidden));
-            ForwardProfile.Stop(ForwardPhase.Norms, clock);
+            profile.Stop(ForwardPhase.Norms, clock);
             if (layer.Moe is not null) layer.Moe.Forward(x, delta, count, ws);
             else
             {
-                clock = ForwardProfile.Start();
-                layer.Dense!.Forward(x, delta, count, ws.MlpScratch.Get(2L * count * layer.Dense.Width));
-                ForwardProfile.Stop(ForwardPhase.DenseMlp, clock);
+                clock = profile.Start();
+                layer.Dense!.Forward(x, delta, count, ws.MlpScratch.Get(2L * count * layer.Dense.Width), kernels);
+                profile.Stop(ForwardPhase.DenseMlp, clock);
             }
-            clock = ForwardProfile.Start();
+            clock = profile.Start();
             TensorPrimitives.Add(h, delta, h);
-            ForwardProfile.Stop(ForwardPhase.Residual, clock);
+            profile.Stop(ForwardPhase.Residual, clock);
         }
         foreach (var segment in parts) segment.Cache.Commit(segment.Tokens);
 
-        clock = ForwardProfile.Start();
+        clock = profile.Start();
         int rows = 0;
         if (lastOnly)
             foreach (var segment in parts)
@@ -330,8 +338,8 @@ public sealed class KimiModel : IDisposable
             }
         else
             for (int t = 0; t < count; t++) Ops.RmsNorm(h.Slice(t * hidden, hidden), FinalNorm, eps, x.Slice(rows++ * hidden, hidden));
-        MatrixKernels.MatMul(LmHead, x[..(rows * hidden)], logits, rows);
-        ForwardProfile.Stop(ForwardPhase.LmHead, clock);
+        MatrixKernels.MatMul(LmHead, x[..(rows * hidden)], logits, rows, kernels);
+        profile.Stop(ForwardPhase.LmHead, clock);
     }
 
     /// <summary>Logits [tokens, vocab] of a whole sequence from an empty cache.</summary>
@@ -376,15 +384,21 @@ public sealed record KimiModelLoadOptions
 {
     /// <summary>
     /// Repack INT4 (group 32) projection and expert weights into 16-row blocks, the layout of the fast int8-activation
-    /// kernels (<c>MatrixKernels.Int8Activations</c>). They are read into huge-page native memory and repacked there;
+    /// kernels (<see cref="KernelSettings.Int8Activations"/>). They are read into huge-page native memory and repacked there;
     /// their mapped originals are never touched, so resident memory stays at one copy. Float activations still work
-    /// on repacked weights, but slowly: turn this on only for int8 use. CPUs without AVX-512BW keep the stored layout.
+    /// on repacked weights, but slowly. CPUs without AVX-512BW keep the stored layout. Null (the default): repack exactly
+    /// when <see cref="Kernels"/> ask for int8 activations; false keeps the stored layout even then (int8 products on
+    /// the stored rows, slower).
     /// </summary>
-    public bool RepackInt4ForInt8 { get; init; }
+    public bool? RepackInt4ForInt8 { get; init; }
 
     /// <summary>
-    /// The model's <see cref="KimiModel.Activations"/>. <see cref="ActivationPrecision.Int8"/> also repacks the INT4
-    /// weights (as <see cref="RepackInt4ForInt8"/>), the layout its kernels read fastest.
+    /// The model's <see cref="KimiModel.Kernels"/>: activation precision and threads of its forward passes (default:
+    /// the exact float32 path on every core). Int8 activations also repack the INT4 weights (unless
+    /// <see cref="RepackInt4ForInt8"/> says otherwise), the layout their kernels read fastest.
     /// </summary>
-    public ActivationPrecision Activations { get; init; } = ActivationPrecision.Float32;
+    public KernelSettings Kernels { get; init; } = KernelSettings.Default;
+
+    /// <summary>Where the model's forward passes add their time per phase (<c>kimi bench --profile</c>); none by default.</summary>
+    public ForwardProfile? Profile { get; init; }
 }

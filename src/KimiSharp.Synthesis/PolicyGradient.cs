@@ -30,6 +30,8 @@ public sealed record PolicyGradientOptions
     public int Seed { get; init; } = 4242;
     /// <summary>Greedy held-out tasks per horizon measured before and after, to report the gain over SFT alone.</summary>
     public int EvalTasksPerHorizon { get; init; } = 12;
+    /// <summary>How the policy models are loaded for sampling and evaluation (kernel settings: threads, activations).</summary>
+    public KimiSharp.Model.KimiModelLoadOptions ModelLoadOptions { get; init; } = new();
 }
 
 /// <summary>One iteration's numbers.</summary>
@@ -82,7 +84,7 @@ public static class PolicyGradientStage
             Horizons = options.Horizons, TasksPerHorizon = options.EvalTasksPerHorizon, Seed = options.Seed + 500_000,
             Agent = new AgentOptions { TokenBudget = options.TokenBudget },
         };
-        var before = await EvaluateAsync(Path.Combine(sftRun, "final"), evalOptions, progress, "SFT", cancellationToken);
+        var before = await EvaluateAsync(Path.Combine(sftRun, "final"), options.ModelLoadOptions, evalOptions, progress, "SFT", cancellationToken);
         string current = sftRun;
         var iterations = new List<PolicyGradientIteration>();
         for (int iteration = 0; iteration < options.Iterations; iteration++)
@@ -104,7 +106,7 @@ public static class PolicyGradientStage
             current = runDirectory;
             iterations.Add(new PolicyGradientIteration(iteration + 1, samples, meanReward, groups, examples, clock.Elapsed.TotalSeconds));
         }
-        var after = await EvaluateAsync(Path.Combine(current, "final"), evalOptions, progress, "RL", cancellationToken);
+        var after = await EvaluateAsync(Path.Combine(current, "final"), options.ModelLoadOptions, evalOptions, progress, "RL", cancellationToken);
         var report = new PolicyGradientReport(before, after, iterations, current);
         File.WriteAllText(Path.Combine(outputDirectory, "report.md"), report.ToMarkdown());
         // Where the policy to ship is, for scripts: RL's only when it measurably beat SFT, else the SFT model.
@@ -132,10 +134,10 @@ public static class PolicyGradientStage
         return config;
     }
 
-    private static async Task<ToolUseEvalReport> EvaluateAsync(string model, ToolUseEvalOptions options, IProgress<string>? progress, string label,
-        CancellationToken cancellationToken)
+    private static async Task<ToolUseEvalReport> EvaluateAsync(string model, KimiSharp.Model.KimiModelLoadOptions loadOptions, ToolUseEvalOptions options,
+        IProgress<string>? progress, string label, CancellationToken cancellationToken)
     {
-        await using var service = KimiChatService.Load(model);
+        await using var service = KimiChatService.Load(model, loadOptions: loadOptions);
         var report = await ToolUseEvaluation.RunAsync(service, options,
             new Progress<ToolUseEvalProgress>(p => { if (p.Task == p.Tasks) progress?.Report($"{label} eval, horizon {p.Horizon}: {p.Successes}/{p.Tasks}"); }),
             cancellationToken);
@@ -145,7 +147,7 @@ public static class PolicyGradientStage
     private static async Task<(int Samples, double MeanReward, int Groups, int Examples)> SampleAsync(string model, string dataPath,
         PolicyGradientOptions options, int iteration, IProgress<string>? progress, CancellationToken cancellationToken)
     {
-        await using var service = KimiChatService.Load(model);
+        await using var service = KimiChatService.Load(model, loadOptions: options.ModelLoadOptions);
         var tools = Toolbox.CreateDefault().Declarations();
         var window = new AgentOptions().Window;
         // Rendered with the policy's own template: the tokens it was prompted with are the tokens trained.

@@ -26,6 +26,13 @@ public sealed class VisionEncoder(VisionWeights weights)
     public VisionWeights Weights { get; } = weights;
     public VisionConfig Config => Weights.Config;
 
+    /// <summary>Threads (and activation precision, for INT4 weights) of the tower's products; the exact path on every core by default.</summary>
+    public KernelSettings Kernels
+    {
+        get;
+        init => field = value ?? throw new ArgumentNullException(nameof(value));
+    } = KernelSettings.Default;
+
     /// <summary>Tokens the projector writes for a grid: (rows/2)·(cols/2) whatever the frame count.</summary>
     public int TokensFor(VisionGrid grid) => grid.Rows / Config.MergeKernelHeight * (grid.Columns / Config.MergeKernelWidth);
 
@@ -68,7 +75,7 @@ public sealed class VisionEncoder(VisionWeights weights)
         for (int i = 0; i < inputs.Count; i++)
             inputs[i].Patches.CopyTo(patches, (long)offsets[i] * c.PatchElements);
         var x = new float[(long)total * d];
-        MatrixKernels.MatMul(Weights.PatchProjection, patches, x, total);
+        MatrixKernels.MatMul(Weights.PatchProjection, patches, x, total, Kernels);
         AddBias(x, Weights.PatchProjectionBias, total);
         AddPositions(inputs, offsets, x);
         var (ropeCos, ropeSin) = RotaryTables(inputs, offsets);
@@ -81,20 +88,20 @@ public sealed class VisionEncoder(VisionWeights weights)
         {
             cancellationToken.ThrowIfCancellationRequested();
             LayerNormRows(x, block.Norm0Weight, block.Norm0Bias, VisionConfig.TowerLayerNormEps, normed, total);
-            MatrixKernels.MatMul(block.Qkv, normed, qkv, total);
+            MatrixKernels.MatMul(block.Qkv, normed, qkv, total, Kernels);
             AddBias(qkv, block.QkvBias, total);
             ApplyRotary(qkv, ropeCos, ropeSin, total);
             for (int i = 0; i < inputs.Count; i++)
                 Attend(qkv, attention, offsets[i], offsets[i + 1] - offsets[i], cancellationToken);
-            MatrixKernels.MatMul(block.Output, attention, normed, total);
+            MatrixKernels.MatMul(block.Output, attention, normed, total, Kernels);
             AddBias(normed, block.OutputBias, total);
             TensorPrimitives.Add(x, normed, x);
 
             LayerNormRows(x, block.Norm1Weight, block.Norm1Bias, VisionConfig.TowerLayerNormEps, normed, total);
-            MatrixKernels.MatMul(block.Fc0, normed, hidden, total);
+            MatrixKernels.MatMul(block.Fc0, normed, hidden, total, Kernels);
             AddBias(hidden, block.Fc0Bias, total);
             Ops.GeluTanh(hidden);
-            MatrixKernels.MatMul(block.Fc1, hidden, normed, total);
+            MatrixKernels.MatMul(block.Fc1, hidden, normed, total, Kernels);
             AddBias(normed, block.Fc1Bias, total);
             TensorPrimitives.Add(x, normed, x);
         }
@@ -115,11 +122,11 @@ public sealed class VisionEncoder(VisionWeights weights)
             Ops.LayerNorm(sub, Weights.ProjectorNormWeight, Weights.ProjectorNormBias, eps, sub);
         }
         var projected = new float[(long)tokens * merged];
-        MatrixKernels.MatMul(Weights.ProjectorLinear1, mergedRows, projected, tokens);
+        MatrixKernels.MatMul(Weights.ProjectorLinear1, mergedRows, projected, tokens, Kernels);
         AddBias(projected, Weights.ProjectorLinear1Bias, tokens);
         Ops.Gelu(projected);
         var output = new float[(long)tokens * c.TextHiddenSize];
-        MatrixKernels.MatMul(Weights.ProjectorLinear2, projected, output, tokens);
+        MatrixKernels.MatMul(Weights.ProjectorLinear2, projected, output, tokens, Kernels);
         AddBias(output, Weights.ProjectorLinear2Bias, tokens);
 
         var results = new float[inputs.Count][];
@@ -137,10 +144,10 @@ public sealed class VisionEncoder(VisionWeights weights)
         }
     }
 
-    private static void LayerNormRows(float[] x, float[] weight, float[] bias, float eps, float[] y, int count)
+    private void LayerNormRows(float[] x, float[] weight, float[] bias, float eps, float[] y, int count)
     {
         int d = weight.Length;
-        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = KernelThreading.MaxThreads },
+        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = Kernels.MaxThreads },
             t => Ops.LayerNorm(x.AsSpan(t * d, d), weight, bias, eps, y.AsSpan(t * d, d)));
     }
 
@@ -197,7 +204,7 @@ public sealed class VisionEncoder(VisionWeights weights)
     private void ApplyRotary(float[] qkv, float[] cos, float[] sin, int count)
     {
         int d = Config.HiddenSize, heads = Config.NumAttentionHeads, headDim = Config.HeadDim, pairs = headDim / 2;
-        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = KernelThreading.MaxThreads }, t =>
+        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = Kernels.MaxThreads }, t =>
         {
             var c = cos.AsSpan(t * pairs, pairs);
             var s = sin.AsSpan(t * pairs, pairs);
@@ -225,7 +232,7 @@ public sealed class VisionEncoder(VisionWeights weights)
             }
         const int queryBlock = 16;
         int blocks = (length + queryBlock - 1) / queryBlock;
-        Parallel.For(0, heads * blocks, new ParallelOptions { MaxDegreeOfParallelism = KernelThreading.MaxThreads, CancellationToken = cancellationToken },
+        Parallel.For(0, heads * blocks, new ParallelOptions { MaxDegreeOfParallelism = Kernels.MaxThreads, CancellationToken = cancellationToken },
             () => new float[length],
             (job, _, scores) =>
             {

@@ -8,7 +8,6 @@ using KimiSharp.Vision;
 namespace KimiSharp.Cli.Tests;
 
 /// <summary><c>kimi init-random</c> with a vision_config writes a K2.5 tower; <c>kimi image-features</c> writes its projector output.</summary>
-[Collection(nameof(KernelSettingsCollection))]
 public sealed class ImageFeaturesCommandTests : IDisposable
 {
     private readonly string _scratch = Directory.CreateTempSubdirectory("kimi-vision-cli-").FullName;

@@ -6,7 +6,6 @@ using KimiSharp.Vision;
 namespace KimiSharp.Cli.Tests;
 
 /// <summary><c>kimi init-random</c> writes the released K2.5 layout; <c>info</c>, <c>logits</c> and <c>image-features</c> read it.</summary>
-[Collection(nameof(KernelSettingsCollection))]
 public sealed class K25LayoutCommandTests : IDisposable
 {
     private readonly string _scratch = Directory.CreateTempSubdirectory("kimi-k25-cli-").FullName;

@@ -5,15 +5,18 @@ using KimiSharp.Kernels;
 
 namespace KimiSharp.Kernels.Tests;
 
-/// <summary>Tests that switch process-wide kernel settings (vector path, int8 activations) run alone.</summary>
-[CollectionDefinition(nameof(KernelSettingsCollection), DisableParallelization = true)]
-public sealed class KernelSettingsCollection;
+/// <summary>
+/// Tests that force the vector path (FusedKernels.Level, Int4Kernels.Level: a process-wide test hook that picks the
+/// instruction set, not a kernel setting) run alone.
+/// </summary>
+[CollectionDefinition(nameof(VectorPathCollection), DisableParallelization = true)]
+public sealed class VectorPathCollection;
 
 /// <summary>
 /// Every vector path of the fused kernels (Vector512, Vector256, portable) against a float64 scalar reference on odd
 /// sizes (tails, single rows), batch invariance on each path, the int8-activation INT4 path and the worker pool.
 /// </summary>
-[Collection(nameof(KernelSettingsCollection))]
+[Collection(nameof(VectorPathCollection))]
 public sealed unsafe class KernelPathsTests : IDisposable
 {
     private readonly List<nint> _allocations = [];
@@ -136,11 +139,11 @@ public sealed unsafe class KernelPathsTests : IDisposable
             WithLevel(level, () =>
             {
                 var batch = new float[tokens * rows];
-                MatrixKernels.MatMul(w, x, batch, tokens);
+                MatrixKernels.MatMul(w, x, batch, tokens, KernelSettings.Default);
                 var solo = new float[rows];
                 for (int t = 0; t < tokens; t++)
                 {
-                    MatrixKernels.MatMul(w, x.AsSpan(t * cols, cols), solo, 1);
+                    MatrixKernels.MatMul(w, x.AsSpan(t * cols, cols), solo, 1, KernelSettings.Default);
                     for (int r = 0; r < rows; r++)
                     {
                         double expected = 0, magnitude = 0;
@@ -174,20 +177,18 @@ public sealed unsafe class KernelPathsTests : IDisposable
         var (w, values) = Make(WeightFormat.PackedInt, rows, cols, rng);
         const int tokens = 4;
         var x = RandomVector(tokens * cols, rng);
-        bool saved = MatrixKernels.Int8Activations;
-        try
+        var int8 = new KernelSettings { Activations = ActivationPrecision.Int8 };
         {
-            MatrixKernels.Int8Activations = true;
             var results = new List<float[]>();
             foreach (int level in SupportedLevels())
                 WithLevel(level, () =>
                 {
                     var batch = new float[tokens * rows];
-                    MatrixKernels.MatMul(w, x, batch, tokens);
+                    MatrixKernels.MatMul(w, x, batch, tokens, int8);
                     var solo = new float[rows];
                     for (int t = 0; t < tokens; t++)
                     {
-                        MatrixKernels.MatMul(w, x.AsSpan(t * cols, cols), solo, 1);
+                        MatrixKernels.MatMul(w, x.AsSpan(t * cols, cols), solo, 1, int8);
                         for (int r = 0; r < rows; r++)
                         {
                             Assert.Equal(batch[t * rows + r], solo[r]);
@@ -211,10 +212,6 @@ public sealed unsafe class KernelPathsTests : IDisposable
             for (int i = 1; i < results.Count; i++)
                 for (int j = 0; j < results[0].Length; j++)
                     Assert.True(Math.Abs(results[0][j] - results[i][j]) <= 1e-4 * (1 + Math.Abs(results[0][j])));
-        }
-        finally
-        {
-            MatrixKernels.Int8Activations = saved;
         }
     }
 
@@ -323,23 +320,19 @@ public sealed unsafe class KernelPathsTests : IDisposable
         fixed (float* py = reference)
             for (int b = 0; b < rows / 16; b++) Int4Rows16Kernels.BlockScalar(w, b, q, 0, tokens, py + 16 * b, rows);
 
-        bool saved = MatrixKernels.Int8Activations;
-        int savedThreads = KernelThreading.MaxThreads;
-        try
         {
-            MatrixKernels.Int8Activations = true;
             foreach (int level in SupportedLevels())
                 foreach (int threads in new[] { 1, 2 })
                     WithLevel(level, () =>
                     {
-                        KernelThreading.MaxThreads = threads;
+                        var int8 = new KernelSettings { Activations = ActivationPrecision.Int8, MaxThreads = threads };
                         var batch = new float[tokens * rows];
-                        MatrixKernels.MatMul(w, x, batch, tokens);
+                        MatrixKernels.MatMul(w, x, batch, tokens, int8);
                         Assert.Equal(reference, batch);
                         var solo = new float[rows];
                         for (int t = 0; t < tokens; t++)
                         {
-                            MatrixKernels.MatMul(w, x.AsSpan(t * cols, cols), solo, 1);
+                            MatrixKernels.MatMul(w, x.AsSpan(t * cols, cols), solo, 1, int8);
                             Assert.Equal(reference.AsSpan(t * rows, rows).ToArray(), solo);
                         }
                         // A decode batch mixing it with an unrepacked matrix computes the same products.
@@ -348,14 +341,14 @@ public sealed unsafe class KernelPathsTests : IDisposable
                         var y1 = new float[rows];
                         var y2 = new float[3];
                         var expected2 = new float[3];
-                        MatrixKernels.MatMul(other, x.AsSpan(0, cols), expected2, 1);
+                        MatrixKernels.MatMul(other, x.AsSpan(0, cols), expected2, 1, int8);
                         fixed (float* px = x)
                         fixed (float* p1 = y1)
                         fixed (float* p2 = y2)
                         {
                             batchOfOne.Add(other, px, p2);
                             batchOfOne.Add(w, px, p1);
-                            batchOfOne.Run();
+                            batchOfOne.Run(int8);
                         }
                         Assert.Equal(reference.AsSpan(0, rows).ToArray(), y1);
                         Assert.Equal(expected2, y2);
@@ -369,15 +362,10 @@ public sealed unsafe class KernelPathsTests : IDisposable
                         }
                     });
         }
-        finally
-        {
-            MatrixKernels.Int8Activations = saved;
-            KernelThreading.MaxThreads = savedThreads;
-        }
 
         // Within quantization error of the exact product, and float activations still work (through the decode).
         var exact = new float[tokens * rows];
-        MatrixKernels.MatMul(w, x, exact, tokens);
+        MatrixKernels.MatMul(w, x, exact, tokens, KernelSettings.Default);
         for (int t = 0; t < tokens; t++)
             for (int r = 0; r < rows; r++)
             {
@@ -463,29 +451,20 @@ public sealed unsafe class KernelPathsTests : IDisposable
     [Fact]
     public void The_worker_pool_runs_every_row_exactly_once_and_reports_failures()
     {
-        int saved = KernelThreading.MaxThreads;
-        try
+        foreach (int threads in new[] { 1, 2, 3 })
         {
-            foreach (int threads in new[] { 1, 2, 3 })
+            for (int round = 0; round < 200; round++)
             {
-                KernelThreading.MaxThreads = threads;
-                for (int round = 0; round < 200; round++)
-                {
-                    int rows = 1 + round % 37;
-                    var output = new long[rows];
-                    KernelThreading.ParallelRows(rows, Math.Min(rows, 1 + round % 9), new SumJob(output), taper: round % 2 == 1);
-                    for (int r = 0; r < rows; r++) Assert.Equal((long)r * r + 1, output[r]);
-                }
-                if (threads > 1)
-                    Assert.ThrowsAny<Exception>(() => KernelThreading.ParallelRows(8, 4, new FailingJob()));
-                var after = new long[10];
-                KernelThreading.ParallelRows(10, 5, new SumJob(after));
-                Assert.Equal(82, after[^1]);
+                int rows = 1 + round % 37;
+                var output = new long[rows];
+                KernelThreading.ParallelRows(rows, Math.Min(rows, 1 + round % 9), new SumJob(output), threads, taper: round % 2 == 1);
+                for (int r = 0; r < rows; r++) Assert.Equal((long)r * r + 1, output[r]);
             }
-        }
-        finally
-        {
-            KernelThreading.MaxThreads = saved;
+            if (threads > 1)
+                Assert.ThrowsAny<Exception>(() => KernelThreading.ParallelRows(8, 4, new FailingJob(), threads));
+            var after = new long[10];
+            KernelThreading.ParallelRows(10, 5, new SumJob(after), threads);
+            Assert.Equal(82, after[^1]);
         }
     }
 
@@ -525,13 +504,13 @@ public sealed unsafe class KernelPathsTests : IDisposable
         var (w, _) = Make(WeightFormat.PackedInt, 300, 640, rng);
         var x = RandomVector(640 * 3, rng);
         var expected = new float[900];
-        MatrixKernels.MatMul(w, x, expected, 3);
+        MatrixKernels.MatMul(w, x, expected, 3, KernelSettings.Default);
         Parallel.For(0, 8, _ =>
         {
             var y = new float[900];
             for (int i = 0; i < 20; i++)
             {
-                MatrixKernels.MatMul(w, x, y, 3);
+                MatrixKernels.MatMul(w, x, y, 3, KernelSettings.Default);
                 Assert.Equal(expected, y);
             }
         });
@@ -540,7 +519,7 @@ public sealed unsafe class KernelPathsTests : IDisposable
     [Fact]
     public void Memory_bandwidth_probe_reports_a_positive_rate()
     {
-        double rate = MemoryBandwidth.Measure(8 << 20, KernelThreading.MaxThreads, passes: 3);
+        double rate = MemoryBandwidth.Measure(8 << 20, 2, passes: 3);
         Assert.True(rate > 0.1 && rate < 10_000, $"rate {rate} GB/s");
     }
 }

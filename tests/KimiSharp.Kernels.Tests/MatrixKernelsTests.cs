@@ -143,7 +143,7 @@ public sealed unsafe class MatrixKernelsTests : IDisposable
         const int tokens = 3;
         var x = RandomVector(cols, rng, tokens);
         var y = new float[tokens * rows];
-        MatrixKernels.MatMul(w, x, y, tokens);
+        MatrixKernels.MatMul(w, x, y, tokens, KernelSettings.Default);
         var decoded = new float[cols];
         for (int r = 0; r < rows; r++)
         {
@@ -219,22 +219,13 @@ public sealed unsafe class MatrixKernelsTests : IDisposable
         var (w, _) = Make(format, 600, 96, rng, blockRows: 2, blockCols: 16, groupSize: 32);
         const int tokens = 11;
         var x = RandomVector(96, rng, tokens);
-        int saved = KernelThreading.MaxThreads;
-        try
+        foreach (int threads in new[] { 1, 2 })
         {
-            foreach (int threads in new[] { 1, 2 })
-            {
-                KernelThreading.MaxThreads = threads;
-                var y = new float[tokens * 600];
-                MatrixKernels.MatMul(w, x, y, tokens);
-                for (int t = 0; t < tokens; t++)
-                    for (int r = 0; r < 600; r++)
-                        Assert.Equal(MatrixKernels.DotRow(w, r, x.AsSpan(t * 96, 96)), y[t * 600 + r]);
-            }
-        }
-        finally
-        {
-            KernelThreading.MaxThreads = saved;
+            var y = new float[tokens * 600];
+            MatrixKernels.MatMul(w, x, y, tokens, new KernelSettings { MaxThreads = threads });
+            for (int t = 0; t < tokens; t++)
+                for (int r = 0; r < 600; r++)
+                    Assert.Equal(MatrixKernels.DotRow(w, r, x.AsSpan(t * 96, 96)), y[t * 600 + r]);
         }
     }
 
@@ -316,6 +307,52 @@ public sealed unsafe class MatrixKernelsTests : IDisposable
     }
 
     [Fact]
+    public void Kernel_settings_reject_what_they_cannot_run()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new KernelSettings { MaxThreads = 0 });
+        Assert.Throws<ArgumentOutOfRangeException>(() => new KernelSettings { Activations = (ActivationPrecision)7 });
+        Assert.Equal(ActivationPrecision.Float32, KernelSettings.Default.Activations);
+        Assert.Equal(Environment.ProcessorCount, KernelSettings.Default.MaxThreads);
+        var (w, _) = Make(WeightFormat.F32, 2, 3, new Random(1));
+        Assert.Throws<ArgumentNullException>(() => MatrixKernels.MatMul(w, new float[3], new float[2], 1, null!));
+    }
+
+    [Fact]
+    public void Callers_with_different_settings_at_once_each_get_their_own_products()
+    {
+        // Int8 and float32 products of one INT4 matrix, on one, two and three threads, from eight callers at once: each
+        // result is what its own settings compute alone. (A process-wide setting would mix them up.)
+        var rng = new Random(17);
+        var (w, _) = Make(WeightFormat.PackedInt, 320, 640, rng);
+        var x = RandomVector(640, rng, 3);
+        KernelSettings[] settings =
+        [
+            new() { Activations = ActivationPrecision.Float32, MaxThreads = 1 },
+            new() { Activations = ActivationPrecision.Int8, MaxThreads = 2 },
+            new() { Activations = ActivationPrecision.Float32, MaxThreads = 3 },
+            new() { Activations = ActivationPrecision.Int8, MaxThreads = 1 },
+        ];
+        var expected = settings.Select(k =>
+        {
+            var y = new float[3 * 320];
+            MatrixKernels.MatMul(w, x, y, 3, k);
+            return y;
+        }).ToArray();
+        Assert.NotEqual(expected[0], expected[1]); // the two precisions really differ here
+        Assert.Equal(expected[0], expected[2]);    // and the thread count never changes a result
+        Assert.Equal(expected[1], expected[3]);
+        Parallel.For(0, 8, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
+        {
+            var y = new float[3 * 320];
+            for (int round = 0; round < 10; round++)
+            {
+                MatrixKernels.MatMul(w, x, y, 3, settings[i % settings.Length]);
+                Assert.Equal(expected[i % settings.Length], y);
+            }
+        });
+    }
+
+    [Fact]
     public void MatMul_splits_large_work_across_threads_without_changing_results()
     {
         var rng = new Random(5);
@@ -323,14 +360,8 @@ public sealed unsafe class MatrixKernelsTests : IDisposable
         var x = RandomVector(515, rng, 4);
         var parallel = new float[4 * 257];
         var serial = new float[4 * 257];
-        MatrixKernels.MatMul(w, x, parallel, 4);
-        int saved = KernelThreading.MaxThreads;
-        try
-        {
-            KernelThreading.MaxThreads = 1;
-            MatrixKernels.MatMul(w, x, serial, 4);
-        }
-        finally { KernelThreading.MaxThreads = saved; }
+        MatrixKernels.MatMul(w, x, parallel, 4, new KernelSettings { MaxThreads = 4 });
+        MatrixKernels.MatMul(w, x, serial, 4, new KernelSettings { MaxThreads = 1 });
         Assert.Equal(serial, parallel);
     }
 
@@ -350,11 +381,11 @@ public sealed unsafe class MatrixKernelsTests : IDisposable
         const int tokens = 7;
         var x = RandomVector(777, rng, tokens);
         var batch = new float[tokens * 301];
-        MatrixKernels.MatMul(w, x, batch, tokens);
+        MatrixKernels.MatMul(w, x, batch, tokens, KernelSettings.Default);
         var solo = new float[301];
         for (int t = 0; t < tokens; t++)
         {
-            MatrixKernels.MatMul(w, x.AsSpan(t * 777, 777), solo, 1);
+            MatrixKernels.MatMul(w, x.AsSpan(t * 777, 777), solo, 1, KernelSettings.Default);
             for (int r = 0; r < 301; r++)
             {
                 Assert.Equal(solo[r], batch[t * 301 + r]);
@@ -364,7 +395,7 @@ public sealed unsafe class MatrixKernelsTests : IDisposable
         // The same numbers from a copy of the input at another address (alignment must not matter).
         var shifted = new float[777 + 3];
         x.AsSpan(0, 777).CopyTo(shifted.AsSpan(3));
-        MatrixKernels.MatMul(w, shifted.AsSpan(3, 777), solo, 1);
+        MatrixKernels.MatMul(w, shifted.AsSpan(3, 777), solo, 1, KernelSettings.Default);
         for (int r = 0; r < 301; r++) Assert.Equal(batch[r], solo[r]);
     }
 
@@ -374,7 +405,7 @@ public sealed unsafe class MatrixKernelsTests : IDisposable
         var rng = new Random(1);
         var (w, _) = Make(WeightFormat.F32, 2, 4, rng);
         Assert.Throws<ArgumentOutOfRangeException>(() => MatrixKernels.DotRow(w, 2, new float[4]));
-        var e = Assert.Throws<ArgumentException>(() => MatrixKernels.MatMul(w, new float[3], new float[2], 1));
+        var e = Assert.Throws<ArgumentException>(() => MatrixKernels.MatMul(w, new float[3], new float[2], 1, KernelSettings.Default));
         Assert.Contains("need 1×4", e.Message);
         Assert.Throws<ArgumentException>(() => WeightMatrix.FromPackedInt(null, null, 1, 8, 3, 32));
 

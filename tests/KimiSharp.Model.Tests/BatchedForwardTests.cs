@@ -45,7 +45,7 @@ public sealed class BatchedForwardTests : IDisposable
     [InlineData(CheckpointFormat.Bf16, ActivationPrecision.Float32)]
     public void A_batch_of_prefill_chunks_and_decode_tokens_matches_each_sequence_alone(CheckpointFormat format, ActivationPrecision activations)
     {
-        using var model = KimiModel.Load(Write(format), new KimiModelLoadOptions { Activations = activations });
+        using var model = KimiModel.Load(Write(format), new KimiModelLoadOptions { Kernels = new KernelSettings { Activations = activations } });
         int vocab = model.Config.VocabSize;
 
         // Alone: each sequence's prefix, then its next tokens, last-position logits.

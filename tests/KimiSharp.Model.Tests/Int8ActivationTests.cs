@@ -15,10 +15,12 @@ public sealed class Int8ActivationTests : IDisposable
 
     private static readonly int[] Tokens = [5, 90, 13, 42, 7, 7, 61, 0, 88, 23, 17, 54, 31, 2, 76, 45, 19, 96, 8, 33];
 
-    private KimiModel Load(int experts = 8, bool repack = false)
+    private static readonly KernelSettings Int8 = new() { Activations = ActivationPrecision.Int8 };
+
+    private KimiModel Load(int experts = 8, bool repack = false, KernelSettings? kernels = null)
     {
         string dir = Write(experts);
-        return KimiModel.Load(dir, new KimiModelLoadOptions { RepackInt4ForInt8 = repack });
+        return KimiModel.Load(dir, new KimiModelLoadOptions { RepackInt4ForInt8 = repack, Kernels = kernels ?? KernelSettings.Default });
     }
 
     private string Write(int experts)
@@ -40,9 +42,8 @@ public sealed class Int8ActivationTests : IDisposable
     [InlineData(true)]
     public void Int8_mode_keeps_cached_prefixes_and_batches_bit_identical(bool repack)
     {
-        using var model = Load(repack: repack);
+        using var model = Load(repack: repack, kernels: Int8);
         int vocab = model.Config.VocabSize;
-        model.Activations = ActivationPrecision.Int8;
         {
             var whole = model.Logits(Tokens);
             var cache = model.CreateCache();
@@ -71,13 +72,9 @@ public sealed class Int8ActivationTests : IDisposable
     {
         // Dense layers only: in a tiny random MoE, int8 rounding can flip a near-tied expert choice, which moves the
         // logits by far more than the rounding itself (that is why the mode is opt-in).
-        using var model = Load(experts: 0);
-        var exact = model.Logits(Tokens);
-        float[] approximate;
-        model.Activations = ActivationPrecision.Int8;
-        {
-            approximate = model.Logits(Tokens);
-        }
+        float[] exact, approximate;
+        using (var model = Load(experts: 0)) exact = model.Logits(Tokens);
+        using (var model = Load(experts: 0, kernels: Int8)) approximate = model.Logits(Tokens);
         var (maxDiff, maxRef) = LogitComparison.MaxDifference(exact, approximate);
         Assert.True(maxDiff > 0, "int8 mode must actually quantize");
         Assert.True(maxDiff <= 0.05 * maxRef, $"relative error {maxDiff / maxRef:E2}");
@@ -97,11 +94,10 @@ public sealed class Int8ActivationTests : IDisposable
         });
         float[] exact;
         using (var plain = KimiModel.Load(dir)) exact = plain.Logits(Tokens);
-        using var model = KimiModel.Load(dir, new KimiModelLoadOptions { RepackInt4ForInt8 = true });
+        using var model = KimiModel.Load(dir, new KimiModelLoadOptions { Kernels = Int8 });
         Assert.All(model.Layers, layer => Assert.NotNull(layer.Attention.KvBKeysTransposed));
         int vocab = model.Config.VocabSize;
         var decoded = new float[Tokens.Length * vocab];
-        model.Activations = ActivationPrecision.Int8;
         {
             var cache = model.CreateCache();
             for (int t = 0; t < Tokens.Length; t++)
@@ -127,22 +123,25 @@ public sealed class Int8ActivationTests : IDisposable
         // A model loaded for int8 and run on another thread (as the engine runs it) computes exactly what it computes
         // on the loading thread, and not the float32 result: the setting travels with the model, not the thread.
         string dir = Write(8);
-        using var int8 = KimiModel.Load(dir, new KimiModelLoadOptions { Activations = ActivationPrecision.Int8 });
-        Assert.Equal(ActivationPrecision.Int8, int8.Activations);
+        using var int8 = KimiModel.Load(dir, new KimiModelLoadOptions { Kernels = Int8 });
+        Assert.Same(Int8, int8.Kernels);
         Assert.True(int8.RepackedWeights > 0, "int8 models are repacked for the int8 kernels");
         var here = int8.Logits(Tokens);
         var elsewhere = OnNewThread(() => int8.Logits(Tokens));
         Assert.Equal(here, elsewhere);
-        Assert.False(MatrixKernels.Int8Activations, "the forward restores the calling thread's setting");
 
         using var exact = KimiModel.Load(dir);
         var reference = OnNewThread(() => exact.Logits(Tokens));
         var (maxDiff, _) = LogitComparison.MaxDifference(reference, elsewhere);
         Assert.True(maxDiff > 0, "the int8 model on another thread must quantize its activations");
 
-        // The calling thread's kernel setting does not leak into a float32 model.
-        using (MatrixKernels.UseActivations(ActivationPrecision.Int8))
-            Assert.Equal(reference, exact.Logits(Tokens));
+        // Two models with different settings, run at once on two threads, each compute their own.
+        float[]? fromInt8 = null, fromExact = null;
+        var a = new Thread(() => { for (int i = 0; i < 5; i++) fromInt8 = int8.Logits(Tokens); });
+        var b = new Thread(() => { for (int i = 0; i < 5; i++) fromExact = exact.Logits(Tokens); });
+        a.Start(); b.Start(); a.Join(); b.Join();
+        Assert.Equal(here, fromInt8);
+        Assert.Equal(reference, fromExact);
     }
 
     [Fact]
@@ -152,14 +151,13 @@ public sealed class Int8ActivationTests : IDisposable
         var before = Directory.GetFiles(dir, "*.safetensors").Select(f => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(f)))).ToArray();
         float[] plain, repacked;
         {
-            using (var model = Load(repack: false))
+            using (var model = Load(repack: false, kernels: Int8))
             {
-                model.Activations = ActivationPrecision.Int8;
+                Assert.Equal(0, model.RepackedWeights);
                 plain = model.Logits(Tokens);
             }
-            using (var model = Load(repack: true))
+            using (var model = Load(repack: true, kernels: Int8))
             {
-                model.Activations = ActivationPrecision.Int8;
                 // The routed experts' shapes block into 16 rows (64 × 160, 160 × 64); the others stay as stored.
                 var expert = model.Layers[1].Moe!.Experts[0];
                 Assert.Equal(WeightFormat.PackedInt4Rows16, expert.Gate.Format);

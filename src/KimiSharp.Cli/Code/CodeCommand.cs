@@ -85,7 +85,7 @@ internal static class CodeCommand
             Func<IReadOnlyList<AIFunction>> createTools;
             if (local)
             {
-                var service = ModelLocator.LoadChat(r.GetValue(localModel), null, r.Err(), ModelLocator.Activations(false));
+                var service = ModelLocator.LoadChat(r.GetValue(localModel), null, r.Err(), KernelOptions.Settings());
                 client = new KimiChatClient(service, ownsService: true);
                 label = service.ModelId;
                 contextTokens = service.Model.Config.MaxPositionEmbeddings;

@@ -156,6 +156,10 @@ internal sealed class ForwardWorkspace
     /// <summary>Whether the current pass feeds one token per sequence (a decode step).</summary>
     public bool DecodeOnly { get; set; }
 
+    /// <summary>The kernel settings and profile of the current pass: its model's.</summary>
+    public KimiSharp.Kernels.KernelSettings Kernels { get; set; } = KimiSharp.Kernels.KernelSettings.Default;
+    public ForwardProfile Profile { get; set; } = ForwardProfile.Off;
+
     /// <summary>How many entries of the last <see cref="Segments"/> array belong to the current pass.</summary>
     public int SegmentCount { get; private set; }
 

@@ -71,22 +71,24 @@ public sealed class MlaAttention
         int kvWidth = _latentDim + _ropeDim;
         var kva = ws.KvA.Get((long)tokens * kvWidth);
         var q = ws.Queries.Get((long)tokens * _heads * _qkDim);
-        long clock = ForwardProfile.Start();
-        if (QProj is not null) MatrixKernels.MatMulPair(QProj, KvAProj, x, q, kva, tokens);
+        var kernels = ws.Kernels;
+        var profile = ws.Profile;
+        long clock = profile.Start();
+        if (QProj is not null) MatrixKernels.MatMulPair(QProj, KvAProj, x, q, kva, tokens, kernels);
         else
         {
             int rank = QAProj!.Rows;
             var qa = ws.QueryLatents.Get((long)tokens * rank);
-            MatrixKernels.MatMulPair(QAProj, KvAProj, x, qa, kva, tokens);
+            MatrixKernels.MatMulPair(QAProj, KvAProj, x, qa, kva, tokens, kernels);
             for (int t = 0; t < tokens; t++)
             {
                 var row = qa.Slice(t * rank, rank);
                 if (QABias is not null) TensorPrimitives.Add(row, QABias, row);
                 Ops.RmsNorm(row, QANorm!, _eps, row);
             }
-            MatrixKernels.MatMul(QBProj!, qa, q, tokens);
+            MatrixKernels.MatMul(QBProj!, qa, q, tokens, kernels);
         }
-        ForwardProfile.Stop(ForwardPhase.AttentionProjections, clock);
+        profile.Stop(ForwardPhase.AttentionProjections, clock);
 
         var attended = ws.Attended.Get((long)tokens * _heads * _vDim);
         foreach (var segment in segments)
@@ -95,26 +97,26 @@ public sealed class MlaAttention
             Attend(layer, segment.Cache, count, segment.Mode,
                 q.Slice(first * _heads * _qkDim, count * _heads * _qkDim), kva.Slice(first * kvWidth, count * kvWidth),
                 attended.Slice(first * _heads * _vDim, count * _heads * _vDim),
-                cos.Slice(first * pairs, count * pairs), sin.Slice(first * pairs, count * pairs));
+                cos.Slice(first * pairs, count * pairs), sin.Slice(first * pairs, count * pairs), kernels, profile);
         }
 
-        clock = ForwardProfile.Start();
-        MatrixKernels.MatMul(OProj, attended, output, tokens);
+        clock = profile.Start();
+        MatrixKernels.MatMul(OProj, attended, output, tokens, kernels);
         if (OBias is not null)
             for (int t = 0; t < tokens; t++)
                 TensorPrimitives.Add(output.Slice(t * OProj.Rows, OProj.Rows), OBias, output.Slice(t * OProj.Rows, OProj.Rows));
-        ForwardProfile.Stop(ForwardPhase.AttentionOutput, clock);
+        profile.Stop(ForwardPhase.AttentionOutput, clock);
     }
 
     /// <summary>One sequence's share of <see cref="Forward"/>: its latents into its cache, then its heads' attention.</summary>
     private void Attend(int layer, KvCache cache, int tokens, AttentionMode mode, Span<float> q, Span<float> kva,
-        Span<float> attended, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
+        Span<float> attended, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, KernelSettings kernels, ForwardProfile profile)
     {
         int start = cache.Length, context = start + tokens;
         int pairs = _ropeDim / 2, kvWidth = _latentDim + _ropeDim;
 
         // Latents and the shared rope key, written straight into the cache.
-        long clock = ForwardProfile.Start();
+        long clock = profile.Start();
         var latents = cache.Latents(layer, start, tokens);
         var ropeKeys = cache.RopeKeys(layer, start, tokens);
         for (int t = 0; t < tokens; t++)
@@ -128,7 +130,7 @@ public sealed class MlaAttention
             for (int h = 0; h < _heads; h++)
                 Ops.RotatePairs(q.Slice((t * _heads + h) * _qkDim + _nope, _ropeDim), cos.Slice(t * pairs, pairs), sin.Slice(t * pairs, pairs));
         }
-        ForwardProfile.Stop(ForwardPhase.AttentionLatents, clock);
+        profile.Stop(ForwardPhase.AttentionLatents, clock);
 
         bool absorbed = mode == AttentionMode.Absorbed || (mode == AttentionMode.Auto && tokens == 1);
         unsafe
@@ -136,19 +138,19 @@ public sealed class MlaAttention
             fixed (float* pq = q)
             fixed (float* pOut = attended)
             {
-                var job = new HeadJob(this, layer, cache, pq, pOut, tokens, start);
-                clock = ForwardProfile.Start();
+                var job = new HeadJob(this, layer, cache, pq, pOut, tokens, start, kernels);
+                clock = profile.Start();
                 if (absorbed) job.PrepareAbsorbed();
                 else job.PrepareExpanded();
-                ForwardProfile.Stop(ForwardPhase.AttentionExpand, clock);
-                clock = ForwardProfile.Start();
+                profile.Stop(ForwardPhase.AttentionExpand, clock);
+                clock = profile.Start();
                 if (absorbed) job.RunAbsorbed();
                 else
                 {
                     long work = (long)_heads * tokens * context * (_qkDim + _vDim);
                     job.RunParallel(job.Units, work);
                 }
-                ForwardProfile.Stop(ForwardPhase.AttentionHeads, clock);
+                profile.Stop(ForwardPhase.AttentionHeads, clock);
             }
         }
     }
@@ -174,6 +176,7 @@ public sealed class MlaAttention
         private readonly KvCache _cache;
         private readonly int _layer, _tokens, _start, _context;
         private readonly float* _q, _out;
+        private readonly KernelSettings _kernels;
         private float[] _expanded = [];
         private float[] _scratch = [];
         private Step _step;
@@ -184,9 +187,9 @@ public sealed class MlaAttention
         /// <summary>Positions per chunk for a token that sees <paramref name="visible"/>: fixed by the context alone, never by the thread count.</summary>
         private static int ChunkFor(int visible) => Math.Max(MinChunk, (visible + MaxChunks - 1) / MaxChunks);
 
-        public HeadJob(MlaAttention attention, int layer, KvCache cache, float* q, float* output, int tokens, int start)
+        public HeadJob(MlaAttention attention, int layer, KvCache cache, float* q, float* output, int tokens, int start, KernelSettings kernels)
         {
-            _a = attention; _layer = layer; _cache = cache; _q = q; _out = output; _tokens = tokens; _start = start;
+            _a = attention; _layer = layer; _cache = cache; _q = q; _out = output; _tokens = tokens; _start = start; _kernels = kernels;
             _context = start + tokens;
         }
 
@@ -199,7 +202,7 @@ public sealed class MlaAttention
             _step = Step.Expanded;
             var ws = _cache.Workspace;
             _expanded = ws.ExpandedKv.Array((long)_context * _a._heads * (_a._nope + _a._vDim));
-            MatrixKernels.MatMul(_a.KvBProjRows16 ?? _a.KvBProj, _cache.Latents(_layer, 0, _context), _expanded, _context);
+            MatrixKernels.MatMul(_a.KvBProjRows16 ?? _a.KvBProj, _cache.Latents(_layer, 0, _context), _expanded, _context, _kernels);
             // Per head: scores of 4 token rows.
             _scratch = ws.AttentionScratch.Array(Units * (long)TokenBlock * _context);
         }
@@ -217,9 +220,9 @@ public sealed class MlaAttention
 
         public void RunParallel(int units, long work)
         {
-            int parts = KernelThreading.PartsFor(work, units);
+            int parts = KernelThreading.PartsFor(work, units, _kernels.MaxThreads);
             if (parts <= 1) Run(0, units);
-            else KernelThreading.ParallelRows(units, parts, this);
+            else KernelThreading.ParallelRows(units, parts, this, _kernels.MaxThreads);
         }
 
         public void RunAbsorbed()
@@ -346,7 +349,7 @@ public sealed class MlaAttention
                     // q̂ = W_UKᵀ q_nope: the key projection moved onto the query.
                     var target = new Span<float>(_absorbedQueries + (long)unit * latentDim, latentDim);
                     var queryNope = new ReadOnlySpan<float>(q + (long)unit * a._qkDim, a._nope);
-                    if (a.KvBKeysTransposed is { } keys && MatrixKernels.Int8Activations) keys.TransposeMultiplyInt8(unit, queryNope, target);
+                    if (a.KvBKeysTransposed is { } keys && _kernels.Int8Activations) keys.TransposeMultiplyInt8(unit, queryNope, target);
                     else
                     {
                         target.Clear();
@@ -383,7 +386,7 @@ public sealed class MlaAttention
                     var output = new Span<float>(_out + ((long)t * heads + unit) * a._vDim, a._vDim);
                     float* mixed = _mixed + (long)unit * latentDim;
                     int firstRow = unit * rowsPerHead + a._nope;
-                    if (a.KvBProjRows16 is { } rows16 && MatrixKernels.Int8Activations && firstRow % 16 == 0 && a._vDim % 16 == 0)
+                    if (a.KvBProjRows16 is { } rows16 && _kernels.Int8Activations && firstRow % 16 == 0 && a._vDim % 16 == 0)
                         MatrixKernels.DotRowsInt8(rows16, firstRow, new ReadOnlySpan<float>(mixed, latentDim), output);
                     else MatrixKernels.DotRows(a.KvBProj, firstRow, new ReadOnlySpan<float>(mixed, latentDim), output);
                     break;

@@ -77,7 +77,7 @@ public sealed class MoeBlock
                 batch.Add(expert.Gate, px, pg + 2L * j * width);
                 batch.Add(expert.Up, px, pg + (2L * j + 1) * width);
             }
-            batch.Run();
+            batch.Run(ws.Kernels);
 
             batch.Clear();
             if (Shared is not null)
@@ -92,7 +92,7 @@ public sealed class MoeBlock
                 Ops.SiluMultiply(g, new Span<float>(pg + (2L * j + 1) * width, width), g);
                 batch.Add(Experts[(int)chosen[order[j]]].Down, pg + 2L * j * width, ph + (long)j * hidden);
             }
-            batch.Run();
+            batch.Run(ws.Kernels);
         }
         if (Shared is null) output.Clear();
         for (int j = 0; j < k; j++)
@@ -124,8 +124,10 @@ public sealed class MoeBlock
     {
         int hidden = _config.HiddenSize, count = _config.NRoutedExperts, k = _config.NumExpertsPerTok;
         var logits = ws.RouterLogits.Get((long)tokens * count);
-        long clock = ForwardProfile.Start();
-        MatrixKernels.MatMul(Router, x, logits, tokens);
+        var kernels = ws.Kernels;
+        var profile = ws.Profile;
+        long clock = profile.Start();
+        MatrixKernels.MatMul(Router, x, logits, tokens, kernels);
 
         var chosen = ws.ChosenExperts.Get((long)tokens * k);      // expert ids, stored as floats for one workspace type
         var weights = ws.ExpertWeights.Get((long)tokens * k);
@@ -137,24 +139,24 @@ public sealed class MoeBlock
             for (int j = 0; j < k; j++) chosen[t * k + j] = ids[j];
         }
 
-        ForwardProfile.Stop(ForwardPhase.Router, clock);
+        profile.Stop(ForwardPhase.Router, clock);
         CountTouchedExperts(chosen[..(tokens * k)], ws);
 
         if (tokens == 1)
         {
-            clock = ForwardProfile.Start();
+            clock = profile.Start();
             ForwardOneToken(x[..hidden], output[..hidden], chosen[..k], weights[..k], ws);
-            ForwardProfile.Stop(ForwardPhase.RoutedExperts, clock);
+            profile.Stop(ForwardPhase.RoutedExperts, clock);
             return;
         }
 
-        clock = ForwardProfile.Start();
+        clock = profile.Start();
         if (Shared is not null)
-            Shared.Forward(x, output, tokens, ws.SharedScratch.Get(2L * tokens * Shared.Width));
+            Shared.Forward(x, output, tokens, ws.SharedScratch.Get(2L * tokens * Shared.Width), kernels);
         else
             output[..(tokens * hidden)].Clear();
-        ForwardProfile.Stop(ForwardPhase.SharedExperts, clock);
-        clock = ForwardProfile.Start();
+        profile.Stop(ForwardPhase.SharedExperts, clock);
+        clock = profile.Start();
 
         // Each expert runs once over the tokens routed to it; experts are the work items of one parallel job (each on one
         // thread, its products inline), then every token adds its experts' weighted outputs in ascending expert order.
@@ -168,17 +170,18 @@ public sealed class MoeBlock
             fixed (float* pc = chosen)
             fixed (float* pw = weights)
             {
-                job.Prepare(px, chosen, tokens, ws);
                 // One expert per work item, largest first, claimed dynamically, so experts with more tokens balance out.
-                if (KernelThreading.PartsFor((long)slots * hidden * Experts[0].Width * 3, count) <= 1) job.Run(0, count);
-                else KernelThreading.ParallelRows(count, count, job);
+                // (An expert's products inside a work item run on that item's thread.)
+                job.Prepare(px, chosen, tokens, ws, kernels);
+                if (KernelThreading.PartsFor((long)slots * hidden * Experts[0].Width * 3, count, kernels.MaxThreads) <= 1) job.Run(0, count);
+                else KernelThreading.ParallelRows(count, count, job, kernels.MaxThreads);
                 combine.Prepare(job, po, pc, pw);
-                int parts = KernelThreading.PartsFor((long)slots * hidden, tokens);
+                int parts = KernelThreading.PartsFor((long)slots * hidden, tokens, kernels.MaxThreads);
                 if (parts <= 1) combine.Run(0, tokens);
-                else KernelThreading.ParallelRows(tokens, parts, combine);
+                else KernelThreading.ParallelRows(tokens, parts, combine, kernels.MaxThreads);
             }
         }
-        ForwardProfile.Stop(ForwardPhase.RoutedExperts, clock);
+        profile.Stop(ForwardPhase.RoutedExperts, clock);
     }
 
     private ExpertJob? _expertJob;
@@ -197,19 +200,19 @@ public sealed class MoeBlock
         private float[] _outputs = [];
         private int[] _start = [], _slotToken = [], _slotOf = [], _order = [], _sizeKeys = [];
         private int _hidden;
-        private bool _int8;
+        private KernelSettings _kernels = KernelSettings.Default;
 
         public float[] Outputs => _outputs;
         /// <summary>The slot holding choice j of token t (its row in <see cref="Outputs"/>).</summary>
         public int SlotOf(int t, int j) => _slotOf[t * block._config.NumExpertsPerTok + j];
 
         /// <summary><paramref name="x"/> ([tokens, hidden]) must stay pinned until the job has run.</summary>
-        public void Prepare(float* x, ReadOnlySpan<float> chosen, int tokens, ForwardWorkspace ws)
+        public void Prepare(float* x, ReadOnlySpan<float> chosen, int tokens, ForwardWorkspace ws, KernelSettings kernels)
         {
             var c = block._config;
             int count = c.NRoutedExperts, k = c.NumExpertsPerTok, slots = tokens * k;
             _hidden = c.HiddenSize;
-            _int8 = MatrixKernels.Int8Activations; // a per-thread setting: the workers take the caller's
+            _kernels = kernels;
             _x = x;
             _outputs = ws.ExpertOutputs.Array((long)slots * _hidden);
             if (_start.Length < count + 1) _start = new int[count + 1];
@@ -235,14 +238,6 @@ public sealed class MoeBlock
 
         public void Run(int first, int end)
         {
-            bool saved = MatrixKernels.Int8Activations;
-            MatrixKernels.Int8Activations = _int8;
-            try { RunExperts(first, end); }
-            finally { MatrixKernels.Int8Activations = saved; }
-        }
-
-        private void RunExperts(int first, int end)
-        {
             for (int item = first; item < end; item++)
             {
                 int e = _order[item], from = _start[e], n = _start[e + 1] - from;
@@ -255,7 +250,7 @@ public sealed class MoeBlock
                 var expert = block.Experts[e];
                 long need = 2L * n * expert.Width;
                 if (t_scratch is null || t_scratch.Length < need) t_scratch = new float[Math.Max(need, 2 * (t_scratch?.Length ?? 0))];
-                expert.Forward(t_gathered.AsSpan(0, (int)inputs), _outputs.AsSpan(from * _hidden, n * _hidden), n, t_scratch.AsSpan(0, (int)need));
+                expert.Forward(t_gathered.AsSpan(0, (int)inputs), _outputs.AsSpan(from * _hidden, n * _hidden), n, t_scratch.AsSpan(0, (int)need), _kernels);
             }
         }
     }
