@@ -19,9 +19,10 @@ internal static class GenerateCommand
         var name = ModelLocator.NameOption();
         var threads = CliOptions.Threads();
         var int8 = ModelLocator.Int8Option();
+        var images = ImageInputs.Option("An image at the prompt's next <|media_pad|> (without any, each image's K2.5 media block is put before the prompt). Repeatable");
         var command = new Command("generate", "Raw text completion, no chat template.")
         {
-            model, prompt, maxTokens, temperature, topP, seed, name, threads, int8,
+            model, prompt, maxTokens, temperature, topP, seed, name, threads, int8, images,
         };
         command.SetAction(async (r, ct) =>
         {
@@ -34,24 +35,33 @@ internal static class GenerateCommand
                 Seed = r.GetValue(seed),
             };
             await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err(), ModelLocator.Activations(r.GetValue(int8)));
-            return await RunAsync(service, r.GetValue(prompt)!, generation, r.Out(), r.Err(), ct);
+            string[] imageFiles = r.GetValue(images) ?? [];
+            ImageInputs.RequireVision(service, imageFiles);
+            var decoded = imageFiles.Select(f => ImageInputs.Decode(f, service.MediaOptions)).ToArray();
+            return await RunAsync(service, r.GetValue(prompt)!, decoded, generation, r.Out(), r.Err(), ct);
         });
         return command;
     }
 
-    private static async Task<int> RunAsync(KimiChatService service, string prompt, GenerationOptions generation,
+    private static async Task<int> RunAsync(KimiChatService service, string prompt, KimiSharp.Vision.RgbImage[] images, GenerationOptions generation,
         TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
         var tokens = service.Tokenizer.Encode(prompt, allowSpecial: true);
+        if (images.Length > 0 && !tokens.Contains(service.Vision!.PlaceholderTokenId))
+        {
+            // K2.5's media block per image, as its chat template writes it, ahead of the text.
+            const string block = "<|media_begin|>image<|media_content|><|media_pad|><|media_end|>";
+            tokens = service.Tokenizer.Encode(string.Concat(Enumerable.Repeat(block, images.Length)) + prompt, allowSpecial: true);
+        }
         ChatCompleted? done = null;
-        await foreach (var e in service.CompleteAsync(tokens, generation, [], cancellationToken))
+        await foreach (var e in service.CompleteAsync(tokens, images, generation, [], cancellationToken))
         {
             if (e is ChatOutput { Piece: ContentDelta d }) { stdout.Write(d.Text); stdout.Flush(); }
             else if (e is ChatCompleted c) done = c;
         }
         stdout.WriteLine();
         if (done is not null)
-            stderr.WriteLine($"[{done.Usage.PromptTokens} prompt + {done.Usage.CompletionTokens} generated tokens, finish: {done.FinishReason}]");
+            stderr.WriteLine($"[{done.Usage.PromptTokens} prompt{(done.Usage.ImageTokens > 0 ? $" ({done.Usage.ImageTokens} image)" : "")} + {done.Usage.CompletionTokens} generated tokens, finish: {done.FinishReason}]");
         return 0;
     }
 }

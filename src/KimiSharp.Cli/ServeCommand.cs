@@ -21,9 +21,10 @@ internal static class ServeCommand
         var threads = CliOptions.Threads();
         var int8 = ModelLocator.Int8Option();
         var noUi = CliOptions.Flag("--no-ui", "Do not serve the web chat UI at /");
+        var remoteImages = CliOptions.Flag("--allow-remote-images", "Fetch http(s) image URLs in requests (off: images must be sent inline as data: URLs)");
         var command = new Command("serve", "OpenAI- and Anthropic-compatible HTTP server (/v1/chat/completions, /v1/messages, …).")
         {
-            model, host, port, apiKey, name, kvBudget, maxBatch, threads, int8, noUi,
+            model, host, port, apiKey, name, kvBudget, maxBatch, threads, int8, noUi, remoteImages,
         };
         command.SetAction(async (r, ct) =>
         {
@@ -34,6 +35,7 @@ internal static class ServeCommand
                 MaxBatchSize = r.GetValue(maxBatch),
             };
             await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err(), ModelLocator.Activations(r.GetValue(int8)), engine);
+            if (r.GetValue(remoteImages)) service.MediaOptions = service.MediaOptions with { AllowRemoteImages = true };
             var server = new KimiServer(service, new ServerOptions
             {
                 Host = r.GetValue(host)!,
