@@ -29,6 +29,18 @@ public static class AgentMessages
         _ => node.ToJsonString(),
     };
 
+    private static bool IsImagePart(JsonNode? part) => part?["type"] is JsonValue t && t.TryGetValue(out string? type) && type == "image_url";
+
+    /// <summary>A content part as AI content: text, or an image_url part as DataContent (data: URLs) or UriContent.</summary>
+    private static AIContent? PartContent(JsonNode? part)
+    {
+        if (!IsImagePart(part)) return part?["text"] is JsonValue t && t.TryGetValue(out string? text) ? new TextContent(text) : null;
+        var image = part!["image_url"];
+        string url = (image is JsonObject ? image["url"] : image) is JsonValue u && u.TryGetValue(out string? s) ? s
+            : throw new ArgumentException("an image_url part has no url");
+        return url.StartsWith("data:", StringComparison.OrdinalIgnoreCase) ? new DataContent(url) : new UriContent(url, "image/*");
+    }
+
     /// <summary>Converts conversation messages to Microsoft.Extensions.AI messages, tool results named by their tool.</summary>
     public static List<ChatMessage> ToChatMessages(JsonArray messages)
     {
@@ -64,7 +76,9 @@ public static class AgentMessages
                     result.Add(new ChatMessage(ChatRole.Assistant, contents) { AuthorName = message["name"]?.GetValue<string>() });
                     break;
                 case "system" or "user":
-                    result.Add(new ChatMessage(new ChatRole(role), Text(message["content"])) { AuthorName = message["name"]?.GetValue<string>() });
+                    result.Add(message["content"] is JsonArray parts && parts.Any(IsImagePart)
+                        ? new ChatMessage(new ChatRole(role), [.. parts.Select(PartContent).OfType<AIContent>()]) { AuthorName = message["name"]?.GetValue<string>() }
+                        : new ChatMessage(new ChatRole(role), Text(message["content"])) { AuthorName = message["name"]?.GetValue<string>() });
                     break;
                 default:
                     throw new ArgumentException($"message {i} has an unknown role '{role}' (expected system, user, assistant or tool)");

@@ -36,13 +36,14 @@ internal static class ChatCommand
         var maxSteps = CliOptions.OptionalInt("--max-steps", "Agent steps per question before it stops [default: 400]", min: 1);
         var name = ModelLocator.NameOption();
         var kernels = new KernelOptions();
+        var images = ImageInputs.Option("An image for the question (the first message when interactive; /image FILE adds one later). Repeatable; needs a K2.5 model with its vision tower");
         var command = new Command("chat", """
-            Chat in the terminal (thinking shown dimmed; /reset, /thinking, /exit), or answer one question.
+            Chat in the terminal (thinking shown dimmed; /reset, /thinking, /image FILE, /exit), or answer one question.
             By default the model may call the built-in tools (calculator, convert_units, calendar, lookup, memory), run by the
             agent loop: calls show as → name(args), results as ← result.
             """)
         {
-            model, question, noTools, maxTokens, temperature, system, seed, maxSteps, name,
+            model, question, noTools, maxTokens, temperature, system, seed, maxSteps, name, images,
         };
         kernels.AddTo(command);
         command.Exclusive(noTools, maxSteps, "--max-steps needs tools (drop --no-tools)");
@@ -63,12 +64,15 @@ internal static class ChatCommand
             };
             if (r.GetValue(maxSteps) is int steps) agentOptions = agentOptions with { MaxSteps = steps };
             await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err(), kernels.Settings(r));
-            return await RunAsync(service, r.GetValue(question) ?? [], r.GetValue(system), tools, generation, agentOptions, r.Out(), ct);
+            string[] imageFiles = r.GetValue(images) ?? [];
+            ImageInputs.RequireVision(service, imageFiles);
+            var imageUrls = imageFiles.Select(f => ImageInputs.DataUrl(f, service.MediaOptions)).ToList();
+            return await RunAsync(service, r.GetValue(question) ?? [], imageUrls, r.GetValue(system), tools, generation, agentOptions, r.Out(), ct);
         });
         return command;
     }
 
-    private static async Task<int> RunAsync(KimiChatService service, string[] question, string? system, bool tools,
+    private static async Task<int> RunAsync(KimiChatService service, string[] question, List<string> pendingImages, string? system, bool tools,
         GenerationOptions generation, AgentOptions agentOptions, TextWriter stdout, CancellationToken cancellationToken)
     {
         bool color = Terminal.Colors(stdout); // a terminal that takes colours (not NO_COLOR, not redirected)
@@ -80,14 +84,15 @@ internal static class ChatCommand
         Func<string, int> countTokens = text => service.Tokenizer.Encode(text, allowSpecial: false).Count;
         if (question.Length > 0)
         {
-            conversation.Add(new JsonObject { ["role"] = "user", ["content"] = string.Join(' ', question) });
+            conversation.Add(new JsonObject { ["role"] = "user", ["content"] = ImageInputs.UserContent(pendingImages, string.Join(' ', question)) });
             if (tools) await AgentTurn(service, toolbox, conversation, system, agentOptions, stdout, color, collapse: false, countTokens, cancellationToken);
             else await Turn(service, conversation, generation, stdout, color, collapse: false, countTokens, cancellationToken);
             return 0;
         }
 
         stdout.WriteLine($"kimi chat — {service.ModelId}{(tools ? " with tools (calculator, convert_units, calendar, lookup, memory)" : "")}. " +
-            "/reset clears the conversation, /thinking shows the last reasoning, /exit quits.");
+            "/reset clears the conversation, /thinking shows the last reasoning, /image FILE attaches an image to the next message, /exit quits.");
+        if (pendingImages.Count > 0) stdout.WriteLine($"({pendingImages.Count} image(s) attached to your first message)");
         string lastReasoning = "";
         while (!cancellationToken.IsCancellationRequested)
         {
@@ -107,7 +112,24 @@ internal static class ChatCommand
                     stdout.WriteLine(lastReasoning.Length == 0 ? "(no reasoning in the last answer)" : color ? Dim + lastReasoning + Reset : lastReasoning);
                     continue;
             }
-            conversation.Add(new JsonObject { ["role"] = "user", ["content"] = line });
+            if (line.TrimStart().StartsWith("/image", StringComparison.Ordinal))
+            {
+                string file = line.TrimStart()["/image".Length..].Trim();
+                try
+                {
+                    if (file.Length == 0) throw new ArgumentException("/image needs a file: /image FILE");
+                    ImageInputs.RequireVision(service, [file]);
+                    pendingImages.Add(ImageInputs.DataUrl(file, service.MediaOptions));
+                    stdout.WriteLine($"(image {file} attached to your next message)");
+                }
+                catch (Exception e) when (e is ArgumentException or UsageException or KimiSharp.Vision.ImageDecodeException or IOException)
+                {
+                    stdout.WriteLine($"(image not attached: {e.Message})");
+                }
+                continue;
+            }
+            conversation.Add(new JsonObject { ["role"] = "user", ["content"] = ImageInputs.UserContent(pendingImages, line) });
+            pendingImages.Clear();
             lastReasoning = tools
                 ? await AgentTurn(service, toolbox, conversation, system, agentOptions, stdout, color, collapse: color, countTokens, cancellationToken)
                 : await Turn(service, conversation, generation, stdout, color, collapse: color, countTokens, cancellationToken);

@@ -18,9 +18,10 @@ internal static class GenerateCommand
         var seed = CliOptions.OptionalInt("--seed", "Sampling seed");
         var name = ModelLocator.NameOption();
         var kernels = new KernelOptions();
+        var images = ImageInputs.Option("An image at the prompt's next <|media_pad|> (without any, each image's K2.5 media block is put before the prompt). Repeatable");
         var command = new Command("generate", "Raw text completion, no chat template.")
         {
-            model, prompt, maxTokens, temperature, topP, seed, name,
+            model, prompt, maxTokens, temperature, topP, seed, name, images,
         };
         kernels.AddTo(command);
         command.SetAction(async (r, ct) =>
@@ -33,20 +34,29 @@ internal static class GenerateCommand
                 Seed = r.GetValue(seed),
             };
             await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err(), kernels.Settings(r));
-            return await RunAsync(service, r.GetValue(prompt)!, generation, r.Out(), r.Err(), ct);
+            string[] imageFiles = r.GetValue(images) ?? [];
+            ImageInputs.RequireVision(service, imageFiles);
+            var decoded = imageFiles.Select(f => ImageInputs.Decode(f, service.MediaOptions)).ToArray();
+            return await RunAsync(service, r.GetValue(prompt)!, decoded, generation, r.Out(), r.Err(), ct);
         });
         return command;
     }
 
-    private static async Task<int> RunAsync(KimiChatService service, string prompt, GenerationOptions generation,
+    private static async Task<int> RunAsync(KimiChatService service, string prompt, KimiSharp.Vision.RgbImage[] images, GenerationOptions generation,
         TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
         var tokens = service.Tokenizer.Encode(prompt, allowSpecial: true);
+        if (images.Length > 0 && !tokens.Contains(service.Vision!.PlaceholderTokenId))
+        {
+            // K2.5's media block per image, as its chat template writes it, ahead of the text.
+            const string block = "<|media_begin|>image<|media_content|><|media_pad|><|media_end|>";
+            tokens = service.Tokenizer.Encode(string.Concat(Enumerable.Repeat(block, images.Length)) + prompt, allowSpecial: true);
+        }
         ChatCompleted? done = null;
         // Decode speed: the generated tokens over the time from the prompt's end (its prefill done) to the last token.
         var clock = System.Diagnostics.Stopwatch.StartNew();
         TimeSpan? started = null;
-        await foreach (var e in service.CompleteAsync(tokens, generation, [], cancellationToken))
+        await foreach (var e in service.CompleteAsync(tokens, images, generation, [], cancellationToken))
         {
             if (e is ChatStarted) started = clock.Elapsed;
             else if (e is ChatOutput { Piece: ContentDelta d }) { stdout.Write(d.Text); stdout.Flush(); }
@@ -60,7 +70,7 @@ internal static class GenerateCommand
             double decodeSeconds = (elapsed - (started ?? elapsed)).TotalSeconds;
             string speed = done.Usage.CompletionTokens > 1 && decodeSeconds > 0
                 ? $", decode {done.Usage.CompletionTokens / decodeSeconds:F1} tokens/s" : "";
-            stderr.WriteLine($"[{done.Usage.PromptTokens} prompt + {done.Usage.CompletionTokens} generated tokens, finish: {done.FinishReason}{speed}; " +
+            stderr.WriteLine($"[{done.Usage.PromptTokens} prompt{(done.Usage.ImageTokens > 0 ? $" ({done.Usage.ImageTokens} image)" : "")} + {done.Usage.CompletionTokens} generated tokens, finish: {done.FinishReason}{speed}; " +
                 $"{(kernels.Int8Activations ? "int8" : "float32")} activations, {kernels.MaxThreads} threads]");
         }
         return 0;

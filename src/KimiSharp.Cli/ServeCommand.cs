@@ -20,9 +20,10 @@ internal static class ServeCommand
         var maxBatch = CliOptions.Int("--max-batch", "Requests decoded together", 16, min: 1);
         var kernels = new KernelOptions();
         var noUi = CliOptions.Flag("--no-ui", "Do not serve the web chat UI at /");
+        var remoteImages = CliOptions.Flag("--allow-remote-images", "Fetch http(s) image URLs in requests (off: images must be sent inline as data: URLs)");
         var command = new Command("serve", "OpenAI- and Anthropic-compatible HTTP server (/v1/chat/completions, /v1/messages, …).")
         {
-            model, host, port, apiKey, name, kvBudget, maxBatch, noUi,
+            model, host, port, apiKey, name, kvBudget, maxBatch, noUi, remoteImages,
         };
         kernels.AddTo(command);
         command.SetAction(async (r, ct) =>
@@ -33,6 +34,7 @@ internal static class ServeCommand
                 MaxBatchSize = r.GetValue(maxBatch),
             };
             await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err(), kernels.Settings(r), engine);
+            if (r.GetValue(remoteImages)) service.MediaOptions = service.MediaOptions with { AllowRemoteImages = true };
             var server = new KimiServer(service, new ServerOptions
             {
                 Host = r.GetValue(host)!,

@@ -76,9 +76,19 @@ public sealed class GenerationEngine : IAsyncDisposable
     /// Queues <paramref name="prompt"/> and streams what happens to it. Cancelling <paramref name="cancellationToken"/>
     /// (or abandoning the enumeration) frees the request's slot and cache at the next step.
     /// </summary>
-    public IAsyncEnumerable<GenerationEvent> GenerateAsync(IReadOnlyList<int> prompt, GenerationOptions options, CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<GenerationEvent> GenerateAsync(IReadOnlyList<int> prompt, GenerationOptions options, CancellationToken cancellationToken = default) =>
+        GenerateAsync(prompt, embeddings: null, options, cancellationToken);
+
+    /// <summary>
+    /// <see cref="GenerateAsync(IReadOnlyList{int}, GenerationOptions, CancellationToken)"/> with some prompt positions'
+    /// input embeddings given by <paramref name="embeddings"/> (a multimodal prompt's image features); prefill applies
+    /// them chunk by chunk, and the prefix cache tells different images apart by their content keys.
+    /// </summary>
+    public IAsyncEnumerable<GenerationEvent> GenerateAsync(IReadOnlyList<int> prompt, PromptEmbeddings? embeddings, GenerationOptions options,
+        CancellationToken cancellationToken = default)
     {
         options.Validate();
+        embeddings?.Validate(prompt.Count, _model.Config.HiddenSize);
         if (prompt.Count == 0) throw new ArgumentException("the prompt is empty");
         int vocab = _model.Config.VocabSize;
         foreach (int token in prompt)
@@ -93,7 +103,7 @@ public sealed class GenerationEngine : IAsyncDisposable
             throw new RequestTooLargeException(
                 $"the request needs {bytes >> 20} MiB of KV cache ({prompt.Count} prompt + {options.MaxTokens} max tokens) but the budget is {_options.KvCacheBudgetBytes >> 20} MiB");
         var channel = Channel.CreateUnbounded<GenerationEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-        var sequence = new Sequence(prompt.ToArray(), options, reservedTokens, bytes, channel.Writer, vocab);
+        var sequence = new Sequence(prompt.ToArray(), options, reservedTokens, bytes, channel.Writer, vocab) { PromptEmbeddings = embeddings };
         _scheduler.Enqueue(sequence);
         // Registered now, not when enumeration starts: a caller that queued several requests and then gives up
         // (one of them was refused) frees the others by cancelling, without ever reading them.

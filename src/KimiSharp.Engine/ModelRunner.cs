@@ -21,7 +21,7 @@ internal sealed class ModelRunner(KimiModel model, ILogger logger)
         int vocab = model.Config.VocabSize;
         if (_segments.Length < batch.Count) _segments = new ForwardSegment[Math.Max(batch.Count, 2 * _segments.Length)];
         if (_logits.Length < (long)batch.Count * vocab) _logits = new float[(long)Math.Max(batch.Count, 2 * _logits.Length / vocab) * vocab];
-        for (int i = 0; i < batch.Count; i++) _segments[i] = new ForwardSegment(batch[i].StepTokens, batch[i].Cache!);
+        for (int i = 0; i < batch.Count; i++) _segments[i] = new ForwardSegment(batch[i].StepTokens, batch[i].Cache!) { Embeddings = batch[i].StepEmbeddings };
         try
         {
             model.Forward(_segments.AsSpan(0, batch.Count), _logits, _workspace);

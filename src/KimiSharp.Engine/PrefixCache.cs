@@ -10,9 +10,11 @@ namespace KimiSharp.Engine;
 /// </summary>
 internal sealed class PrefixCache(int minimumReuse = 1)
 {
-    private sealed class Entry(int[] tokens, KvCache cache)
+    private sealed class Entry(int[] tokens, ulong[]? keys, KvCache cache)
     {
         public int[] Tokens { get; } = tokens;
+        /// <summary>Content keys of positions whose embeddings were given (images); see <see cref="PromptEmbeddings"/>.</summary>
+        public ulong[]? Keys { get; } = keys;
         public KvCache Cache { get; } = cache;
         public long LastUsed { get; set; }
     }
@@ -31,14 +33,20 @@ internal sealed class PrefixCache(int minimumReuse = 1)
     /// Copies the longest cached prefix of <paramref name="prompt"/> into <paramref name="target"/> and returns its
     /// length. At least one prompt token is always left to compute, since its logits start the generation.
     /// </summary>
-    public int Reuse(ReadOnlySpan<int> prompt, KvCache target)
+    public int Reuse(ReadOnlySpan<int> prompt, KvCache target) => Reuse(prompt, null, target);
+
+    /// <summary>
+    /// As <see cref="Reuse(ReadOnlySpan{int}, KvCache)"/>, where <paramref name="keys"/>[i] (when non-zero) is the
+    /// content key of position i's given embedding: a position matches only if its token and its key both do.
+    /// </summary>
+    public int Reuse(ReadOnlySpan<int> prompt, ulong[]? keys, KvCache target)
     {
         Lookups++;
         Entry? best = null;
         int bestLength = 0;
         foreach (var entry in _entries)
         {
-            int common = prompt.CommonPrefixLength(entry.Tokens);
+            int common = CommonPrefix(prompt, keys, entry.Tokens, entry.Keys);
             common = Math.Min(common, prompt.Length - 1);
             if (common > bestLength) { best = entry; bestLength = common; }
         }
@@ -50,22 +58,42 @@ internal sealed class PrefixCache(int minimumReuse = 1)
     }
 
     /// <summary>Keeps <paramref name="cache"/> (whose contents are <paramref name="tokens"/>) for later prompts.</summary>
-    public void Add(int[] tokens, KvCache cache)
+    public void Add(int[] tokens, KvCache cache) => Add(tokens, null, cache);
+
+    /// <summary>As <see cref="Add(int[], KvCache)"/>, with the content keys of positions whose embeddings were given.</summary>
+    public void Add(int[] tokens, ulong[]? keys, KvCache cache)
     {
         if (tokens.Length == 0) return;
+        if (keys is not null && Array.TrueForAll(keys, k => k == 0)) keys = null;
         // An entry that is a prefix of the new one adds nothing; an entry the new one is a prefix of already covers it.
         foreach (var e in _entries)
-            if (e.Tokens.Length >= tokens.Length && e.Tokens.AsSpan(0, tokens.Length).SequenceEqual(tokens)) { e.LastUsed = ++_clock; return; }
+            if (e.Tokens.Length >= tokens.Length && CommonPrefix(tokens, keys, e.Tokens, e.Keys) == tokens.Length) { e.LastUsed = ++_clock; return; }
         for (int i = _entries.Count - 1; i >= 0; i--)
-            if (_entries[i].Tokens.Length < tokens.Length && tokens.AsSpan(0, _entries[i].Tokens.Length).SequenceEqual(_entries[i].Tokens))
+            if (_entries[i].Tokens.Length < tokens.Length && CommonPrefix(tokens, keys, _entries[i].Tokens, _entries[i].Keys) == _entries[i].Tokens.Length)
             {
                 Bytes -= SizeOf(_entries[i]);
                 _entries.RemoveAt(i);
             }
-        var entry = new Entry(tokens, cache) { LastUsed = ++_clock };
+        var entry = new Entry(tokens, keys, cache) { LastUsed = ++_clock };
         _entries.Add(entry);
         Bytes += SizeOf(entry);
     }
+
+    /// <summary>
+    /// How many leading positions two sequences share: equal tokens and equal content keys (a missing key is 0, a
+    /// token's own embedding), so identical placeholder tokens of different images end the shared prefix.
+    /// </summary>
+    private static int CommonPrefix(ReadOnlySpan<int> a, ulong[]? aKeys, ReadOnlySpan<int> b, ulong[]? bKeys)
+    {
+        int common = a.CommonPrefixLength(b);
+        if (aKeys is null && bKeys is null) return common;
+        int keyed = Math.Min(common, Math.Max(aKeys?.Length ?? 0, bKeys?.Length ?? 0));
+        for (int i = 0; i < keyed; i++)
+            if (KeyAt(aKeys, i) != KeyAt(bKeys, i)) return i;
+        return common;
+    }
+
+    private static ulong KeyAt(ulong[]? keys, int position) => keys is not null && position < keys.Length ? keys[position] : 0;
 
     /// <summary>Drops least recently used entries until at most <paramref name="bytes"/> remain.</summary>
     public void TrimTo(long bytes)

@@ -84,15 +84,17 @@ internal sealed class Scheduler(KimiModel model, EngineOptions options, EngineSt
                     s.PrefixLookedUp = true;
                     if (options.EnablePrefixCache && cache.Length == 0)
                     {
-                        s.CachedTokens = _prefixCache.Reuse(s.Prompt, cache);
+                        s.CachedTokens = _prefixCache.Reuse(s.Prompt, s.PromptEmbeddings?.PositionKeys, cache);
                         statistics.RecordPrefix(s.Prompt.Length, s.CachedTokens);
                     }
                 }
                 int start = cache.Length;
                 s.StepTokens = s.Prompt.AsMemory(start, Math.Min(options.PrefillChunkTokens, s.Prompt.Length - start));
+                s.StepEmbeddings = s.PromptEmbeddings?.Slice(start, s.StepTokens.Length);
             }
             else
             {
+                s.StepEmbeddings = null;
                 s.NextToken[0] = s.LastToken;
                 s.StepTokens = s.NextToken;
             }
@@ -125,7 +127,7 @@ internal sealed class Scheduler(KimiModel model, EngineOptions options, EngineSt
             var tokens = new int[cache.Length];
             s.Prompt.AsSpan(0, Math.Min(s.Prompt.Length, cache.Length)).CopyTo(tokens);
             for (int i = s.Prompt.Length; i < cache.Length; i++) tokens[i] = s.Generated[i - s.Prompt.Length];
-            _prefixCache.Add(tokens, cache);
+            _prefixCache.Add(tokens, s.PromptEmbeddings?.PositionKeys, cache);
             _prefixCache.TrimTo(Math.Max(0, options.KvCacheBudgetBytes - _reservedBytes));
         }
         s.Cache = null;

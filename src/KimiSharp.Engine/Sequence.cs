@@ -25,6 +25,10 @@ internal sealed class Sequence(int[] prompt, GenerationOptions options, int rese
     /// <summary>The tokens this step feeds: a prompt chunk, or <see cref="NextToken"/>.</summary>
     public ReadOnlyMemory<int> StepTokens { get; set; }
     public int[] NextToken { get; } = new int[1];
+    /// <summary>Prompt positions whose input embeddings are given (image features), or null.</summary>
+    public PromptEmbeddings? PromptEmbeddings { get; init; }
+    /// <summary>This step's share of <see cref="PromptEmbeddings"/>, positions relative to <see cref="StepTokens"/>.</summary>
+    public Model.EmbeddingPatch? StepEmbeddings { get; set; }
     public int CachedTokens { get; set; }
     public int LastToken { get; set; }
     public bool IsDone { get; private set; }

@@ -249,7 +249,39 @@ public sealed class KimiModel : IDisposable
             attention[i] = new AttentionSegment(segment.Cache, row, segment.Tokens.Length, segment.Mode);
             row += segment.Tokens.Length;
         }
-        ForwardRows(tokens.AsSpan(0, total), attention, lastOnly, logits, ws, cancellationToken, embeddings: null);
+        ForwardRows(tokens.AsSpan(0, total), attention, lastOnly, logits, ws, cancellationToken, CombinedEmbeddings(segments, total));
+    }
+
+    /// <summary>The segments' <see cref="ForwardSegment.Embeddings"/> as one patch over the batch's rows, or null when none has any.</summary>
+    private EmbeddingPatch? CombinedEmbeddings(ReadOnlySpan<ForwardSegment> segments, int totalRows)
+    {
+        int hidden = Config.HiddenSize, count = 0;
+        foreach (var segment in segments)
+        {
+            if (segment.Embeddings is not { } patch) continue;
+            if (patch.Rows.Length != (long)patch.Positions.Count * hidden)
+                throw new ArgumentException($"{patch.Rows.Length} replacement values are not {patch.Positions.Count} rows of hidden_size {hidden}", nameof(segments));
+            foreach (int position in patch.Positions)
+                if ((uint)position >= (uint)segment.Tokens.Length)
+                    throw new ArgumentOutOfRangeException(nameof(segments), position, $"replacement position {position} is outside the segment's {segment.Tokens.Length} tokens");
+            count += patch.Positions.Count;
+        }
+        if (count == 0) return null;
+        var positions = new int[count];
+        var rows = new float[(long)count * hidden];
+        int at = 0, firstRow = 0;
+        foreach (var segment in segments)
+        {
+            if (segment.Embeddings is { } patch)
+            {
+                for (int i = 0; i < patch.Positions.Count; i++) positions[at + i] = firstRow + patch.Positions[i];
+                patch.Rows.CopyTo(rows, (long)at * hidden);
+                at += patch.Positions.Count;
+            }
+            firstRow += segment.Tokens.Length;
+        }
+        System.Diagnostics.Debug.Assert(firstRow == totalRows);
+        return new EmbeddingPatch(positions, rows);
     }
 
     /// <summary>
@@ -362,7 +394,11 @@ public sealed class KimiModel : IDisposable
 /// One sequence's new tokens in a batched <see cref="KimiModel.Forward(ReadOnlySpan{ForwardSegment}, Span{float}, BatchWorkspace, bool, CancellationToken)"/>:
 /// they are appended to <paramref name="Cache"/> at positions Cache.Length….
 /// </summary>
-public readonly record struct ForwardSegment(ReadOnlyMemory<int> Tokens, KvCache Cache, AttentionMode Mode = AttentionMode.Auto);
+public readonly record struct ForwardSegment(ReadOnlyMemory<int> Tokens, KvCache Cache, AttentionMode Mode = AttentionMode.Auto)
+{
+    /// <summary>Input embeddings that replace those of some of <see cref="Tokens"/> (positions within this segment), or null.</summary>
+    public EmbeddingPatch? Embeddings { get; init; }
+}
 
 /// <summary>
 /// Input embeddings that replace those of the tokens at <paramref name="Positions"/> (0-based within the tokens of one

@@ -119,6 +119,9 @@ internal sealed class AnthropicApi(KimiChatService service, OpenAiApi openAi, Se
             throw ApiException.BadRequest($"{path}.content must be a string or an array of content blocks", $"{path}.content");
 
         var text = new System.Text.StringBuilder();
+        // With an image the content becomes OpenAI parts (text and image_url in block order), which the template places.
+        var parts = new JsonArray();
+        bool anyImage = false;
         string? reasoning = null;
         var calls = new JsonArray();
         bool anyToolResult = false;
@@ -130,7 +133,13 @@ internal sealed class AnthropicApi(KimiChatService service, OpenAiApi openAi, Se
             switch (block.Type)
             {
                 case "text":
-                    text.Append(block.Text ?? throw ApiException.BadRequest($"{at}.text is required", $"{at}.text"));
+                    string blockText = block.Text ?? throw ApiException.BadRequest($"{at}.text is required", $"{at}.text");
+                    text.Append(blockText);
+                    parts.Add(new JsonObject { ["type"] = "text", ["text"] = blockText });
+                    break;
+                case "image" when role == "user":
+                    anyImage = true;
+                    parts.Add(new JsonObject { ["type"] = "image_url", ["image_url"] = new JsonObject { ["url"] = ImageUrl(block.Source, $"{at}.source") } });
                     break;
                 case "thinking" when role == "assistant":
                     if (block.Signature is null) throw ApiException.BadRequest($"{at}.signature is required for a thinking block", $"{at}.signature");
@@ -163,11 +172,35 @@ internal sealed class AnthropicApi(KimiChatService service, OpenAiApi openAi, Se
             }
         }
         if (role == "user" && text.Length == 0 && anyToolResult) return toolUses;
-        var message = new JsonObject { ["role"] = role, ["content"] = text.ToString() };
+        var message = new JsonObject { ["role"] = role, ["content"] = anyImage ? parts : text.ToString() };
         if (reasoning is not null) message["reasoning_content"] = reasoning;
         if (calls.Count > 0) message["tool_calls"] = calls;
         output.Add(message);
         return toolUses;
+    }
+
+    /// <summary>
+    /// An image block's source as a URL for the chat service: base64 data becomes a data: URL; a url source passes
+    /// through (the service fetches it only where remote images are allowed).
+    /// </summary>
+    private static string ImageUrl(JsonElement? source, string path)
+    {
+        if (source is not JsonElement { ValueKind: JsonValueKind.Object } s)
+            throw ApiException.BadRequest($"{path} is required: {{\"type\": \"base64\", \"media_type\", \"data\"}}", path);
+        string? Field(string name) => s.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+        switch (Field("type"))
+        {
+            case "base64":
+                string mediaType = Field("media_type") ?? throw ApiException.BadRequest($"{path}.media_type is required", $"{path}.media_type");
+                if (mediaType is not ("image/jpeg" or "image/png" or "image/gif" or "image/webp" or "image/bmp"))
+                    throw ApiException.BadRequest($"{path}.media_type '{mediaType}' is not one of image/jpeg, image/png, image/gif, image/webp", $"{path}.media_type");
+                string data = Field("data") ?? throw ApiException.BadRequest($"{path}.data is required (the base64-encoded image)", $"{path}.data");
+                return $"data:{mediaType};base64,{data}";
+            case "url":
+                return Field("url") ?? throw ApiException.BadRequest($"{path}.url is required", $"{path}.url");
+            case var other:
+                throw ApiException.BadRequest($"{path}.type '{other}' is not base64 or url", $"{path}.type");
+        }
     }
 
     /// <summary>A tool result's content: a string or an array of text blocks.</summary>

@@ -127,6 +127,7 @@ public sealed class KimiServer : IAsyncDisposable
         ContextLengthExceededException c => new ApiException(400, "invalid_request_error", c.Message, "messages", "context_length_exceeded"),
         RequestTooLargeException t => new ApiException(400, "invalid_request_error", t.Message, "max_tokens", "request_too_large"),
         EngineBusyException b => new ApiException(429, "rate_limit_error", b.Message, code: "rate_limit_exceeded"),
+        ChatMediaException m => new ApiException(400, "invalid_request_error", m.Message, "messages", "invalid_image"),
         ArgumentException a => ApiException.BadRequest(a.Message),
         Microsoft.AspNetCore.Http.BadHttpRequestException b => new ApiException(b.StatusCode, "invalid_request_error", b.Message),
         _ => new ApiException(500, "server_error", "internal error: " + e.Message),

@@ -31,7 +31,7 @@ internal sealed partial class OpenAiApi(KimiChatService service, ServerMetrics m
     {
         var results = await Task.WhenAll(runs.Select((run, i) => Collect(run, streams[i])));
         var choices = new JsonArray();
-        int prompt = 0, completion = 0, cached = 0;
+        int prompt = 0, completion = 0, cached = 0, images = 0;
         for (int i = 0; i < results.Length; i++)
         {
             var (output, done, logprobs) = results[i];
@@ -50,13 +50,14 @@ internal sealed partial class OpenAiApi(KimiChatService service, ServerMetrics m
                 ["finish_reason"] = FinishReasons.OpenAi(done.FinishReason),
             });
             prompt = done.Usage.PromptTokens;
+            images = done.Usage.ImageTokens;
             completion += done.Usage.CompletionTokens;
             cached = Math.Max(cached, done.Usage.CachedTokens);
         }
         var body = new JsonObject
         {
             ["id"] = id, ["object"] = "chat.completion", ["created"] = created, ["model"] = service.ModelId,
-            ["choices"] = choices, ["usage"] = Usage(prompt, completion, cached), ["system_fingerprint"] = "kimisharp",
+            ["choices"] = choices, ["usage"] = Usage(prompt, completion, cached, images), ["system_fingerprint"] = "kimisharp",
         };
         await Json(context, 200, body);
     }
@@ -83,18 +84,24 @@ internal sealed partial class OpenAiApi(KimiChatService service, ServerMetrics m
         ["top_logprobs"] = new JsonArray((t.TopLogprobs ?? []).Select(x => (JsonNode)new JsonObject { ["token"] = x.Text, ["logprob"] = x.Logprob }).ToArray()),
     };
 
-    private static JsonObject Usage(int prompt, int completion, int cached) => new()
+    /// <summary>OpenAI's usage object; image feature tokens (part of prompt_tokens) are named in prompt_tokens_details when there are any.</summary>
+    private static JsonObject Usage(int prompt, int completion, int cached, int images)
     {
-        ["prompt_tokens"] = prompt, ["completion_tokens"] = completion, ["total_tokens"] = prompt + completion,
-        ["prompt_tokens_details"] = new JsonObject { ["cached_tokens"] = cached },
-    };
+        var details = new JsonObject { ["cached_tokens"] = cached };
+        if (images > 0) details["image_tokens"] = images;
+        return new JsonObject
+        {
+            ["prompt_tokens"] = prompt, ["completion_tokens"] = completion, ["total_tokens"] = prompt + completion,
+            ["prompt_tokens_details"] = details,
+        };
+    }
 
     private async Task StreamChat(HttpContext context, ChatRequest[] runs, IAsyncEnumerable<ChatEvent>[] streams, string id, long created, bool includeUsage)
     {
         var ct = context.RequestAborted;
         var sse = await Sse.StartAsync(context);
         var gate = new SemaphoreSlim(1);
-        int prompt = 0, completion = 0, cached = 0;
+        int prompt = 0, completion = 0, cached = 0, images = 0;
 
         async Task Send(JsonObject delta, int index, string? finish, JsonArray? logprobs = null)
         {
@@ -142,6 +149,7 @@ internal sealed partial class OpenAiApi(KimiChatService service, ServerMetrics m
                     case ChatCompleted c:
                         metrics.RecordRequest(c.Usage);
                         Interlocked.Exchange(ref prompt, c.Usage.PromptTokens);
+                        Interlocked.Exchange(ref images, c.Usage.ImageTokens);
                         Interlocked.Add(ref completion, c.Usage.CompletionTokens);
                         Interlocked.Exchange(ref cached, Math.Max(cached, c.Usage.CachedTokens));
                         await Send(new JsonObject(), index, FinishReasons.OpenAi(c.FinishReason));
@@ -154,7 +162,7 @@ internal sealed partial class OpenAiApi(KimiChatService service, ServerMetrics m
             await sse.DataAsync(new JsonObject
             {
                 ["id"] = id, ["object"] = "chat.completion.chunk", ["created"] = created, ["model"] = service.ModelId,
-                ["choices"] = new JsonArray(), ["usage"] = Usage(prompt, completion, cached),
+                ["choices"] = new JsonArray(), ["usage"] = Usage(prompt, completion, cached, images),
             }, ct);
         await sse.DoneAsync(ct);
     }
@@ -200,7 +208,7 @@ internal sealed partial class OpenAiApi(KimiChatService service, ServerMetrics m
         {
             ["id"] = id, ["object"] = "text_completion", ["created"] = created, ["model"] = service.ModelId,
             ["choices"] = new JsonArray(new JsonObject { ["text"] = text.ToString(), ["index"] = 0, ["logprobs"] = null, ["finish_reason"] = FinishReasons.OpenAi(done!.FinishReason) }),
-            ["usage"] = Usage(done.Usage.PromptTokens, done.Usage.CompletionTokens, done.Usage.CachedTokens),
+            ["usage"] = Usage(done.Usage.PromptTokens, done.Usage.CompletionTokens, done.Usage.CachedTokens, 0),
         });
     }
 

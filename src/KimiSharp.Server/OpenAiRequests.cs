@@ -97,6 +97,7 @@ internal sealed partial class OpenAiApi
             var part = ProtocolJson.Parse(item, ProtocolJsonContext.Default.ContentPart, at);
             if (part.Type is not { } type) throw ApiException.BadRequest($"{at}.type is required", $"{at}.type");
             if (type == "text" && part.Text is null) throw ApiException.BadRequest($"{at}.text is required for a text part", $"{at}.text");
+            if (type == "image_url") RequireImageUrl(part, at);
             var node = new JsonObject();
             if (part.Extra is not null)
                 foreach (var (key, value) in part.Extra) node[key] = ProtocolJson.ToNode(value);
@@ -105,6 +106,23 @@ internal sealed partial class OpenAiApi
             parts.Add(node);
         }
         return parts;
+    }
+
+    /// <summary>
+    /// An image_url part needs {"url": string} (detail is accepted and ignored: K2.5 sees the whole image); the chat
+    /// service decodes the URL and names any problem with the image itself.
+    /// </summary>
+    private static void RequireImageUrl(ContentPart part, string path)
+    {
+        if (part.Extra is null || !part.Extra.TryGetValue("image_url", out var imageUrl))
+            throw ApiException.BadRequest($"{path}.image_url is required for an image_url part", $"{path}.image_url");
+        if (imageUrl.ValueKind == JsonValueKind.String) return;
+        if (imageUrl.ValueKind != JsonValueKind.Object)
+            throw ApiException.BadRequest($"{path}.image_url must be an object with a url", $"{path}.image_url");
+        if (!imageUrl.TryGetProperty("url", out var url) || url.ValueKind != JsonValueKind.String)
+            throw ApiException.BadRequest($"{path}.image_url.url is required (a string: a data: URL such as data:image/png;base64,...)", $"{path}.image_url.url");
+        if (imageUrl.TryGetProperty("detail", out var detail) && detail.ValueKind is not (JsonValueKind.String or JsonValueKind.Null))
+            throw ApiException.BadRequest($"{path}.image_url.detail must be auto, low or high", $"{path}.image_url.detail");
     }
 
     private static JsonObject Tool(ToolDefinition? tool, string path)

@@ -17,6 +17,9 @@ public sealed record ChatToken(int Token, string Text, float Logprob, IReadOnlyL
 /// <summary>Token counts of a finished request.</summary>
 public sealed record ChatUsage(int PromptTokens, int CompletionTokens, int CachedTokens)
 {
+    /// <summary>Prompt tokens that are image features (counted in <see cref="PromptTokens"/> too).</summary>
+    public int ImageTokens { get; init; }
+
     public int TotalTokens => PromptTokens + CompletionTokens;
 }
 

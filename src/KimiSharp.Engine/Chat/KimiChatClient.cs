@@ -110,6 +110,24 @@ public sealed class KimiChatClient(KimiChatService service, bool ownsService = f
         }
     }
 
+    /// <summary>
+    /// A message with images as OpenAI content parts (text and image_url, in content order), or null when it has none.
+    /// Images are DataContent (sent as data: URLs) or UriContent of an image media type.
+    /// </summary>
+    private static JsonArray? ImageParts(AiChatMessage message)
+    {
+        static bool IsImage(AIContent c) => c is DataContent d && d.HasTopLevelMediaType("image") || c is UriContent u && u.HasTopLevelMediaType("image");
+        if (!message.Contents.Any(IsImage)) return null;
+        var parts = new JsonArray();
+        foreach (var c in message.Contents)
+        {
+            if (c is TextContent t) parts.Add(new JsonObject { ["type"] = "text", ["text"] = t.Text });
+            else if (c is DataContent d && IsImage(d)) parts.Add(new JsonObject { ["type"] = "image_url", ["image_url"] = new JsonObject { ["url"] = d.Uri } });
+            else if (c is UriContent u && IsImage(u)) parts.Add(new JsonObject { ["type"] = "image_url", ["image_url"] = new JsonObject { ["url"] = u.Uri.ToString() } });
+        }
+        return parts;
+    }
+
     /// <summary>Translates Microsoft.Extensions.AI messages and options into the OpenAI shape Kimi's template reads.</summary>
     public ChatRequest ToChatRequest(IEnumerable<AiChatMessage> messages, ChatOptions? options)
     {
@@ -128,7 +146,7 @@ public sealed class KimiChatClient(KimiChatService service, bool ownsService = f
                 }
                 continue;
             }
-            var item = new JsonObject { ["role"] = message.Role.Value, ["content"] = text };
+            var item = new JsonObject { ["role"] = message.Role.Value, ["content"] = ImageParts(message) ?? (JsonNode)text };
             if (message.AuthorName is { Length: > 0 } name) item["name"] = name;
             if (message.Role == ChatRole.Assistant)
             {

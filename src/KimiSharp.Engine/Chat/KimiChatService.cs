@@ -4,6 +4,7 @@ using KimiSharp.Model;
 using KimiSharp.Tokens.Parsing;
 using KimiSharp.Tokens.Templates;
 using KimiSharp.Tokens.Tokenization;
+using KimiSharp.Vision;
 using Microsoft.Extensions.Logging;
 
 namespace KimiSharp.Engine.Chat;
@@ -23,6 +24,10 @@ public sealed class KimiChatService : IAsyncDisposable
     public GenerationEngine Engine { get; }
     /// <summary>The name clients use for this model (the folder name unless set).</summary>
     public string ModelId { get; }
+    /// <summary>The K2.5 vision tower, when the model folder has one (config.json's <c>vision_config</c>); images need it.</summary>
+    public ChatVision? Vision { get; init; }
+    /// <summary>How image parts are accepted (remote URLs, size limits).</summary>
+    public ChatMediaOptions MediaOptions { get; set; } = new();
 
     public KimiChatService(KimiModel model, KimiTokenizer tokenizer, ChatTemplate template, EngineOptions? engineOptions = null,
         string? modelId = null, ILoggerFactory? loggerFactory = null)
@@ -45,8 +50,18 @@ public sealed class KimiChatService : IAsyncDisposable
         var tokenizer = KimiTokenizer.FromModelDirectory(directory);
         var template = ChatTemplate.FromModelDirectory(directory);
         var model = KimiModel.Load(directory, loadOptions ?? new KimiModelLoadOptions(), progress);
-        try { return new KimiChatService(model, tokenizer, template, engineOptions, modelId, loggerFactory); }
-        catch { model.Dispose(); throw; }
+        ChatVision? vision = null;
+        try
+        {
+            if (ChatVision.IsPresent(directory)) vision = ChatVision.Load(directory, model.Config.HiddenSize, tokenizer, model.Kernels);
+            return new KimiChatService(model, tokenizer, template, engineOptions, modelId, loggerFactory) { Vision = vision };
+        }
+        catch
+        {
+            vision?.Dispose();
+            model.Dispose();
+            throw;
+        }
     }
 
     public IReadOnlyCollection<int> StopTokens => _stopTokens;
@@ -66,14 +81,35 @@ public sealed class KimiChatService : IAsyncDisposable
     /// </summary>
     public IAsyncEnumerable<ChatEvent> ChatAsync(ChatRequest request, CancellationToken cancellationToken = default)
     {
+        var images = DecodeImages(request.Messages, cancellationToken);
         string prompt = RenderPrompt(request);
-        var promptTokens = Tokenizer.Encode(prompt, allowSpecial: true);
+        IReadOnlyList<int> promptTokens = Tokenizer.Encode(prompt, allowSpecial: true);
         var options = request.Generation with
         {
             StopTokens = request.Generation.IgnoreEos ? [] : _stopTokens,
             Constraint = ChatConstraints.For(request, this),
         };
-        return Start(promptTokens, options, request.Stop, new ParsedPieces(new KimiTokenStreamParser(Tokenizer, KimiOutputParserOptions.ForPrompt(prompt))), cancellationToken);
+        PromptEmbeddings? embeddings = null;
+        if (images.Length > 0)
+        {
+            // Every image of the request goes through the tower in one batch.
+            var (features, keys) = Vision!.Encode(images, cancellationToken);
+            (promptTokens, embeddings) = ChatImages.Expand(promptTokens, Vision.PlaceholderTokenId, features, keys, Model.Config.HiddenSize);
+        }
+        return Start(promptTokens, embeddings, options, request.Stop, new ParsedPieces(new KimiTokenStreamParser(Tokenizer, KimiOutputParserOptions.ForPrompt(prompt))), cancellationToken);
+    }
+
+    /// <summary>
+    /// The request's images (image_url parts, in message order), decoded; refused with a <see cref="ChatMediaException"/>
+    /// when one is bad or the model has no vision tower.
+    /// </summary>
+    public RgbImage[] DecodeImages(JsonArray messages, CancellationToken cancellationToken = default)
+    {
+        var parts = ChatImages.Find(messages);
+        if (parts.Count == 0) return [];
+        if (Vision is null)
+            throw new ChatMediaException($"{parts[0].Path}: the model '{ModelId}' has no vision tower (its config.json has no vision_config), so it cannot read images");
+        return ChatImages.Decode(parts, MediaOptions, cancellationToken);
     }
 
     /// <summary>
@@ -82,17 +118,32 @@ public sealed class KimiChatService : IAsyncDisposable
     /// </summary>
     public IAsyncEnumerable<ChatEvent> CompleteAsync(IReadOnlyList<int> promptTokens, GenerationOptions generation,
         IReadOnlyList<string> stop, CancellationToken cancellationToken = default) =>
-        Start(promptTokens, generation with { StopTokens = generation.IgnoreEos ? [] : _stopTokens }, stop, new DecodedText(Tokenizer.CreateIncrementalDecoder()), cancellationToken);
+        Start(promptTokens, null, generation with { StopTokens = generation.IgnoreEos ? [] : _stopTokens }, stop, new DecodedText(Tokenizer.CreateIncrementalDecoder()), cancellationToken);
 
-    private IAsyncEnumerable<ChatEvent> Start(IReadOnlyList<int> promptTokens, GenerationOptions options, IReadOnlyList<string> stop,
-        IPieceSource source, CancellationToken cancellationToken)
+    /// <summary>
+    /// Raw completion of <paramref name="promptTokens"/> with <paramref name="images"/> put at its media placeholders
+    /// (one <see cref="ChatVision.PlaceholderTokenId"/> per image, in order), all encoded in one batch.
+    /// </summary>
+    public IAsyncEnumerable<ChatEvent> CompleteAsync(IReadOnlyList<int> promptTokens, IReadOnlyList<RgbImage> images, GenerationOptions generation,
+        IReadOnlyList<string> stop, CancellationToken cancellationToken = default)
+    {
+        if (images.Count == 0) return CompleteAsync(promptTokens, generation, stop, cancellationToken);
+        if (Vision is null) throw new ChatMediaException($"the model '{ModelId}' has no vision tower (its config.json has no vision_config), so it cannot read images");
+        var (features, keys) = Vision.Encode(images, cancellationToken);
+        var (tokens, embeddings) = ChatImages.Expand(promptTokens, Vision.PlaceholderTokenId, features, keys, Model.Config.HiddenSize);
+        return Start(tokens, embeddings, generation with { StopTokens = generation.IgnoreEos ? [] : _stopTokens }, stop,
+            new DecodedText(Tokenizer.CreateIncrementalDecoder()), cancellationToken);
+    }
+
+    private IAsyncEnumerable<ChatEvent> Start(IReadOnlyList<int> promptTokens, PromptEmbeddings? embeddings, GenerationOptions options,
+        IReadOnlyList<string> stop, IPieceSource source, CancellationToken cancellationToken)
     {
         // Linked so a stop string can end the generation (and free its slot) without cancelling the caller.
         var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         try
         {
-            var generation = Engine.GenerateAsync(promptTokens, options, linked.Token);
-            return Stream(generation, linked, promptTokens.Count, options.Logprobs, new StopStringMatcher(stop), source);
+            var generation = Engine.GenerateAsync(promptTokens, embeddings, options, linked.Token);
+            return Stream(generation, linked, promptTokens.Count, embeddings?.ContentKeys.Count ?? 0, options.Logprobs, new StopStringMatcher(stop), source);
         }
         catch
         {
@@ -103,7 +154,7 @@ public sealed class KimiChatService : IAsyncDisposable
 
     /// <summary>The one loop from engine events to chat events: pieces, stop strings, logprobs, the final reason.</summary>
     private async IAsyncEnumerable<ChatEvent> Stream(IAsyncEnumerable<GenerationEvent> generation, CancellationTokenSource linked,
-        int promptTokens, bool logprobs, StopStringMatcher stop, IPieceSource source)
+        int promptTokens, int imageTokens, bool logprobs, StopStringMatcher stop, IPieceSource source)
     {
         using var ownedLinked = linked;
         var pieces = new List<ParserEvent>();
@@ -128,7 +179,7 @@ public sealed class KimiChatService : IAsyncDisposable
                     if (hit is not null)
                     {
                         linked.Cancel(); // frees the engine slot now
-                        yield return new ChatCompleted(FinishReason.StopSequence, new ChatUsage(promptTokens, completionTokens, cachedTokens), hit);
+                        yield return new ChatCompleted(FinishReason.StopSequence, new ChatUsage(promptTokens, completionTokens, cachedTokens) { ImageTokens = imageTokens }, hit);
                         yield break;
                     }
                     break;
@@ -138,7 +189,7 @@ public sealed class KimiChatService : IAsyncDisposable
                     string? lastHit = Route(pieces, stop, outbox, out var ended);
                     if (lastHit is null && stop.Flush() is { Length: > 0 } tail) outbox.Add(new ChatOutput(new ContentDelta(tail)));
                     foreach (var o in outbox) yield return o;
-                    var usage = new ChatUsage(f.PromptTokens, f.CompletionTokens, f.CachedTokens);
+                    var usage = new ChatUsage(f.PromptTokens, f.CompletionTokens, f.CachedTokens) { ImageTokens = imageTokens };
                     yield return lastHit is not null ? new ChatCompleted(FinishReason.StopSequence, usage, lastHit)
                         : new ChatCompleted(ended ?? f.Reason, usage);
                     yield break;
@@ -223,6 +274,7 @@ public sealed class KimiChatService : IAsyncDisposable
         async ValueTask Finish(ValueTask pending)
         {
             await pending.ConfigureAwait(false);
+            Vision?.Dispose();
             Model.Dispose();
         }
     }

@@ -39,6 +39,8 @@ internal sealed class ContentBlock
     public string? Id { get; init; }
     public string? Name { get; init; }
     public JsonElement? Input { get; init; }
+    /// <summary>image: {"type": "base64", "media_type", "data"} or {"type": "url", "url"}.</summary>
+    public JsonElement? Source { get; init; }
     public string? ToolUseId { get; init; }
     /// <summary>tool_result: a string or an array of text blocks.</summary>
     public JsonElement? Content { get; init; }
