@@ -76,8 +76,18 @@ public sealed record PolicyGradientReport(ToolUseEvalReport Before, ToolUseEvalR
     public static double Success(ToolUseEvalReport r) =>
         r.Horizons.Sum(h => h.Successes) / (double)Math.Max(1, r.Horizons.Sum(h => h.Tasks));
 
-    /// <summary>True when RL measurably helped (strictly more greedy successes); otherwise the SFT policy is kept.</summary>
-    public bool RlImproved => After.Horizons.Sum(h => h.Successes) > Before.Horizons.Sum(h => h.Successes);
+    /// <summary>With wide sampling: the orchestrator on held-out wide tasks (greedy, frozen sub-agents) before and after.</summary>
+    public Evaluation.WideEvalReport? WideBefore { get; init; }
+
+    public Evaluation.WideEvalReport? WideAfter { get; init; }
+
+    private static int WideSuccesses(Evaluation.WideEvalReport? r) => r?.Rows.Sum(row => row.Successes) ?? 0;
+
+    /// <summary>
+    /// True when RL measurably helped (strictly more greedy successes, the wide orchestrator's counted too); otherwise
+    /// the SFT policy is kept.
+    /// </summary>
+    public bool RlImproved => After.Horizons.Sum(h => h.Successes) + WideSuccesses(WideAfter) > Before.Horizons.Sum(h => h.Successes) + WideSuccesses(WideBefore);
 
     public string ToMarkdown()
     {
@@ -90,6 +100,18 @@ public sealed record PolicyGradientReport(ToolUseEvalReport Before, ToolUseEvalR
         sb.AppendLine("| ---: | ---: | ---: |");
         for (int i = 0; i < Before.Horizons.Count; i++)
             sb.AppendLine(CultureInfo.InvariantCulture, $"| {Before.Horizons[i].Horizon} | {Before.Horizons[i].Successes}/{Before.Horizons[i].Tasks} | {After.Horizons[i].Successes}/{After.Horizons[i].Tasks} |");
+        if (WideBefore is not null && WideAfter is not null)
+        {
+            sb.AppendLine();
+            sb.AppendLine("Orchestrator on held-out wide tasks (greedy, sub-agents on the frozen starting checkpoint):");
+            sb.AppendLine();
+            sb.AppendLine("| items | policy | success | avg critical steps | serial collapse | sub-agents | spurious spawns |");
+            sb.AppendLine("| ---: | :--- | ---: | ---: | ---: | ---: | ---: |");
+            foreach (var (label, report) in new[] { ("SFT", WideBefore), ("SFT + RL", WideAfter) })
+                foreach (var r in report.Rows)
+                    sb.AppendLine(CultureInfo.InvariantCulture,
+                        $"| {r.Items} | {label} | {r.Successes}/{r.Tasks} | {r.AvgCriticalSteps:F1} | {r.SerialCollapses}/{r.Tasks} | {r.SubAgents} | {r.UnusedReports}/{r.SubAgents} |");
+        }
         sb.AppendLine();
         sb.AppendLine("| iteration | samples | mean reward | groups with signal | examples | seconds |");
         sb.AppendLine("| ---: | ---: | ---: | ---: | ---: | ---: |");
@@ -137,6 +159,12 @@ public static class PolicyGradientStage
             Agent = new AgentOptions { TokenBudget = options.TokenBudget },
         };
         var before = await EvaluateAsync(Path.Combine(sftRun, "final"), evalOptions, progress, "SFT", cancellationToken);
+        var wideEval = new Evaluation.WideEvalOptions
+        {
+            Items = [options.WideItems.Max()], TasksPerSize = options.EvalTasksPerHorizon, Seed = options.Seed + 600_000, SingleAgent = false,
+            Agent = new AgentOptions { TokenBudget = options.TokenBudget },
+        };
+        var wideBefore = frozen is null ? null : await EvaluateWideAsync(Path.Combine(sftRun, "final"), frozen, wideEval, progress, "SFT", cancellationToken);
         string current = sftRun;
         var iterations = new List<PolicyGradientIteration>();
         for (int iteration = 0; iteration < options.Iterations; iteration++)
@@ -159,7 +187,8 @@ public static class PolicyGradientStage
             iterations.Add(new PolicyGradientIteration(iteration + 1, samples, meanReward, groups, examples, clock.Elapsed.TotalSeconds) { Parl = parl });
         }
         var after = await EvaluateAsync(Path.Combine(current, "final"), evalOptions, progress, "RL", cancellationToken);
-        var report = new PolicyGradientReport(before, after, iterations, current);
+        var wideAfter = frozen is null ? null : await EvaluateWideAsync(Path.Combine(current, "final"), frozen, wideEval, progress, "RL", cancellationToken);
+        var report = new PolicyGradientReport(before, after, iterations, current) { WideBefore = wideBefore, WideAfter = wideAfter };
         File.WriteAllText(Path.Combine(outputDirectory, "report.md"), report.ToMarkdown());
         // Where the policy to ship is, for scripts: RL's only when it measurably beat SFT, else the SFT model.
         string kept = report.RlImproved ? current : sftRun;
@@ -184,6 +213,18 @@ public static class PolicyGradientStage
         };
         config.Validate("RL iteration");
         return config;
+    }
+
+    private static async Task<Evaluation.WideEvalReport> EvaluateWideAsync(string model, KimiChatService frozen, Evaluation.WideEvalOptions options,
+        IProgress<string>? progress, string label, CancellationToken cancellationToken)
+    {
+        await using var service = KimiChatService.Load(model);
+        var report = await Evaluation.WideEvaluation.RunAsync(new KimiChatClient(service), service.ModelId, options, new KimiChatClient(frozen),
+            cancellationToken: cancellationToken);
+        foreach (var row in report.Rows)
+            progress?.Report(string.Create(CultureInfo.InvariantCulture,
+                $"{label} wide eval, {row.Items} cities: {row.Successes}/{row.Tasks}, {row.AvgCriticalSteps:F1} critical steps, {row.SerialCollapses} serial collapses"));
+        return report;
     }
 
     private static async Task<ToolUseEvalReport> EvaluateAsync(string model, ToolUseEvalOptions options, IProgress<string>? progress, string label,

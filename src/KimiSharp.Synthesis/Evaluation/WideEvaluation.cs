@@ -27,6 +27,9 @@ public sealed record WideEvalOptions
     /// <summary>Sub-agents running at once at most.</summary>
     public int MaxConcurrency { get; init; } = 100;
 
+    /// <summary>Also run each task by the single agent (RL's before/after check runs the orchestrator alone).</summary>
+    public bool SingleAgent { get; init; } = true;
+
     public void Validate()
     {
         if (Items.Count == 0) throw new ArgumentException("the wide suite needs at least one task size");
@@ -121,31 +124,38 @@ public static class WideEvaluation
                 cancellationToken.ThrowIfCancellationRequested();
                 var task = generator.NextTask(items, i % 2 == 0 ? WideAggregate.Sum : WideAggregate.Max);
 
-                var clock = Stopwatch.StartNew();
-                // The single agent's budget: three calls a city (the memory-queue way it was trained on) and some slack.
-                var agent = options.Agent with
-                {
-                    MaxSteps = Math.Min(options.Agent.MaxSteps, 3 * items + 10),
-                    TokenBudget = Math.Min(options.Agent.TokenBudget, 200L * (3 * items + 10)),
-                };
-                var runner = new AgentRunner(model, Toolbox.CreateDefault().AsFunctions(), agent);
-                var result = await runner.RunToEndAsync(new JsonArray(AgentMessages.User(task.Prompt)), cancellationToken).ConfigureAwait(false);
-                bool ok = result.StopReason == AgentResult.Answer && task.ToAgentTask().IsAnsweredBy(result.FinalAnswer);
-                var run = new WideRun(items, WideEvalReport.Single, task, ok, result.Steps, result.Steps, clock.Elapsed, 0, 0, false, result);
-                single.Add(run);
-                progress?.Report(run);
+                if (options.SingleAgent)
+                    single.Add(await RunSingleAsync(model, task, items, options, progress, cancellationToken).ConfigureAwait(false));
 
                 var rollout = await WideSwarmRunner.RunAsync(task, model, subAgentModel ?? model, WideSwarmRunner.OrchestratorOptions(items, options.Agent),
                     options.Agent, maxConcurrency: options.MaxConcurrency, cancellationToken: cancellationToken).ConfigureAwait(false);
-                run = new WideRun(items, WideEvalReport.Swarm, task, rollout.Terms.Performance > 0, rollout.Swarm.CriticalSteps, rollout.Swarm.TotalSteps,
+                var run = new WideRun(items, WideEvalReport.Swarm, task, rollout.Terms.Performance > 0, rollout.Swarm.CriticalSteps, rollout.Swarm.TotalSteps,
                     rollout.WallClock, rollout.Terms.SubAgents, rollout.Terms.UnusedReports, rollout.Terms.SerialCollapse, rollout.Result);
                 swarm.Add(run);
                 progress?.Report(run);
             }
-            rows.Add(Row(items, WideEvalReport.Single, single));
+            if (options.SingleAgent) rows.Add(Row(items, WideEvalReport.Single, single));
             rows.Add(Row(items, WideEvalReport.Swarm, swarm));
         }
         return new WideEvalReport(modelName, options.Seed, rows);
+    }
+
+    private static async Task<WideRun> RunSingleAsync(IChatClient model, WideTask task, int items, WideEvalOptions options, IProgress<WideRun>? progress,
+        CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        // The single agent's budget: three calls a city (the memory-queue way it was trained on) and some slack.
+        var agent = options.Agent with
+        {
+            MaxSteps = Math.Min(options.Agent.MaxSteps, 3 * items + 10),
+            TokenBudget = Math.Min(options.Agent.TokenBudget, 200L * (3 * items + 10)),
+        };
+        var runner = new AgentRunner(model, Toolbox.CreateDefault().AsFunctions(), agent);
+        var result = await runner.RunToEndAsync(new JsonArray(AgentMessages.User(task.Prompt)), cancellationToken).ConfigureAwait(false);
+        bool ok = result.StopReason == AgentResult.Answer && task.ToAgentTask().IsAnsweredBy(result.FinalAnswer);
+        var run = new WideRun(items, WideEvalReport.Single, task, ok, result.Steps, result.Steps, clock.Elapsed, 0, 0, false, result);
+        progress?.Report(run);
+        return run;
     }
 
     /// <summary>Aggregates one size's runs of one mode.</summary>
