@@ -314,7 +314,7 @@ public static class PolicyGradientStage
     }
 
     /// <summary>Writes every chunk of every run, weighted by its advantage; returns the examples written.</summary>
-    private static int Write(StreamWriter writer, TrainingExampleRenderer renderer, List<(JsonArray Messages, double Reward)> runs, double mean)
+    internal static int Write(TextWriter writer, TrainingExampleRenderer renderer, List<(JsonArray Messages, double Reward)> runs, double mean)
     {
         int examples = 0;
         foreach (var (messages, reward) in runs)

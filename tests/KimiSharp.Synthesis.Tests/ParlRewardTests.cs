@@ -148,6 +148,38 @@ public sealed class ParlRewardTests
     }
 
     [Fact]
+    public async Task Rendered_orchestrator_samples_train_only_the_orchestrators_turns()
+    {
+        var task = new WideTaskGenerator(12).NextTask(10, WideAggregate.Max);
+        var teacher = WideTaskGenerator.Teach(task);
+        var policy = new TeacherReplayClient();
+        policy.Add(teacher.Orchestrator.Messages);
+        var frozen = new TeacherReplayClient();
+        foreach (var s in teacher.SubAgents) frozen.Add(s.Messages);
+        var rollout = await WideSwarmRunner.RunAsync(task, policy, frozen);
+        var lazy = Scripted.Conversation(task.Prompt, Scripted.Answer("guess", "I don't know."));
+
+        var template = KimiSharp.Tokens.Templates.ChatTemplate.BuiltInKimiK2Thinking();
+        var renderer = new TrainingExampleRenderer(template, WideTasks.OrchestratorDeclarations(), new AgentOptions().Window);
+        var writer = new StringWriter();
+        int examples = PolicyGradientStage.Write(writer, renderer, [(rollout.Result.Messages, 1.0), (lazy, 0.0)], 0.5);
+
+        Assert.Equal(2, examples);
+        var records = writer.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToList();
+        Assert.Equal([0.5, -0.5], records.Select(r => r["weight"]!.GetValue<double>()));
+        string text = records[0]["text"]!.GetValue<string>();
+        int trainFrom = records[0]["train_from"]!.GetValue<int>();
+        // The orchestrator's tools are declared, its spawn call and answer are in the trained part...
+        Assert.Contains("spawn_agents", text[..trainFrom]);
+        Assert.Contains("\"tasks\"", text[trainFrom..]);
+        Assert.Contains(task.Expected, text[trainFrom..]);
+        // ...and of the sub-agents only their reports, inside the spawn result: none of their own lookups or reasoning.
+        Assert.DoesNotContain("Look up the", text);
+        Assert.DoesNotContain("\"entity\"", text[trainFrom..]);
+        Assert.Contains(teacher.SubAgents[0].FinalAnswer!, text);
+    }
+
+    [Fact]
     public async Task Serial_collapse_and_spurious_spawns_cost_reward()
     {
         var task = new WideTaskGenerator(9).NextTask(10, WideAggregate.Sum);
