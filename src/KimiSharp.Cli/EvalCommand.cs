@@ -16,7 +16,7 @@ namespace KimiSharp.Cli;
 /// </summary>
 internal static class EvalCommand
 {
-    public static readonly IReadOnlyList<string> Suites = ["tool-use", "natural"];
+    public static readonly IReadOnlyList<string> Suites = ["tool-use", "natural", "wide"];
 
     public static Command Create()
     {
@@ -38,13 +38,17 @@ internal static class EvalCommand
         var kernels = new KernelOptions();
         var maxSteps = CliOptions.OptionalInt("--max-steps", "Agent steps per task before it stops [default: 400]", min: 1);
         var maxTokens = CliOptions.OptionalInt("--max-tokens", "Tokens per agent step [default: 384]", min: 1);
+        var items = CliOptions.Parsed("--items", "10,40,100", "--suite wide only: cities per task, comma-separated (5 to 100) [default: 10,40,100]", t => ParseItems(t, "--items"));
+        var subModel = CliOptions.Text("--sub-model", "DIR", "--suite wide only: run the sub-agents on this model [default: the same model]");
         var command = new Command("eval", """
             Run held-out tasks through the agent loop and print a markdown table. --suite tool-use: tasks by horizon
             (success rate, tool calls, malformed-call rate, tokens). --suite natural: 300+ questions written as people
-            type them, apart from the training generator (accuracy by category).
+            type them, apart from the training generator (accuracy by category). --suite wide: held-out wide tasks
+            (--items cities each) run by the single agent and by the swarm orchestrator side by side (success, critical
+            and total steps, wall-clock, serial collapse, spurious spawns).
             """)
         {
-            model, suite, horizons, tasks, categories, seed, output, transcripts, name, maxSteps, maxTokens,
+            model, suite, horizons, tasks, categories, seed, output, transcripts, name, maxSteps, maxTokens, items, subModel,
         };
         kernels.AddTo(command);
         command.SetAction(async (r, ct) =>
@@ -52,6 +56,18 @@ internal static class EvalCommand
             var agent = new AgentOptions();
             if (r.GetValue(maxSteps) is int steps) agent = agent with { MaxSteps = steps };
             if (r.GetValue(maxTokens) is int perStep) agent = agent with { MaxTokensPerStep = perStep };
+            if (r.GetValue(suite) != "wide" && (r.GetValue(items) is not null || r.GetValue(subModel) is not null))
+                throw new UsageException("--items and --sub-model belong to --suite wide");
+            if (r.GetValue(suite) == "wide")
+            {
+                if (r.GetValue(categories) is not null) throw new UsageException("--category belongs to --suite natural");
+                var wide = new WideEvalOptions { Agent = agent };
+                if (r.GetValue(items) is { } sizes) wide = wide with { Items = sizes };
+                if (r.GetValue(tasks) is int perSize) wide = wide with { TasksPerSize = perSize };
+                if (r.GetValue(seed) is int wideSeed) wide = wide with { Seed = wideSeed };
+                return await RunWideAsync(r.GetValue(model), r.GetValue(name), kernels.Settings(r), wide, r.GetValue(subModel),
+                    r.GetValue(output), r.GetValue(transcripts), r.Out(), r.Err(), ct);
+            }
             if (r.GetValue(suite) == "natural")
             {
                 var chosen = r.GetValue(categories)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -90,12 +106,59 @@ internal static class EvalCommand
             (service, context, transcripts) => NaturalEvaluation.RunAsync(service, eval, new NaturalProgress(stderr, context, transcripts), cancellationToken),
             report => (report.ToMarkdown(), report.ToJson()), cancellationToken);
 
+    /// <summary>
+    /// The wide suite: the model loaded with a batch wide enough for its sub-agents, every held-out task run by the
+    /// single agent and by the orchestrator with the swarm, side by side.
+    /// </summary>
+    private static async Task<int> RunWideAsync(string? modelDir, string? name, KernelSettings kernels, WideEvalOptions eval, string? subModelDir,
+        string? outPath, string? transcriptsPath, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    {
+        try { eval.Validate(); }
+        catch (ArgumentException e) { throw new UsageException(e.Message); }
+        var engine = new KimiSharp.Engine.EngineOptions { MaxBatchSize = 32, MaxQueueLength = 256 };
+        await using var subService = subModelDir is null ? null : ModelLocator.LoadChat(subModelDir, null, stderr, kernels, engine);
+        return await RunSuiteAsync(modelDir, name, kernels, outPath, transcriptsPath, stdout, stderr,
+            (service, _, transcripts) => WideEvaluation.RunAsync(new KimiSharp.Engine.Chat.KimiChatClient(service), service.ModelId, eval,
+                subService is null ? null : new KimiSharp.Engine.Chat.KimiChatClient(subService), new WideProgress(stderr, transcripts), cancellationToken),
+            report => (report.ToMarkdown(), report.ToJson()), cancellationToken, engine);
+    }
+
+    /// <summary>--items: task sizes in cities, comma-separated, each 5 to 100.</summary>
+    internal static IReadOnlyList<int> ParseItems(string text, string option)
+    {
+        var list = new List<int>();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out int n) || n < WideTasks.MinItems || n > WideTasks.MaxItems)
+                throw new UsageException($"{option} takes task sizes from {WideTasks.MinItems} to {WideTasks.MaxItems} cities separated by commas, got '{text}'");
+            list.Add(n);
+        }
+        return list.Count > 0 ? list : throw new UsageException($"{option} needs at least one size");
+    }
+
+    /// <summary>One plain line per run on stderr (each is slow enough to watch); feeds the transcript.</summary>
+    private sealed class WideProgress(TextWriter writer, TranscriptWriter? transcripts) : IProgress<WideRun>
+    {
+        private readonly Lock _gate = new();
+
+        public void Report(WideRun run)
+        {
+            lock (_gate)
+            {
+                transcripts?.Write(run);
+                writer.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{run.Items} cities, {run.Mode}: {(run.Success ? "ok" : "fail")} ({run.Result.StopReason}, {run.CriticalSteps} critical / {run.TotalSteps} total steps, " +
+                    $"{run.SubAgents} sub-agents, {run.UnusedReports} unused, {run.WallClock.TotalSeconds:F1} s)"));
+            }
+        }
+    }
+
     /// <summary>Loads the model, runs a suite under a progress bar (plain lines when not on a terminal), prints its table and writes its JSON.</summary>
     private static async Task<int> RunSuiteAsync<TReport>(string? modelDir, string? name, KernelSettings kernels, string? outPath,
         string? transcriptsPath, TextWriter stdout, TextWriter stderr, Func<KimiSharp.Engine.Chat.KimiChatService, ProgressContext?, TranscriptWriter?, Task<TReport>> run,
-        Func<TReport, (string Markdown, string Json)> render, CancellationToken cancellationToken)
+        Func<TReport, (string Markdown, string Json)> render, CancellationToken cancellationToken, KimiSharp.Engine.EngineOptions? engine = null)
     {
-        await using var service = ModelLocator.LoadChat(modelDir, name, stderr, kernels);
+        await using var service = ModelLocator.LoadChat(modelDir, name, stderr, kernels, engine);
         using var transcripts = transcriptsPath is null ? null : new TranscriptWriter(transcriptsPath);
         var report = Terminal.Live(stderr) is { } console
             ? await Terminal.Bars(console).StartAsync(context => run(service, context, transcripts))
@@ -194,6 +257,20 @@ internal static class EvalCommand
                 ["prompt"] = o.Item.Prompt, ["expected"] = System.Text.Json.JsonSerializer.SerializeToNode(o.Item.Expect, RuleJson),
                 ["stop_reason"] = o.Result.StopReason, ["tool_calls"] = o.Result.ToolCalls, ["malformed_calls"] = o.Result.MalformedCalls,
                 ["generated_tokens"] = o.Result.GeneratedTokens, ["answer"] = o.Result.FinalAnswer, ["messages"] = o.Result.Messages.DeepClone(),
+            };
+            _writer.WriteLine(line.ToJsonString());
+            _writer.Flush();
+        }
+
+        /// <summary>A wide-suite line: size, mode, prompt, expected, outcome, the measurements and the (orchestrator's) conversation.</summary>
+        public void Write(WideRun run)
+        {
+            var line = new JsonObject
+            {
+                ["items"] = run.Items, ["mode"] = run.Mode, ["kind"] = run.Task.Kind, ["success"] = run.Success, ["stop_reason"] = run.Result.StopReason,
+                ["critical_steps"] = run.CriticalSteps, ["total_steps"] = run.TotalSteps, ["seconds"] = run.WallClock.TotalSeconds,
+                ["sub_agents"] = run.SubAgents, ["unused_reports"] = run.UnusedReports, ["serial_collapse"] = run.SerialCollapse,
+                ["prompt"] = run.Task.Prompt, ["expected"] = run.Task.Expected, ["answer"] = run.Result.FinalAnswer, ["messages"] = run.Result.Messages.DeepClone(),
             };
             _writer.WriteLine(line.ToJsonString());
             _writer.Flush();

@@ -28,12 +28,19 @@ internal static class RlCommand
         var seed = CliOptions.Int("--seed", "Seed of the sampled tasks", d.Seed);
         var threads = CliOptions.Threads();
         var horizons = CliOptions.Parsed("--horizons", "1,2,3", $"Horizons (tool calls) of the sampled tasks [default: {string.Join(',', d.Horizons)}]", EvalCommand.ParseHorizons);
+        var wideShare = CliOptions.Number("--wide-share", "Share of sampled tasks that are wide swarm tasks: the policy orchestrates with spawn_agents, sub-agents run on the frozen --from checkpoint, reward is PARL's", d.WideShare, min: 0, max: 1, helpName: "P");
+        var wideItems = CliOptions.Parsed("--wide-items", "5,10,20", $"Cities per sampled wide task, cycled [default: {string.Join(',', d.WideItems)}]", ParseWideItems);
+        var lambdaParallel = CliOptions.Number("--parl-lambda-parallel", "λ1, the weight of r_parallel (more than one sub-agent on a wide task) at the first iteration; annealed linearly to 0", d.Parl.LambdaParallel, min: 0, helpName: "W");
+        var lambdaFinish = CliOptions.Number("--parl-lambda-finish", "λ2, the weight of r_finish (share of sub-agents whose reports were used) at the first iteration; annealed linearly to 0", d.Parl.LambdaFinish, min: 0, helpName: "W");
+        var anneal = CliOptions.Number("--parl-anneal", "Fraction of the iterations over which λ1 and λ2 fall to 0 (1: they reach 0 at the last iteration)", d.Parl.AnnealFraction, min: 0.01, max: 1, helpName: "F");
         var command = new Command("rl", """
             Policy-gradient stage on a finished kimi train run: sampled tool-use trajectories, reward = task success,
-            advantage = reward − the task's mean; reports greedy success before and after, by horizon.
+            advantage = reward − the task's mean; reports greedy success before and after, by horizon. With --wide-share,
+            some tasks are wide swarm tasks rewarded by PARL (λ1·r_parallel + λ2·r_finish + r_perf, λ annealed to 0).
             """)
         {
             config, from, output, iterations, tasks, samples, steps, lr, adamLr, temperature, budget, evalTasks, seed, threads, horizons,
+            wideShare, wideItems, lambdaParallel, lambdaFinish, anneal,
         };
         command.SetAction(async (r, ct) =>
         {
@@ -55,11 +62,19 @@ internal static class RlCommand
                 {
                     Kernels = r.GetValue(threads) is int count ? new Kernels.KernelSettings { MaxThreads = count } : Kernels.KernelSettings.Default,
                 },
+                WideShare = r.GetValue(wideShare),
+                WideItems = r.GetValue(wideItems) ?? d.WideItems,
+                Parl = new ParlRewardOptions
+                {
+                    LambdaParallel = r.GetValue(lambdaParallel), LambdaFinish = r.GetValue(lambdaFinish), AnnealFraction = r.GetValue(anneal),
+                },
             };
             return await RunAsync(r.GetValue(config)!, r.GetValue(from)!, r.GetValue(output)!, rl, r.Out(), ct);
         });
         return command;
     }
+
+    private static IReadOnlyList<int> ParseWideItems(string text) => EvalCommand.ParseItems(text, "--wide-items");
 
     private static async Task<int> RunAsync(string configPath, string from, string output, PolicyGradientOptions rl, TextWriter stdout,
         CancellationToken cancellationToken)

@@ -20,19 +20,26 @@ internal static class SynthesizeCommand
         var longShare = CliOptions.Number("--long-share", "Share of long-horizon aggregations among the trajectories", 0.30, min: 0, max: 1, helpName: "P");
         var naturalShare = CliOptions.Number("--natural-share", "Share of the short trajectories written by the natural-phrasing grammars (everyday requests in many phrasings, plain chat); 0 keeps the older mix exactly", 0, min: 0, max: 1, helpName: "P");
         var openAi = CliOptions.Text("--openai-jsonl", "FILE", "Also write every accepted conversation as OpenAI-format chat JSONL (messages with reasoning_content and tool_calls, plus tools), for other trainers");
+        var wideShare = CliOptions.Number("--wide-share", "Share of trajectories that are wide swarm tasks (an orchestrator spawns one sub-agent per chunk of 5 cities, then aggregates); each also adds sub-agent conversations; 0 keeps the older mix exactly", 0, min: 0, max: 1, helpName: "P");
+        var wideMaxItems = CliOptions.Int("--wide-max-items", "Largest number of cities in a wide task (5 to 100)", WideTasks.MaxItems, min: WideTasks.MinItems);
+        var wideSubAgents = CliOptions.Int("--wide-sub-agents", "Sub-agent conversations kept per wide task at most", 2, min: 0);
         var recall = CliOptions.Int("--recall", "Also write recall.txt: this many plain-text copy/recall warm-up documents (text_files for kimi train)", 0, min: 0);
         var command = new Command("synthesize", """
             Agentic training data: tool-use tasks with verifiable answers, teacher trajectories through the real tools,
             a rubric filter (report.md says what it rejected), rendered examples for kimi train.
             """)
         {
-            output, count, seed, window, maxChunks, flawRate, maxCities, template, longShare, recall, openAi, naturalShare,
+            output, count, seed, window, maxChunks, flawRate, maxCities, template, longShare, recall, openAi, naturalShare, wideShare, wideMaxItems, wideSubAgents,
         };
         command.SetAction((r, ct) => Task.FromResult(Run(r.GetValue(output)!, r.GetValue(count), r.GetValue(seed), r.GetValue(window),
-            r.GetValue(maxChunks), new SynthesisOptions { FlawRate = r.GetValue(flawRate), MaxCities = r.GetValue(maxCities), LongShare = r.GetValue(longShare), NaturalShare = r.GetValue(naturalShare) },
+            r.GetValue(maxChunks), new SynthesisOptions { FlawRate = r.GetValue(flawRate), MaxCities = r.GetValue(maxCities), LongShare = r.GetValue(longShare), NaturalShare = r.GetValue(naturalShare),
+                WideShare = r.GetValue(wideShare), WideMaxItems = WideMax(r.GetValue(wideMaxItems)), WideSubAgentsPerTask = r.GetValue(wideSubAgents) },
             r.GetValue(template), r.GetValue(recall), r.Out(), ct, r.GetValue(openAi))));
         return command;
     }
+
+    private static int WideMax(int items) => items <= WideTasks.MaxItems ? items
+        : throw new UsageException($"--wide-max-items {items}: a wide task has at most {WideTasks.MaxItems} cities");
 
     public static int Run(string output, int count, int seed, int window, int maxChunks, SynthesisOptions synthesis, string? templatePath,
         int recall, TextWriter stdout, CancellationToken cancellationToken, string? openAiJsonl = null)

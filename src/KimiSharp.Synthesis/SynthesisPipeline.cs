@@ -48,6 +48,18 @@ public static class SynthesisPipeline
         var filter = new RubricFilter(tools);
         var renderer = new TrainingExampleRenderer(template ?? ChatTemplate.BuiltInKimiK2Thinking(), tools, window);
         var random = new Random(seed ^ 0x5eed);
+        // Wide swarm tasks: their own generator and draws, so a mix without them is the older mix seed for seed.
+        options ??= new SynthesisOptions();
+        if (options.WideShare is < 0 or > 1 || double.IsNaN(options.WideShare))
+            throw new ArgumentOutOfRangeException(nameof(options), $"WideShare must be between 0 and 1, got {options.WideShare}");
+        if (options.WideMaxItems is < WideTasks.MinItems or > WideTasks.MaxItems)
+            throw new ArgumentOutOfRangeException(nameof(options), $"WideMaxItems must be {WideTasks.MinItems} to {WideTasks.MaxItems}, got {options.WideMaxItems}");
+        if (options.WideSubAgentsPerTask < 0) throw new ArgumentOutOfRangeException(nameof(options), "WideSubAgentsPerTask must be ≥ 0");
+        var wideRandom = new Random(seed ^ 0x3a1de);
+        WideTaskGenerator? wide = options.WideShare > 0 ? new WideTaskGenerator(seed ^ 0x71de, kb) : null;
+        var orchestratorTools = wide is null ? null : WideTasks.OrchestratorDeclarations(kb);
+        var orchestratorFilter = orchestratorTools is null ? null : new RubricFilter(orchestratorTools);
+        var orchestratorRenderer = orchestratorTools is null ? null : new TrainingExampleRenderer(template ?? ChatTemplate.BuiltInKimiK2Thinking(), orchestratorTools, window);
         var keptByKind = new SortedDictionary<string, int>(StringComparer.Ordinal);
         int examples = 0;
         long characters = 0;
@@ -62,6 +74,35 @@ public static class SynthesisPipeline
             for (int i = 0; i < trajectories; i++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
+                if (wide is not null && wideRandom.NextDouble() < options.WideShare)
+                {
+                    var w = wide.Next(maxItems: options.WideMaxItems);
+                    // The orchestrator is judged against its own tools (spawn_agents included); its sub-agents like any other run.
+                    var parts = new List<(Trajectory Trajectory, RubricFilter Filter, TrainingExampleRenderer Renderer, JsonArray Tools)>
+                    {
+                        (w.Orchestrator, orchestratorFilter!, orchestratorRenderer!, orchestratorTools!),
+                    };
+                    parts.AddRange(w.SubAgents.OrderBy(_ => wideRandom.Next()).Take(options.WideSubAgentsPerTask).Select(s => (s, filter, renderer, tools)));
+                    foreach (var (part, judge, partRenderer, partTools) in parts)
+                    {
+                        if (!judge.Judge(part).Keep) continue;
+                        keptByKind[part.Task.Kind] = keptByKind.GetValueOrDefault(part.Task.Kind) + 1;
+                        trajectoryWriter.WriteLine(new JsonObject
+                        {
+                            ["kind"] = part.Task.Kind, ["horizon"] = part.Task.Horizon, ["expected"] = new JsonArray(part.Task.Expected.Select(e => (JsonNode)e!).ToArray()),
+                            ["messages"] = part.Messages.DeepClone(),
+                        }.ToJsonString());
+                        openAiWriter?.WriteLine(OpenAiChatExport.ToRecord(part, partTools).ToJsonString());
+                        foreach (var example in partRenderer.Examples(part.Messages, maxChunksPerTrajectory, random))
+                        {
+                            trainWriter.WriteLine(example.ToJson().ToJsonString());
+                            examples++;
+                            characters += example.Text.Length;
+                        }
+                    }
+                    progress?.Report((i + 1, trajectories));
+                    continue;
+                }
                 var t = generator.Next();
                 if (!filter.Judge(t).Keep) { progress?.Report((i + 1, trajectories)); continue; }
                 keptByKind[t.Task.Kind] = keptByKind.GetValueOrDefault(t.Task.Kind) + 1;
@@ -84,7 +125,13 @@ public static class SynthesisPipeline
         File.Move(trainPath + ".partial", trainPath, overwrite: true);
         if (openAiJsonlPath is not null) File.Move(openAiJsonlPath + ".partial", openAiJsonlPath, overwrite: true);
         File.WriteAllText(Path.Combine(outputDirectory, "knowledge_base.json"), kb.ToJson());
-        var report = new SynthesisReport(trajectories, filter.Kept, new Dictionary<string, int>(filter.Rejections), keptByKind, examples, characters, clock.Elapsed);
+        var rejections = new Dictionary<string, int>(filter.Rejections);
+        foreach (var (reason, n) in orchestratorFilter?.Rejections ?? new Dictionary<string, int>())
+            rejections[reason] = rejections.GetValueOrDefault(reason) + n;
+        int kept = filter.Kept + (orchestratorFilter?.Kept ?? 0);
+        // Every conversation is judged once, so the judges count them: a wide task adds its orchestrator's and the sub-agents' taken.
+        int generated = filter.Kept + filter.Rejected + (orchestratorFilter is null ? 0 : orchestratorFilter.Kept + orchestratorFilter.Rejected);
+        var report = new SynthesisReport(generated, kept, rejections, keptByKind, examples, characters, clock.Elapsed);
         File.WriteAllText(Path.Combine(outputDirectory, "report.md"), report.ToMarkdown());
         return report;
     }

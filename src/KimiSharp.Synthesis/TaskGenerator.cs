@@ -18,6 +18,16 @@ public sealed record SynthesisOptions
     /// (<see cref="TaskGenerator.NaturalKinds"/>); 0, the default, draws exactly the mix it drew before they existed.
     /// </summary>
     public double NaturalShare { get; init; }
+    /// <summary>
+    /// Share of trajectories that are wide swarm tasks (<see cref="WideTaskGenerator"/>): each adds the orchestrator's
+    /// conversation and its sub-agents' conversations, from training-split cities only. 0, the default, draws exactly
+    /// the mix it drew before they existed.
+    /// </summary>
+    public double WideShare { get; init; }
+    /// <summary>Largest number of cities in a wide task (5 to 100).</summary>
+    public int WideMaxItems { get; init; } = WideTasks.MaxItems;
+    /// <summary>Sub-agent conversations kept per wide task at most (drawn at random; they are alike).</summary>
+    public int WideSubAgentsPerTask { get; init; } = 2;
 }
 
 /// <summary>

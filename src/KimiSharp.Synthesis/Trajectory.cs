@@ -26,8 +26,11 @@ public sealed record Trajectory(AgentTask Task, JsonArray Messages)
         && last["tool_calls"] is null ? last["content"]?.GetValue<string>() : null;
 }
 
-/// <summary>Builds a trajectory by actually calling the tool environments, so every tool result in it is real.</summary>
-public sealed class TrajectoryBuilder(Toolbox tools)
+/// <summary>
+/// Builds a trajectory by actually calling the tool environments, so every tool result in it is real. Tools the
+/// toolbox does not have (the swarm's <c>spawn_agents</c>) go to <paramref name="otherTools"/> when given.
+/// </summary>
+public sealed class TrajectoryBuilder(Toolbox tools, Func<string, JsonObject, ToolResult>? otherTools = null)
 {
     internal static readonly JsonSerializerOptions ArgumentJson = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private readonly JsonArray _messages = [];
@@ -56,7 +59,9 @@ public sealed class TrajectoryBuilder(Toolbox tools)
         var results = new List<ToolResult>();
         for (int i = 0; i < calls.Length; i++)
         {
-            var result = tools.Invoke(calls[i].Name, calls[i].Arguments.ToJsonString(ArgumentJson));
+            var result = otherTools is not null && tools.Find(calls[i].Name) is null
+                ? otherTools(calls[i].Name, calls[i].Arguments)
+                : tools.Invoke(calls[i].Name, calls[i].Arguments.ToJsonString(ArgumentJson));
             results.Add(result);
             _messages.Add(new JsonObject { ["role"] = "tool", ["tool_call_id"] = ids[i], ["name"] = calls[i].Name, ["content"] = result.Content });
         }

@@ -32,7 +32,7 @@ public sealed class AgentCommandsTests : IDisposable
     {
         var (code, _, err) = await Kimi("eval", "--model", Model, "--suite", "math");
         Assert.Equal(2, code);
-        Assert.Contains("unknown suite 'math' (known: tool-use, natural)", err);
+        Assert.Contains("unknown suite 'math' (known: tool-use, natural, wide)", err);
         Assert.Equal(2, (await Kimi("eval", "--model", Model, "--suite", "tool-use", "--horizons", "1,x")).Code);
     }
 
@@ -63,6 +63,30 @@ public sealed class AgentCommandsTests : IDisposable
         (bad, _, err) = await Kimi("eval", "--model", Model, "--suite", "tool-use", "--category", "units");
         Assert.Equal(2, bad);
         Assert.Contains("--category belongs to --suite natural", err);
+    }
+
+    [Fact]
+    public async Task Eval_runs_the_wide_suite_single_agent_and_swarm_side_by_side()
+    {
+        string report = Path.Combine(_scratch, "wide", "report.json"), runs = Path.Combine(_scratch, "wide", "runs.jsonl");
+        var (code, stdout, stderr) = await Kimi("eval", "--model", Model, "--suite", "wide", "--items", "5", "--tasks", "1", "--max-tokens", "8",
+            "--out", report, "--transcripts", runs);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("| items | mode | tasks | success | avg critical steps |", stdout);
+        Assert.Contains("| 5 | single | 1 |", stdout);
+        Assert.Contains("| 5 | swarm | 1 |", stdout);
+        Assert.Contains("5 cities, swarm:", stderr);
+        var json = JsonNode.Parse(File.ReadAllText(report))!;
+        Assert.Equal(["single", "swarm"], json["rows"]!.AsArray().Select(r => r!["mode"]!.GetValue<string>()));
+        var lines = File.ReadAllLines(runs).Select(l => JsonNode.Parse(l)!).ToArray();
+        Assert.Equal(["single", "swarm"], lines.Select(l => l["mode"]!.GetValue<string>()));
+        // The same held-out task both ways.
+        Assert.Equal(lines[0]["prompt"]!.GetValue<string>(), lines[1]["prompt"]!.GetValue<string>());
+        Assert.Equal(json["rows"]![0]!["avg_critical_steps"]!.GetValue<double>(), lines[0]["critical_steps"]!.GetValue<int>());
+
+        var (bad, _, err) = await Kimi("eval", "--model", Model, "--suite", "tool-use", "--items", "10");
+        Assert.Equal(2, bad);
+        Assert.Contains("--items and --sub-model belong to --suite wide", err);
     }
 
     [Fact]

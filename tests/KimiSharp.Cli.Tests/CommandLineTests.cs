@@ -67,6 +67,10 @@ public sealed class CommandLineTests : IDisposable
     [InlineData("give --resume or --export-state, not both", "train", "--config", "c.json", "--resume", "--export-state", "d")]
     [InlineData("--samples must be at least 2, got 1", "rl", "--config", "c.json", "--from", "r", "--out", "o", "--samples", "1")]
     [InlineData("--horizons takes positive integers separated by commas, got '1,0'", "eval", "--suite", "tool-use", "--horizons", "1,0")]
+    [InlineData("--items takes task sizes from 5 to 100 cities separated by commas, got '10,101'", "eval", "--suite", "wide", "--items", "10,101")]
+    [InlineData("--wide-items takes task sizes from 5 to 100 cities separated by commas, got '4'", "rl", "--config", "c.json", "--from", "r", "--out", "o", "--wide-items", "4")]
+    [InlineData("--wide-share must be between 0 and 1, got 1.5", "rl", "--config", "c.json", "--from", "r", "--out", "o", "--wide-share", "1.5")]
+    [InlineData("--wide-max-items 101: a wide task has at most 100 cities", "synthesize", "--out", "o", "--wide-max-items", "101")]
     public async Task Bad_command_lines_exit_2_with_a_message_naming_the_option(string message, params string[] args)
     {
         var (code, output, error) = await Kimi.Run(args);
