@@ -46,7 +46,7 @@ internal static class ConcurrencyBench
             double bytesPerStep = sharedBytes + experts * moeLayers * expertBytes;
             double roofline = n * bandwidth * 1e9 / bytesPerStep;
             string profile = ForwardProfile.Enabled ? "  " + ProfileSummary() : "";
-            stdout.WriteLine($"{n,4}  {result.Aggregate,13:F1}  {result.Aggregate / n,11:F2}  {result.TtftMeanMs,12:F0}  {result.TtftMaxMs,11:F0}  {experts,18:F1}  {roofline,18:F1}  {result.Aggregate / roofline * 100,9:F1} %  {BenchCommand.ResidentBytes("VmRSS:") / 1e6,6:F0}  {kv.BudgetBytes / 1e6,12:F1}  {kv.BytesPerSequence / 1e6,9:F2}  {kv.Fragmentation * 100,5:F1} %  {peakResident / 1e6,11:F0}{profile}");
+            stdout.WriteLine($"{n,4}  {result.Aggregate,13:F1}  {result.Aggregate / n,11:F2}  {result.TtftMeanMs,12:F0}  {result.TtftMaxMs,11:F0}  {experts,18:F1}  {roofline,18:F1}  {result.Aggregate / roofline * 100,9:F1} %  {BenchCommand.ResidentBytes("VmRSS:") / 1e6,6:F0}  {kv.BudgetBytes / 1e6,12:F3}  {kv.BytesPerSequence / 1e6,9:F3}  {kv.Fragmentation * 100,5:F1} %  {peakResident / 1e6,11:F0}{profile}");
         }
         stdout.WriteLine("  (aggregate: decode tokens of all sequences ÷ the time from the last first token to the last finish; experts/layer/step:");
         stdout.WriteLine($"   distinct routed experts a decode step's tokens touched per MoE layer, of {c.NRoutedExperts}; batch roofline: N × bandwidth ÷ bytes one such step reads;");
@@ -84,18 +84,6 @@ internal static class ConcurrencyBench
         {
             MaxBatchSize = n, MaxQueueLength = n, EnablePrefixCache = false, KvCacheBudgetBytes = kvBytes, KvCacheBlockTokens = blockTokens,
         });
-        // The cache's state when the running sequences held the most tokens (sampled; the engine records it every step).
-        var fullest = default(KvCacheSnapshot);
-        using var sampling = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var sampler = Task.Run(async () =>
-        {
-            while (!sampling.IsCancellationRequested)
-            {
-                var snapshot = engine.Statistics.Snapshot().Cache;
-                if (snapshot.SequenceTokens >= fullest.SequenceTokens) fullest = snapshot;
-                try { await Task.Delay(5, sampling.Token); } catch (OperationCanceledException) { }
-            }
-        }, CancellationToken.None);
         var random = new Random(1234 + n);
         var options = new GenerationOptions { Temperature = 0, MaxTokens = gen };
         var firstToken = new double[n];
@@ -123,13 +111,11 @@ internal static class ConcurrencyBench
             }, cancellationToken);
         }
         await Task.WhenAll(runs);
-        sampling.Cancel();
-        await sampler;
         var end = Usage(model);
         double decodeSeconds = finished.Max() - firstToken.Max();
         double aggregate = decodeSeconds > 0 ? (double)n * (gen - 1) / decodeSeconds : 0;
         return new LevelResult(aggregate, firstToken.Average() * 1e3, firstToken.Max() * 1e3,
-            end.Passes - usageBefore.Passes, end.Touched - usageBefore.Touched, fullest);
+            end.Passes - usageBefore.Passes, end.Touched - usageBefore.Touched, engine.Statistics.Snapshot().FullestCache);
     }
 
     private static (long Passes, long Touched) Usage(KimiModel model)

@@ -7,7 +7,7 @@ public sealed class EngineStatistics
     private long _tokens, _promptTokens, _cachedTokens, _steps;
     private double _busySeconds;
     private int _running, _waiting;
-    private KvCacheSnapshot _cache;
+    private KvCacheSnapshot _cache, _fullestCache;
 
     internal void RecordStep(int tokens, TimeSpan elapsed, int running, int waiting)
     {
@@ -32,13 +32,17 @@ public sealed class EngineStatistics
 
     internal void RecordCache(KvCacheSnapshot cache)
     {
-        lock (_lock) _cache = cache;
+        lock (_lock)
+        {
+            _cache = cache;
+            if (cache.SequenceTokens >= _fullestCache.SequenceTokens) _fullestCache = cache;
+        }
     }
 
     public EngineSnapshot Snapshot()
     {
         lock (_lock)
-            return new EngineSnapshot(_tokens, _steps, _busySeconds, _running, _waiting, _promptTokens, _cachedTokens) { Cache = _cache };
+            return new EngineSnapshot(_tokens, _steps, _busySeconds, _running, _waiting, _promptTokens, _cachedTokens) { Cache = _cache, FullestCache = _fullestCache };
     }
 }
 
@@ -51,6 +55,8 @@ public readonly record struct EngineSnapshot(long TokensComputed, long Steps, do
     public double PrefixHitRate => PromptTokens > 0 ? (double)CachedPromptTokens / PromptTokens : 0;
     /// <summary>The KV block pool after the engine's last admission or retirement.</summary>
     public KvCacheSnapshot Cache { get; init; }
+    /// <summary>The pool when the running sequences held the most cached tokens (the latest such moment).</summary>
+    public KvCacheSnapshot FullestCache { get; init; }
 }
 
 /// <summary>

@@ -168,6 +168,8 @@ internal sealed class Scheduler(KimiModel model, EngineOptions options, EngineSt
     /// <summary>Removes finished sequences from the batch, parking their caches, and records the pool's state after the step.</summary>
     public void RetireFinished()
     {
+        // The step's final state before the finished let go of their blocks: the fullest moment of a batch that ends together.
+        if (_running.Exists(s => s.IsDone)) statistics.RecordCache(CacheSnapshot());
         for (int i = 0; i < _running.Count; i++)
         {
             var s = _running[i];
