@@ -32,21 +32,27 @@ internal static class ConcurrencyBench
 
         stdout.WriteLine();
         stdout.WriteLine($"concurrency  (each level: N requests of {prompt} prompt + {gen} generated tokens submitted at once to the engine; greedy, no stop tokens)");
-        stdout.WriteLine("   N  aggregate t/s  per-seq t/s  TTFT mean ms  TTFT max ms  experts/layer/step  batch roofline t/s  of roofline  RSS MB");
+        stdout.WriteLine("   N  aggregate t/s  per-seq t/s  TTFT mean ms  TTFT max ms  experts/layer/step  batch roofline t/s  of roofline  RSS MB  KV budget MB  KV MB/seq  KV frag  peak RSS MB");
         foreach (int n in levels)
         {
             cancellationToken.ThrowIfCancellationRequested();
             double bandwidth = MemoryBandwidth.Measure(bandwidthMb * (1L << 20), model.Kernels.MaxThreads, passes: 3);
             model.Profile?.Reset();
+            ResetPeakResident();
             var result = await RunLevelAsync(model, n, prompt, gen, cancellationToken);
+            long peakResident = BenchCommand.ResidentBytes("VmHWM:");
+            var kv = result.Cache;
             double experts = result.Passes > 0 ? (double)result.ExpertsTouched / result.Passes : 0;
             double bytesPerStep = sharedBytes + experts * moeLayers * expertBytes;
             double roofline = n * bandwidth * 1e9 / bytesPerStep;
             string profile = model.Profile is { } recorded ? "  " + ProfileSummary(recorded) : "";
-            stdout.WriteLine($"{n,4}  {result.Aggregate,13:F1}  {result.Aggregate / n,11:F2}  {result.TtftMeanMs,12:F0}  {result.TtftMaxMs,11:F0}  {experts,18:F1}  {roofline,18:F1}  {result.Aggregate / roofline * 100,9:F1} %  {BenchCommand.ResidentBytes("VmRSS:") / 1e6,6:F0}{profile}");
+            stdout.WriteLine($"{n,4}  {result.Aggregate,13:F1}  {result.Aggregate / n,11:F2}  {result.TtftMeanMs,12:F0}  {result.TtftMaxMs,11:F0}  {experts,18:F1}  {roofline,18:F1}  {result.Aggregate / roofline * 100,9:F1} %  {BenchCommand.ResidentBytes("VmRSS:") / 1e6,6:F0}  {kv.BudgetBytes / 1e6,12:F3}  {kv.BytesPerSequence / 1e6,9:F3}  {kv.Fragmentation * 100,5:F1} %  {peakResident / 1e6,11:F0}{profile}");
         }
         stdout.WriteLine("  (aggregate: decode tokens of all sequences ÷ the time from the last first token to the last finish; experts/layer/step:");
-        stdout.WriteLine($"   distinct routed experts a decode step's tokens touched per MoE layer, of {c.NRoutedExperts}; batch roofline: N × bandwidth ÷ bytes one such step reads)");
+        stdout.WriteLine($"   distinct routed experts a decode step's tokens touched per MoE layer, of {c.NRoutedExperts}; batch roofline: N × bandwidth ÷ bytes one such step reads;");
+        stdout.WriteLine($"   KV budget: the engine's cache budget, N × ⌈(prompt + gen) / {KvBlockPool.DefaultBlockTokens}⌉ blocks of {KvBlockPool.DefaultBlockTokens} tokens × {KvCache.BytesPerTokenFor(c)} B/token;");
+        stdout.WriteLine("   KV MB/seq and frag: one sequence's block table and the share of its slots holding no token, when the running sequences held most tokens;");
+        stdout.WriteLine("   peak RSS: the process's resident high-water mark (VmHWM) over the level, reset before it where the kernel allows)");
     }
 
     /// <summary>--profile: the forward's largest parts over the whole level (prefill and decode steps), as shares.</summary>
@@ -58,15 +64,25 @@ internal static class ConcurrencyBench
         return string.Join(", ", seconds.OrderByDescending(p => p.Value).Take(4).Select(p => $"{p.Key} {p.Value / total * 100:F0}%"));
     }
 
-    private readonly record struct LevelResult(double Aggregate, double TtftMeanMs, double TtftMaxMs, long Passes, long ExpertsTouched);
+    private readonly record struct LevelResult(double Aggregate, double TtftMeanMs, double TtftMaxMs, long Passes, long ExpertsTouched, KvCacheSnapshot Cache);
+
+    /// <summary>Restarts the kernel's VmHWM count at the current resident size (Linux 4.0+: "5" to clear_refs); best effort.</summary>
+    private static void ResetPeakResident()
+    {
+        try { File.WriteAllText("/proc/self/clear_refs", "5"); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+    }
 
     private static async Task<LevelResult> RunLevelAsync(KimiModel model, int n, int prompt, int gen, CancellationToken cancellationToken)
     {
         var c = model.Config;
-        long kvBytes = (long)n * (prompt + gen) * KvCache.BytesPerTokenFor(c);
+        // Exactly the blocks N sequences of prompt + gen tokens take, so all run at once and the budget is the measured bound.
+        int blockTokens = KvBlockPool.DefaultBlockTokens;
+        long kvBytes = (long)n * ((prompt + gen + blockTokens - 1) / blockTokens) * blockTokens * KvCache.BytesPerTokenFor(c);
         await using var engine = new GenerationEngine(model, new EngineOptions
         {
-            MaxBatchSize = n, MaxQueueLength = n, EnablePrefixCache = false, KvCacheBudgetBytes = Math.Max(kvBytes * 2, 1L << 30),
+            MaxBatchSize = n, MaxQueueLength = n, EnablePrefixCache = false, KvCacheBudgetBytes = kvBytes, KvCacheBlockTokens = blockTokens,
         });
         var random = new Random(1234 + n);
         var options = new GenerationOptions { Temperature = 0, MaxTokens = gen };
@@ -99,7 +115,7 @@ internal static class ConcurrencyBench
         double decodeSeconds = finished.Max() - firstToken.Max();
         double aggregate = decodeSeconds > 0 ? (double)n * (gen - 1) / decodeSeconds : 0;
         return new LevelResult(aggregate, firstToken.Average() * 1e3, firstToken.Max() * 1e3,
-            end.Passes - usageBefore.Passes, end.Touched - usageBefore.Touched);
+            end.Passes - usageBefore.Passes, end.Touched - usageBefore.Touched, engine.Statistics.Snapshot().FullestCache);
     }
 
     private static (long Passes, long Touched) Usage(KimiModel model)

@@ -13,6 +13,8 @@ public sealed record EngineOptions
 {
     /// <summary>Bytes of KV cache (active sequences plus the prefix cache) the engine may hold.</summary>
     public long KvCacheBudgetBytes { get; init; } = 2L << 30;
+    /// <summary>Positions per KV cache block: the unit the budget is handed out and prefixes are shared in.</summary>
+    public int KvCacheBlockTokens { get; init; } = KvBlockPool.DefaultBlockTokens;
     /// <summary>Requests admitted at once; more wait in the queue.</summary>
     public int MaxBatchSize { get; init; } = 16;
     /// <summary>Requests waiting for admission before new ones are refused (HTTP 429).</summary>
@@ -66,6 +68,8 @@ public sealed class GenerationEngine : IAsyncDisposable
     {
         _model = model;
         _options = options ?? new EngineOptions();
+        if (_options.KvCacheBudgetBytes < 0) throw new ArgumentOutOfRangeException(nameof(options), _options.KvCacheBudgetBytes, "KvCacheBudgetBytes is negative");
+        if (_options.KvCacheBlockTokens < 1) throw new ArgumentOutOfRangeException(nameof(options), _options.KvCacheBlockTokens, "KvCacheBlockTokens must be at least 1");
         _scheduler = new Scheduler(model, _options, Statistics);
         _runner = new ModelRunner(model, (ILogger?)logger ?? NullLogger.Instance);
         _loop = new Thread(RunLoop) { IsBackground = true, Name = "kimi-engine" };
@@ -99,9 +103,11 @@ public sealed class GenerationEngine : IAsyncDisposable
                 $"the prompt has {prompt.Count} tokens; the model's context limit is {limit} (max_position_embeddings), leaving no room to generate", prompt.Count, limit);
         int reservedTokens = Math.Min(limit, prompt.Count + options.MaxTokens);
         long bytes = (long)reservedTokens * KvCache.BytesPerTokenFor(_model.Config);
-        if (bytes > _options.KvCacheBudgetBytes)
+        var pool = _scheduler.Pool;
+        int blocks = pool.BlocksFor(reservedTokens);
+        if (blocks > pool.TotalBlocks)
             throw new RequestTooLargeException(
-                $"the request needs {bytes >> 20} MiB of KV cache ({prompt.Count} prompt + {options.MaxTokens} max tokens) but the budget is {_options.KvCacheBudgetBytes >> 20} MiB");
+                $"the request needs {blocks} KV cache blocks of {pool.BlockTokens} tokens ({blocks * pool.BlockBytes / 1048576.0:F1} MiB for {prompt.Count} prompt + {options.MaxTokens} max tokens) but the budget of {_options.KvCacheBudgetBytes / 1048576.0:F1} MiB holds {pool.TotalBlocks}");
         var channel = Channel.CreateUnbounded<GenerationEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         var sequence = new Sequence(prompt.ToArray(), options, reservedTokens, bytes, channel.Writer, vocab) { PromptEmbeddings = embeddings };
         _scheduler.Enqueue(sequence);
@@ -110,6 +116,18 @@ public sealed class GenerationEngine : IAsyncDisposable
         var registration = cancellationToken.Register(() => { sequence.Cancel(); _wake.Release(); });
         _wake.Release();
         return Read(channel.Reader, sequence, registration, cancellationToken);
+    }
+
+    /// <summary>
+    /// Drops every prefix-cache entry, returning blocks no running sequence shares to the pool; completes once done
+    /// (at the engine's next step).
+    /// </summary>
+    public Task ClearPrefixCacheAsync()
+    {
+        ObjectDisposedException.ThrowIf(_shutdown.IsCancellationRequested, this);
+        var done = _scheduler.ClearPrefixCacheAsync();
+        _wake.Release();
+        return done;
     }
 
     private async IAsyncEnumerable<GenerationEvent> Read(ChannelReader<GenerationEvent> reader, Sequence sequence,

@@ -190,18 +190,20 @@ public static unsafe class AttentionKernels
 
     /// <summary>
     /// output[i·outStride + c] = Σ_s probs[i·probStride + s] · rows[s·rowStride + c] for queries i &lt; <paramref name="queries"/>
-    /// and columns c &lt; <paramref name="dim"/>, summed as fma over s = 0, 1, … from +0 (output is overwritten).
+    /// and columns c &lt; <paramref name="dim"/>, summed as fma over s = 0, 1, … from +0 (output is overwritten), or, with
+    /// <paramref name="accumulate"/>, from output's current values: a sum over positions split into consecutive calls
+    /// (positions spread over cache blocks) then has exactly the bits of one call over them all.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void WeightedSum(float* probs, long probStride, int queries, float* rows, long rowStride, int dim, int positions,
-        float* output, long outStride)
+        float* output, long outStride, bool accumulate = false)
     {
         if (!Vectorized(dim, 0))
         {
             for (int i = 0; i < queries; i++)
                 for (int c = 0; c < dim; c++)
                 {
-                    float acc = 0;
+                    float acc = accumulate ? output[i * outStride + c] : 0;
                     for (int s = 0; s < positions; s++) acc = MathF.FusedMultiplyAdd(probs[i * probStride + s], rows[s * rowStride + c], acc);
                     output[i * outStride + c] = acc;
                 }
@@ -215,27 +217,36 @@ public static unsafe class AttentionKernels
             bool wide = c + 64 <= dim;
             for (int q = 0; q < full; q += 4)
             {
-                if (wide) Sum4x64(probs + q * probStride, probStride, rows + c, rowStride, positions, output + q * outStride + c, outStride, prefetch: q == 0);
+                if (wide) Sum4x64(probs + q * probStride, probStride, rows + c, rowStride, positions, output + q * outStride + c, outStride, prefetch: q == 0, accumulate);
                 else
                     for (int c16 = c; c16 < dim; c16 += 16)
-                        for (int i = q; i < q + 4; i++) Sum1x16(probs + i * probStride, rows + c16, rowStride, positions, output + i * outStride + c16);
+                        for (int i = q; i < q + 4; i++) Sum1x16(probs + i * probStride, rows + c16, rowStride, positions, output + i * outStride + c16, accumulate);
             }
             for (int q = full; q < queries; q++)
             {
-                if (wide) Sum1x64(probs + q * probStride, rows + c, rowStride, positions, output + q * outStride + c);
+                if (wide) Sum1x64(probs + q * probStride, rows + c, rowStride, positions, output + q * outStride + c, accumulate);
                 else
-                    for (int c16 = c; c16 < dim; c16 += 16) Sum1x16(probs + q * probStride, rows + c16, rowStride, positions, output + q * outStride + c16);
+                    for (int c16 = c; c16 < dim; c16 += 16) Sum1x16(probs + q * probStride, rows + c16, rowStride, positions, output + q * outStride + c16, accumulate);
             }
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Sum4x64(float* p, long probStride, float* rows, long rowStride, int positions, float* output, long outStride, bool prefetch)
+    private static void Sum4x64(float* p, long probStride, float* rows, long rowStride, int positions, float* output, long outStride, bool prefetch,
+        bool accumulate)
     {
         Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
         Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
         Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
         Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
+        if (accumulate)
+        {
+            float* o0 = output, o1 = o0 + outStride, o2 = o1 + outStride, o3 = o2 + outStride;
+            a00 = Vector512.Load(o0); a01 = Vector512.Load(o0 + 16); a02 = Vector512.Load(o0 + 32); a03 = Vector512.Load(o0 + 48);
+            a10 = Vector512.Load(o1); a11 = Vector512.Load(o1 + 16); a12 = Vector512.Load(o1 + 32); a13 = Vector512.Load(o1 + 48);
+            a20 = Vector512.Load(o2); a21 = Vector512.Load(o2 + 16); a22 = Vector512.Load(o2 + 32); a23 = Vector512.Load(o2 + 48);
+            a30 = Vector512.Load(o3); a31 = Vector512.Load(o3 + 16); a32 = Vector512.Load(o3 + 32); a33 = Vector512.Load(o3 + 48);
+        }
         float* p1 = p + probStride, p2 = p1 + probStride, p3 = p2 + probStride;
         for (int s = 0; s < positions; s++)
         {
@@ -268,9 +279,13 @@ public static unsafe class AttentionKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Sum1x64(float* p, float* rows, long rowStride, int positions, float* output)
+    private static void Sum1x64(float* p, float* rows, long rowStride, int positions, float* output, bool accumulate)
     {
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        if (accumulate)
+        {
+            a0 = Vector512.Load(output); a1 = Vector512.Load(output + 16); a2 = Vector512.Load(output + 32); a3 = Vector512.Load(output + 48);
+        }
         for (int s = 0; s < positions; s++)
         {
             float* v = rows + s * rowStride;
@@ -282,9 +297,9 @@ public static unsafe class AttentionKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Sum1x16(float* p, float* rows, long rowStride, int positions, float* output)
+    private static void Sum1x16(float* p, float* rows, long rowStride, int positions, float* output, bool accumulate)
     {
-        Vector512<float> acc = default;
+        Vector512<float> acc = accumulate ? Vector512.Load(output) : default;
         for (int s = 0; s < positions; s++) acc = Vector512.FusedMultiplyAdd(Vector512.Create(p[s]), Vector512.Load(rows + s * rowStride), acc);
         acc.Store(output);
     }

@@ -43,6 +43,18 @@ public sealed class ServerMetrics
         Metric("kimi_tokens_per_second", "gauge", "Tokens computed per second of engine busy time.", engine.TokensPerSecond);
         Metric("kimi_requests_running", "gauge", "Requests in the running batch.", engine.Running);
         Metric("kimi_requests_waiting", "gauge", "Requests queued for admission.", engine.Waiting);
+        var kv = engine.Cache;
+        Metric("kimi_kv_cache_budget_bytes", "gauge", "KV cache budget (EngineOptions.KvCacheBudgetBytes).", kv.BudgetBytes);
+        Metric("kimi_kv_block_tokens", "gauge", "Positions per KV cache block.", kv.BlockTokens);
+        Metric("kimi_kv_block_bytes", "gauge", "Bytes per KV cache block.", kv.BlockBytes);
+        Metric("kimi_kv_blocks_total", "gauge", "KV cache blocks the budget holds.", kv.TotalBlocks);
+        Metric("kimi_kv_blocks_used", "gauge", "KV cache blocks referenced by running sequences or the prefix cache.", kv.UsedBlocks);
+        Metric("kimi_kv_blocks_free", "gauge", "KV cache blocks free.", kv.FreeBlocks);
+        Metric("kimi_kv_blocks_peak", "gauge", "Most KV cache blocks used at once.", kv.PeakUsedBlocks);
+        Metric("kimi_kv_blocks_materialized", "gauge", "KV cache blocks whose memory exists (used or kept for reuse).", kv.MaterializedBlocks);
+        Metric("kimi_kv_prefix_cache_blocks", "gauge", "Distinct KV cache blocks the prefix cache holds.", kv.PrefixCacheBlocks);
+        Metric("kimi_kv_bytes_per_sequence", "gauge", "KV cache bytes per running sequence (block table × block size), on average.", kv.BytesPerSequence);
+        Metric("kimi_kv_fragmentation", "gauge", "Share of running sequences' block slots holding no token.", kv.Fragmentation);
         lock (_byStatus)
         {
             s.Append("# HELP kimi_responses_total HTTP responses by status.\n# TYPE kimi_responses_total counter\n");

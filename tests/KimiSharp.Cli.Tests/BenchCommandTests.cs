@@ -105,8 +105,19 @@ public sealed class BenchCommandTests : IDisposable
         var (code, output, error) = await Run("bench", "--model", dir, "--prompt", "8", "--gen", "4", "--rounds", "1", "--bandwidth-mb", "8", "--concurrency", "1,3");
         Assert.True(code == 0, error);
         var rows = output.Split('\n').Select(l => System.Text.RegularExpressions.Regex.Match(l,
-            @"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+) %")).Where(m => m.Success).ToArray();
+            @"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+) %\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+) %\s+(\d+)"))
+            .Where(m => m.Success).ToArray();
         Assert.Equal(["1", "3"], rows.Select(m => m.Groups[1].Value));
+        double Value(System.Text.RegularExpressions.Match row, int group) => double.Parse(row.Groups[group].Value, System.Globalization.CultureInfo.InvariantCulture);
+        // The KV budget is N sequences' blocks: one 64-token block each for 8 + 4 positions; at the fullest, 11 of a
+        // sequence's 64 slots hold tokens (the last generated token is never fed back).
+        Assert.InRange(Value(rows[1], 10) - 3 * Value(rows[0], 10), -0.003, 0.003);
+        foreach (var row in rows)
+        {
+            Assert.InRange(Value(row, 11) - Value(row, 10) / Value(row, 1), -0.002, 0.002);
+            Assert.InRange(Value(row, 12), 100 * (1 - 11 / 64.0) - 0.1, 100 * (1 - 11 / 64.0) + 0.1);
+            Assert.True(Value(row, 13) >= Value(row, 9), row.Value); // peak resident ≥ resident at the end
+        }
         foreach (var row in rows)
         {
             double experts = double.Parse(row.Groups[6].Value, System.Globalization.CultureInfo.InvariantCulture);

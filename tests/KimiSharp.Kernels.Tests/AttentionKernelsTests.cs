@@ -105,4 +105,39 @@ public sealed unsafe class AttentionKernelsTests
                 }
         }
     }
+
+    [Theory]
+    // Wide 64-column chunks, a 16-column tail, the scalar width; 4-query blocks and leftovers; pieces across block edges.
+    [InlineData(512, 4, 130, 64)]
+    [InlineData(80, 5, 37, 5)]
+    [InlineData(20, 3, 29, 4)]
+    [InlineData(64, 1, 70, 3)]
+    public void A_weighted_sum_continued_piece_by_piece_has_the_bits_of_one_call(int dim, int queries, int positions, int piece)
+    {
+        var rng = new Random(dim + queries * 13 + positions * 7 + piece);
+        int probStride = positions + 3, rowStride = dim + 16, outStride = dim + 2;
+        var probs = Random(queries * probStride, rng);
+        var rows = Random(positions * rowStride, rng);
+        var whole = new float[queries * outStride];
+        var pieces = new float[queries * outStride];
+        Array.Fill(pieces, 123f); // the first piece overwrites, whatever was there
+        fixed (float* pp = probs) fixed (float* pr = rows) fixed (float* pw = whole) fixed (float* pieced = pieces)
+        {
+            AttentionKernels.WeightedSum(pp, probStride, queries, pr, rowStride, dim, positions, pw, outStride);
+            for (int first = 0; first < positions; first += piece)
+            {
+                int n = Math.Min(piece, positions - first);
+                AttentionKernels.WeightedSum(pp + first, probStride, queries, pr + (long)first * rowStride, rowStride, dim, n, pieced, outStride,
+                    accumulate: first > 0);
+            }
+        }
+        for (int i = 0; i < queries; i++)
+            for (int c = 0; c < dim; c++)
+                Assert.Equal(BitConverter.SingleToInt32Bits(whole[i * outStride + c]), BitConverter.SingleToInt32Bits(pieces[i * outStride + c]));
+        // And the accumulation is real: continuing from a nonzero start adds to it.
+        var again = (float[])pieces.Clone();
+        fixed (float* pp = probs) fixed (float* pr = rows) fixed (float* pa = again)
+            AttentionKernels.WeightedSum(pp, probStride, queries, pr, rowStride, dim, positions, pa, outStride, accumulate: true);
+        Assert.NotEqual(pieces[0], again[0]);
+    }
 }

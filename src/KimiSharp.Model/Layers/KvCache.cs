@@ -6,20 +6,31 @@ namespace KimiSharp.Model.Layers;
 /// MLA's cache for one sequence: per layer and per token, the normalized latent c̃ (kv_lora_rank values) and
 /// the already-rotated shared rope key (qk_rope_head_dim values). Per-head keys and values are never stored;
 /// they are folded into the query and output sides at decode time.
+/// <para>
+/// The cache is a block table over a <see cref="KvBlockPool"/>: position p lives in block table[p / BlockTokens].
+/// Blocks may be shared with other caches of the same pool (a reused prefix): they are shared by reference, and a
+/// shared block is copied before this cache writes into it (copy on write), so sharing never changes what another
+/// cache reads.
+/// </para>
 /// </summary>
-public sealed class KvCache
+public sealed unsafe class KvCache
 {
-    private readonly float[][] _latents;
-    private readonly float[][] _ropeKeys;
+    private readonly KvBlockPool _pool;
+    private readonly List<int> _blocks = [];
 
     public int LatentDim { get; }
     public int RopeDim { get; }
-    public int Layers => _latents.Length;
+    public int Layers { get; }
     /// <summary>Tokens cached so far: the position the next token takes.</summary>
     public int Length { get; private set; }
-    public int Capacity { get; private set; }
+    /// <summary>Positions the blocks held now can take.</summary>
+    public int Capacity => _blocks.Count * _pool.BlockTokens;
     /// <summary>The model's context limit (max_position_embeddings).</summary>
     public int MaxLength { get; }
+    /// <summary>The pool this cache's blocks come from.</summary>
+    public KvBlockPool Pool => _pool;
+    /// <summary>The block table: the pool's block ids holding positions [i·BlockTokens, (i+1)·BlockTokens).</summary>
+    public IReadOnlyList<int> Blocks => _blocks;
 
     private ForwardWorkspace? _workspace;
 
@@ -29,22 +40,27 @@ public sealed class KvCache
     /// <summary>Frees the scratch buffers (a cache parked for reuse needs only its latents).</summary>
     public void ReleaseWorkspace() => _workspace = null;
 
-    /// <summary>Bytes the cached latents and rope keys occupy at the current capacity.</summary>
-    public long AllocatedBytes => (long)Capacity * BytesPerToken;
+    /// <summary>Bytes of the blocks this cache holds (shared blocks counted in full).</summary>
+    public long AllocatedBytes => _blocks.Count * _pool.BlockBytes;
 
-    public KvCache(ModelConfig config, int initialCapacity = 256)
+    /// <summary>A standalone cache with its own pool, holding blocks for <paramref name="initialCapacity"/> positions up front.</summary>
+    public KvCache(ModelConfig config, int initialCapacity = 256) : this(config, KvBlockPool.ForOneSequence(config))
     {
+        Grow(Math.Clamp(initialCapacity, 1, MaxLength));
+    }
+
+    /// <summary>An empty cache whose blocks come from <paramref name="pool"/> (shared with other sequences).</summary>
+    public KvCache(ModelConfig config, KvBlockPool pool)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(pool);
         LatentDim = config.KvLoraRank;
         RopeDim = config.QkRopeHeadDim;
+        Layers = config.NumHiddenLayers;
         MaxLength = config.MaxPositionEmbeddings;
-        Capacity = Math.Clamp(initialCapacity, 1, MaxLength);
-        _latents = new float[config.NumHiddenLayers][];
-        _ropeKeys = new float[config.NumHiddenLayers][];
-        for (int l = 0; l < _latents.Length; l++)
-        {
-            _latents[l] = new float[Capacity * LatentDim];
-            _ropeKeys[l] = new float[Capacity * RopeDim];
-        }
+        if (pool.Layers != Layers || pool.LatentDim != LatentDim || pool.RopeDim != RopeDim)
+            throw new ArgumentException("the pool was made for a different model shape", nameof(pool));
+        _pool = pool;
     }
 
     /// <summary>Bytes held per cached token across all layers.</summary>
@@ -56,53 +72,130 @@ public sealed class KvCache
     /// </summary>
     public static long BytesPerTokenFor(ModelConfig config) => BytesPerTokenOf(config.NumHiddenLayers, config.KvLoraRank, config.QkRopeHeadDim);
 
-    private static long BytesPerTokenOf(int layers, int latentDim, int ropeDim) => sizeof(float) * (long)layers * (latentDim + ropeDim);
+    /// <summary>The one place the per-token size is computed.</summary>
+    internal static long BytesPerTokenOf(int layers, int latentDim, int ropeDim) => sizeof(float) * (long)layers * (latentDim + ropeDim);
 
-    /// <summary>Makes room for <paramref name="additional"/> more tokens, or throws if that passes the context limit.</summary>
+    /// <summary>
+    /// Blocks this cache would still take from the pool to hold <paramref name="tokens"/> positions in all: new blocks
+    /// past its table, plus one when its last block is shared and partly filled (it is copied before the next write).
+    /// </summary>
+    public int BlocksToReach(int tokens)
+    {
+        int needed = Math.Max(0, _pool.BlocksFor(tokens) - _blocks.Count);
+        if (Length % _pool.BlockTokens != 0 && tokens > Length && _pool.RefCount(_blocks[Length / _pool.BlockTokens]) > 1) needed++;
+        return needed;
+    }
+
+    /// <summary>
+    /// Makes room for <paramref name="additional"/> more tokens, or throws if that passes the context limit or the pool
+    /// has no free block. The block the next token lands in is this cache's own afterwards (copied if it was shared).
+    /// </summary>
     internal void Reserve(int additional)
     {
         long needed = (long)Length + additional;
         if (needed > MaxLength)
             throw new ContextLengthExceededException(
                 $"{needed} tokens exceed the model's context limit of {MaxLength} (max_position_embeddings)", (int)Math.Min(needed, int.MaxValue), MaxLength);
-        if (needed <= Capacity) return;
-        int capacity = (int)Math.Min(MaxLength, Math.Max(needed, 2L * Capacity));
-        for (int l = 0; l < _latents.Length; l++)
+        if (additional <= 0) return;
+        int offset = Length % _pool.BlockTokens;
+        if (offset != 0)
         {
-            Array.Resize(ref _latents[l], capacity * LatentDim);
-            Array.Resize(ref _ropeKeys[l], capacity * RopeDim);
+            int index = Length / _pool.BlockTokens, shared = _blocks[index];
+            if (_pool.RefCount(shared) > 1)
+            {
+                int own = RentBlock();
+                _pool.CopyBlock(shared, own, offset);
+                _pool.Release(shared);
+                _blocks[index] = own;
+            }
         }
-        Capacity = capacity;
+        Grow((int)needed);
     }
 
-    internal Span<float> Latents(int layer, int start, int count) => _latents[layer].AsSpan(start * LatentDim, count * LatentDim);
-    internal Span<float> RopeKeys(int layer, int start, int count) => _ropeKeys[layer].AsSpan(start * RopeDim, count * RopeDim);
+    private void Grow(int tokens)
+    {
+        while (Capacity < tokens) _blocks.Add(RentBlock());
+    }
+
+    private int RentBlock() => _pool.TryRent(out int block) ? block
+        : throw new KvCacheExhaustedException($"all {_pool.TotalBlocks} KV cache blocks ({_pool.BlockTokens} tokens each) are in use");
+
+    /// <summary>Latent of <paramref name="position"/> in <paramref name="layer"/> (the position's block must be held).</summary>
+    internal Span<float> LatentRow(int layer, int position) =>
+        new(_pool.Latents(_blocks[position / _pool.BlockTokens], layer) + (long)(position % _pool.BlockTokens) * LatentDim, LatentDim);
+
+    /// <summary>Rope key of <paramref name="position"/> in <paramref name="layer"/>.</summary>
+    internal Span<float> RopeKeyRow(int layer, int position) =>
+        new(_pool.RopeKeys(_blocks[position / _pool.BlockTokens], layer) + (long)(position % _pool.BlockTokens) * RopeDim, RopeDim);
+
+    /// <summary>Positions per block.</summary>
+    public int BlockTokens => _pool.BlockTokens;
+
+    /// <summary>Contiguous latents [BlockTokens, LatentDim] of block <paramref name="index"/> of the table in <paramref name="layer"/>.</summary>
+    internal float* LatentBlock(int layer, int index) => _pool.Latents(_blocks[index], layer);
+
+    /// <summary>Contiguous rope keys [BlockTokens, RopeDim] of block <paramref name="index"/> of the table in <paramref name="layer"/>.</summary>
+    internal float* RopeKeyBlock(int layer, int index) => _pool.RopeKeys(_blocks[index], layer);
+
+    /// <summary>Copies positions [0, <paramref name="count"/>) of <paramref name="layer"/> into dense [count, LatentDim] and [count, RopeDim] rows.</summary>
+    internal void Gather(int layer, int count, Span<float> latents, Span<float> ropeKeys)
+    {
+        int block = _pool.BlockTokens;
+        for (int first = 0, index = 0; first < count; first += block, index++)
+        {
+            int n = Math.Min(block, count - first);
+            new ReadOnlySpan<float>(LatentBlock(layer, index), n * LatentDim).CopyTo(latents.Slice(first * LatentDim, n * LatentDim));
+            new ReadOnlySpan<float>(RopeKeyBlock(layer, index), n * RopeDim).CopyTo(ropeKeys.Slice(first * RopeDim, n * RopeDim));
+        }
+    }
 
     internal void Commit(int tokens) => Length += tokens;
 
-    /// <summary>Forgets everything from position <paramref name="length"/> on (to reuse a shared prefix).</summary>
+    /// <summary>Forgets everything from position <paramref name="length"/> on (to reuse a shared prefix); whole blocks past it go back to the pool.</summary>
     public void Truncate(int length)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Length);
         Length = length;
+        int keep = _pool.BlocksFor(length);
+        for (int i = _blocks.Count - 1; i >= keep; i--) _pool.Release(_blocks[i]);
+        _blocks.RemoveRange(keep, _blocks.Count - keep);
     }
 
-    public void Reset() => Length = 0;
+    /// <summary>Empties the cache and returns all its blocks to the pool.</summary>
+    public void Reset() => Truncate(0);
 
-    /// <summary>Replaces this cache's contents with the first <paramref name="length"/> tokens of <paramref name="source"/>.</summary>
-    public void CopyPrefixFrom(KvCache source, int length)
+    /// <summary>
+    /// Replaces this cache's contents with the first <paramref name="length"/> tokens of <paramref name="source"/>: by
+    /// reference to the same blocks when both caches share a pool (a partly covered last block is copied on this
+    /// cache's first write into it), by copying otherwise.
+    /// </summary>
+    public void SharePrefixFrom(KvCache source, int length)
     {
+        ArgumentNullException.ThrowIfNull(source);
         if (source.Layers != Layers || source.LatentDim != LatentDim || source.RopeDim != RopeDim)
             throw new ArgumentException("the caches belong to different model shapes", nameof(source));
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(length, source.Length);
-        Length = 0;
-        Reserve(length);
-        for (int l = 0; l < Layers; l++)
+        if (ReferenceEquals(source, this)) { Truncate(length); return; }
+        Reset();
+        if (ReferenceEquals(source._pool, _pool))
         {
-            source.Latents(l, 0, length).CopyTo(Latents(l, 0, length));
-            source.RopeKeys(l, 0, length).CopyTo(RopeKeys(l, 0, length));
+            for (int i = 0; i < _pool.BlocksFor(length); i++)
+            {
+                _pool.AddRef(source._blocks[i]);
+                _blocks.Add(source._blocks[i]);
+            }
+        }
+        else
+        {
+            Grow(length);
+            for (int l = 0; l < Layers; l++)
+                for (int p = 0; p < length; p++)
+                {
+                    source.LatentRow(l, p).CopyTo(LatentRow(l, p));
+                    source.RopeKeyRow(l, p).CopyTo(RopeKeyRow(l, p));
+                }
         }
         Length = length;
     }
@@ -136,6 +229,9 @@ internal sealed class ForwardWorkspace
     public ScratchBuffer KvA { get; } = new();
     public ScratchBuffer Attended { get; } = new();
     public ScratchBuffer ExpandedKv { get; } = new();
+    // Prefill's dense copy of a sequence's cached latents and rope keys, gathered out of its blocks.
+    public ScratchBuffer CacheLatents { get; } = new();
+    public ScratchBuffer CacheRopeKeys { get; } = new();
     public ScratchBuffer AttentionScratch { get; } = new();
 
     // Mixture of experts: router logits, the chosen experts and their weights, routing scratch, the shared expert's

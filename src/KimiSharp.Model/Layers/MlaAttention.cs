@@ -94,7 +94,7 @@ public sealed class MlaAttention
         foreach (var segment in segments)
         {
             int first = segment.FirstRow, count = segment.Tokens, pairs = _ropeDim / 2;
-            Attend(layer, segment.Cache, count, segment.Mode,
+            Attend(layer, segment.Cache, ws, count, segment.Mode,
                 q.Slice(first * _heads * _qkDim, count * _heads * _qkDim), kva.Slice(first * kvWidth, count * kvWidth),
                 attended.Slice(first * _heads * _vDim, count * _heads * _vDim),
                 cos.Slice(first * pairs, count * pairs), sin.Slice(first * pairs, count * pairs), kernels, profile);
@@ -109,7 +109,7 @@ public sealed class MlaAttention
     }
 
     /// <summary>One sequence's share of <see cref="Forward"/>: its latents into its cache, then its heads' attention.</summary>
-    private void Attend(int layer, KvCache cache, int tokens, AttentionMode mode, Span<float> q, Span<float> kva,
+    private void Attend(int layer, KvCache cache, ForwardWorkspace ws, int tokens, AttentionMode mode, Span<float> q, Span<float> kva,
         Span<float> attended, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin, KernelSettings kernels, ForwardProfile profile)
     {
         int start = cache.Length, context = start + tokens;
@@ -117,14 +117,12 @@ public sealed class MlaAttention
 
         // Latents and the shared rope key, written straight into the cache.
         long clock = profile.Start();
-        var latents = cache.Latents(layer, start, tokens);
-        var ropeKeys = cache.RopeKeys(layer, start, tokens);
         for (int t = 0; t < tokens; t++)
         {
             var row = kva.Slice(t * kvWidth, kvWidth);
             if (KvABias is not null) TensorPrimitives.Add(row, KvABias, row);
-            Ops.RmsNorm(row[.._latentDim], KvANorm, _eps, latents.Slice(t * _latentDim, _latentDim));
-            var key = ropeKeys.Slice(t * _ropeDim, _ropeDim);
+            Ops.RmsNorm(row[.._latentDim], KvANorm, _eps, cache.LatentRow(layer, start + t));
+            var key = cache.RopeKeyRow(layer, start + t);
             row[_latentDim..].CopyTo(key);
             Ops.RotatePairs(key, cos.Slice(t * pairs, pairs), sin.Slice(t * pairs, pairs));
             for (int h = 0; h < _heads; h++)
@@ -138,7 +136,7 @@ public sealed class MlaAttention
             fixed (float* pq = q)
             fixed (float* pOut = attended)
             {
-                var job = new HeadJob(this, layer, cache, pq, pOut, tokens, start, kernels);
+                var job = new HeadJob(this, layer, cache, ws, pq, pOut, tokens, start, kernels);
                 clock = profile.Start();
                 if (absorbed) job.PrepareAbsorbed();
                 else job.PrepareExpanded();
@@ -174,6 +172,8 @@ public sealed class MlaAttention
 
         private readonly MlaAttention _a;
         private readonly KvCache _cache;
+        private readonly ForwardWorkspace _ws;
+        private float[] _gatheredRopeKeys = [];
         private readonly int _layer, _tokens, _start, _context;
         private readonly float* _q, _out;
         private readonly KernelSettings _kernels;
@@ -181,28 +181,36 @@ public sealed class MlaAttention
         private float[] _scratch = [];
         private Step _step;
         private int _token;
-        private float* _latents, _ropeKeys, _scores, _absorbedQueries, _mixed, _partials, _chunkMax, _chunkSum;
+        private float* _scores, _absorbedQueries, _mixed, _partials, _chunkMax, _chunkSum;
         private int _chunk, _chunks;
 
         /// <summary>Positions per chunk for a token that sees <paramref name="visible"/>: fixed by the context alone, never by the thread count.</summary>
         private static int ChunkFor(int visible) => Math.Max(MinChunk, (visible + MaxChunks - 1) / MaxChunks);
 
-        public HeadJob(MlaAttention attention, int layer, KvCache cache, float* q, float* output, int tokens, int start, KernelSettings kernels)
+        public HeadJob(MlaAttention attention, int layer, KvCache cache, ForwardWorkspace ws, float* q, float* output, int tokens, int start,
+            KernelSettings kernels)
         {
-            _a = attention; _layer = layer; _cache = cache; _q = q; _out = output; _tokens = tokens; _start = start; _kernels = kernels;
+            _a = attention; _layer = layer; _cache = cache; _ws = ws; _q = q; _out = output; _tokens = tokens; _start = start; _kernels = kernels;
             _context = start + tokens;
         }
 
         /// <summary>Expanded work items: one per head.</summary>
         public int Units => _a._heads;
 
-        /// <summary>kv_b_proj applied to every cached latent: [context, heads, nope + v].</summary>
+        /// <summary>
+        /// kv_b_proj applied to every cached latent: [context, heads, nope + v]. The latents and rope keys are first
+        /// gathered out of the cache's blocks into dense rows (a copy of context × 576 floats per layer, small beside the
+        /// expansion's context × 576 × heads × 256 products), so the expansion is the one matrix product it always was.
+        /// </summary>
         public void PrepareExpanded()
         {
             _step = Step.Expanded;
-            var ws = _cache.Workspace;
+            var ws = _ws;
+            var latents = ws.CacheLatents.Get((long)_context * _a._latentDim);
+            _gatheredRopeKeys = ws.CacheRopeKeys.Array((long)_context * _a._ropeDim);
+            _cache.Gather(_layer, _context, latents, _gatheredRopeKeys);
             _expanded = ws.ExpandedKv.Array((long)_context * _a._heads * (_a._nope + _a._vDim));
-            MatrixKernels.MatMul(_a.KvBProjRows16 ?? _a.KvBProj, _cache.Latents(_layer, 0, _context), _expanded, _context, _kernels);
+            MatrixKernels.MatMul(_a.KvBProjRows16 ?? _a.KvBProj, latents, _expanded, _context, _kernels);
             // Per head: scores of 4 token rows.
             _scratch = ws.AttentionScratch.Array(Units * (long)TokenBlock * _context);
         }
@@ -215,7 +223,7 @@ public sealed class MlaAttention
         {
             // No token's chunk count exceeds this: ⌈visible/64⌉ up to 64 chunks of 64, then 64 (or fewer) longer ones.
             int heads = _a._heads, chunks = Math.Min(MaxChunks, (_context + MinChunk - 1) / MinChunk);
-            _scratch = _cache.Workspace.AttentionScratch.Array((long)heads * (_context + 2 * _a._latentDim) + (long)chunks * heads * (_a._latentDim + 2));
+            _scratch = _ws.AttentionScratch.Array((long)heads * (_context + 2 * _a._latentDim) + (long)chunks * heads * (_a._latentDim + 2));
         }
 
         public void RunParallel(int units, long work)
@@ -230,10 +238,7 @@ public sealed class MlaAttention
             var a = _a;
             int heads = a._heads, latentDim = a._latentDim;
             fixed (float* scratch = _scratch)
-            fixed (float* latents = _cache.Latents(_layer, 0, _context))
-            fixed (float* ropeKeys = _cache.RopeKeys(_layer, 0, _context))
             {
-                _latents = latents; _ropeKeys = ropeKeys;
                 _scores = scratch; _absorbedQueries = scratch + (long)heads * _context; _mixed = _absorbedQueries + (long)heads * latentDim;
                 _partials = _mixed + (long)heads * latentDim;
                 for (int t = 0; t < _tokens; t++)
@@ -251,7 +256,7 @@ public sealed class MlaAttention
                     _step = Step.Values;
                     RunParallel(heads, (long)heads * a._vDim * latentDim);
                 }
-                _latents = _ropeKeys = _scores = _absorbedQueries = _mixed = _partials = _chunkMax = _chunkSum = null;
+                _scores = _absorbedQueries = _mixed = _partials = _chunkMax = _chunkSum = null;
             }
         }
 
@@ -264,7 +269,7 @@ public sealed class MlaAttention
             }
             fixed (float* scratch = _scratch)
             fixed (float* expanded = _expanded)
-            fixed (float* ropeKeys = _cache.RopeKeys(_layer, 0, _context))
+            fixed (float* ropeKeys = _gatheredRopeKeys)
                 for (int h = unitStart; h < unitEnd; h++)
                     AttendExpanded(h, expanded, ropeKeys, scratch + h * (long)TokenBlock * _context);
         }
@@ -362,9 +367,18 @@ public sealed class MlaAttention
                     // One chunk of positions for every head: scores, their exponentials against the chunk's own
                     // maximum, and the exponential-weighted sum of the chunk's latents. The value step combines chunks.
                     int first = unit * _chunk, count = Math.Min(_chunk, visible - first);
-                    AttentionKernels.Scores(_absorbedQueries, latentDim, q + a._nope, a._qkDim, heads,
-                        _latents + (long)first * latentDim, latentDim, latentDim, _ropeKeys + (long)first * a._ropeDim, a._ropeDim, a._ropeDim,
-                        count, a._rope.SoftmaxScale, _scores + first, _context);
+                    // The chunk's positions may span cache blocks (always one whole block up to 4K context): scores per
+                    // block piece, then the sum continued piece by piece, which the kernels compute with one call's bits.
+                    int blockTokens = _cache.BlockTokens;
+                    for (int pos = first, end = first + count; pos < end;)
+                    {
+                        int index = pos / blockTokens, offset = pos % blockTokens, n = Math.Min(blockTokens - offset, end - pos);
+                        AttentionKernels.Scores(_absorbedQueries, latentDim, q + a._nope, a._qkDim, heads,
+                            _cache.LatentBlock(_layer, index) + (long)offset * latentDim, latentDim, latentDim,
+                            _cache.RopeKeyBlock(_layer, index) + (long)offset * a._ropeDim, a._ropeDim, a._ropeDim,
+                            n, a._rope.SoftmaxScale, _scores + pos, _context);
+                        pos += n;
+                    }
                     for (int h = 0; h < heads; h++)
                     {
                         var row = new Span<float>(_scores + (long)h * _context + first, count);
@@ -374,8 +388,13 @@ public sealed class MlaAttention
                         _chunkMax[unit * heads + h] = max;
                         _chunkSum[unit * heads + h] = Reductions.Sum(row);
                     }
-                    AttentionKernels.WeightedSum(_scores + first, _context, heads, _latents + (long)first * latentDim, latentDim, latentDim, count,
-                        _partials + (long)unit * heads * latentDim, latentDim);
+                    for (int pos = first, end = first + count; pos < end;)
+                    {
+                        int index = pos / blockTokens, offset = pos % blockTokens, n = Math.Min(blockTokens - offset, end - pos);
+                        AttentionKernels.WeightedSum(_scores + pos, _context, heads, _cache.LatentBlock(_layer, index) + (long)offset * latentDim,
+                            latentDim, latentDim, n, _partials + (long)unit * heads * latentDim, latentDim, accumulate: pos > first);
+                        pos += n;
+                    }
                     break;
                 }
                 case Step.Values:
