@@ -227,4 +227,58 @@ public sealed class VisionChatTests(VisionModelFixture fixture) : IClassFixture<
         var response = await client.GetResponseAsync([message], new Microsoft.Extensions.AI.ChatOptions { MaxOutputTokens = 2, Temperature = 0 });
         Assert.Equal(tokens.Length, response.Usage!.InputTokenCount);
     }
+
+    /// <summary>The Vision tests' 10-frame, 4 fps animated GIF (40×30).</summary>
+    private static byte[] TenFrameGif()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "KimiSharp.slnx"))) dir = dir.Parent;
+        return File.ReadAllBytes(Path.Combine(dir!.FullName, "tests", "KimiSharp.Vision.Tests", "Fixtures", "video-ten.gif"));
+    }
+
+    [Fact]
+    public async Task A_video_part_becomes_timestamped_chunks_whose_features_fill_their_placeholders()
+    {
+        byte[] gif = TenFrameGif();
+        await using var service = KimiChatService.Load(fixture.Directory, new EngineOptions { EnablePrefixCache = false });
+        var video = new JsonObject { ["type"] = "video_url", ["video_url"] = new JsonObject { ["url"] = "data:image/gif;base64," + Convert.ToBase64String(gif) } };
+        var request = Request(video, Text("what happens?"));
+
+        // The reference: K2.5's sampling (2 of 4 fps: 5 frames), chunks of 4 + 1, each chunk's timestamped media block in
+        // place of the template's video placeholder, and each chunk's features at its <|media_pad|>.
+        var vision = service.Vision!;
+        var chunks = vision.Chunker.Chunks(VideoFrames.FromAnimation(gif, vision.Chunker.Config));
+        Assert.Equal([4, 1], chunks.Select(c => c.Frames.Count));
+        string rendered = service.RenderPrompt(request);
+        Assert.Contains(VideoPrompt.Placeholder, rendered);
+        string prompt = VideoPrompt.ReplacePlaceholders(rendered, [chunks]);
+        Assert.Contains("00:00:00.000<|media_begin|>video", prompt);
+        Assert.Contains(chunks[1].Timestamp + "<|media_begin|>video", prompt); // frame 9 of 10 at 4 fps: 00:00:02.250
+        var features = vision.Encoder.Encode([.. chunks.Select(vision.Chunker.Preprocess)]);
+        int hidden = service.Model.Config.HiddenSize, vocab = service.Model.Config.VocabSize;
+        var (tokens, patch) = MediaPlaceholders.Expand(service.Tokenizer.Encode(prompt, allowSpecial: true).ToArray(), vision.PlaceholderTokenId, features, hidden);
+        var logits = new float[vocab];
+        service.Model.Forward(tokens, patch, service.Model.CreateCache(tokens.Length), logits, lastOnly: true);
+        double max = logits.Max(), sum = logits.Sum(l => Math.Exp(l - max));
+        var expected = logits.Select(l => l - max - Math.Log(sum)).ToArray();
+
+        var (started, first, done) = await Run(service, request);
+        Assert.Equal(tokens.Length, started.PromptTokens);
+        Assert.Equal(ArgMax(expected), first.Token);
+        Assert.Equal(expected[first.Token], first.Logprob, 3e-4);
+        Assert.Equal(chunks.Sum(c => c.Tokens), done.Usage.ImageTokens);
+
+        // An image and a video in one request: placeholders in message order, one tower batch.
+        var both = Request(ImagePart(Red), video.DeepClone(), Text("same?"));
+        var (_, _, bothDone) = await Run(service, both);
+        Assert.Equal(6 + chunks.Sum(c => c.Tokens), bothDone.Usage.ImageTokens);
+
+        // Bad video data names the part; a text-only model refuses video.
+        var broken = Request(Text("look"), new JsonObject { ["type"] = "video_url", ["video_url"] = new JsonObject { ["url"] = "data:image/gif;base64," + Convert.ToBase64String(gif[..40]) } });
+        var error = await Assert.ThrowsAsync<ChatMediaException>(async () => await Run(service, broken));
+        Assert.StartsWith("messages[1].content[1]: ", error.Message);
+        await using var textOnly = KimiChatService.Load(fixture.TextOnlyDirectory);
+        error = await Assert.ThrowsAsync<ChatMediaException>(async () => await Run(textOnly, request));
+        Assert.Contains("no vision tower", error.Message);
+    }
 }

@@ -37,6 +37,7 @@ public sealed class ChatVision : IDisposable
     {
         Config = config;
         Preprocessor = new ImagePreprocessor(media);
+        Chunker = new VideoChunker(media);
         _weights = weights;
         Encoder = new VisionEncoder(weights) { Kernels = kernels };
         PlaceholderTokenId = placeholderTokenId;
@@ -44,6 +45,8 @@ public sealed class ChatVision : IDisposable
 
     public VisionConfig Config { get; }
     public ImagePreprocessor Preprocessor { get; }
+    /// <summary>How a video becomes 4-frame chunks (K2.5's sampling and per-chunk resize).</summary>
+    public VideoChunker Chunker { get; }
     public VisionEncoder Encoder { get; }
     /// <summary>The token standing for an image in the rendered prompt, expanded to one copy per feature row.</summary>
     public int PlaceholderTokenId { get; }
@@ -99,6 +102,33 @@ public sealed class ChatVision : IDisposable
         return (Encoder.Encode(inputs, cancellationToken), keys);
     }
 
+    /// <summary>
+    /// Runs every image and every video chunk through the tower in one batch. Returns one feature block per
+    /// <c>&lt;|media_pad|&gt;</c> of the prompt (an image: one; a video: one per chunk), in order, each with its content key.
+    /// </summary>
+    public (float[][] Features, ulong[] Keys) Encode(IReadOnlyList<ChatMedia> media, CancellationToken cancellationToken = default)
+    {
+        var inputs = new List<VisionInput>();
+        var keys = new List<ulong>();
+        foreach (var item in media)
+        {
+            if (item.Image is { } image)
+            {
+                inputs.Add(Preprocessor.Image(image));
+                keys.Add(ContentKey(image));
+                continue;
+            }
+            foreach (var chunk in item.Chunks!)
+            {
+                inputs.Add(Chunker.Preprocess(chunk));
+                ulong key = 0;
+                foreach (var frame in chunk.Frames) key = (key * 0x100000001B3UL) ^ ContentKey(frame.Image);
+                keys.Add(key | 1);
+            }
+        }
+        return (Encoder.Encode(inputs, cancellationToken), [.. keys]);
+    }
+
     /// <summary>A non-zero 64-bit key of an image's size and pixels: equal keys mean equal features.</summary>
     public static ulong ContentKey(RgbImage image)
     {
@@ -121,10 +151,13 @@ public static class ChatImages
 {
     private static readonly HttpClient s_http = new() { Timeout = Timeout.InfiniteTimeSpan };
 
-    /// <summary>An image part: where it is (messages[i].content[j]) and its URL.</summary>
-    public readonly record struct ImagePart(string Path, string Url);
+    /// <summary>A media part: where it is (messages[i].content[j]), its URL, and whether it is a video (<c>video_url</c>).</summary>
+    public readonly record struct ImagePart(string Path, string Url, bool IsVideo = false);
 
-    /// <summary>Every <c>image_url</c> content part, in message order (the order the template renders their placeholders).</summary>
+    /// <summary>
+    /// Every <c>image_url</c> and <c>video_url</c> content part, in message order (the order the template renders their
+    /// placeholders).
+    /// </summary>
     public static IReadOnlyList<ImagePart> Find(JsonArray messages)
     {
         var parts = new List<ImagePart>();
@@ -134,17 +167,18 @@ public static class ChatImages
             for (int p = 0; p < content.Count; p++)
             {
                 if (content[p] is not JsonObject part || part["type"] is not JsonValue type || type.GetValueKind() != JsonValueKind.String
-                    || type.GetValue<string>() != "image_url") continue;
+                    || type.GetValue<string>() is not ("image_url" or "video_url")) continue;
+                string kind = type.GetValue<string>();
                 string path = $"messages[{m}].content[{p}]";
                 // {"image_url": {"url": ..., "detail": ...}} (detail is ignored: K2.5 always sees the whole image) or a bare string.
-                string? url = part["image_url"] switch
+                string? url = part[kind] switch
                 {
                     JsonObject o when o["url"] is JsonValue u && u.GetValueKind() == JsonValueKind.String => u.GetValue<string>(),
                     JsonValue s when s.GetValueKind() == JsonValueKind.String => s.GetValue<string>(),
                     _ => null,
                 };
-                if (url is null) throw new ChatMediaException($"{path}.image_url.url is required (a data: URL or, where allowed, an http(s) URL)");
-                parts.Add(new ImagePart(path, url));
+                if (url is null) throw new ChatMediaException($"{path}.{kind}.url is required (a data: URL or, where allowed, an http(s) URL)");
+                parts.Add(new ImagePart(path, url, kind == "video_url"));
             }
         }
         return parts;
@@ -163,6 +197,56 @@ public static class ChatImages
             catch (ImageDecodeException e) { throw new ChatMediaException($"{parts[i].Path}: {e.Message}", e); }
         }
         return images;
+    }
+
+    /// <summary>
+    /// Decodes images and videos (a video: an animated GIF or WebP, or, through ffmpeg, any <c>video/*</c> data), refusing
+    /// the first bad one with its path and problem.
+    /// </summary>
+    public static ChatMedia[] DecodeMedia(IReadOnlyList<ImagePart> parts, ChatMediaOptions options, VideoChunker chunker,
+        CancellationToken cancellationToken = default)
+    {
+        if (parts.Count > options.MaxImagesPerRequest)
+            throw new ChatMediaException($"the request has {parts.Count} images and videos; at most {options.MaxImagesPerRequest} are accepted");
+        var media = new ChatMedia[parts.Count];
+        for (int i = 0; i < parts.Count; i++)
+        {
+            var part = parts[i];
+            if (!part.IsVideo)
+            {
+                media[i] = new ChatMedia(Decode([part], options, cancellationToken)[0], null);
+                continue;
+            }
+            byte[] bytes = Bytes(part, options, cancellationToken);
+            try
+            {
+                var frames = IsAnimatedImage(bytes) ? VideoFrames.FromAnimation(bytes, chunker.Config) : FromVideoFile(bytes, chunker.Config, cancellationToken);
+                media[i] = new ChatMedia(null, chunker.Chunks(frames));
+            }
+            catch (Exception e) when (e is ImageDecodeException or VideoDecodeException)
+            {
+                throw new ChatMediaException($"{part.Path}: {e.Message}", e);
+            }
+        }
+        return media;
+    }
+
+    private static bool IsAnimatedImage(ReadOnlySpan<byte> data) =>
+        data.StartsWith("GIF8"u8) || (data.Length >= 12 && data.StartsWith("RIFF"u8) && data[8..12].SequenceEqual("WEBP"u8));
+
+    /// <summary>Other video data goes through ffmpeg, which reads files: a private temporary file, deleted afterwards.</summary>
+    private static VideoFrames FromVideoFile(byte[] data, MediaProcessingConfig config, CancellationToken cancellationToken)
+    {
+        string path = Path.Combine(Path.GetTempPath(), "kimi-video-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            File.WriteAllBytes(path, data);
+            return VideoFrames.FromVideoFileAsync(path, config, cancellationToken: cancellationToken).GetAwaiter().GetResult();
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 
     /// <summary>The encoded image a URL names.</summary>
@@ -189,7 +273,7 @@ public static class ChatImages
         string header = url[5..comma];
         string[] fields = header.Split(';');
         string mediaType = fields[0].Trim().ToLowerInvariant();
-        if (mediaType.Length > 0 && !mediaType.StartsWith("image/", StringComparison.Ordinal))
+        if (mediaType.Length > 0 && !mediaType.StartsWith("image/", StringComparison.Ordinal) && !(part.IsVideo && mediaType.StartsWith("video/", StringComparison.Ordinal)))
             throw new ChatMediaException($"{part.Path}: the data URL's media type '{mediaType}' is not an image type (image/png, image/jpeg, image/gif, image/bmp)");
         if (!fields.Skip(1).Any(f => f.Trim().Equals("base64", StringComparison.OrdinalIgnoreCase)))
             throw new ChatMediaException($"{part.Path}: the data URL is not base64-encoded (expected data:{(mediaType.Length > 0 ? mediaType : "image/png")};base64,...)");
@@ -258,3 +342,6 @@ public static class ChatImages
         return (expanded, new PromptEmbeddings(patch, rowKeys));
     }
 }
+
+/// <summary>One decoded media part of a request: an image, or a video already cut into chunks.</summary>
+public sealed record ChatMedia(RgbImage? Image, IReadOnlyList<VideoChunk>? Chunks);

@@ -81,8 +81,15 @@ public sealed class KimiChatService : IAsyncDisposable
     /// </summary>
     public IAsyncEnumerable<ChatEvent> ChatAsync(ChatRequest request, CancellationToken cancellationToken = default)
     {
-        var images = DecodeImages(request.Messages, cancellationToken);
+        var media = DecodeMedia(request.Messages, cancellationToken);
         string prompt = RenderPrompt(request);
+        var videos = media.Where(m => m.Chunks is not null).Select(m => m.Chunks!).ToList();
+        if (videos.Count > 0)
+        {
+            // The template writes one placeholder per video; K2.5's processor puts each chunk's timestamped media block there.
+            try { prompt = VideoPrompt.ReplacePlaceholders(prompt, videos); }
+            catch (ArgumentException e) { throw new ChatMediaException($"the model folder's chat template does not place video parts: {e.Message}", e); }
+        }
         IReadOnlyList<int> promptTokens = Tokenizer.Encode(prompt, allowSpecial: true);
         var options = request.Generation with
         {
@@ -90,26 +97,26 @@ public sealed class KimiChatService : IAsyncDisposable
             Constraint = ChatConstraints.For(request, this),
         };
         PromptEmbeddings? embeddings = null;
-        if (images.Length > 0)
+        if (media.Length > 0)
         {
-            // Every image of the request goes through the tower in one batch.
-            var (features, keys) = Vision!.Encode(images, cancellationToken);
+            // Every image and video chunk of the request goes through the tower in one batch.
+            var (features, keys) = Vision!.Encode(media, cancellationToken);
             (promptTokens, embeddings) = ChatImages.Expand(promptTokens, Vision.PlaceholderTokenId, features, keys, Model.Config.HiddenSize);
         }
         return Start(promptTokens, embeddings, options, request.Stop, new ParsedPieces(new KimiTokenStreamParser(Tokenizer, KimiOutputParserOptions.ForPrompt(prompt))), cancellationToken);
     }
 
     /// <summary>
-    /// The request's images (image_url parts, in message order), decoded; refused with a <see cref="ChatMediaException"/>
-    /// when one is bad or the model has no vision tower.
+    /// The request's images and videos (image_url and video_url parts, in message order), decoded; refused with a
+    /// <see cref="ChatMediaException"/> when one is bad or the model has no vision tower.
     /// </summary>
-    public RgbImage[] DecodeImages(JsonArray messages, CancellationToken cancellationToken = default)
+    public ChatMedia[] DecodeMedia(JsonArray messages, CancellationToken cancellationToken = default)
     {
         var parts = ChatImages.Find(messages);
         if (parts.Count == 0) return [];
         if (Vision is null)
-            throw new ChatMediaException($"{parts[0].Path}: the model '{ModelId}' has no vision tower (its config.json has no vision_config), so it cannot read images");
-        return ChatImages.Decode(parts, MediaOptions, cancellationToken);
+            throw new ChatMediaException($"{parts[0].Path}: the model '{ModelId}' has no vision tower (its config.json has no vision_config), so it cannot read images or video");
+        return ChatImages.DecodeMedia(parts, MediaOptions, Vision.Chunker, cancellationToken);
     }
 
     /// <summary>
