@@ -243,6 +243,11 @@ public static class ChatImages
             File.WriteAllBytes(path, data);
             return VideoFrames.FromVideoFileAsync(path, config, cancellationToken: cancellationToken).GetAwaiter().GetResult();
         }
+        catch (VideoDecodeException e) when (e.Message.Contains(path, StringComparison.Ordinal))
+        {
+            // The temporary file's name means nothing to the client.
+            throw new VideoDecodeException(e.Message.Replace(path, "the video", StringComparison.Ordinal), e);
+        }
         finally
         {
             File.Delete(path);
