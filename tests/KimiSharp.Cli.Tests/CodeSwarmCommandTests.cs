@@ -121,18 +121,26 @@ public sealed class SwarmBenchCommandTests
     [Fact]
     public async Task A_small_bench_prints_both_wall_clocks_the_ratio_and_critical_steps()
     {
-        var (code, output, err) = await Kimi.Run("bench-swarm", "--agents", "8", "--delay-ms", "60");
-        Assert.True(code == 0, err + output);
-        Assert.Contains("swarm (up to 100 at once):", output);
-        Assert.Contains("8 sub-agents (0 failed), 2 orchestrator steps, 4 critical steps, 18 total steps, 9 tool calls", output);
-        Assert.Contains("one after another:", output);
-        var speedUp = System.Text.RegularExpressions.Regex.Match(output, @"speed-up: ([0-9.]+)×");
-        Assert.True(speedUp.Success, output);
-        // Eight 60 ms waits one after another against at once: well over 2× even on a busy machine.
-        Assert.True(double.Parse(speedUp.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) > 2, output);
+        // Eight 60 ms waits at once against one after another: ideally 8×. Wall-clock on a machine running other test
+        // assemblies beside this one can stall a whole run, so the mechanism passes if any of three runs clears 2×; a
+        // swarm that ran its sub-agents in turn would stay near 1× every time.
+        var outputs = new List<string>();
+        for (int attempt = 0; attempt < 3; attempt++)
+        {
+            var (code, output, err) = await Kimi.Run("bench-swarm", "--agents", "8", "--delay-ms", "60");
+            Assert.True(code == 0, err + output);
+            Assert.Contains("swarm (up to 100 at once):", output);
+            Assert.Contains("8 sub-agents (0 failed), 2 orchestrator steps, 4 critical steps, 18 total steps, 9 tool calls", output);
+            Assert.Contains("one after another:", output);
+            var speedUp = System.Text.RegularExpressions.Regex.Match(output, @"speed-up: ([0-9.]+)×");
+            Assert.True(speedUp.Success, output);
+            outputs.Add(output);
+            if (double.Parse(speedUp.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) > 2) break;
+            Assert.True(attempt < 2, string.Join("\n", outputs));
+        }
 
-        (code, _, err) = await Kimi.Run("bench-swarm", "--agents", "101");
-        Assert.Equal(CliApp.BadCommandLine, code);
-        Assert.Contains("at most 100", err);
+        var (badCode, _, badErr) = await Kimi.Run("bench-swarm", "--agents", "101");
+        Assert.Equal(CliApp.BadCommandLine, badCode);
+        Assert.Contains("at most 100", badErr);
     }
 }

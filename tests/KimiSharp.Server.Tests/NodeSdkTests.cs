@@ -18,6 +18,28 @@ public sealed class NodeSdkTests(ServerFixture fixture)
         }
     }
 
+    private static readonly SemaphoreSlim s_install = new(1, 1);
+
+    /// <summary>
+    /// Installs the npm packages once per test process. Test classes run in parallel, and two <c>npm ci</c> runs in one
+    /// folder corrupt each other's node_modules, so every caller goes through this one gate.
+    /// </summary>
+    internal static async Task EnsurePackagesAsync(string folder)
+    {
+        await s_install.WaitAsync();
+        try
+        {
+            if (File.Exists(Path.Combine(folder, "node_modules", ".kimisharp-installed"))) return;
+            var install = await Run("npm", "ci --no-audit --no-fund", folder);
+            Assert.True(install.Code == 0, "npm ci failed: " + install.Err);
+            File.WriteAllText(Path.Combine(folder, "node_modules", ".kimisharp-installed"), "");
+        }
+        finally
+        {
+            s_install.Release();
+        }
+    }
+
     private static async Task<(int Code, string Out, string Err)> Run(string file, string arguments, string workingDirectory)
     {
         var start = new ProcessStartInfo(file, arguments)
@@ -36,11 +58,7 @@ public sealed class NodeSdkTests(ServerFixture fixture)
     public async Task OpenAI_and_Anthropic_javascript_sdks_work_and_agree_at_temperature_zero()
     {
         string folder = NodeFolder;
-        if (!Directory.Exists(Path.Combine(folder, "node_modules", "openai")))
-        {
-            var install = await Run("npm", "ci --no-audit --no-fund", folder);
-            Assert.True(install.Code == 0, "npm ci failed: " + install.Err);
-        }
+        await EnsurePackagesAsync(folder);
         string baseUrl = fixture.BaseUri.ToString().TrimEnd('/');
         var (code, output, error) = await Run("node", $"clients.mjs {baseUrl} {fixture.ModelId} {ServerFixture.ApiKey}", folder);
         Assert.True(code == 0, $"node exited {code}: {error}");

@@ -120,11 +120,7 @@ public sealed class VisionServerTests(VisionServerFixture fixture) : IClassFixtu
     public async Task The_Anthropic_sdk_sends_a_base64_image_and_gets_the_same_answer()
     {
         string folder = NodeFolder;
-        if (!Directory.Exists(Path.Combine(folder, "node_modules", "@anthropic-ai", "sdk")))
-        {
-            var install = await Run("npm", "ci --no-audit --no-fund", folder);
-            Assert.True(install.Code == 0, "npm ci failed: " + install.Err);
-        }
+        await NodeSdkTests.EnsurePackagesAsync(folder);
         string baseUrl = fixture.BaseUri.ToString().TrimEnd('/');
         var (code, output, error) = await Run("node", $"vision.mjs {baseUrl} {fixture.ModelId} {ServerFixture.ApiKey} {Convert.ToBase64String(Picture)}", folder);
         Assert.True(code == 0, $"node exited {code}: {error}");
