@@ -109,13 +109,14 @@ public sealed class BenchCommandTests : IDisposable
             .Where(m => m.Success).ToArray();
         Assert.Equal(["1", "3"], rows.Select(m => m.Groups[1].Value));
         double Value(System.Text.RegularExpressions.Match row, int group) => double.Parse(row.Groups[group].Value, System.Globalization.CultureInfo.InvariantCulture);
-        // The KV budget is N sequences' blocks: one 64-token block each for 8 + 4 positions; at the fullest, 11 of a
-        // sequence's 64 slots hold tokens (the last generated token is never fed back).
+        // The KV budget is N sequences' blocks: one 64-token block each for 8 + 4 positions. At the fullest moment each
+        // running sequence holds its 8 prompt positions and up to 3 generated ones (the last generated token is never fed
+        // back): 8–11 of its 64 slots, depending on how the sequences' steps interleaved.
         Assert.InRange(Value(rows[1], 10) - 3 * Value(rows[0], 10), -0.003, 0.003);
         foreach (var row in rows)
         {
             Assert.InRange(Value(row, 11) - Value(row, 10) / Value(row, 1), -0.002, 0.002);
-            Assert.InRange(Value(row, 12), 100 * (1 - 11 / 64.0) - 0.1, 100 * (1 - 11 / 64.0) + 0.1);
+            Assert.InRange(Value(row, 12), 100 * (1 - 11 / 64.0) - 0.1, 100 * (1 - 8 / 64.0) + 0.1);
             Assert.True(Value(row, 13) >= Value(row, 9), row.Value); // peak resident ≥ resident at the end
         }
         foreach (var row in rows)
