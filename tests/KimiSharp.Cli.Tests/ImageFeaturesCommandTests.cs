@@ -3,6 +3,7 @@ using System.IO.Compression;
 using System.Text;
 using System.Text.Json.Nodes;
 using KimiSharp.Model;
+using KimiSharp.Testing;
 using KimiSharp.Vision;
 
 namespace KimiSharp.Cli.Tests;
@@ -127,39 +128,6 @@ public sealed class ImageFeaturesCommandTests : IDisposable
         Assert.Matches(@"image encode +\d+\.\d{3} s/MP", output);
     }
 
-    internal static byte[] Png(int width, int height, int shift = 0)
-    {
-        using var raw = new MemoryStream();
-        for (int y = 0; y < height; y++)
-        {
-            raw.WriteByte(0);
-            for (int x = 0; x < width; x++) raw.Write([(byte)(x * 5 + shift), (byte)(y * 3), (byte)(x ^ y)]);
-        }
-        using var compressed = new MemoryStream();
-        using (var z = new ZLibStream(compressed, CompressionLevel.Fastest, leaveOpen: true)) z.Write(raw.ToArray());
-        var ihdr = new byte[13];
-        BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
-        BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), height);
-        ihdr[8] = 8; ihdr[9] = 2;
-        using var png = new MemoryStream();
-        png.Write([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]);
-        foreach (var (type, data) in new[] { ("IHDR", ihdr), ("IDAT", compressed.ToArray()), ("IEND", Array.Empty<byte>()) })
-        {
-            var head = new byte[8];
-            BinaryPrimitives.WriteInt32BigEndian(head, data.Length);
-            Encoding.ASCII.GetBytes(type, head.AsSpan(4));
-            png.Write(head);
-            png.Write(data);
-            uint crc = 0xFFFFFFFF;
-            foreach (byte b in head.AsSpan(4).ToArray().Concat(data))
-            {
-                crc ^= b;
-                for (int k = 0; k < 8; k++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320 : crc >> 1;
-            }
-            var tail = new byte[4];
-            BinaryPrimitives.WriteUInt32BigEndian(tail, ~crc);
-            png.Write(tail);
-        }
-        return png.ToArray();
-    }
+    /// <summary>A valid RGB PNG; a different <paramref name="shift"/> gives different pixels.</summary>
+    internal static byte[] Png(int width, int height, int shift = 0) => RandomVisionChatModel.Png(width, height, seed: shift);
 }

@@ -7,7 +7,7 @@ namespace KimiSharp.Server.Tests;
 [Collection("server")]
 public sealed class NodeSdkTests(ServerFixture fixture)
 {
-    private static string NodeFolder
+    internal static string NodeFolder
     {
         get
         {
@@ -40,7 +40,7 @@ public sealed class NodeSdkTests(ServerFixture fixture)
         }
     }
 
-    private static async Task<(int Code, string Out, string Err)> Run(string file, string arguments, string workingDirectory)
+    internal static async Task<(int Code, string Out, string Err)> Run(string file, string arguments, string workingDirectory)
     {
         var start = new ProcessStartInfo(file, arguments)
         {

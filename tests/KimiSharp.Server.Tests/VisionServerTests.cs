@@ -119,10 +119,10 @@ public sealed class VisionServerTests(VisionServerFixture fixture) : IClassFixtu
     [Fact]
     public async Task The_Anthropic_sdk_sends_a_base64_image_and_gets_the_same_answer()
     {
-        string folder = NodeFolder;
+        string folder = NodeSdkTests.NodeFolder;
         await NodeSdkTests.EnsurePackagesAsync(folder);
         string baseUrl = fixture.BaseUri.ToString().TrimEnd('/');
-        var (code, output, error) = await Run("node", $"vision.mjs {baseUrl} {fixture.ModelId} {ServerFixture.ApiKey} {Convert.ToBase64String(Picture)}", folder);
+        var (code, output, error) = await NodeSdkTests.Run("node", $"vision.mjs {baseUrl} {fixture.ModelId} {ServerFixture.ApiKey} {Convert.ToBase64String(Picture)}", folder);
         Assert.True(code == 0, $"node exited {code}: {error}");
         using var doc = JsonDocument.Parse(output);
         var r = doc.RootElement;
@@ -230,31 +230,6 @@ public sealed class VisionServerTests(VisionServerFixture fixture) : IClassFixtu
         });
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Contains(problem, json["error"]!["message"]!.GetValue<string>());
-    }
-
-    private static string NodeFolder
-    {
-        get
-        {
-            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-                if (File.Exists(Path.Combine(dir.FullName, "KimiSharp.slnx")))
-                    return Path.Combine(dir.FullName, "tests", "KimiSharp.Server.Tests", "node");
-            throw new DirectoryNotFoundException("no KimiSharp.slnx above the test binaries");
-        }
-    }
-
-    private static async Task<(int Code, string Out, string Err)> Run(string file, string arguments, string workingDirectory)
-    {
-        var start = new ProcessStartInfo(file, arguments)
-        {
-            WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true,
-        };
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
-        await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode, await stdout, await stderr);
     }
 }
 
