@@ -432,12 +432,12 @@ public sealed class AgentRunner
     {
         if (call.Error is not null)
         {
-            Interlocked.Increment(ref run.Malformed);
+            run.Malformed++;
             return ("error: malformed call to '" + call.Name + "': " + call.Error, true);
         }
         if (!_declaredNames.Contains(call.Name))
         {
-            Interlocked.Increment(ref run.Malformed);
+            run.Malformed++;
             return ($"error: unknown tool '{call.Name}' (known: {string.Join(", ", _declaredNames)})", true);
         }
         // Set inside this async method, so the id flows into the tool and is gone again for the caller.
