@@ -99,9 +99,12 @@ public static class AgentMessages
         try
         {
             using var doc = JsonDocument.Parse(json);
-            return doc.RootElement.ValueKind == JsonValueKind.Object
-                ? doc.RootElement.EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value.Clone())
-                : null;
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) return null;
+            var arguments = new Dictionary<string, object?>();
+            // A key written twice makes the call malformed, as unparseable JSON does: no value is silently chosen.
+            foreach (var property in doc.RootElement.EnumerateObject())
+                if (!arguments.TryAdd(property.Name, property.Value.Clone())) return null;
+            return arguments;
         }
         catch (JsonException)
         {

@@ -187,12 +187,20 @@ internal sealed class ChatStreamDecoder(int toolCallOffset)
         {
             using var doc = JsonDocument.Parse(arguments);
             if (doc.RootElement.ValueKind == JsonValueKind.Object)
+            {
+                var parsed = new Dictionary<string, object?>();
+                string? repeated = null;
+                foreach (var property in doc.RootElement.EnumerateObject())
+                    if (!parsed.TryAdd(property.Name, property.Value.Clone())) { repeated = property.Name; break; }
                 // The text as the model wrote it goes back verbatim in the next request: K2's template renders it as is.
-                return new FunctionCallContent(id, name, doc.RootElement.EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value.Clone()))
-                {
-                    AdditionalProperties = new() { [ChatRequestBuilder.RawArgumentsProperty] = arguments },
-                };
-            problem = $"they are a JSON {doc.RootElement.ValueKind}, not an object";
+                if (repeated is null)
+                    return new FunctionCallContent(id, name, parsed)
+                    {
+                        AdditionalProperties = new() { [ChatRequestBuilder.RawArgumentsProperty] = arguments },
+                    };
+                problem = $"argument '{repeated}' is given more than once";
+            }
+            else problem = $"they are a JSON {doc.RootElement.ValueKind}, not an object";
         }
         catch (JsonException e)
         {

@@ -86,6 +86,20 @@ public sealed class ResponseTests
     }
 
     [Fact]
+    public async Task Arguments_naming_a_key_twice_give_a_call_with_the_error_not_an_exception()
+    {
+        await using var stub = await StartAsync((n, _, context) => n == 0
+            ? ToolCall(context, "functions.lookup:0", "lookup", "{\"city\":\"Ostdor\",\"attribute\":\"population\",\"attribute\":\"area\"}")
+            : Answer(context, "sorry"));
+        using var client = stub.Client();
+
+        var call = Assert.Single((await client.GetResponseAsync(s_question)).Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>());
+        Assert.IsType<InvalidDataException>(call.Exception);
+        Assert.Contains("argument 'attribute' is given more than once", call.Exception.Message);
+        Assert.Null(call.Arguments);
+    }
+
+    [Fact]
     public async Task Several_calls_interleaved_by_index_are_assembled_separately()
     {
         await using var stub = await StartAsync((_, _, context) => Sse(context,

@@ -7,6 +7,28 @@ namespace KimiSharp.Engine.Tests;
 /// <summary>The in-process IChatClient, alone and under Microsoft.Extensions.AI's FunctionInvokingChatClient.</summary>
 public sealed class KimiChatClientTests(ChatModelFixture fixture) : IClassFixture<ChatModelFixture>
 {
+    [Theory]
+    [InlineData("""{"city":"Ostdor","attribute":"population","attribute":"area"}""", "argument 'attribute' is given more than once")]
+    [InlineData("""["Ostdor"]""", "arguments are not a JSON object")]
+    [InlineData("""{"city":""", "invalid arguments")]
+    public void Unusable_arguments_become_a_call_with_the_problem_and_the_raw_text(string arguments, string problem)
+    {
+        var call = KimiChatClient.CallContent("functions.lookup:0", "lookup", arguments, parserError: null);
+
+        Assert.Null(call.Arguments);
+        Assert.Contains(problem, call.Exception!.Message);
+        Assert.Equal(arguments, call.AdditionalProperties![KimiChatClient.RawArgumentsKey]);
+    }
+
+    [Fact]
+    public void Well_formed_arguments_are_parsed()
+    {
+        var call = KimiChatClient.CallContent("functions.lookup:0", "lookup", """{"city":"Ostdor","attribute":"area"}""", parserError: null);
+
+        Assert.Null(call.Exception);
+        Assert.Equal(["city", "attribute"], call.Arguments!.Keys);
+    }
+
     [Fact]
     public async Task Streaming_and_non_streaming_agree_and_report_usage()
     {

@@ -83,7 +83,7 @@ public sealed class KimiChatClient(KimiChatService service, bool ownsService = f
     /// <summary>Key of <see cref="FunctionCallContent.AdditionalProperties"/> holding the arguments exactly as the model wrote them.</summary>
     public const string RawArgumentsKey = "raw_arguments";
 
-    private static FunctionCallContent CallContent(string id, string name, string argumentsJson, string? parserError)
+    internal static FunctionCallContent CallContent(string id, string name, string argumentsJson, string? parserError)
     {
         var content = new FunctionCallContent(id, name, ParseArguments(argumentsJson, out var error))
         {
@@ -101,7 +101,14 @@ public sealed class KimiChatClient(KimiChatService service, bool ownsService = f
         {
             using var doc = JsonDocument.Parse(json);
             if (doc.RootElement.ValueKind != JsonValueKind.Object) { error = "arguments are not a JSON object"; return null; }
-            return doc.RootElement.EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value.Clone());
+            var arguments = new Dictionary<string, object?>();
+            foreach (var property in doc.RootElement.EnumerateObject())
+                if (!arguments.TryAdd(property.Name, property.Value.Clone()))
+                {
+                    error = $"argument '{property.Name}' is given more than once";
+                    return null;
+                }
+            return arguments;
         }
         catch (JsonException e)
         {
