@@ -58,8 +58,34 @@ internal sealed class AnthropicApi(KimiChatService service, OpenAiApi openAi, Se
             Generation = Fields.Generation(maxTokens, temperature * TemperatureScale, Fields.Number(r.TopP, "top_p", 0, 1),
                 Fields.Int(r.TopK, "top_k", 0, int.MaxValue)),
             Stop = stop,
+            TemplateVariables = ThinkingSwitch(r.Thinking, maxTokens) is bool on ? new Dictionary<string, JsonNode?> { ["thinking"] = on } : null,
         };
         return request with { ToolChoice = ParseToolChoice(r.ToolChoice, request) };
+    }
+
+    /// <summary>
+    /// Anthropic's extended-thinking switch as the template's <c>thinking</c> boolean (K2 Thinking's and K2.5's
+    /// templates open or close the think block with it); null when the request does not say. budget_tokens is checked
+    /// as Anthropic checks it (at least 1,024 and below max_tokens); the reasoning itself is bounded by max_tokens.
+    /// </summary>
+    private static bool? ThinkingSwitch(JsonElement? thinking, int maxTokens)
+    {
+        if (thinking is not JsonElement t || t.ValueKind == JsonValueKind.Null) return null;
+        if (t.ValueKind != JsonValueKind.Object || !t.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String)
+            throw ApiException.BadRequest("thinking must be an object with a type: enabled or disabled", "thinking");
+        switch (type.GetString())
+        {
+            case "disabled":
+                return false;
+            case "enabled":
+                if (!t.TryGetProperty("budget_tokens", out var budget) || !budget.TryGetInt32(out int tokens))
+                    throw ApiException.BadRequest("thinking.budget_tokens is required (an integer) when thinking is enabled", "thinking.budget_tokens");
+                if (tokens < 1024) throw ApiException.BadRequest("thinking.budget_tokens must be at least 1024", "thinking.budget_tokens");
+                if (tokens >= maxTokens) throw ApiException.BadRequest("thinking.budget_tokens must be less than max_tokens", "thinking.budget_tokens");
+                return true;
+            default:
+                throw ApiException.BadRequest($"thinking.type '{type.GetString()}' is not one of enabled, disabled", "thinking.type");
+        }
     }
 
     /// <summary>The system prompt: a string or an array of text blocks.</summary>

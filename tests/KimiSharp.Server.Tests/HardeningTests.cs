@@ -145,6 +145,11 @@ public sealed class HardeningTests(ServerFixture fixture)
         { "tool_use input a string", """[{"role":"user","content":"q"},{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"f","input":"x"}]}]""", "messages[1].content[0].input must be an object" },
         { "text block with a number", """[{"role":"user","content":[{"type":"text","text":5}]}]""", "messages[0].content[0].text must be a string" },
         { "system a number", """[{"role":"user","content":"q"}]|,"system":5""", "system must be a string or an array of text blocks" },
+        { "thinking type unknown", """[{"role":"user","content":"q"}]|,"thinking":{"type":"auto"}""", "thinking.type 'auto' is not one of enabled, disabled" },
+        { "thinking a boolean", """[{"role":"user","content":"q"}]|,"thinking":true""", "thinking must be an object with a type" },
+        { "thinking enabled without budget", """[{"role":"user","content":"q"}]|,"thinking":{"type":"enabled"}""", "thinking.budget_tokens is required" },
+        { "thinking budget too small", """[{"role":"user","content":"q"}]|,"thinking":{"type":"enabled","budget_tokens":100}""", "thinking.budget_tokens must be at least 1024" },
+        { "thinking budget over max_tokens", """[{"role":"user","content":"q"}]|,"thinking":{"type":"enabled","budget_tokens":2048}""", "thinking.budget_tokens must be less than max_tokens" },
     };
 
     [Theory]
@@ -162,6 +167,20 @@ public sealed class HardeningTests(ServerFixture fixture)
             """, ""","tools":[{"name":"weather","input_schema":{"type":"object"}}]""")));
         Assert.True(status == HttpStatusCode.OK, $"{status} {body}");
         Assert.Equal("message", body!["type"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void Anthropic_thinking_switch_reaches_the_template_as_a_boolean()
+    {
+        var openAi = new OpenAiApi(fixture.Server.Service, new ServerMetrics(), new ServerOptions());
+        var api = new AnthropicApi(fixture.Server.Service, openAi, new ServerMetrics(), new ServerOptions());
+        ChatRequest Parse(string extra) => api.Parse(Protocol.ProtocolJson.Parse(Encoding.UTF8.GetBytes(
+            $$"""{"model":"{{fixture.ModelId}}","max_tokens":4096,"messages":[{"role":"user","content":"q"}]{{extra}}}"""),
+            Protocol.ProtocolJsonContext.Default.MessagesRequest));
+
+        Assert.Null(Parse("").TemplateVariables);
+        Assert.False(Parse(""","thinking":{"type":"disabled"}""").TemplateVariables!["thinking"]!.GetValue<bool>());
+        Assert.True(Parse(""","thinking":{"type":"enabled","budget_tokens":2048}""").TemplateVariables!["thinking"]!.GetValue<bool>());
     }
 
     [Fact]

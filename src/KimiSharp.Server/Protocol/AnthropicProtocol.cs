@@ -19,6 +19,8 @@ internal sealed class MessagesRequest
     public List<AnthropicTool?>? Tools { get; init; }
     public AnthropicToolChoice? ToolChoice { get; init; }
     public JsonElement? Metadata { get; init; }
+    /// <summary>Extended thinking: {"type": "enabled", "budget_tokens": N} or {"type": "disabled"}.</summary>
+    public JsonElement? Thinking { get; init; }
 }
 
 internal sealed class AnthropicMessage
