@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using KimiSharp.Model.Configuration;
 using KimiSharp.Model.Safetensors;
 using KimiSharp.Tokens.Templates;
 using KimiSharp.Tokens.Tokenization;
@@ -198,20 +199,31 @@ public sealed class Trainer
     /// <summary>Weights and expert biases from a state folder (this run's, or another run's for <c>init_from</c>).</summary>
     /// <summary>
     /// Initial weights for init_from: an earlier run's state (float32 <c>state/weights.safetensors</c>), or a Hugging
-    /// Face model folder (<c>model.safetensors</c>, as <c>kimi train</c> exports and <c>models/k2-nano/bf16</c> ships),
-    /// whose F32/BF16/F16 tensors are read by name and widened to float32.
+    /// Face model folder (one <c>model.safetensors</c> or shards with an index, as <c>kimi train</c> exports,
+    /// <c>models/k2-nano/bf16</c> ships and K2 / K2.5 releases are laid out), whose F32/BF16/F16 tensors are read by
+    /// name (under K2.5's <c>language_model.</c> when config.json says so) and widened to float32.
     /// </summary>
-    private static void LoadInitialWeights(TrainableModel model, string init)
+    private static unsafe void LoadInitialWeights(TrainableModel model, string init)
     {
-        string state = Path.Combine(init, "state", "weights.safetensors"), exported = Path.Combine(init, "model.safetensors");
-        if (File.Exists(state)) LoadWeights(model, state, isState: true);
-        else if (File.Exists(exported)) LoadWeights(model, exported, isState: false);
-        else throw new FileNotFoundException($"init_from '{init}' holds neither a training state (state/weights.safetensors) nor a model.safetensors: name an earlier run's output folder or a Hugging Face model folder");
+        string state = Path.Combine(init, "state", "weights.safetensors");
+        if (File.Exists(state)) { LoadStateWeights(model, state); return; }
+        if (!File.Exists(Path.Combine(init, CheckpointTensors.SingleFileName)) && !File.Exists(Path.Combine(init, CheckpointTensors.IndexFileName)))
+            throw new FileNotFoundException($"init_from '{init}' holds neither a training state (state/weights.safetensors) nor a model.safetensors (or its index): name an earlier run's output folder or a Hugging Face model folder");
+        string prefix = File.Exists(Path.Combine(init, "config.json")) ? ModelConfig.Load(init).TensorPrefix : "";
+        using var tensors = CheckpointTensors.Open(init);
+        foreach (var p in model.Parameters.Concat(model.Buffers))
+        {
+            string name = prefix + p.Name;
+            if (!tensors.Contains(name)) throw new CheckpointFormatException($"{init}: lacks '{name}' (was the model shape changed?)");
+            var info = tensors.Info(name);
+            Fill(p, info, new ReadOnlySpan<byte>(tensors.Pointer(name), checked((int)info.ByteLength)), Path.GetFileName(info.FilePath), isState: false);
+        }
     }
 
-    private static void LoadWeights(TrainableModel model, string dir) => LoadWeights(model, Path.Combine(dir, "weights.safetensors"), isState: true);
+    private static void LoadWeights(TrainableModel model, string dir) => LoadStateWeights(model, Path.Combine(dir, "weights.safetensors"));
 
-    private static void LoadWeights(TrainableModel model, string path, bool isState)
+    /// <summary>A training state's float32 weights and expert biases.</summary>
+    private static void LoadStateWeights(TrainableModel model, string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"no training state at {Path.GetDirectoryName(path)}");
         using var file = SafetensorsFile.Open(path);
@@ -219,24 +231,28 @@ public sealed class Trainer
         {
             var info = file.Tensors.TryGetValue(p.Name, out var i) ? i
                 : throw new CheckpointFormatException($"{file.Path}: lacks '{p.Name}' (was the model shape changed?)");
-            if (info.ElementCount != p.Count)
-                throw new CheckpointFormatException($"{file.Path}: tensor '{p.Name}' has {info.ElementCount} values, the configured model {p.Count}");
-            var bytes = file.Bytes(info);
-            switch (info.DType)
-            {
-                case SafetensorsDType.F32:
-                    bytes.CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(p.Data.AsSpan()));
-                    break;
-                case SafetensorsDType.BF16 when !isState:
-                    var bf16 = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(bytes);
-                    for (int k = 0; k < p.Data.Length; k++) p.Data[k] = Kernels.NumberFormats.Bf16ToFloat(bf16[k]);
-                    break;
-                case SafetensorsDType.F16 when !isState:
-                    System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, Half>(bytes), p.Data);
-                    break;
-                default:
-                    throw new CheckpointFormatException($"{file.Path}: tensor '{p.Name}' is {info.DType}; init_from reads F32{(isState ? "" : ", BF16 or F16")}");
-            }
+            Fill(p, info, file.Bytes(info), file.Path, isState: true);
+        }
+    }
+
+    private static void Fill(Parameter p, TensorInfo info, ReadOnlySpan<byte> bytes, string where, bool isState)
+    {
+        if (info.ElementCount != p.Count)
+            throw new CheckpointFormatException($"{where}: tensor '{info.Name}' has {info.ElementCount} values, the configured model {p.Count}");
+        switch (info.DType)
+        {
+            case SafetensorsDType.F32:
+                bytes.CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(p.Data.AsSpan()));
+                break;
+            case SafetensorsDType.BF16 when !isState:
+                var bf16 = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(bytes);
+                for (int k = 0; k < p.Data.Length; k++) p.Data[k] = Kernels.NumberFormats.Bf16ToFloat(bf16[k]);
+                break;
+            case SafetensorsDType.F16 when !isState:
+                System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, Half>(bytes), p.Data);
+                break;
+            default:
+                throw new CheckpointFormatException($"{where}: tensor '{info.Name}' is {info.DType}; init_from reads F32{(isState ? "" : ", BF16 or F16")}");
         }
     }
 

@@ -73,6 +73,33 @@ public sealed class InitFromTests : IDisposable
             Assert.NotEqual(0f, loaded.Max(MathF.Abs));
         }
 
+        // A K2.5 release's layout: config under text_config, tensors under language_model., split into shards with an index.
+        string k25 = Path.Combine(_dir, "k25");
+        Directory.CreateDirectory(k25);
+        var textConfig = JsonNode.Parse(File.ReadAllText(Path.Combine(_dir, "first", "final", "config.json")))!;
+        File.WriteAllText(Path.Combine(k25, "config.json"), new JsonObject
+        {
+            ["architectures"] = new JsonArray("KimiK25ForConditionalGeneration"), ["model_type"] = "kimi_k25", ["text_config"] = textConfig,
+        }.ToJsonString());
+        var shards = new[] { new KimiSharp.Model.Checkpoints.SafetensorsWriter(), new KimiSharp.Model.Checkpoints.SafetensorsWriter() };
+        var weightMap = new JsonObject();
+        int n = 0;
+        foreach (var (name, info) in x.Tensors)
+        {
+            int shard = n++ % 2;
+            shards[shard].AddFloats(ModelConfig.K25TensorPrefix + name, SafetensorsDType.F32, info.Shape.ToArray(),
+                System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(x.Bytes(info)).ToArray());
+            weightMap[ModelConfig.K25TensorPrefix + name] = $"model-0000{shard + 1}-of-00002.safetensors";
+        }
+        for (int k = 0; k < 2; k++) shards[k].Save(Path.Combine(k25, $"model-0000{k + 1}-of-00002.safetensors"));
+        File.WriteAllText(Path.Combine(k25, CheckpointTensors.IndexFileName), new JsonObject { ["weight_map"] = weightMap }.ToJsonString());
+        new Trainer(second with { InitFrom = k25, OutputDirectory = Path.Combine(_dir, "fromK25") }).Run(resume: false);
+        using (var z = SafetensorsFile.Open(Path.Combine(_dir, "fromK25", "final", "model.safetensors")))
+        {
+            var loaded = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(z.Bytes(z.Tensors["model.embed_tokens.weight"])).ToArray();
+            for (int i = 0; i < before.Length; i++) Assert.Equal(before[i], loaded[i], 1e-6f);
+        }
+
         var missing = first with { InitFrom = Path.Combine(_dir, "nowhere"), OutputDirectory = Path.Combine(_dir, "third"), TokenizerDirectory = Path.Combine(_dir, "first", "tokenizer") };
         Assert.Contains("init_from", Assert.Throws<FileNotFoundException>(() => new Trainer(missing).Run(resume: false)).Message);
     }
