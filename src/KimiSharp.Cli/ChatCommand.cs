@@ -37,13 +37,14 @@ internal static class ChatCommand
         var name = ModelLocator.NameOption();
         var kernels = new KernelOptions();
         var images = ImageInputs.Option("An image for the question (the first message when interactive; /image FILE adds one later). Repeatable; needs a K2.5 model with its vision tower");
+        var videos = ImageInputs.Option("A video for the question (mp4, webm, … through ffmpeg, or an animated GIF/WebP; /video FILE adds one later). Repeatable; needs a K2.5 model with its vision tower", "--video");
         var command = new Command("chat", """
-            Chat in the terminal (thinking shown dimmed; /reset, /thinking, /image FILE, /exit), or answer one question.
+            Chat in the terminal (thinking shown dimmed; /reset, /thinking, /image FILE, /video FILE, /exit), or answer one question.
             By default the model may call the built-in tools (calculator, convert_units, calendar, lookup, memory), run by the
             agent loop: calls show as → name(args), results as ← result.
             """)
         {
-            model, question, noTools, maxTokens, temperature, system, seed, maxSteps, name, images,
+            model, question, noTools, maxTokens, temperature, system, seed, maxSteps, name, images, videos,
         };
         kernels.AddTo(command);
         command.Exclusive(noTools, maxSteps, "--max-steps needs tools (drop --no-tools)");
@@ -64,15 +65,17 @@ internal static class ChatCommand
             };
             if (r.GetValue(maxSteps) is int steps) agentOptions = agentOptions with { MaxSteps = steps };
             await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err(), kernels.Settings(r));
-            string[] imageFiles = r.GetValue(images) ?? [];
+            string[] imageFiles = r.GetValue(images) ?? [], videoFiles = r.GetValue(videos) ?? [];
             ImageInputs.RequireVision(service, imageFiles);
-            var imageUrls = imageFiles.Select(f => ImageInputs.DataUrl(f, service.MediaOptions)).ToList();
-            return await RunAsync(service, r.GetValue(question) ?? [], imageUrls, r.GetValue(system), tools, generation, agentOptions, r.Out(), ct);
+            ImageInputs.RequireVision(service, videoFiles, "--video");
+            var media = imageFiles.Select(f => ImageInputs.ImagePart(f, service.MediaOptions)).ToList();
+            foreach (string f in videoFiles) media.Add(await ImageInputs.VideoPart(f, service, ct));
+            return await RunAsync(service, r.GetValue(question) ?? [], media, r.GetValue(system), tools, generation, agentOptions, r.Out(), ct);
         });
         return command;
     }
 
-    private static async Task<int> RunAsync(KimiChatService service, string[] question, List<string> pendingImages, string? system, bool tools,
+    private static async Task<int> RunAsync(KimiChatService service, string[] question, List<JsonObject> pendingMedia, string? system, bool tools,
         GenerationOptions generation, AgentOptions agentOptions, TextWriter stdout, CancellationToken cancellationToken)
     {
         bool color = Terminal.Colors(stdout); // a terminal that takes colours (not NO_COLOR, not redirected)
@@ -84,15 +87,15 @@ internal static class ChatCommand
         Func<string, int> countTokens = text => service.Tokenizer.Encode(text, allowSpecial: false).Count;
         if (question.Length > 0)
         {
-            conversation.Add(new JsonObject { ["role"] = "user", ["content"] = ImageInputs.UserContent(pendingImages, string.Join(' ', question)) });
+            conversation.Add(new JsonObject { ["role"] = "user", ["content"] = ImageInputs.UserContent(pendingMedia, string.Join(' ', question)) });
             if (tools) await AgentTurn(service, toolbox, conversation, system, agentOptions, stdout, color, collapse: false, countTokens, cancellationToken);
             else await Turn(service, conversation, generation, stdout, color, collapse: false, countTokens, cancellationToken);
             return 0;
         }
 
         stdout.WriteLine($"kimi chat — {service.ModelId}{(tools ? " with tools (calculator, convert_units, calendar, lookup, memory)" : "")}. " +
-            "/reset clears the conversation, /thinking shows the last reasoning, /image FILE attaches an image to the next message, /exit quits.");
-        if (pendingImages.Count > 0) stdout.WriteLine($"({pendingImages.Count} image(s) attached to your first message)");
+            "/reset clears the conversation, /thinking shows the last reasoning, /image FILE and /video FILE attach media to the next message, /exit quits.");
+        if (pendingMedia.Count > 0) stdout.WriteLine($"({pendingMedia.Count} image(s) or video(s) attached to your first message)");
         string lastReasoning = "";
         while (!cancellationToken.IsCancellationRequested)
         {
@@ -112,24 +115,28 @@ internal static class ChatCommand
                     stdout.WriteLine(lastReasoning.Length == 0 ? "(no reasoning in the last answer)" : color ? Dim + lastReasoning + Reset : lastReasoning);
                     continue;
             }
-            if (line.TrimStart().StartsWith("/image", StringComparison.Ordinal))
+            if (line.TrimStart().StartsWith("/image", StringComparison.Ordinal) || line.TrimStart().StartsWith("/video", StringComparison.Ordinal))
             {
-                string file = line.TrimStart()["/image".Length..].Trim();
+                string kind = line.TrimStart()[1..6], file = line.TrimStart()[6..].Trim();
                 try
                 {
-                    if (file.Length == 0) throw new ArgumentException("/image needs a file: /image FILE");
-                    ImageInputs.RequireVision(service, [file]);
-                    pendingImages.Add(ImageInputs.DataUrl(file, service.MediaOptions));
-                    stdout.WriteLine($"(image {file} attached to your next message)");
+                    if (file.Length == 0) throw new ArgumentException($"/{kind} needs a file: /{kind} FILE");
+                    if (kind == "image")
+                    {
+                        ImageInputs.RequireVision(service, [file]);
+                        pendingMedia.Add(ImageInputs.ImagePart(file, service.MediaOptions));
+                    }
+                    else pendingMedia.Add(await ImageInputs.VideoPart(file, service, cancellationToken));
+                    stdout.WriteLine($"({kind} {file} attached to your next message)");
                 }
                 catch (Exception e) when (e is ArgumentException or UsageException or KimiSharp.Vision.ImageDecodeException or IOException)
                 {
-                    stdout.WriteLine($"(image not attached: {e.Message})");
+                    stdout.WriteLine($"({kind} not attached: {e.Message})");
                 }
                 continue;
             }
-            conversation.Add(new JsonObject { ["role"] = "user", ["content"] = ImageInputs.UserContent(pendingImages, line) });
-            pendingImages.Clear();
+            conversation.Add(new JsonObject { ["role"] = "user", ["content"] = ImageInputs.UserContent(pendingMedia, line) });
+            pendingMedia.Clear();
             lastReasoning = tools
                 ? await AgentTurn(service, toolbox, conversation, system, agentOptions, stdout, color, collapse: color, countTokens, cancellationToken)
                 : await Turn(service, conversation, generation, stdout, color, collapse: color, countTokens, cancellationToken);

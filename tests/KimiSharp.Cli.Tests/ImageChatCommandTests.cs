@@ -28,12 +28,15 @@ public sealed class ImageChatCommandTests : IDisposable
     public void Dispose() => Directory.Delete(_scratch, recursive: true);
 
     /// <summary>What the chat service itself answers (reasoning + content, greedy) to [user: images…, text].</summary>
-    private async Task<string> DirectAnswer(string question, int maxTokens, params string[] images)
+    private Task<string> DirectAnswer(string question, int maxTokens, params string[] images) =>
+        DirectAnswer(question, maxTokens, images.Select(image =>
+            new JsonObject { ["type"] = "image_url", ["image_url"] = new JsonObject { ["url"] = RandomVisionChatModel.DataUrl(File.ReadAllBytes(image)) } }).ToArray());
+
+    private async Task<string> DirectAnswer(string question, int maxTokens, JsonObject[] media)
     {
         await using var service = KimiChatService.Load(_model); // the exact (float32) path: the CLI runs below pass --exact
         var parts = new JsonArray();
-        foreach (string image in images)
-            parts.Add(new JsonObject { ["type"] = "image_url", ["image_url"] = new JsonObject { ["url"] = RandomVisionChatModel.DataUrl(File.ReadAllBytes(image)) } });
+        foreach (var part in media) parts.Add(part);
         parts.Add(new JsonObject { ["type"] = "text", ["text"] = question });
         var request = new ChatRequest
         {
@@ -82,6 +85,38 @@ public sealed class ImageChatCommandTests : IDisposable
             Assert.Contains(expected.Replace("\n", ""), stdout.Replace("\n", "").Replace("thinking: ", ""));
         }
         finally { Console.SetIn(original); }
+    }
+
+    private static string AnimatedGif => Path.Combine(LogitsCommandTests.RepositoryRoot, "tests", "KimiSharp.Vision.Tests", "Fixtures", "video-ten.gif");
+
+    [Fact]
+    public async Task Chat_answers_about_a_video_as_the_service_does_and_refuses_what_is_no_video()
+    {
+        var (code, stdout, stderr) = await Kimi.Run("chat", "--model", _model, "--no-tools", "--exact", "--temperature", "0", "--max-tokens", "6",
+            "--video", AnimatedGif, "what", "happens?");
+        Assert.True(code == 0, stderr);
+        var video = new JsonObject
+        {
+            ["type"] = "video_url",
+            ["video_url"] = new JsonObject { ["url"] = "data:image/gif;base64," + Convert.ToBase64String(File.ReadAllBytes(AnimatedGif)) },
+        };
+        string expected = await DirectAnswer("what happens?", 6, [video]);
+        Assert.NotEqual("", expected.Trim());
+        Assert.Equal(expected.Replace("\n", ""), Answer(stdout));
+        string notVideo = Path.Combine(_scratch, "clip.mp4");
+        File.WriteAllText(notVideo, "just text");
+        (code, _, stderr) = await Kimi.Run("chat", "--model", _model, "--no-tools", "--video", notVideo, "hi");
+        Assert.Equal(2, code);
+        Assert.Contains("--video", stderr);
+        Assert.Contains("clip.mp4", stderr);
+        (code, _, stderr) = await Kimi.Run("chat", "--model", _model, "--no-tools", "--video", _scratch, "hi");
+        Assert.Equal(2, code);
+        Assert.Contains("is a directory", stderr);
+        string textOnly = Path.Combine(_scratch, "text-v");
+        RandomChatModel.Write(textOnly);
+        (code, _, stderr) = await Kimi.Run("chat", "--model", textOnly, "--no-tools", "--video", AnimatedGif, "hi");
+        Assert.NotEqual(0, code);
+        Assert.Contains("cannot read videos", stderr);
     }
 
     [Fact]
