@@ -109,15 +109,34 @@ internal static unsafe class Int4Rows16Kernels
     /// <paramref name="token"/>. Eight (or four) tokens share the unpacked weights; every result is the per-(row, token)
     /// arithmetic in the type summary, so it does not depend on how tokens are grouped.
     /// </summary>
+    /// <para>
+    /// <paramref name="stream"/>: this is the only pass over the block's weights (a decode step, or a batch of at most
+    /// eight tokens, as most routed experts get in batched decoding), so they come from DRAM and are prefetched ahead.
+    /// One token alone always streams.
+    /// </para>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Block(WeightMatrix w, int block, QuantizedActivations q, int token, int count, float* y, long yStride)
+    public static void Block(WeightMatrix w, int block, QuantizedActivations q, int token, int count, float* y, long yStride, bool stream = false)
     {
         if (Int4Kernels.Level != 2) { BlockScalar(w, block, q, token, count, y, yStride); return; }
+        stream |= count == 1;
         int t = 0;
-        for (; t + 8 <= count; t += 8) Block8(w, block, q, token + t, y + t * yStride, yStride);
+        for (; t + 8 <= count; t += 8) Block8(w, block, q, token + t, y + t * yStride, yStride, stream && t == 0);
         for (; t + 4 <= count; t += 4)
-            Block4(w, block, q[token + t], q[token + t + 1], q[token + t + 2], q[token + t + 3], y + t * yStride, yStride);
-        for (; t < count; t++) Block1(w, block, q[token + t], y + t * yStride, prefetch: count == 1);
+            Block4(w, block, q[token + t], q[token + t + 1], q[token + t + 2], q[token + t + 3], y + t * yStride, yStride, stream && t == 0);
+        switch (count - t)
+        {
+            case 3: Block3(w, block, q[token + t], q[token + t + 1], q[token + t + 2], y + t * yStride, yStride, stream && t == 0); break;
+            case 2: Block2(w, block, q[token + t], q[token + t + 1], y + t * yStride, yStride, stream && t == 0); break;
+            case 1: Block1(w, block, q[token + t], y + t * yStride, stream && t == 0); break;
+        }
+    }
+
+    /// <summary>Asks for the group <see cref="DecodePrefetchDistance"/> bytes ahead into L2 (see there).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchAhead(byte* b)
+    {
+        Sse.Prefetch1(b + DecodePrefetchDistance); Sse.Prefetch1(b + DecodePrefetchDistance + 64);
+        Sse.Prefetch1(b + DecodePrefetchDistance + 128); Sse.Prefetch1(b + DecodePrefetchDistance + 192);
     }
 
     /// <summary>The per-(row, token) arithmetic, one element at a time: the reference the vector paths must match bit for bit.</summary>
@@ -167,7 +186,7 @@ internal static unsafe class Int4Rows16Kernels
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Block4(WeightMatrix w, int block, QuantizedActivations.Token x0, QuantizedActivations.Token x1,
-        QuantizedActivations.Token x2, QuantizedActivations.Token x3, float* y, long yStride)
+        QuantizedActivations.Token x2, QuantizedActivations.Token x3, float* y, long yStride, bool prefetch)
     {
         int groups = w.Cols / Group;
         byte* blocks = w.Data + (long)block * groups * BlockBytes;
@@ -177,7 +196,9 @@ internal static unsafe class Int4Rows16Kernels
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
         for (int g = 0; g < groups; g++)
         {
-            Unpack(blocks + (long)g * BlockBytes, nibble, out var l0, out var l1, out var l2, out var l3, out var h0, out var h1, out var h2, out var h3);
+            byte* b = blocks + (long)g * BlockBytes;
+            if (prefetch) PrefetchAhead(b);
+            Unpack(b, nibble, out var l0, out var l1, out var l2, out var l3, out var h0, out var h1, out var h2, out var h3);
             var sc = Scales(scales + g * Rows);
             int c = g * Group;
             a0 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x0.Natural + c, ones), x0, g, sc, a0);
@@ -188,9 +209,58 @@ internal static unsafe class Int4Rows16Kernels
         a0.Store(y); a1.Store(y + yStride); a2.Store(y + 2 * yStride); a3.Store(y + 3 * yStride);
     }
 
+    /// <summary>Three tokens over one block (an expert that three tokens of a batch chose): weights unpacked once.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Block3(WeightMatrix w, int block, QuantizedActivations.Token x0, QuantizedActivations.Token x1,
+        QuantizedActivations.Token x2, float* y, long yStride, bool prefetch)
+    {
+        int groups = w.Cols / Group;
+        byte* blocks = w.Data + (long)block * groups * BlockBytes;
+        ushort* scales = (ushort*)w.Scales + (long)block * groups * Rows;
+        var nibble = Vector512.Create((byte)0x0F);
+        var ones = Vector512.Create((short)1);
+        Vector512<float> a0 = default, a1 = default, a2 = default;
+        for (int g = 0; g < groups; g++)
+        {
+            byte* b = blocks + (long)g * BlockBytes;
+            if (prefetch) PrefetchAhead(b);
+            Unpack(b, nibble, out var l0, out var l1, out var l2, out var l3, out var h0, out var h1, out var h2, out var h3);
+            var sc = Scales(scales + g * Rows);
+            int c = g * Group;
+            a0 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x0.Natural + c, ones), x0, g, sc, a0);
+            a1 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x1.Natural + c, ones), x1, g, sc, a1);
+            a2 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x2.Natural + c, ones), x2, g, sc, a2);
+        }
+        a0.Store(y); a1.Store(y + yStride); a2.Store(y + 2 * yStride);
+    }
+
+    /// <summary>Two tokens over one block: weights unpacked once.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Block2(WeightMatrix w, int block, QuantizedActivations.Token x0, QuantizedActivations.Token x1,
+        float* y, long yStride, bool prefetch)
+    {
+        int groups = w.Cols / Group;
+        byte* blocks = w.Data + (long)block * groups * BlockBytes;
+        ushort* scales = (ushort*)w.Scales + (long)block * groups * Rows;
+        var nibble = Vector512.Create((byte)0x0F);
+        var ones = Vector512.Create((short)1);
+        Vector512<float> a0 = default, a1 = default;
+        for (int g = 0; g < groups; g++)
+        {
+            byte* b = blocks + (long)g * BlockBytes;
+            if (prefetch) PrefetchAhead(b);
+            Unpack(b, nibble, out var l0, out var l1, out var l2, out var l3, out var h0, out var h1, out var h2, out var h3);
+            var sc = Scales(scales + g * Rows);
+            int c = g * Group;
+            a0 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x0.Natural + c, ones), x0, g, sc, a0);
+            a1 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x1.Natural + c, ones), x1, g, sc, a1);
+        }
+        a0.Store(y); a1.Store(y + yStride);
+    }
+
     /// <summary>Eight tokens over one block: the weights are loaded and unpacked once per group for all of them.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Block8(WeightMatrix w, int block, QuantizedActivations q, int token, float* y, long yStride)
+    private static void Block8(WeightMatrix w, int block, QuantizedActivations q, int token, float* y, long yStride, bool prefetch)
     {
         int groups = w.Cols / Group;
         byte* blocks = w.Data + (long)block * groups * BlockBytes;
@@ -202,7 +272,9 @@ internal static unsafe class Int4Rows16Kernels
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
         for (int g = 0; g < groups; g++)
         {
-            Unpack(blocks + (long)g * BlockBytes, nibble, out var l0, out var l1, out var l2, out var l3, out var h0, out var h1, out var h2, out var h3);
+            byte* b = blocks + (long)g * BlockBytes;
+            if (prefetch) PrefetchAhead(b);
+            Unpack(b, nibble, out var l0, out var l1, out var l2, out var l3, out var h0, out var h1, out var h2, out var h3);
             var sc = Scales(scales + g * Rows);
             int c = g * Group;
             a0 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x0.Natural + c, ones), x0, g, sc, a0);
@@ -248,12 +320,7 @@ internal static unsafe class Int4Rows16Kernels
         for (int g = 0; g < groups; g++)
         {
             byte* b = blocks + (long)g * BlockBytes;
-            if (prefetch)
-            {
-                // Decode streams the weights from DRAM once (see DecodePrefetchDistance).
-                Sse.Prefetch1(b + DecodePrefetchDistance); Sse.Prefetch1(b + DecodePrefetchDistance + 64);
-                Sse.Prefetch1(b + DecodePrefetchDistance + 128); Sse.Prefetch1(b + DecodePrefetchDistance + 192);
-            }
+            if (prefetch) PrefetchAhead(b); // decode streams the weights from DRAM once
             Unpack(b, nibble, out var l0, out var l1, out var l2, out var l3, out var h0, out var h1, out var h2, out var h3);
             acc = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x.Natural + g * Group, ones), x, g, Scales(scales + g * Rows), acc);
         }

@@ -284,11 +284,13 @@ public static unsafe class MatrixKernels
                 var q16 = _q;
                 var (firstBlock, endBlock) = Int4Rows16Kernels.BlocksStartingIn(rowStart, rowEnd);
                 // Eight tokens per pass: their int8 activations (8 × 2 KB at hidden 2048) stay in L1 with the 256-byte weight group.
+                // Up to eight tokens make one pass, which streams the weights from memory (an expert in batched decoding).
+                bool stream = tokens <= 2 * TokenBlock;
                 for (int t0 = 0; t0 < tokens; t0 += 2 * TokenBlock)
                 {
                     int n = Math.Min(2 * TokenBlock, tokens - t0);
                     for (int b = firstBlock; b < endBlock; b++)
-                        Int4Rows16Kernels.Block(w, b, q16, t0, n, y + (long)t0 * rows + b * Int4Rows16Kernels.Rows, rows);
+                        Int4Rows16Kernels.Block(w, b, q16, t0, n, y + (long)t0 * rows + b * Int4Rows16Kernels.Rows, rows, stream);
                 }
                 return;
             }

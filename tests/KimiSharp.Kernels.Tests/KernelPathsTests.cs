@@ -298,6 +298,10 @@ public sealed unsafe class KernelPathsTests : IDisposable
     [InlineData(160, 64, 9)]
     [InlineData(16, 96, 13)]   // 8 + 4 + 1 tokens
     [InlineData(544, 64, 20)]  // rows past one 256-row chunk of a batch
+    [InlineData(32, 128, 2)]   // the two- and three-token kernels (routed experts in batched decoding), streamed
+    [InlineData(16, 64, 3)]
+    [InlineData(32, 64, 6)]    // 4 + 2
+    [InlineData(16, 96, 11)]   // 8 + 3
     public void Rows16_repack_keeps_every_element_and_its_int8_products_match_the_scalar_reference_bit_for_bit(int rows, int cols, int tokens)
     {
         var rng = new Random(rows * 7 + cols);
