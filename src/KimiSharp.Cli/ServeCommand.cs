@@ -21,9 +21,10 @@ internal static class ServeCommand
         var kernels = new KernelOptions();
         var noUi = CliOptions.Flag("--no-ui", "Do not serve the web chat UI at /");
         var remoteImages = CliOptions.Flag("--allow-remote-images", "Fetch http(s) image URLs in requests (off: images must be sent inline as data: URLs)");
+        var maxBody = CliOptions.OptionalInt("--max-body-mb", "Largest request body of the chat, completion and messages endpoints, in MiB; inline images count [default: 4, or 64 for a model with a vision tower]", min: 1, helpName: "MB");
         var command = new Command("serve", "OpenAI- and Anthropic-compatible HTTP server (/v1/chat/completions, /v1/messages, …).")
         {
-            model, host, port, apiKey, name, kvBudget, maxBatch, noUi, remoteImages,
+            model, host, port, apiKey, name, kvBudget, maxBatch, noUi, remoteImages, maxBody,
         };
         kernels.AddTo(command);
         command.SetAction(async (r, ct) =>
@@ -33,6 +34,7 @@ internal static class ServeCommand
                 KvCacheBudgetBytes = r.GetValue(kvBudget) * (1L << 20),
                 MaxBatchSize = r.GetValue(maxBatch),
             };
+            if (r.GetValue(maxBody) > 1024) throw new UsageException($"--max-body-mb: {r.GetValue(maxBody)} MiB is above the 1024 MiB a request body may take");
             await using var service = ModelLocator.LoadChat(r.GetValue(model), r.GetValue(name), r.Err(), kernels.Settings(r), engine);
             if (r.GetValue(remoteImages)) service.MediaOptions = service.MediaOptions with { AllowRemoteImages = true };
             var server = new KimiServer(service, new ServerOptions
@@ -41,6 +43,8 @@ internal static class ServeCommand
                 Port = r.GetValue(port),
                 ApiKey = r.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("KIMI_API_KEY"),
                 ServeUi = !r.GetValue(noUi),
+                MaxRequestBodyBytes = r.GetValue(maxBody) is int mb ? mb << 20
+                    : service.Vision is null ? ServerOptions.DefaultMaxRequestBodyBytes : ServerOptions.DefaultVisionMaxRequestBodyBytes,
             }, logging => logging.AddSimpleConsoleLogging());
             return await RunAsync(service, server, r.Out(), ct);
         });

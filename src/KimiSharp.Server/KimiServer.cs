@@ -20,8 +20,16 @@ public sealed record ServerOptions
     public string? ApiKey { get; init; }
     /// <summary>Serve the browser chat UI at / (and POST /v1/agent/chat, GET /v1/ui/config); <c>kimi serve --no-ui</c> turns it off.</summary>
     public bool ServeUi { get; init; } = true;
-    /// <summary>Largest body of /v1/chat/completions, /v1/completions and /v1/messages (413 beyond).</summary>
-    public int MaxRequestBodyBytes { get; init; } = 4 << 20;
+    /// <summary>
+    /// Largest body of /v1/chat/completions, /v1/completions and /v1/messages (413 beyond). Inline images count: a
+    /// base64 data URL is 4/3 of the image file (<c>kimi serve</c> raises the default to 64 MiB for a model with a vision tower).
+    /// </summary>
+    public int MaxRequestBodyBytes { get; init; } = DefaultMaxRequestBodyBytes;
+
+    public const int DefaultMaxRequestBodyBytes = 4 << 20;
+
+    /// <summary>The default body limit for a model that reads images and video.</summary>
+    public const int DefaultVisionMaxRequestBodyBytes = 64 << 20;
     /// <summary>Largest body of /tokenize and /detokenize (413 beyond): bounds the tokenizer's memory per request.</summary>
     public int MaxTokenizeBodyBytes { get; init; } = 1 << 20;
     /// <summary>The Retry-After of a 429: a queue slot frees whenever any running request finishes.</summary>
@@ -59,6 +67,10 @@ public sealed class KimiServer : IAsyncDisposable
         if (configureLogging is not null) configureLogging(builder.Logging);
         else builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; }).SetMinimumLevel(LogLevel.Warning);
         builder.WebHost.UseUrls($"http://{(options.Host.Contains(':') ? $"[{options.Host}]" : options.Host)}:{options.Port}");
+        // Kestrel's own cap (30 MB by default) would cut a larger configured limit short with a bare 413; ours, checked
+        // first, names the limit. The cap stays at least Kestrel's default so a body just over ours still gets our answer.
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize =
+            Math.Max(30_000_000L, (long)Math.Max(options.MaxRequestBodyBytes, options.MaxTokenizeBodyBytes) + (64 << 10)));
         _app = builder.Build();
 
         var logger = _app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("KimiSharp.Server");

@@ -50,6 +50,30 @@ public sealed class HardeningTests(ServerFixture fixture)
     }
 
     [Fact]
+    public async Task A_body_limit_above_kestrels_own_cap_is_honoured_and_named_when_exceeded()
+    {
+        await using var server = new KimiServer(fixture.Server.Service, new ServerOptions { Port = 0, MaxRequestBodyBytes = 40 << 20 });
+        await server.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri(server.Urls.First().Replace("[::]", "127.0.0.1") + "/") };
+        string Body(int padding) => $$"""{"model":"{{fixture.ModelId}}","temperature":7,{{new string(' ', padding)}}"messages":[{"role":"user","content":"hi"}]}""";
+
+        // 32 MB (past Kestrel's 30 MB default, under the configured 40 MiB) is read whole and parsed: the field error comes back.
+        using (var response = await http.PostAsync("v1/chat/completions", Json(Body(32_000_000))))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Contains("temperature must be between 0 and 2", await response.Content.ReadAsStringAsync());
+        }
+        // Over it (but under Kestrel's cap, 64 KiB above ours, which Kestrel enforces while draining the unread body).
+        using (var response = await http.PostAsync("v1/chat/completions", Json(Body(42_000_000))))
+        {
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+            string message = await response.Content.ReadAsStringAsync();
+            Assert.Contains("41,943,040 bytes", message);
+            Assert.Contains("--max-body-mb", message);
+        }
+    }
+
+    [Fact]
     public async Task Bodies_over_the_endpoint_limit_are_413_in_the_api_shape()
     {
         // 25 MB to /tokenize is refused from its Content-Length, before anything is read or tokenized.

@@ -59,7 +59,7 @@ internal static class ProtocolJson
     }
 
     private static ApiException TooLarge(PathString path, int limitBytes) =>
-        new(413, "invalid_request_error", $"the request body is larger than {limitBytes} bytes, the limit of {path}", code: "request_too_large");
+        new(413, "invalid_request_error", $"the request body is larger than {limitBytes:N0} bytes, the limit of {path} (kimi serve --max-body-mb raises it)", code: "request_too_large");
 
     /// <summary>Checks <paramref name="body"/> and deserializes it as <typeparamref name="T"/>.</summary>
     public static T Parse<T>(byte[] body, JsonTypeInfo<T> typeInfo) where T : class
