@@ -305,8 +305,13 @@ public sealed class AdmissionTests : IAsyncLifetime
     {
         // n = 2 on an engine with one slot: the first run is queued, the second refused, so the request is a 429 and
         // the first run is cancelled unread (EngineTests.Cancelling_a_queued_request_that_was_never_read_frees_it).
+        // The first run cannot end early (a string of at least 100000 characters), or a quick end-of-text could free the
+        // slot before the second run is submitted.
         using var refused = await _http.PostAsync("v1/chat/completions",
-            Json("""{"messages":[{"role":"user","content":"go"}],"n":2,"max_tokens":8000,"temperature":0}"""));
+            Json("""
+                {"messages":[{"role":"user","content":"go"}],"n":2,"max_tokens":8000,"temperature":0,
+                 "response_format":{"type":"json_schema","json_schema":{"name":"hold","schema":{"type":"string","minLength":100000}}}}
+                """));
         Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
         var stopwatch = System.Diagnostics.Stopwatch.StartNew();
         while (true)
