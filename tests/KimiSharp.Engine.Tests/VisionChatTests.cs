@@ -127,6 +127,50 @@ public sealed class VisionChatTests(VisionModelFixture fixture) : IClassFixture<
     }
 
     [Fact]
+    public async Task Each_image_goes_through_the_tower_once_while_its_features_stay_cached()
+    {
+        await using var service = KimiChatService.Load(fixture.Directory);
+        var vision = service.Vision!;
+        RgbImage red = ImageDecoder.Decode(Red), blue = ImageDecoder.Decode(Blue), wide = ImageDecoder.Decode(Wide);
+        var direct = vision.Encoder.Encode([vision.Preprocessor.Image(red), vision.Preprocessor.Image(blue)]);
+
+        // Blue, red and blue again: two encodes, the repeat shares the first's features; all equal a plain encode.
+        var (features, keys) = vision.Encode([blue, red, blue]);
+        Assert.Equal((0L, 3L), vision.FeatureCache.Lookups); // three lookups before anything was cached
+        Assert.Same(features[0], features[2]);
+        Assert.Equal(keys[0], keys[2]);
+        Assert.Equal(direct[1], features[0]);
+        Assert.Equal(direct[0], features[1]);
+        Assert.Equal(2, vision.FeatureCache.Count);
+
+        // The next request (a chat turn resending them) is answered from the cache, without the tower.
+        var (again, _) = vision.Encode([red, blue]);
+        Assert.Same(features[1], again[0]);
+        Assert.Same(features[0], again[1]);
+        Assert.Equal(2L, vision.FeatureCache.Lookups.Hits);
+
+        // A budget that holds one image's features keeps the most recent only.
+        vision.FeatureCache = new VisionFeatureCache(features[0].Length * sizeof(float));
+        vision.Encode([red]);
+        vision.Encode([blue]);
+        Assert.Equal(1, vision.FeatureCache.Count);
+        Assert.True(vision.FeatureCache.Bytes <= vision.FeatureCache.BudgetBytes);
+        vision.Encode([blue]);
+        Assert.Equal(1L, vision.FeatureCache.Lookups.Hits);
+        // An image larger than the whole budget is encoded, not kept.
+        vision.FeatureCache = new VisionFeatureCache(0);
+        vision.Encode([wide]);
+        vision.Encode([wide]);
+        Assert.Equal((0L, 0), (vision.FeatureCache.Lookups.Hits, vision.FeatureCache.Count));
+
+        // Through the service: a second turn with the same image hits the cache.
+        vision.FeatureCache = new VisionFeatureCache(VisionFeatureCache.DefaultBudgetBytes);
+        await Run(service, Request(ImagePart(Red), Text("what is this?")));
+        await Run(service, Request(ImagePart(Red), Text("and now?")));
+        Assert.Equal((1L, 1L), vision.FeatureCache.Lookups);
+    }
+
+    [Fact]
     public async Task A_model_without_a_vision_tower_refuses_images_by_name()
     {
         await using var service = KimiChatService.Load(fixture.TextOnlyDirectory);

@@ -51,6 +51,13 @@ public sealed class ChatVision : IDisposable
     /// <summary>The token standing for an image in the rendered prompt, expanded to one copy per feature row.</summary>
     public int PlaceholderTokenId { get; }
 
+    /// <summary>
+    /// Tower outputs of recent images and video chunks by content key (256 MiB by default; a cache of 0 bytes keeps
+    /// nothing). A chat resends its images every turn, an agent every step, and n &gt; 1 asks for the same images n
+    /// times: each is encoded once while it stays in the cache.
+    /// </summary>
+    public VisionFeatureCache FeatureCache { get; set; } = new(VisionFeatureCache.DefaultBudgetBytes);
+
     /// <summary>Whether <paramref name="directory"/>'s config.json has a <c>vision_config</c> (a K2.5 checkpoint with its tower).</summary>
     public static bool IsPresent(string directory)
     {
@@ -88,45 +95,70 @@ public sealed class ChatVision : IDisposable
 
     /// <summary>
     /// Runs every image through the tower in one batch; returns each image's features [tokens, text hidden] and a content
-    /// key per image (a hash of its pixels), for the prefix cache.
+    /// key per image (a hash of its pixels), for the prefix cache. Images already in <see cref="FeatureCache"/> (or
+    /// repeated in the list) are not encoded again; the returned arrays are shared, to be read only.
     /// </summary>
     public (float[][] Features, ulong[] Keys) Encode(IReadOnlyList<RgbImage> images, CancellationToken cancellationToken = default)
     {
-        var inputs = new VisionInput[images.Count];
         var keys = new ulong[images.Count];
-        for (int i = 0; i < images.Count; i++)
-        {
-            inputs[i] = Preprocessor.Image(images[i]);
-            keys[i] = ContentKey(images[i]);
-        }
-        return (Encoder.Encode(inputs, cancellationToken), keys);
+        for (int i = 0; i < images.Count; i++) keys[i] = ContentKey(images[i]);
+        return (EncodeMissing(keys, i => Preprocessor.Image(images[i]), cancellationToken), keys);
     }
 
     /// <summary>
-    /// Runs every image and every video chunk through the tower in one batch. Returns one feature block per
-    /// <c>&lt;|media_pad|&gt;</c> of the prompt (an image: one; a video: one per chunk), in order, each with its content key.
+    /// Runs every image and every video chunk through the tower in one batch (those not in <see cref="FeatureCache"/>).
+    /// Returns one feature block per <c>&lt;|media_pad|&gt;</c> of the prompt (an image: one; a video: one per chunk), in
+    /// order, each with its content key.
     /// </summary>
     public (float[][] Features, ulong[] Keys) Encode(IReadOnlyList<ChatMedia> media, CancellationToken cancellationToken = default)
     {
-        var inputs = new List<VisionInput>();
+        var inputs = new List<Func<VisionInput>>();
         var keys = new List<ulong>();
         foreach (var item in media)
         {
             if (item.Image is { } image)
             {
-                inputs.Add(Preprocessor.Image(image));
+                inputs.Add(() => Preprocessor.Image(image));
                 keys.Add(ContentKey(image));
                 continue;
             }
             foreach (var chunk in item.Chunks!)
             {
-                inputs.Add(Chunker.Preprocess(chunk));
+                inputs.Add(() => Chunker.Preprocess(chunk));
                 ulong key = 0;
                 foreach (var frame in chunk.Frames) key = (key * 0x100000001B3UL) ^ ContentKey(frame.Image);
                 keys.Add(key | 1);
             }
         }
-        return (Encoder.Encode(inputs, cancellationToken), [.. keys]);
+        ulong[] keyArray = [.. keys];
+        return (EncodeMissing(keyArray, i => inputs[i](), cancellationToken), keyArray);
+    }
+
+    /// <summary>Features for each key: from the cache, or encoded (preprocessed only then) in one batch, once per distinct key.</summary>
+    private float[][] EncodeMissing(ulong[] keys, Func<int, VisionInput> input, CancellationToken cancellationToken)
+    {
+        var cache = FeatureCache;
+        var features = new float[keys.Length][];
+        var firstWithKey = new Dictionary<ulong, int>();
+        var toEncode = new List<int>();
+        for (int i = 0; i < keys.Length; i++)
+        {
+            if (cache.TryGet(keys[i], out var cached)) { features[i] = cached; continue; }
+            if (firstWithKey.TryAdd(keys[i], i)) toEncode.Add(i);
+        }
+        if (toEncode.Count > 0)
+        {
+            var inputs = new VisionInput[toEncode.Count];
+            for (int j = 0; j < inputs.Length; j++) inputs[j] = input(toEncode[j]);
+            var encoded = Encoder.Encode(inputs, cancellationToken);
+            for (int j = 0; j < encoded.Length; j++)
+            {
+                features[toEncode[j]] = encoded[j];
+                cache.Add(keys[toEncode[j]], encoded[j]);
+            }
+        }
+        for (int i = 0; i < keys.Length; i++) features[i] ??= features[firstWithKey[keys[i]]];
+        return features;
     }
 
     /// <summary>A non-zero 64-bit key of an image's size and pixels: equal keys mean equal features.</summary>
@@ -350,3 +382,61 @@ public static class ChatImages
 
 /// <summary>One decoded media part of a request: an image, or a video already cut into chunks.</summary>
 public sealed record ChatMedia(RgbImage? Image, IReadOnlyList<VideoChunk>? Chunks);
+
+/// <summary>
+/// Vision-tower features by content key, the least recently used dropped first once their floats exceed the budget.
+/// Thread-safe; cached arrays are shared and must not be written.
+/// </summary>
+public sealed class VisionFeatureCache(long budgetBytes)
+{
+    public const long DefaultBudgetBytes = 256L << 20;
+
+    private readonly object _gate = new();
+    private readonly Dictionary<ulong, LinkedListNode<(ulong Key, float[] Features)>> _byKey = [];
+    private readonly LinkedList<(ulong Key, float[] Features)> _recency = new(); // most recent first
+    private long _bytes, _hits, _misses;
+
+    public long BudgetBytes { get; } = budgetBytes >= 0 ? budgetBytes : throw new ArgumentOutOfRangeException(nameof(budgetBytes));
+    /// <summary>Bytes of the features held now.</summary>
+    public long Bytes { get { lock (_gate) return _bytes; } }
+    public int Count { get { lock (_gate) return _byKey.Count; } }
+    /// <summary>Lookups answered from the cache, and lookups that had to encode.</summary>
+    public (long Hits, long Misses) Lookups => (Interlocked.Read(ref _hits), Interlocked.Read(ref _misses));
+
+    public bool TryGet(ulong key, out float[] features)
+    {
+        lock (_gate)
+        {
+            if (_byKey.TryGetValue(key, out var node))
+            {
+                _recency.Remove(node);
+                _recency.AddFirst(node);
+                features = node.Value.Features;
+                _hits++;
+                return true;
+            }
+            _misses++;
+            features = [];
+            return false;
+        }
+    }
+
+    public void Add(ulong key, float[] features)
+    {
+        long size = (long)features.Length * sizeof(float);
+        if (size > BudgetBytes) return;
+        lock (_gate)
+        {
+            if (_byKey.ContainsKey(key)) return;
+            _byKey[key] = _recency.AddFirst((key, features));
+            _bytes += size;
+            while (_bytes > BudgetBytes)
+            {
+                var oldest = _recency.Last!;
+                _recency.RemoveLast();
+                _byKey.Remove(oldest.Value.Key);
+                _bytes -= (long)oldest.Value.Features.Length * sizeof(float);
+            }
+        }
+    }
+}
