@@ -131,6 +131,40 @@ public sealed class WideEvaluationTests
         await Assert.ThrowsAsync<ArgumentException>(() => WideEvaluation.RunAsync(others, "x", new WideEvalOptions { TasksPerSize = 0 }));
     }
 
+    /// <summary>A model whose every request is over its context limit (as the in-process engine refuses one).</summary>
+    private sealed class OutOfContext : IChatClient
+    {
+        private static KimiSharp.Model.Layers.ContextLengthExceededException Error() =>
+            new("the prompt has 8239 tokens; the model's context limit is 8192 (max_position_embeddings), leaving no room to generate", 8239, 8192);
+
+        public Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
+            throw Error();
+
+        public IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
+            throw Error();
+
+        public object? GetService(Type serviceType, object? serviceKey = null) => null;
+
+        public void Dispose() { }
+    }
+
+    [Fact]
+    public async Task A_run_that_outgrows_the_context_is_a_failed_task_and_the_evaluation_goes_on()
+    {
+        var runs = new List<WideRun>();
+        var report = await WideEvaluation.RunAsync(new OutOfContext(), "small", new WideEvalOptions { Items = [5, 10], TasksPerSize = 2 },
+            progress: new SyncProgress(runs.Add));
+
+        Assert.Equal(8, runs.Count); // 2 sizes × 2 tasks × (single, swarm)
+        Assert.All(runs, r =>
+        {
+            Assert.False(r.Success);
+            Assert.Equal(WideEvaluation.ContextLimit, r.Result.StopReason);
+            Assert.Contains("context limit is 8192", r.Result.Messages[^1]!["content"]!.GetValue<string>());
+        });
+        Assert.All(report.Rows, r => Assert.Equal((2, 0), (r.Tasks, r.Successes)));
+    }
+
     private sealed class SyncProgress(Action<WideRun> report) : IProgress<WideRun>
     {
         public void Report(WideRun value) => report(value);

@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using KimiSharp.Agent;
 using KimiSharp.Agent.Tools;
+using KimiSharp.Model.Layers;
 using Microsoft.Extensions.AI;
 
 namespace KimiSharp.Synthesis.Evaluation;
@@ -127,10 +128,16 @@ public static class WideEvaluation
                 if (options.SingleAgent)
                     single.Add(await RunSingleAsync(model, task, items, options, progress, cancellationToken).ConfigureAwait(false));
 
-                var rollout = await WideSwarmRunner.RunAsync(task, model, subAgentModel ?? model, WideSwarmRunner.OrchestratorOptions(items, options.Agent),
-                    options.Agent, maxConcurrency: options.MaxConcurrency, cancellationToken: cancellationToken).ConfigureAwait(false);
-                var run = new WideRun(items, WideEvalReport.Swarm, task, rollout.Terms.Performance > 0, rollout.Swarm.CriticalSteps, rollout.Swarm.TotalSteps,
-                    rollout.WallClock, rollout.Terms.SubAgents, rollout.Terms.UnusedReports, rollout.Terms.SerialCollapse, rollout.Result);
+                var clock = Stopwatch.StartNew();
+                WideRun run;
+                try
+                {
+                    var rollout = await WideSwarmRunner.RunAsync(task, model, subAgentModel ?? model, WideSwarmRunner.OrchestratorOptions(items, options.Agent),
+                        options.Agent, maxConcurrency: options.MaxConcurrency, cancellationToken: cancellationToken).ConfigureAwait(false);
+                    run = new WideRun(items, WideEvalReport.Swarm, task, rollout.Terms.Performance > 0, rollout.Swarm.CriticalSteps, rollout.Swarm.TotalSteps,
+                        rollout.WallClock, rollout.Terms.SubAgents, rollout.Terms.UnusedReports, rollout.Terms.SerialCollapse, rollout.Result);
+                }
+                catch (ContextLengthExceededException e) { run = OutOfContext(items, WideEvalReport.Swarm, task, clock.Elapsed, e); }
                 swarm.Add(run);
                 progress?.Report(run);
             }
@@ -151,12 +158,24 @@ public static class WideEvaluation
             TokenBudget = Math.Min(options.Agent.TokenBudget, 200L * (3 * items + 10)),
         };
         var runner = new AgentRunner(model, Toolbox.CreateDefault().AsFunctions(), agent);
-        var result = await runner.RunToEndAsync(new JsonArray(AgentMessages.User(task.Prompt)), cancellationToken).ConfigureAwait(false);
-        bool ok = result.StopReason == AgentResult.Answer && task.ToAgentTask().IsAnsweredBy(result.FinalAnswer);
-        var run = new WideRun(items, WideEvalReport.Single, task, ok, result.Steps, result.Steps, clock.Elapsed, 0, 0, false, result);
+        WideRun run;
+        try
+        {
+            var result = await runner.RunToEndAsync(new JsonArray(AgentMessages.User(task.Prompt)), cancellationToken).ConfigureAwait(false);
+            bool ok = result.StopReason == AgentResult.Answer && task.ToAgentTask().IsAnsweredBy(result.FinalAnswer);
+            run = new WideRun(items, WideEvalReport.Single, task, ok, result.Steps, result.Steps, clock.Elapsed, 0, 0, false, result);
+        }
+        catch (ContextLengthExceededException e) { run = OutOfContext(items, WideEvalReport.Single, task, clock.Elapsed, e); }
         progress?.Report(run);
         return run;
     }
+
+    /// <summary>Stop reason of a run whose conversation outgrew the model's context: a failed task, not a failed evaluation.</summary>
+    public const string ContextLimit = "context-limit";
+
+    private static WideRun OutOfContext(int items, string mode, WideTask task, TimeSpan elapsed, ContextLengthExceededException e) =>
+        new(items, mode, task, false, 0, 0, elapsed, 0, 0, false,
+            new AgentResult(null, new JsonArray(AgentMessages.User(task.Prompt), new JsonObject { ["role"] = "error", ["content"] = e.Message }), 0, 0, 0, 0, ContextLimit));
 
     /// <summary>Aggregates one size's runs of one mode.</summary>
     public static WideEvalRow Row(int items, string mode, IReadOnlyList<WideRun> runs)
