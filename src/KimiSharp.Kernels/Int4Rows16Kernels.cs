@@ -106,7 +106,7 @@ internal static unsafe class Int4Rows16Kernels
 
     /// <summary>
     /// y[t·yStride + r] for the 16 rows of block <paramref name="block"/> and <paramref name="count"/> tokens from
-    /// <paramref name="token"/>. Eight (or four) tokens share the unpacked weights; every result is the per-(row, token)
+    /// <paramref name="token"/>. Up to eight tokens share the unpacked weights; every result is the per-(row, token)
     /// arithmetic in the type summary, so it does not depend on how tokens are grouped.
     /// </summary>
     /// <para>
@@ -121,14 +121,9 @@ internal static unsafe class Int4Rows16Kernels
         stream |= count == 1;
         int t = 0;
         for (; t + 8 <= count; t += 8) Block8(w, block, q, token + t, y + t * yStride, yStride, stream && t == 0);
-        for (; t + 4 <= count; t += 4)
-            Block4(w, block, q[token + t], q[token + t + 1], q[token + t + 2], q[token + t + 3], y + t * yStride, yStride, stream && t == 0);
-        switch (count - t)
-        {
-            case 3: Block3(w, block, q[token + t], q[token + t + 1], q[token + t + 2], y + t * yStride, yStride, stream && t == 0); break;
-            case 2: Block2(w, block, q[token + t], q[token + t + 1], y + t * yStride, yStride, stream && t == 0); break;
-            case 1: Block1(w, block, q[token + t], y + t * yStride, stream && t == 0); break;
-        }
+        for (; count - t >= 2; t += 4)
+            Block2To4(w, block, q, token + t, Math.Min(4, count - t), y + t * yStride, yStride, stream && t == 0);
+        if (t < count) Block1(w, block, q[token + t], y + t * yStride, stream && t == 0);
     }
 
     /// <summary>Asks for the group <see cref="DecodePrefetchDistance"/> bytes ahead into L2 (see there).</summary>
@@ -184,15 +179,19 @@ internal static unsafe class Int4Rows16Kernels
     private static Vector512<float> Scales(ushort* scales) =>
         Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Vector256.Load(scales)), 16).AsSingle();
 
+    /// <summary>
+    /// Two to four tokens over one block (a routed expert gets a few tokens of a batched decoding step): the weights are
+    /// loaded and unpacked once per group for all of them.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Block4(WeightMatrix w, int block, QuantizedActivations.Token x0, QuantizedActivations.Token x1,
-        QuantizedActivations.Token x2, QuantizedActivations.Token x3, float* y, long yStride, bool prefetch)
+    private static void Block2To4(WeightMatrix w, int block, QuantizedActivations q, int token, int count, float* y, long yStride, bool prefetch)
     {
         int groups = w.Cols / Group;
         byte* blocks = w.Data + (long)block * groups * BlockBytes;
         ushort* scales = (ushort*)w.Scales + (long)block * groups * Rows;
         var nibble = Vector512.Create((byte)0x0F);
         var ones = Vector512.Create((short)1);
+        QuantizedActivations.Token x0 = q[token], x1 = q[token + 1], x2 = count > 2 ? q[token + 2] : x1, x3 = count > 3 ? q[token + 3] : x1;
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
         for (int g = 0; g < groups; g++)
         {
@@ -203,59 +202,12 @@ internal static unsafe class Int4Rows16Kernels
             int c = g * Group;
             a0 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x0.Natural + c, ones), x0, g, sc, a0);
             a1 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x1.Natural + c, ones), x1, g, sc, a1);
-            a2 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x2.Natural + c, ones), x2, g, sc, a2);
-            a3 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x3.Natural + c, ones), x3, g, sc, a3);
-        }
-        a0.Store(y); a1.Store(y + yStride); a2.Store(y + 2 * yStride); a3.Store(y + 3 * yStride);
-    }
-
-    /// <summary>Three tokens over one block (an expert that three tokens of a batch chose): weights unpacked once.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Block3(WeightMatrix w, int block, QuantizedActivations.Token x0, QuantizedActivations.Token x1,
-        QuantizedActivations.Token x2, float* y, long yStride, bool prefetch)
-    {
-        int groups = w.Cols / Group;
-        byte* blocks = w.Data + (long)block * groups * BlockBytes;
-        ushort* scales = (ushort*)w.Scales + (long)block * groups * Rows;
-        var nibble = Vector512.Create((byte)0x0F);
-        var ones = Vector512.Create((short)1);
-        Vector512<float> a0 = default, a1 = default, a2 = default;
-        for (int g = 0; g < groups; g++)
-        {
-            byte* b = blocks + (long)g * BlockBytes;
-            if (prefetch) PrefetchAhead(b);
-            Unpack(b, nibble, out var l0, out var l1, out var l2, out var l3, out var h0, out var h1, out var h2, out var h3);
-            var sc = Scales(scales + g * Rows);
-            int c = g * Group;
-            a0 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x0.Natural + c, ones), x0, g, sc, a0);
-            a1 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x1.Natural + c, ones), x1, g, sc, a1);
-            a2 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x2.Natural + c, ones), x2, g, sc, a2);
-        }
-        a0.Store(y); a1.Store(y + yStride); a2.Store(y + 2 * yStride);
-    }
-
-    /// <summary>Two tokens over one block: weights unpacked once.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Block2(WeightMatrix w, int block, QuantizedActivations.Token x0, QuantizedActivations.Token x1,
-        float* y, long yStride, bool prefetch)
-    {
-        int groups = w.Cols / Group;
-        byte* blocks = w.Data + (long)block * groups * BlockBytes;
-        ushort* scales = (ushort*)w.Scales + (long)block * groups * Rows;
-        var nibble = Vector512.Create((byte)0x0F);
-        var ones = Vector512.Create((short)1);
-        Vector512<float> a0 = default, a1 = default;
-        for (int g = 0; g < groups; g++)
-        {
-            byte* b = blocks + (long)g * BlockBytes;
-            if (prefetch) PrefetchAhead(b);
-            Unpack(b, nibble, out var l0, out var l1, out var l2, out var l3, out var h0, out var h1, out var h2, out var h3);
-            var sc = Scales(scales + g * Rows);
-            int c = g * Group;
-            a0 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x0.Natural + c, ones), x0, g, sc, a0);
-            a1 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x1.Natural + c, ones), x1, g, sc, a1);
+            if (count > 2) a2 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x2.Natural + c, ones), x2, g, sc, a2);
+            if (count > 3) a3 = Accumulate(GroupSum(l0, l1, l2, l3, h0, h1, h2, h3, x3.Natural + c, ones), x3, g, sc, a3);
         }
         a0.Store(y); a1.Store(y + yStride);
+        if (count > 2) a2.Store(y + 2 * yStride);
+        if (count > 3) a3.Store(y + 3 * yStride);
     }
 
     /// <summary>Eight tokens over one block: the weights are loaded and unpacked once per group for all of them.</summary>
