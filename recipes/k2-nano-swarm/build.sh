@@ -11,12 +11,8 @@ cd "$(dirname "$0")/../.."
 run=runs/k2-nano-swarm
 ./kimi --version >/dev/null   # builds the CLI once, before the long steps
 kimi="dotnet .build/cli/kimi.dll"
-start=$(date +%s)
-stamp() { echo "[$(( $(date +%s) - start ))s] $*"; }
-mkdir -p $run/.done
-# stage N "what it does": true when stage N still has to run (and says so); finish N marks it done.
-stage() { if [ -e $run/.done/$1 ]; then stamp "$1/5 already done: $2"; return 1; fi; stamp "$1/5 $2"; }
-finish() { touch $run/.done/$1; }
+stages=5
+source recipes/stages.sh
 
 if stage 1 "synthesize: the k2-nano mix (10% long-horizon, natural phrasing on half the short tasks) plus 25% wide swarm tasks
        (5–100 training-split cities; the orchestrator's conversation and two of its sub-agents' each)"; then

@@ -9,12 +9,8 @@ cd "$(dirname "$0")/../.."
 run=runs/k2-nano
 ./kimi --version >/dev/null   # builds the CLI once, before the long steps
 kimi="dotnet .build/cli/kimi.dll"
-start=$(date +%s)
-stamp() { echo "[$(( $(date +%s) - start ))s] $*"; }
-mkdir -p $run/.done
-# stage N "what it does": true when stage N still has to run (and says so); finish N marks it done.
-stage() { if [ -e $run/.done/$1 ]; then stamp "$1/9 already done: $2"; return 1; fi; stamp "$1/9 $2"; }
-finish() { touch $run/.done/$1; }
+stages=9
+source recipes/stages.sh
 
 if stage 1 "synthesize agentic data through the rubric filter (three mixes: 30%, 15% and 35% long-horizon tasks) and a copy/recall warm-up text"; then
   $kimi synthesize --out $run/data --count 8000 --seed 1 --max-cities 60 --recall 60000 --template recipes/k2-nano/chat_template.jinja
