@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using KimiSharp.Agent.Tools;
 
 namespace KimiSharp.Synthesis;
@@ -347,7 +348,7 @@ internal sealed class NaturalPhrasing(Random random, KnowledgeBase kb)
         string who = Pick(s_names);
         var (one, many) = Pick(s_items);
         string distractor = Chance(0.3) ? Pick(s_distractors) + " " : "";
-        switch (random.Next(10))
+        switch (random.Next(12))
         {
             case 0:
             {
@@ -462,6 +463,73 @@ internal sealed class NaturalPhrasing(Random random, KnowledgeBase kb)
                 return new Calc(prompt, e, $"{boxes.Text} × {per.Text}", [many, boxes.Text, per.Text], $"Groups times items per group: {e}.",
                     r => Pick(new[] { $"There are {r} {many}.", $"{r} in total.", $"{r}." }));
             }
+            case 10:
+            {
+                // A rate over a period: the same unit ("$15 an hour for 6 hours") or a longer one ("a month … a year").
+                var (amount, x) = Money(Chance(0.5) ? 90 : 3000);
+                string[] verbs = ["earns", "pays", "spends", "saves", "gets"];
+                string verb = Pick(verbs);
+                if (Chance(0.5))
+                {
+                    var (unit, units) = Pick(new[] { ("hour", "hours"), ("day", "days"), ("week", "weeks"), ("month", "months"), ("shift", "shifts") });
+                    Num n = Int(2, 60);
+                    string e = $"{x}*{n.Expr}";
+                    string rate = Pick(new[] { $"{amount} an {unit}", $"{amount} a {unit}", $"{amount} per {unit}", $"{amount} each {unit}", $"{amount}/{unit}" })
+                        .Replace(" an day", " a day", StringComparison.Ordinal).Replace(" an week", " a week", StringComparison.Ordinal)
+                        .Replace(" an month", " a month", StringComparison.Ordinal).Replace(" an shift", " a shift", StringComparison.Ordinal)
+                        .Replace(" a hour", " an hour", StringComparison.Ordinal);
+                    string prompt = Pick(new[]
+                    {
+                        $"{distractor}{who} {verb} {rate}. How much is that over {n.Text} {units}?",
+                        $"{distractor}If I {verb[..^1]} {rate}, what do I have after {n.Text} {units}?",
+                        $"{who} {verb} {rate} for {n.Text} {units}. {distractor}What's the total?",
+                    });
+                    return new Calc(prompt, e, "the total", [who, amount, n.Text], $"Rate times the number of {units}: {e}.",
+                        r => Pick(new[] { $"That's ${r}.", $"${r} in total.", $"The total is ${r}." }));
+                }
+                var (small, big, factor) = Pick(new[]
+                {
+                    ("month", "year", "12"), ("week", "year", "52"), ("day", "week", "7"), ("hour", "day", "24"), ("minute", "hour", "60"),
+                });
+                string ex = $"{x}*{factor}";
+                string a = small == "hour" ? "an" : "a", bigA = big == "hour" ? "an" : "a";
+                string ask = Pick(new[]
+                {
+                    $"{distractor}{who} {verb} {amount} {a} {small}. How much is that in {bigA} {big}?",
+                    $"{distractor}I {verb[..^1]} {amount} every {small}. What does that come to per {big}?",
+                    $"At {amount} per {small}, how much is one {big}? {distractor}".TrimEnd(),
+                    $"{who} {verb} {amount} {a} {small}. {distractor}What is that for a whole {big}?",
+                });
+                return new Calc(ask, ex, $"one {big}", [who, amount], $"{Capitalize(bigA)} {big} has {factor} {small}s: {ex}.",
+                    r => Pick(new[] { $"That's ${r} {bigA} {big}.", $"${r} per {big}.", $"It comes to ${r}." }));
+            }
+            case 11:
+            {
+                // Containers: items in several ("24 per box, 17 boxes") or how many containers a total fills.
+                var (box, boxes) = Pick(new[] { ("box", "boxes"), ("crate", "crates"), ("bag", "bags"), ("pack", "packs"), ("tray", "trays"), ("carton", "cartons"), ("shelf", "shelves") });
+                Num per = Int(2, 48, words: false), n = Int(2, 60);
+                if (Chance(0.5))
+                {
+                    string e = $"{n.Expr}*{per.Expr}";
+                    string prompt = Pick(new[]
+                    {
+                        $"{distractor}Each {box} holds {per.Text} {many}. How many {many} are in {n.Text} {boxes}?",
+                        $"One {box} fits {per.Text} {many}. {distractor}How many {many} fit in {n.Text} {boxes}?",
+                        $"{who} has {n.Text} {boxes} with {per.Text} {many} per {box}. How many {many} is that?",
+                    });
+                    return new Calc(prompt, e, $"{n.Text} × {per.Text}", [who, many, box, boxes, per.Text, n.Text], $"{Capitalize(boxes)} times {many} per {box}: {e}.",
+                        r => Pick(new[] { $"There are {r} {many}.", $"{r} {many}.", $"{r} in total." }));
+                }
+                long total = long.Parse(per.Expr, CultureInfo.InvariantCulture) * long.Parse(n.Expr, CultureInfo.InvariantCulture);
+                string t = Digits(total), ed = $"{t}/{per.Expr}";
+                string ask = Pick(new[]
+                {
+                    $"{distractor}I have {t} {many} and each {box} holds {per.Text}. How many {boxes} can I fill?",
+                    $"{t} {many} are packed {per.Text} to a {box}. {distractor}How many {boxes} is that?",
+                });
+                return new Calc(ask, ed, $"{t} / {per.Text}", [many, box, boxes, t, per.Text], $"Total divided by the number per {box}: {ed}.",
+                    r => Pick(new[] { $"{r} {boxes}.", $"You can fill {r} {boxes}.", $"That's {r} {boxes}." }));
+            }
             default:
             {
                 var (bill, x) = Money(600); Num k = Int(2, 12);
@@ -501,8 +569,203 @@ internal sealed class NaturalPhrasing(Random random, KnowledgeBase kb)
             (Frame(s_questionFrames, $"{A} + {B} × {C}"), $"{a.Expr}+{b.Expr}*{c.Expr}"),
             ($"Triple {C} and add it to {A}.", $"{a.Expr}+{c.Expr}*3"),
         };
+        // Most multi-step requests come from the compositional grammars below; the fixed forms keep the common idioms.
+        double r = random.NextDouble();
+        if (r < 0.4) return Chain();
+        if (r < 0.75) return Nested();
         var (prompt, expression) = Pick(forms);
         return new Calc(prompt, expression, "the result", [A, B, C, D], Chance(0.4) ? "Step by step in one expression, with parentheses where the order matters." : null);
+    }
+
+    /// <summary>
+    /// A part of a composed expression: the calculator's text, its precedence (1 sum, 2 product, 3 atom) and how a
+    /// person names it.
+    /// </summary>
+    private sealed record Term(string Expr, int Precedence, string Words);
+
+    private static int PrecedenceOf(char op) => op is '+' or '-' ? 1 : 2;
+
+    /// <summary>A part as an operand of <paramref name="op"/>: in parentheses where precedence (or the right side of - and /) needs them.</summary>
+    private static string Wrap(Term t, char op, bool right) =>
+        t.Precedence < PrecedenceOf(op) || (right && op is '-' or '/' && t.Precedence == PrecedenceOf(op)) ? $"({t.Expr})" : t.Expr;
+
+    private static Term Apply(char op, Term a, Term b, string words) => new($"{Wrap(a, op, false)}{op}{Wrap(b, op, true)}", PrecedenceOf(op), words);
+
+    /// <summary>A leaf: a plain number, or now and then a square, cube or root of one (atoms in words and in the expression).</summary>
+    private Term Leaf(List<string> stated)
+    {
+        double r = random.NextDouble();
+        if (r < 0.12)
+        {
+            string a = Digits(random.Next(2, 30)); stated.Add(a);
+            return new Term($"{a}^2", 3, Pick(new[] { $"{a} squared", $"the square of {a}", $"{a}²" }));
+        }
+        if (r < 0.2)
+        {
+            long root = random.Next(2, 40); string s = Digits(root * root); stated.Add(s);
+            return new Term($"sqrt({s})", 3, Pick(new[] { $"the square root of {s}", $"√{s}", $"the root of {s}" }));
+        }
+        if (r < 0.24)
+        {
+            string a = Digits(random.Next(2, 12)); stated.Add(a);
+            return new Term($"{a}^3", 3, Pick(new[] { $"{a} cubed", $"the cube of {a}" }));
+        }
+        Num n = r < 0.5 ? Int(2, 50) : Operand(false);
+        stated.Add(n.Text);
+        return new Term(n.Expr, 3, n.Text);
+    }
+
+    /// <summary>"the sum of x and y" and the like: a noun phrase that is one unit in a sentence.</summary>
+    private string AtomWords(char op, string x, string y)
+    {
+        // "the product of 50 and 28 squared" could square the product: a power at the end is said as a noun instead.
+        y = Regex.Replace(y, @"^(\S+)(?: squared|²)$", "the square of $1");
+        y = Regex.Replace(y, @"^(\S+) cubed$", "the cube of $1");
+        return AtomWordsOf(op, x, y);
+    }
+
+    private string AtomWordsOf(char op, string x, string y) => op switch
+    {
+        '+' => Pick(new[] { $"the sum of {x} and {y}", $"the total of {x} and {y}" }),
+        '-' => $"the difference between {x} and {y}",
+        '*' => $"the product of {x} and {y}",
+        _ => $"the quotient of {x} and {y}",
+    };
+
+    private string InfixWord(char op) => op switch
+    {
+        '+' => Pick(new[] { "plus", "added to" }),
+        '-' => Pick(new[] { "minus", "less" }),
+        '*' => Pick(new[] { "times", "multiplied by" }),
+        _ => Pick(new[] { "divided by", "over" }),
+    };
+
+    private string SymbolOf(char op) => op switch
+    {
+        '*' => Pick(new[] { " * ", " × ", "*", " x " }),
+        '/' => Pick(new[] { " / ", " ÷ ", "/" }),
+        '+' => Pick(new[] { " + ", "+" }),
+        _ => Pick(new[] { " - ", "-" }),
+    };
+
+    private static readonly char[] s_ops = ['+', '-', '*', '/'];
+
+    /// <summary>
+    /// Two operations over three parts, said the way people say nested arithmetic ("the sum of 4 and 5, times 3",
+    /// "40 divided by the difference between 9 and 4", "12 squared minus the square root of 49", "7 times 6 plus 3"),
+    /// or in symbols with parentheses. Words never leave the grouping open: an inner part that precedence would
+    /// split becomes a noun phrase ("the sum of …") followed by a comma. The teacher names the inner part first.
+    /// </summary>
+    private Calc Nested()
+    {
+        var stated = new List<string>();
+        Term a = Leaf(stated), b = Leaf(stated), c = Leaf(stated);
+        char inner = Pick(s_ops), outer = Pick(s_ops);
+        bool innerFirst = Chance(0.6);
+        // "4 plus 5" binds as the symbols do only where precedence and left-to-right order agree with the tree.
+        bool infixHolds = innerFirst ? PrecedenceOf(inner) >= PrecedenceOf(outer) : PrecedenceOf(inner) > PrecedenceOf(outer);
+        string subWords = infixHolds && Chance(0.6) ? $"{a.Words} {InfixWord(inner)} {b.Words}" : AtomWords(inner, a.Words, b.Words);
+        bool subIsAtom = subWords.StartsWith("the ", StringComparison.Ordinal);
+        var sub = Apply(inner, a, b, subWords);
+        var whole = innerFirst ? Apply(outer, sub, c, "") : Apply(outer, c, sub, "");
+        string words;
+        if (Chance(0.3))
+        {
+            // Symbols: parentheses exactly where the expression has them.
+            string Sym(Term t) => t.Expr.Replace("^2", Chance(0.4) ? "²" : "^2", StringComparison.Ordinal);
+            string s = $"{Sym(a)}{SymbolOf(inner)}{Sym(b)}";
+            if (whole.Expr.Contains($"({sub.Expr})", StringComparison.Ordinal)) s = $"({s})";
+            words = innerFirst ? $"{s}{SymbolOf(outer)}{Sym(c)}" : $"{Sym(c)}{SymbolOf(outer)}{s}";
+        }
+        else if (innerFirst)
+            words = subIsAtom ? $"{subWords}, {InfixWord(outer)} {c.Words}" : $"{subWords} {InfixWord(outer)} {c.Words}";
+        else
+            words = $"{c.Words} {InfixWord(outer)} {subWords}";
+        string prompt = Chance(0.8) ? Frame(s_questionFrames, words) : Frame(s_imperativeFrames, Pick(new[] { $"work out {words}", $"calculate {words}", $"figure out {words}" }));
+        string gloss = $"First {Uncapitalize(sub.Words)}: {sub.Expr}. Then the whole: {whole.Expr}.";
+        return new Calc(prompt, whole.Expr, "the result", stated, gloss);
+    }
+
+    /// <summary>
+    /// A running value changed step by step ("Start with 12, add 7, multiply by 3, then halve it."): the teacher builds
+    /// the expression one step at a time in its reasoning, so each step is a small copy.
+    /// </summary>
+    private Calc Chain()
+    {
+        var stated = new List<string>();
+        Num start = Operand(false);
+        stated.Add(start.Text);
+        var current = new Term(start.Expr, 3, start.Text);
+        var steps = new List<string>();
+        var trace = new StringBuilder($"Start with {start.Expr}.");
+        int count = random.Next(2, 5);
+        for (int i = 0; i < count; i++)
+        {
+            string step;
+            switch (random.Next(10))
+            {
+                case 0: case 1:
+                {
+                    Num n = Operand(false); stated.Add(n.Text);
+                    step = Pick(new[] { $"add {n.Text}", $"plus {n.Text}", $"add {n.Text} to it", $"increase it by {n.Text}" });
+                    current = new Term($"{current.Expr}+{n.Expr}", 1, "");
+                    break;
+                }
+                case 2: case 3:
+                {
+                    Num n = Operand(false); stated.Add(n.Text);
+                    step = Pick(new[] { $"subtract {n.Text}", $"take away {n.Text}", $"minus {n.Text}", $"take {n.Text} off", $"reduce it by {n.Text}" });
+                    current = new Term($"{current.Expr}-{n.Expr}", 1, "");
+                    break;
+                }
+                case 4: case 5:
+                {
+                    Num n = Int(2, 30); stated.Add(n.Text);
+                    step = Pick(new[] { $"multiply by {n.Text}", $"times {n.Text}", $"multiply it by {n.Text}", $"multiply the result by {n.Text}" });
+                    current = new Term($"{Wrap(current, '*', false)}*{n.Expr}", 2, "");
+                    break;
+                }
+                case 6:
+                {
+                    Num n = Int(2, 20); stated.Add(n.Text);
+                    step = Pick(new[] { $"divide by {n.Text}", $"divide it by {n.Text}", $"divide the result by {n.Text}", $"split it {n.Text} ways" });
+                    current = new Term($"{Wrap(current, '*', false)}/{n.Expr}", 2, "");
+                    break;
+                }
+                case 7:
+                    step = Pick(new[] { "double it", "double the result", "multiply it by 2" });
+                    current = new Term($"{Wrap(current, '*', false)}*2", 2, "");
+                    break;
+                case 8:
+                    step = Pick(new[] { "halve it", "halve the result", "divide it by 2", "take half of that" });
+                    current = new Term($"{Wrap(current, '*', false)}/2", 2, "");
+                    break;
+                default:
+                    if (Chance(0.5))
+                    {
+                        step = Pick(new[] { "square it", "square the result", "raise it to the power of 2" });
+                        current = new Term($"{(current.Precedence < 3 ? $"({current.Expr})" : current.Expr)}^2", 3, "");
+                    }
+                    else
+                    {
+                        step = Pick(new[] { "triple it", "multiply it by 3" });
+                        current = new Term($"{Wrap(current, '*', false)}*3", 2, "");
+                    }
+                    break;
+            }
+            steps.Add(step);
+            trace.Append($" {Capitalize(step)}: {current.Expr}.");
+        }
+        string opener = Pick(new[] { $"Start with {start.Text}", $"Take {start.Text}", $"Begin with {start.Text}", $"First take {start.Text}", $"Take the number {start.Text}" });
+        var text = new StringBuilder(opener);
+        for (int i = 0; i < steps.Count; i++)
+        {
+            bool last = i == steps.Count - 1;
+            string joint = last ? Pick(new[] { ", then ", ", and then ", ", and finally ", ". Then ", ". Finally, " }) : Pick(new[] { ", ", ", then ", ". Then ", ". " });
+            text.Append(joint).Append(joint.EndsWith(". ", StringComparison.Ordinal) ? Capitalize(steps[i]) : steps[i]);
+        }
+        text.Append(Pick(new[] { ".", ". What do you get?", ". What's the result?", ". What number do you end up with?", "?", "." }));
+        return new Calc(text.ToString(), current.Expr, "the result", stated, trace.ToString());
     }
 
     // ------------------------------------------------------------------ units

@@ -93,7 +93,9 @@ public sealed partial class NaturalPhrasingTests(ITestOutputHelper output)
             foreach (Match m in Number().Matches(expression))
             {
                 string n = m.Value.Replace(",", "", StringComparison.Ordinal);
-                Assert.True(stated.Contains(n) || n is "2" or "3" or "4" or "100",
+                // Word problems may convert a period: a year has 12 months or 52 weeks, a week 7 days, a day 24 hours.
+                bool period = t.Task.Kind == "natural-word-problem" && n is "7" or "12" or "24" or "52" or "60";
+                Assert.True(stated.Contains(n) || n is "2" or "3" or "4" or "100" || period,
                     $"'{User(t)}' → {expression}: {n} is not in the request");
             }
         }
@@ -142,6 +144,103 @@ public sealed partial class NaturalPhrasingTests(ITestOutputHelper output)
                 }
         }
         Assert.True(checkedCount >= 150, $"only {checkedCount} requests matched the oracle");
+    }
+
+    /// <summary>The calculator's value of the teacher's expression, from the trajectory's tool message.</summary>
+    private static string ToolValue(Trajectory t) => t.Messages.OfType<JsonObject>().First(m => m["role"]?.GetValue<string>() == "tool")["content"]!.GetValue<string>();
+
+    private static string WordsToDigits(string text) =>
+        Regex.Replace(text, @"\p{L}+", m => s_wordNumbers.TryGetValue(m.Value, out string? d) ? d : m.Value);
+
+    // A step of a running-value request, read apart from the grammar: what it does to the value so far.
+    private static readonly (Regex Step, Func<decimal, decimal, decimal> Apply)[] s_chainSteps =
+    [
+        (new(@"^(?:add (N)(?: to it)?|plus (N)|increase it by (N))$".Replace("N", N)), (x, n) => x + n),
+        (new(@"^(?:subtract (N)|take away (N)|minus (N)|take (N) off|reduce it by (N))$".Replace("N", N)), (x, n) => x - n),
+        (new(@"^(?:multiply (?:it |the result )?by (N)|times (N))$".Replace("N", N)), (x, n) => x * n),
+        (new(@"^(?:divide (?:it |the result )?by (N)|split it (N) ways)$".Replace("N", N)), (x, n) => x / n),
+        (new(@"^(?:double it|double the result)$"), (x, _) => x * 2),
+        (new(@"^(?:triple it)$"), (x, _) => x * 3),
+        (new(@"^(?:halve it|halve the result|take half of that)$"), (x, _) => x / 2),
+        (new(@"^(?:square it|square the result|raise it to the power of 2)$"), (x, _) => x * x),
+    ];
+
+    /// <summary>
+    /// Running-value requests ("Take 16, times 5, take 214 off, then halve it."), read step by step by this oracle
+    /// and computed in decimal, must come to the calculator's value of the teacher's expression.
+    /// </summary>
+    [Fact]
+    public void Step_by_step_requests_compute_what_they_say()
+    {
+        int checkedCount = 0;
+        foreach (var t in Sample(9, 600).Where(t => t.Task.Kind == "natural-multi-step"))
+        {
+            string prompt = WordsToDigits(User(t).Trim().ToLowerInvariant());
+            var start = Regex.Match(prompt, $@"(?:start with|take the number|first take|begin with|take) {N}(.*)$");
+            if (!start.Success || Regex.IsMatch(prompt, @"(?:^|\s)(?:the sum|the product|the difference|the quotient)")) continue;
+            decimal value = decimal.Parse(start.Groups[1].Value.Replace(",", ""), CultureInfo.InvariantCulture);
+            bool readable = true;
+            int steps = 0;
+            foreach (string raw in Regex.Split(start.Groups[2].Value, @", and finally |, and then |, then |\. then |\. finally, |, |\. |\?|\.$|!"))
+            {
+                string part = raw.Trim();
+                if (part.Length == 0) continue;
+                var step = s_chainSteps.Select(s => (s.Apply, Match: s.Step.Match(part))).FirstOrDefault(s => s.Match.Success);
+                if (step.Match is null)
+                {
+                    // Closing questions and pleasantries are skipped; anything else (a typo in a verb) is not read.
+                    if (Regex.IsMatch(part, @"^(?:what|thanks|thank you|please|cheers|thx|i need it|:\))")) continue;
+                    readable = false;
+                    break;
+                }
+                string? operand = step.Match.Groups.Cast<Group>().Skip(1).FirstOrDefault(g => g.Success)?.Value;
+                value = step.Apply(value, operand is null ? 0 : decimal.Parse(operand.Replace(",", ""), CultureInfo.InvariantCulture));
+                steps++;
+            }
+            if (!readable || steps < 2) continue;
+            decimal tool = decimal.Parse(ToolValue(t), CultureInfo.InvariantCulture);
+            Assert.True(Math.Abs(tool - Math.Round(value, 6)) <= 0.000001m * Math.Max(1, Math.Abs(value)), $"'{User(t)}' → {value}, teacher's expression gives {tool}");
+            checkedCount++;
+        }
+        Assert.True(checkedCount >= 80, $"only {checkedCount} step-by-step requests were read by the oracle");
+    }
+
+    /// <summary>
+    /// Nested requests in words or symbols ("the sum of 4 and 5, times 3", "40 divided by the difference between 9
+    /// and 4", "(4 + 5) × 3"), rewritten word for word into symbols by this oracle and evaluated with ordinary
+    /// precedence, must come to the calculator's value of the teacher's expression: the words group the way the
+    /// expression does.
+    /// </summary>
+    [Fact]
+    public void Nested_requests_group_the_way_their_expressions_do()
+    {
+        (string Pattern, string Replacement)[] rewrites =
+        [
+            (@"the (?:sum|total) of (\S+) and (\S+)", "($1+$2)"), (@"the difference between (\S+) and (\S+)", "($1-$2)"),
+            (@"the product of (\S+) and (\S+)", "($1*$2)"), (@"the quotient of (\S+) and (\S+)", "($1/$2)"),
+            (@"the square of (\S+)", "($1^2)"), (@"the cube of (\S+)", "($1^3)"), (@"(?:the square root|the root) of (\S+)", "sqrt($1)"),
+            (@"√(\d[\d,]*)", "sqrt($1)"), (@" squared\b", "^2"), (@" cubed\b", "^3"), ("²", "^2"),
+            (@" (?:plus|added to) ", "+"), (@" (?:minus|less|take away) ", "-"), (@" (?:times|multiplied by|×|x) ", "*"),
+            (@" (?:divided by|over|÷) ", "/"), ("×", "*"), ("÷", "/"), (@", ", " "),
+        ];
+        int checkedCount = 0;
+        foreach (var t in Sample(10, 600).Where(t => t.Task.Kind == "natural-multi-step"))
+        {
+            string expression = Arguments(t)["expression"]!.GetValue<string>();
+            string prompt = WordsToDigits(User(t).Trim().ToLowerInvariant()).Replace(":)", "", StringComparison.Ordinal);
+            if (Regex.IsMatch(prompt, @"start with|take the number|first take|begin with|\btake \d|then ")) continue;
+            // Compound noun phrases first (their operands may be squares), then the infix words.
+            for (int pass = 0; pass < 2; pass++)
+                foreach (var (pattern, replacement) in rewrites) prompt = Regex.Replace(prompt, pattern, replacement);
+            var math = Regex.Matches(prompt, @"[\d.,()+\-*/^ ]*(?:sqrt\([\d,]+\)[\d.,()+\-*/^ ]*)*").Select(m => m.Value.Trim()).MaxBy(v => v.Length) ?? "";
+            int Ops(string e) => e.Count(c => c is '+' or '-' or '*' or '/' or '^') + Regex.Matches(e, "sqrt").Count;
+            if (Ops(math) != Ops(expression)) continue;   // a typo in an operator word: not read
+            var oracle = CalculatorTool.Evaluate(math.Replace(" ", "", StringComparison.Ordinal));
+            if (oracle.IsError) continue;
+            Assert.True(oracle.Content == ToolValue(t), $"'{User(t)}' read as {math} = {oracle.Content}; teacher's {expression} = {ToolValue(t)}");
+            checkedCount++;
+        }
+        Assert.True(checkedCount >= 80, $"only {checkedCount} nested requests were read by the oracle");
     }
 
     // Units by what people write, mapped to the converter's symbols — written apart from the grammar's table.
