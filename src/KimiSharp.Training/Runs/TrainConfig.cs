@@ -55,13 +55,18 @@ public sealed record TrainConfig
     public string? InitFrom { get; init; }
     public string OutputDirectory { get; init; } = "runs/train";
     public int CheckpointEvery { get; init; } = 100;
+    /// <summary>
+    /// Every this many steps, also export the model as a Hugging Face folder out/step-N (0: never), so a recipe can
+    /// evaluate points of a learning curve without stopping the run or touching its schedule.
+    /// </summary>
+    public int SnapshotEvery { get; init; }
     public int LogEvery { get; init; } = 1;
 
     private static readonly HashSet<string> s_keys =
     [
         "model", "model_config", "text_files", "conversation_files", "tokenizer_dir", "tokenizer_ranks", "tokenizer_bare_words", "batch_size",
         "seq_len", "steps", "optimizer", "lr", "adam_lr", "weight_decay", "schedule", "warmup_steps", "min_lr_fraction",
-        "decay_fraction", "qk_clip_tau", "expert_bias_rate", "balance_loss_alpha", "seed", "out", "checkpoint_every", "log_every", "pack", "bucket", "init_from", "chat_template",
+        "decay_fraction", "qk_clip_tau", "expert_bias_rate", "balance_loss_alpha", "seed", "out", "checkpoint_every", "snapshot_every", "log_every", "pack", "bucket", "init_from", "chat_template",
     ];
 
     public static TrainConfig Load(string path)
@@ -117,6 +122,7 @@ public sealed record TrainConfig
             InitFrom = root["init_from"] is JsonValue init ? Resolve(init.GetValue<string>()) : null,
             OutputDirectory = Resolve(Get("out", "runs/train")),
             CheckpointEvery = Get("checkpoint_every", 100),
+            SnapshotEvery = Get("snapshot_every", 0),
             LogEvery = Get("log_every", 1),
         };
         config.Validate(path);
@@ -136,6 +142,7 @@ public sealed record TrainConfig
         Check(Schedule is "constant" or "cosine" or "wsd", $"schedule '{Schedule}' must be constant, cosine or wsd");
         Check(LearningRate > 0 && AdamLearningRate > 0, "learning rates must be positive");
         Check(CheckpointEvery >= 1 && LogEvery >= 1, "checkpoint_every and log_every must be positive");
+        Check(SnapshotEvery >= 0, "snapshot_every must be 0 (off) or positive");
         Check(TokenizerDirectory is not null || TokenizerRanks >= 256, "tokenizer_ranks must be at least 256");
     }
 }

@@ -32,6 +32,9 @@ public sealed class Trainer
 
     public string StateDirectory => Path.Combine(_config.OutputDirectory, "state");
     public string FinalDirectory => Path.Combine(_config.OutputDirectory, "final");
+
+    /// <summary>Where the model after <paramref name="steps"/> steps is exported when <see cref="TrainConfig.SnapshotEvery"/> asks for it.</summary>
+    public string SnapshotDirectory(int steps) => Path.Combine(_config.OutputDirectory, $"step-{steps}");
     public string MetricsPath => Path.Combine(_config.OutputDirectory, "metrics.csv");
 
     /// <summary>The trained model after <see cref="Run"/> (for tests and export).</summary>
@@ -106,6 +109,7 @@ public sealed class Trainer
             if (step % c.LogEvery == 0 || step == c.Steps - 1) _progress?.Report(metrics);
             last = step;
             if ((step + 1) % c.CheckpointEvery == 0 || step == c.Steps - 1) SaveState(model, muon, adam, step);
+            if (c.SnapshotEvery > 0 && (step + 1) % c.SnapshotEvery == 0 && step != c.Steps - 1) Export(model, tokenizerDir, SnapshotDirectory(step + 1));
         }
         if (last >= 0 && last == c.Steps - 1) Export(model, tokenizerDir, FinalDirectory);
         else if (last >= firstStep) SaveState(model, muon, adam, last);

@@ -62,6 +62,32 @@ public sealed class TrainerTests : IDisposable
         Assert.True(File.Exists(Path.Combine(trainer.FinalDirectory, "tiktoken.model")));
     }
 
+    [Fact]
+    public void Snapshots_export_the_model_at_their_steps_and_leave_the_run_unchanged()
+    {
+        var plain = new Trainer(Config("plain", 9));
+        plain.Run(resume: false);
+        // The model after 4 steps, as a run that stops there exports it.
+        using var stop = new CancellationTokenSource();
+        var early = new Trainer(Config("early", 9), new Progress(m => { if (m.Step == 3) stop.Cancel(); }));
+        early.Run(resume: false, stop.Token);
+
+        var snapshotting = new Trainer(Config("snap", 9) with { SnapshotEvery = 4 });
+        snapshotting.Run(resume: false);
+        Assert.True(File.Exists(Path.Combine(snapshotting.SnapshotDirectory(4), "model.safetensors")));
+        Assert.True(File.Exists(Path.Combine(snapshotting.SnapshotDirectory(8), "tiktoken.model")));
+        Assert.False(Directory.Exists(snapshotting.SnapshotDirectory(9)));   // the last step is the final folder
+        foreach (var (a, b) in plain.Model!.Parameters.Zip(snapshotting.Model!.Parameters))
+            Assert.True(a.Data.AsSpan().SequenceEqual(b.Data), $"{a.Name} differs when snapshots are taken");
+
+        int[] tokens = [3, 50, 7, 99];
+        using var snapshot = KimiModel.Load(snapshotting.SnapshotDirectory(4));
+        early.Model!.Forward(tokens, 1, tokens.Length, null);
+        var expected = early.Model.Logits;
+        var actual = snapshot.Logits(tokens);
+        for (int i = 0; i < actual.Length; i++) Assert.True(Math.Abs(actual[i] - expected[i]) <= 1e-4f * (1 + Math.Abs(expected[i])), $"logit {i}");
+    }
+
     [Theory]
     [InlineData("muonclip")]
     [InlineData("adamw")]
