@@ -196,6 +196,27 @@ public sealed partial class NaturalSuiteTests
         Assert.Equal("made no successful memory call with B-117", note.Judge("Saved B-117.", []));
         called[1]!["content"] = "error: memory is full (100 notes)";
         Assert.NotNull(note.Judge("Saved B-117.", called));
+        // A model that writes a key twice or repeats a call id is judged, not crashed on: a duplicated "value"
+        // is not a successful note, and the later result answers a repeated id.
+        var repeated = new JsonArray
+        {
+            new JsonObject { ["role"] = "assistant", ["content"] = "", ["tool_calls"] = new JsonArray(new JsonObject
+            {
+                ["id"] = "functions.memory:0", ["type"] = "function",
+                ["function"] = new JsonObject { ["name"] = "memory", ["arguments"] = """{"action":"write","value":"B-117","value":"B-117"}""" },
+            }) },
+            new JsonObject { ["role"] = "tool", ["tool_call_id"] = "functions.memory:0", ["content"] = "error: 'key' is required" },
+            new JsonObject { ["role"] = "assistant", ["content"] = "", ["tool_calls"] = new JsonArray(new JsonObject
+            {
+                ["id"] = "functions.memory:0", ["type"] = "function",
+                ["function"] = new JsonObject { ["name"] = "memory", ["arguments"] = """{"action":"write","key":"spot","value":"B-117"}""" },
+            }) },
+            new JsonObject { ["role"] = "tool", ["tool_call_id"] = "functions.memory:0", ["content"] = "saved spot" },
+        };
+        Assert.Null(note.Judge("Saved B-117.", repeated));
+        repeated.RemoveAt(3);
+        repeated.RemoveAt(2);
+        Assert.Equal("made no successful memory call with B-117", note.Judge("Saved B-117.", repeated));
         Assert.Null(new AnswerRule { AllAny = [["calc", "math"], ["unit"]] }.Judge("Math and units."));
         Assert.Equal("says none of: unit", new AnswerRule { AllAny = [["calc", "math"], ["unit"]] }.Judge("Math only."));
     }

@@ -73,8 +73,10 @@ public sealed record AnswerRule
     {
         var calls = new List<(string, string, bool)>();
         if (messages is null) return calls;
-        var results = messages.OfType<JsonObject>().Where(m => m["role"]?.GetValue<string>() == "tool")
-            .ToDictionary(m => m["tool_call_id"]?.GetValue<string>() ?? "", m => m["content"]?.GetValue<string>() ?? "", StringComparer.Ordinal);
+        // A model may repeat a call id; each result answers the call just before it, so the later one wins.
+        var results = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var m in messages.OfType<JsonObject>().Where(m => m["role"]?.GetValue<string>() == "tool"))
+            results[m["tool_call_id"]?.GetValue<string>() ?? ""] = m["content"]?.GetValue<string>() ?? "";
         foreach (var m in messages.OfType<JsonObject>())
         {
             if (m["tool_calls"] is not JsonArray array) continue;
@@ -85,7 +87,8 @@ public sealed record AnswerRule
                 string arguments = call["function"]?["arguments"]?.GetValue<string>() ?? "";
                 // Arguments as the model wrote them, unescaped where they parse, so "B-117" matches a JSON string.
                 try { arguments = string.Join(" ", JsonNode.Parse(arguments)?.AsObject().Select(p => p.Value?.ToString()) ?? []); }
-                catch (Exception e) when (e is JsonException or InvalidOperationException) { }
+                // Not JSON, not an object, or a key written twice ({"value":…,"value":…}): kept as written.
+                catch (Exception e) when (e is JsonException or InvalidOperationException or ArgumentException) { }
                 bool failed = !results.TryGetValue(id, out string? result) || result.StartsWith("error:", StringComparison.Ordinal);
                 calls.Add((name, arguments, failed));
             }
