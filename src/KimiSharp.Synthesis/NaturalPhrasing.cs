@@ -474,10 +474,8 @@ internal sealed class NaturalPhrasing(Random random, KnowledgeBase kb)
                     var (unit, units) = Pick(new[] { ("hour", "hours"), ("day", "days"), ("week", "weeks"), ("month", "months"), ("shift", "shifts") });
                     Num n = Int(2, 60);
                     string e = $"{x}*{n.Expr}";
-                    string rate = Pick(new[] { $"{amount} an {unit}", $"{amount} a {unit}", $"{amount} per {unit}", $"{amount} each {unit}", $"{amount}/{unit}" })
-                        .Replace(" an day", " a day", StringComparison.Ordinal).Replace(" an week", " a week", StringComparison.Ordinal)
-                        .Replace(" an month", " a month", StringComparison.Ordinal).Replace(" an shift", " a shift", StringComparison.Ordinal)
-                        .Replace(" a hour", " an hour", StringComparison.Ordinal);
+                    string article = unit == "hour" ? "an" : "a";
+                    string rate = Pick(new[] { $"{amount} {article} {unit}", $"{amount} {article} {unit}", $"{amount} per {unit}", $"{amount} each {unit}", $"{amount}/{unit}" });
                     string prompt = Pick(new[]
                     {
                         $"{distractor}{who} {verb} {rate}. How much is that over {n.Text} {units}?",
@@ -708,37 +706,37 @@ internal sealed class NaturalPhrasing(Random random, KnowledgeBase kb)
                 {
                     Num n = Operand(false); stated.Add(n.Text);
                     step = Pick(new[] { $"add {n.Text}", $"plus {n.Text}", $"add {n.Text} to it", $"increase it by {n.Text}" });
-                    current = new Term($"{current.Expr}+{n.Expr}", 1, "");
+                    current = Apply('+', current, new Term(n.Expr, 3, n.Text), "");
                     break;
                 }
                 case 2: case 3:
                 {
                     Num n = Operand(false); stated.Add(n.Text);
                     step = Pick(new[] { $"subtract {n.Text}", $"take away {n.Text}", $"minus {n.Text}", $"take {n.Text} off", $"reduce it by {n.Text}" });
-                    current = new Term($"{current.Expr}-{n.Expr}", 1, "");
+                    current = Apply('-', current, new Term(n.Expr, 3, n.Text), "");
                     break;
                 }
                 case 4: case 5:
                 {
                     Num n = Int(2, 30); stated.Add(n.Text);
                     step = Pick(new[] { $"multiply by {n.Text}", $"times {n.Text}", $"multiply it by {n.Text}", $"multiply the result by {n.Text}" });
-                    current = new Term($"{Wrap(current, '*', false)}*{n.Expr}", 2, "");
+                    current = Apply('*', current, new Term(n.Expr, 3, n.Text), "");
                     break;
                 }
                 case 6:
                 {
                     Num n = Int(2, 20); stated.Add(n.Text);
                     step = Pick(new[] { $"divide by {n.Text}", $"divide it by {n.Text}", $"divide the result by {n.Text}", $"split it {n.Text} ways" });
-                    current = new Term($"{Wrap(current, '*', false)}/{n.Expr}", 2, "");
+                    current = Apply('/', current, new Term(n.Expr, 3, n.Text), "");
                     break;
                 }
                 case 7:
                     step = Pick(new[] { "double it", "double the result", "multiply it by 2" });
-                    current = new Term($"{Wrap(current, '*', false)}*2", 2, "");
+                    current = Apply('*', current, new Term("2", 3, "2"), "");
                     break;
                 case 8:
                     step = Pick(new[] { "halve it", "halve the result", "divide it by 2", "take half of that" });
-                    current = new Term($"{Wrap(current, '*', false)}/2", 2, "");
+                    current = Apply('/', current, new Term("2", 3, "2"), "");
                     break;
                 default:
                     if (Chance(0.5))
@@ -749,7 +747,7 @@ internal sealed class NaturalPhrasing(Random random, KnowledgeBase kb)
                     else
                     {
                         step = Pick(new[] { "triple it", "multiply it by 3" });
-                        current = new Term($"{Wrap(current, '*', false)}*3", 2, "");
+                        current = Apply('*', current, new Term("3", 3, "3"), "");
                     }
                     break;
             }
